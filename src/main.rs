@@ -1,0 +1,2 @@
+//! vigil: the binary. (Being assembled: see DESIGN.md.)
+fn main() {}

@@ -1,0 +1,392 @@
+//! vigil's configuration: `ROOT/etc/vigil/config.toml` or `--config FILE`.
+//!
+//! Every key has a default, so an absent file is a valid configuration.
+//! Unknown keys are errors (a typo in a port ledger must not silently disable
+//! it), and a malformed file is reported with its path, line and key. The file
+//! is trusted only when no one but root or its owner can write it, because it
+//! can deny tools, name scratch-only work for scheduled runs and opt into MCP
+//! elicitation.
+
+use std::fmt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize};
+use thiserror::Error;
+
+/// A calendar date in the config (`2026-10-01`, quoted or bare).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct ConfigDate(#[serde(serialize_with = "ser_date")] pub time::Date);
+
+fn ser_date<S: serde::Serializer>(d: &time::Date, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_date(*d))
+}
+
+/// `YYYY-MM-DD`.
+pub fn format_date(d: time::Date) -> String {
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// Parse `YYYY-MM-DD`.
+pub fn parse_date(s: &str) -> Option<time::Date> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(s.trim(), &fmt).ok()
+}
+
+impl<'de> Deserialize<'de> for ConfigDate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = toml::Value::deserialize(d)?;
+        let s = match v {
+            toml::Value::String(s) => s,
+            toml::Value::Datetime(dt) => dt.to_string(),
+            other => {
+                return Err(serde::de::Error::custom(format!("expected a date like 2026-10-01, found {other}")));
+            }
+        };
+        parse_date(&s)
+            .map(ConfigDate)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{s}` is not a date like 2026-10-01")))
+    }
+}
+
+impl fmt::Display for ConfigDate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&format_date(self.0))
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Review thresholds.
+    pub review: ReviewConfig,
+    /// The port ledger.
+    pub ports: PortsConfig,
+    /// Backup jobs to check.
+    pub backups: Vec<BackupJob>,
+    /// WordPress discovery and the vulnerability feed.
+    pub wordpress: WordpressConfig,
+    /// Docker / container checks.
+    pub docker: DockerConfig,
+    /// The policy gate.
+    pub gate: GateConfig,
+    /// `vigil mcp`.
+    pub mcp: McpConfig,
+    /// Scheduled runs.
+    pub schedule: ScheduleConfig,
+    /// The assistant.
+    pub agent: AgentConfig,
+    /// Notifications after scheduled reviews.
+    pub notify: NotifyConfig,
+}
+
+/// `[review]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReviewConfig {
+    /// A privileged account not used for this many days is flagged.
+    pub unused_days: u32,
+    /// A password unchanged for this many days is flagged.
+    pub password_max_age_days: u32,
+    /// Firewall rules and ledger entries not reviewed for this many days are flagged.
+    pub rule_review_days: u32,
+    /// Reviews kept in the state directory.
+    pub keep_reviews: usize,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        ReviewConfig { unused_days: 90, password_max_age_days: 365, rule_review_days: 90, keep_reviews: 36 }
+    }
+}
+
+/// `[ports]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PortsConfig {
+    /// Documented public ports: `[[ports.allowed]]`.
+    pub allowed: Vec<AllowedPort>,
+}
+
+/// One documented port in the ledger.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowedPort {
+    /// Port number.
+    pub port: u16,
+    /// `tcp` or `udp`; both when absent.
+    #[serde(default)]
+    pub proto: Option<String>,
+    /// Why it is open.
+    pub reason: String,
+    /// When someone last confirmed it should be open.
+    pub reviewed: ConfigDate,
+}
+
+/// One backup job: `[[backups]]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupJob {
+    /// Name shown in findings.
+    pub name: String,
+    /// Glob of the backup files, e.g. `/var/backups/site/*.tar.gz`.
+    pub path: String,
+    /// The newest backup must be younger than this.
+    #[serde(default = "default_max_age")]
+    pub max_age_hours: u64,
+    /// The newest backup must be at least this many bytes.
+    #[serde(default)]
+    pub min_size: Option<u64>,
+    /// The job's log file, scanned for errors since the last success.
+    #[serde(default)]
+    pub log: Option<String>,
+    /// Where the offsite copy goes (restic/borg repository URL, rclone remote, rsync destination).
+    #[serde(default)]
+    pub offsite: Option<String>,
+    /// A marker file or log whose modification time is the last successful offsite sync.
+    #[serde(default)]
+    pub offsite_log: Option<String>,
+    /// A restic/borg password file, so the repository can be checked with its own `check`.
+    #[serde(default)]
+    pub password_file: Option<String>,
+}
+
+fn default_max_age() -> u64 {
+    26
+}
+
+/// `[wordpress]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WordpressConfig {
+    /// Extra web roots to search for sites.
+    pub web_roots: Vec<String>,
+    /// A Wordfence Intelligence feed (JSON); `--vuln-feed` overrides it.
+    pub vuln_feed: Option<PathBuf>,
+    /// Base URL of the WordPress.org downloads (a mirror or a test server).
+    pub download_base: Option<String>,
+    /// Where staging copies go.
+    pub staging_dir: Option<String>,
+    /// Pages to health-check after an update, besides `/` and `/wp-login.php`.
+    pub key_pages: Vec<String>,
+}
+
+/// `[docker]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DockerConfig {
+    /// Publishers trusted besides official images (`bitnami`, `ghcr.io/acme`).
+    pub verified_publishers: Vec<String>,
+    /// Seconds of CPU sampling per review.
+    pub cpu_sample_seconds: f64,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        DockerConfig { verified_publishers: Vec::new(), cpu_sample_seconds: 1.0 }
+    }
+}
+
+/// `[gate]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GateConfig {
+    /// Tools refused outright, whatever anyone answers.
+    pub deny: Vec<String>,
+}
+
+/// `[mcp]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpConfig {
+    /// `refuse` (default) or `elicit`: ask the MCP client's user to confirm mutating tools.
+    pub mutating: McpMutating,
+}
+
+/// How `vigil mcp` treats mutating tools.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum McpMutating {
+    /// Refused with an explanation.
+    #[default]
+    Refuse,
+    /// Asked through MCP elicitation, showing the plan.
+    Elicit,
+}
+
+/// `[schedule]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Scratch-only mutating tools scheduled runs may run (only `verify_backup_restore`).
+    pub allow: Vec<String>,
+    /// Reports kept in `STATE/reports/`.
+    pub keep_reports: Option<usize>,
+    /// A root-owned 0600 file holding the API key for scheduled runs.
+    pub api_key_file: Option<PathBuf>,
+}
+
+/// `[agent]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Model name (overridden by `--model` / `VIGIL_MODEL`).
+    pub model: Option<String>,
+    /// Most model turns in one conversation turn.
+    pub max_turns: u32,
+    /// Most output tokens per model call.
+    pub max_tokens: u32,
+    /// Transcripts kept.
+    pub keep_transcripts: usize,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig { model: None, max_turns: 20, max_tokens: 4096, keep_transcripts: 100 }
+    }
+}
+
+/// `[notify]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Email recipients.
+    pub email_to: Vec<String>,
+    /// Sender address.
+    pub email_from: Option<String>,
+    /// SMTP server `host:port`; the local `sendmail` when absent.
+    pub smtp: Option<String>,
+    /// SMTP user (its password lives in the keyring).
+    pub smtp_user: Option<String>,
+    /// Use STARTTLS (default true).
+    pub starttls: Option<bool>,
+    /// Webhook URLs.
+    pub webhooks: Vec<Webhook>,
+}
+
+/// One webhook.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// URL (a secret-bearing URL may instead be named by `url_key` in the keyring).
+    pub url: String,
+    /// `slack` or `json`.
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+/// A configuration that could not be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or has an unknown key.
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's message, with line, column and key.
+        message: String,
+    },
+    /// Others may write the file, so it cannot be trusted.
+    #[error("config {path} is writable by {who}: refusing to trust it (fix: chmod go-w {path})", path = path.display())]
+    Insecure {
+        /// The file.
+        path: PathBuf,
+        /// Who else can write it.
+        who: String,
+    },
+}
+
+impl Config {
+    /// Parse TOML text; `path` names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let mut message = e.message().to_string();
+            if let Some(span) = e.span() {
+                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                let snippet = text.lines().nth(line - 1).unwrap_or("").trim();
+                message = format!("line {line}: {message} (at `{snippet}`)");
+            }
+            ConfigError::Parse { path: path.to_path_buf(), message }
+        })
+    }
+
+    /// Load a config file: `Ok(None)` when absent, an error when unsafe or malformed.
+    pub fn load(path: &Path) -> Result<Option<Config>, ConfigError> {
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(ConfigError::Read { path: path.to_path_buf(), source: e });
+            }
+        };
+        let mode = meta.mode();
+        if mode & 0o002 != 0 {
+            return Err(ConfigError::Insecure { path: path.to_path_buf(), who: "everyone".into() });
+        }
+        if mode & 0o020 != 0 && meta.gid() != 0 {
+            return Err(ConfigError::Insecure { path: path.to_path_buf(), who: format!("group {}", meta.gid()) });
+        }
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e })?;
+        Config::parse(&text, path).map(Some)
+    }
+
+    /// True when the file at `path` is owned by root (so its opt-ins are trusted).
+    pub fn root_owned(path: &Path) -> bool {
+        std::fs::metadata(path).map(|m| m.uid() == 0).unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_ledger() {
+        let c = Config::parse(
+            "[[ports.allowed]]\nport = 8443\nreason = \"panel\"\nreviewed = 2026-10-01\n[gate]\ndeny = [\"lock_account\"]\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.review.unused_days, 90);
+        assert_eq!(c.ports.allowed[0].port, 8443);
+        assert_eq!(c.ports.allowed[0].reviewed.to_string(), "2026-10-01");
+        assert_eq!(c.gate.deny, vec!["lock_account"]);
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let e =
+            Config::parse("[review]\nunused_days = 90\nunusd = 3\n", Path::new("/etc/vigil/config.toml")).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("/etc/vigil/config.toml"), "{msg}");
+        assert!(msg.contains("line 3"), "{msg}");
+        assert!(msg.contains("unusd"), "{msg}");
+        let e = Config::parse("[[ports.allowed]]\nport = 1\nreason = \"x\"\nreviewed = \"soon\"\n", Path::new("c"))
+            .unwrap_err();
+        assert!(e.to_string().contains("not a date"), "{e}");
+    }
+
+    #[test]
+    fn world_writable_config_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        std::fs::write(&p, "").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(matches!(Config::load(&p), Err(ConfigError::Insecure { .. })));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Config::load(&p).unwrap().is_some());
+        assert!(Config::load(&dir.path().join("absent.toml")).unwrap().is_none());
+    }
+}

@@ -1,0 +1,34 @@
+//! vigil-tools: typed, read-mostly tools on a Linux web-hosting server.
+//!
+//! This crate knows nothing about any model. It gives the assistant, the
+//! deterministic review and the MCP server one set of tools.
+//!
+//! # Layout
+//!
+//! - [`host`]: `Host`, the only way a tool reads a file or runs a command.
+//! - [`tool`]: the `Tool` trait, `Effect`, `Plan`, `Outcome`, `Ctx`, `ToolError`.
+//! - [`registry`]: every tool type-erased, inputs validated against their schema.
+//! - [`finding`]: `Finding`, `Severity`, `Category` (the seven patterns).
+//! - [`redact`]: the `Redactor` every output passes before it leaves the crate.
+//! - [`config`]: the configuration file.
+//! - one module per tool: [`ports`] (`list_open_ports`), …
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod finding;
+pub mod host;
+pub mod ports;
+pub mod redact;
+pub mod registry;
+pub mod tool;
+pub mod users;
+
+#[cfg(test)]
+pub(crate) mod testutil;
+
+pub use config::Config;
+pub use finding::{Category, Finding, Severity};
+pub use host::{Host, HostError};
+pub use redact::Redactor;
+pub use registry::{Registry, ToolInfo, ToolResult};
+pub use tool::{Ctx, Effect, Outcome, Plan, Tool, ToolError};

@@ -1,0 +1,387 @@
+//! `list_open_ports`: every listening TCP/UDP socket, who owns it, and who can reach it.
+//!
+//! Sockets come from `ROOT/proc/net/{tcp,tcp6,udp,udp6}` (parsed with
+//! procfs-core), owners from the `socket:[inode]` links under
+//! `ROOT/proc/*/fd`: only listening inodes are looked for, and the walk stops
+//! once every one is found. Processes we may not read (even root gets EACCES
+//! on some) are counted, not fatal. Findings: a datastore or admin API bound
+//! beyond loopback (pattern 5), undocumented non-standard public ports, and
+//! stale entries in the port ledger.
+
+mod services;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+
+use async_trait::async_trait;
+use procfs_core::net::{TcpNetEntries, TcpState, UdpNetEntries};
+use procfs_core::{ExplicitSystemInfo, FromReadSI};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::finding::{Category, Finding, Severity};
+use crate::host::Host;
+use crate::tool::{Ctx, Effect, Outcome, Tool, ToolError};
+pub use services::{Datastore, datastore, service_name};
+
+/// The tool.
+#[derive(Debug, Clone, Copy)]
+pub struct ListOpenPorts;
+
+/// Input of `list_open_ports`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortsInput {
+    /// Only sockets reachable from other machines (skip loopback-only listeners).
+    #[serde(default)]
+    pub public_only: bool,
+    /// Only this port.
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
+/// Who can reach a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// 127.0.0.0/8 or ::1: this machine only.
+    Loopback,
+    /// 0.0.0.0 or ::: every interface.
+    AllInterfaces,
+    /// One specific address.
+    Specific,
+}
+
+/// One listening socket.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Listener {
+    /// `tcp` or `udp`.
+    pub proto: String,
+    /// Bound address.
+    pub address: String,
+    /// Port.
+    pub port: u16,
+    /// Who can reach it.
+    pub scope: Scope,
+    /// Well-known service on this port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Owning process id, when it could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Process name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+    /// Command line (secrets redacted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// User owning the socket.
+    pub user: String,
+    /// Socket inode.
+    #[serde(skip)]
+    pub inode: u64,
+}
+
+/// Facts of `list_open_ports`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+pub struct PortsFacts {
+    /// Listening sockets, by port.
+    pub listeners: Vec<Listener>,
+    /// Processes whose file descriptors could not be read (their sockets show no owner).
+    pub unreadable_processes: usize,
+}
+
+#[async_trait]
+impl Tool for ListOpenPorts {
+    type Input = PortsInput;
+    type Output = PortsFacts;
+
+    fn name(&self) -> &'static str {
+        "list_open_ports"
+    }
+
+    fn description(&self) -> &'static str {
+        "List every listening TCP and UDP socket (IPv4 and IPv6) on the host with its bind scope \
+         (loopback, all interfaces, a specific address), the well-known service on that port, and the \
+         owning process (pid, name, command line with secrets redacted). Findings flag datastores and \
+         admin APIs (Elasticsearch, Redis, MySQL, MongoDB, Docker API...) reachable from other machines, \
+         undocumented non-standard public ports and stale port-ledger entries. Use it to answer \
+         'what is open and why' or 'why is port N open'."
+    }
+
+    fn effect(&self) -> Effect {
+        Effect::ReadOnly
+    }
+
+    async fn run(&self, ctx: &Ctx, input: PortsInput) -> Result<Outcome<PortsFacts>, ToolError> {
+        let (mut facts, mut findings) = scan(&ctx.host)?;
+        findings.extend(judge(ctx, &facts.listeners));
+        if input.public_only || input.port.is_some() {
+            facts.listeners.retain(|l| {
+                (!input.public_only || l.scope != Scope::Loopback) && input.port.is_none_or(|p| p == l.port)
+            });
+            findings.retain(|f| input.port.is_none_or(|p| f.subject.ends_with(&format!(":{p}"))));
+        }
+        Ok(Outcome::new(facts, findings))
+    }
+}
+
+fn scope_of(ip: IpAddr) -> Scope {
+    if ip.is_loopback() {
+        return Scope::Loopback;
+    }
+    if let IpAddr::V6(v6) = ip {
+        if let Some(v4) = v6.to_ipv4_mapped() {
+            return scope_of(IpAddr::V4(v4));
+        }
+    }
+    if ip.is_unspecified() { Scope::AllInterfaces } else { Scope::Specific }
+}
+
+fn system_info() -> ExplicitSystemInfo {
+    ExplicitSystemInfo {
+        boot_time_secs: 0,
+        ticks_per_second: 100,
+        page_size: 4096,
+        is_little_endian: cfg!(target_endian = "little"),
+    }
+}
+
+/// Read every listening socket and its owner. Errors only when no socket table is readable.
+pub fn scan(host: &Host) -> Result<(PortsFacts, Vec<Finding>), ToolError> {
+    let si = system_info();
+    let mut sockets: Vec<(String, SocketAddr, u32, u64)> = Vec::new();
+    let mut findings = Vec::new();
+    let mut read_any = false;
+    for table in ["tcp", "tcp6", "udp", "udp6"] {
+        let path = format!("/proc/net/{table}");
+        let bytes = match host.read(&path) {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => {
+                findings.push(Finding::could_not_check(Category::Ports, "list_open_ports", &path, e));
+                continue;
+            }
+        };
+        read_any = true;
+        let proto = if table.starts_with("tcp") { "tcp" } else { "udp" };
+        if proto == "tcp" {
+            match TcpNetEntries::from_read(&bytes[..], &si) {
+                Ok(t) => sockets.extend(
+                    t.0.into_iter()
+                        .filter(|e| e.state == TcpState::Listen)
+                        .map(|e| (proto.to_string(), e.local_address, e.uid, e.inode)),
+                ),
+                Err(e) => findings.push(Finding::could_not_check(Category::Ports, "list_open_ports", &path, e)),
+            }
+        } else {
+            match UdpNetEntries::from_read(&bytes[..], &si) {
+                Ok(t) => sockets.extend(
+                    t.0.into_iter()
+                        .filter(|e| e.remote_address.ip().is_unspecified() && e.remote_address.port() == 0)
+                        .map(|e| (proto.to_string(), e.local_address, e.uid, e.inode)),
+                ),
+                Err(e) => findings.push(Finding::could_not_check(Category::Ports, "list_open_ports", &path, e)),
+            }
+        }
+    }
+    if !read_any {
+        return Err(ToolError::Failed(format!(
+            "no socket table under {}/proc/net is readable: is /proc mounted?",
+            host.root().display()
+        )));
+    }
+    let wanted: HashSet<u64> = sockets.iter().map(|s| s.3).filter(|i| *i != 0).collect();
+    let (owners, unreadable) = owners_of(host, &wanted);
+    let users = crate::users::uid_names(host);
+    let mut listeners: Vec<Listener> = sockets
+        .into_iter()
+        .map(|(proto, addr, uid, inode)| {
+            let owner = owners.get(&inode);
+            Listener {
+                service: service_name(&proto, addr.port()).map(str::to_string),
+                address: addr.ip().to_string(),
+                port: addr.port(),
+                scope: scope_of(addr.ip()),
+                pid: owner.map(|o| o.pid),
+                process: owner.map(|o| o.name.clone()),
+                command: owner.map(|o| o.cmdline.clone()),
+                user: users.get(&uid).cloned().unwrap_or_else(|| uid.to_string()),
+                proto,
+                inode,
+            }
+        })
+        .collect();
+    listeners.sort_by(|a, b| (a.port, &a.proto, &a.address).cmp(&(b.port, &b.proto, &b.address)));
+    listeners.dedup_by(|a, b| a.port == b.port && a.proto == b.proto && a.address == b.address && a.pid == b.pid);
+    Ok((PortsFacts { listeners, unreadable_processes: unreadable }, findings))
+}
+
+#[derive(Debug, Clone)]
+struct Owner {
+    pid: u32,
+    name: String,
+    cmdline: String,
+}
+
+/// Map socket inodes to processes through `/proc/*/fd`, stopping once all are found.
+fn owners_of(host: &Host, wanted: &HashSet<u64>) -> (HashMap<u64, Owner>, usize) {
+    let mut found = HashMap::new();
+    let mut unreadable = 0;
+    if wanted.is_empty() {
+        return (found, 0);
+    }
+    let Ok(entries) = host.read_dir("/proc") else {
+        return (found, 0);
+    };
+    let mut pids: Vec<u32> = entries.iter().filter_map(|n| n.parse().ok()).collect();
+    pids.sort_unstable();
+    for pid in pids {
+        let fd_dir = format!("/proc/{pid}/fd");
+        let Ok(real) = host.path(&fd_dir) else {
+            continue;
+        };
+        let rd = match std::fs::read_dir(&real) {
+            Ok(rd) => rd,
+            Err(_) => {
+                unreadable += 1;
+                continue;
+            }
+        };
+        let mut owner: Option<Owner> = None;
+        for entry in rd.flatten() {
+            let Ok(target) = std::fs::read_link(entry.path()) else {
+                continue;
+            };
+            let Some(inode) = socket_inode(&target.to_string_lossy()) else {
+                continue;
+            };
+            if !wanted.contains(&inode) || found.contains_key(&inode) {
+                continue;
+            }
+            let o = owner.get_or_insert_with(|| read_owner(host, pid)).clone();
+            found.insert(inode, o);
+        }
+        if found.len() == wanted.len() {
+            break;
+        }
+    }
+    (found, unreadable)
+}
+
+fn socket_inode(link: &str) -> Option<u64> {
+    link.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+}
+
+fn read_owner(host: &Host, pid: u32) -> Owner {
+    let name = host.read_to_string(&format!("/proc/{pid}/comm")).map(|s| s.trim().to_string()).unwrap_or_default();
+    let raw = host.read(&format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmdline = raw
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let cmdline: String = cmdline.chars().take(300).collect();
+    Owner { pid, name, cmdline }
+}
+
+/// Standard web-hosting ports that need no ledger entry when public.
+pub fn is_standard_port(proto: &str, port: u16) -> bool {
+    match proto {
+        "tcp" => matches!(port, 22 | 25 | 53 | 80 | 110 | 143 | 443 | 465 | 587 | 993 | 995),
+        _ => matches!(port, 53 | 68 | 123 | 443 | 546),
+    }
+}
+
+fn judge(ctx: &Ctx, listeners: &[Listener]) -> Vec<Finding> {
+    let today = ctx.host.now_unix() / 86_400;
+    let stale_days = i64::from(ctx.config.review.rule_review_days);
+    let ledger = &ctx.config.ports.allowed;
+    let documented = |proto: &str, port: u16| {
+        ledger.iter().find(|a| a.port == port && a.proto.as_deref().is_none_or(|p| p.eq_ignore_ascii_case(proto)))
+    };
+    let mut out = Vec::new();
+    // One finding per (proto, port), evidence from every public socket on it.
+    let mut public: BTreeMap<(String, u16), Vec<&Listener>> = BTreeMap::new();
+    for l in listeners.iter().filter(|l| l.scope != Scope::Loopback) {
+        public.entry((l.proto.clone(), l.port)).or_default().push(l);
+    }
+    for ((proto, port), socks) in &public {
+        let evidence: Vec<String> = socks.iter().map(|l| describe(l)).collect();
+        let subject = format!("{proto}:{port}");
+        if let Some(ds) = datastore(proto, *port) {
+            let mut f = Finding::new(
+                "ports.exposed-datastore",
+                ds.severity,
+                Category::Ports,
+                subject.clone(),
+                format!("{} ({}) is reachable from other machines on port {port}", ds.name, ds.kind),
+            );
+            for e in &evidence {
+                f = f.evidence(e.clone());
+            }
+            if let Some(a) = documented(proto, *port) {
+                f = f.evidence(format!("documented in the port ledger: \"{}\" (reviewed {})", a.reason, a.reviewed));
+            }
+            out.push(f.fix(format!(
+                "Bind {} to 127.0.0.1 (or a private interface) and reach it over an SSH tunnel \
+                 (ssh -L {port}:127.0.0.1:{port} host); if it must stay public, firewall it to known \
+                 addresses and enable authentication.",
+                ds.name
+            )));
+            continue;
+        }
+        if is_standard_port(proto, *port) {
+            continue;
+        }
+        match documented(proto, *port) {
+            Some(a) => {
+                let age = today - a.reviewed.0.to_julian_day() as i64 + 2_440_588;
+                if age > stale_days {
+                    out.push(
+                        Finding::new(
+                            "ports.ledger-stale",
+                            Severity::Low,
+                            Category::Ports,
+                            subject.clone(),
+                            format!("Port {port} is documented but not reviewed for {age} days"),
+                        )
+                        .evidence(format!("ledger: \"{}\" reviewed {}", a.reason, a.reviewed))
+                        .evidence(evidence.join("; "))
+                        .fix(format!("Confirm port {port} still needs to be open, then update `reviewed` in [[ports.allowed]]; close it if not.")),
+                    );
+                }
+            }
+            None => {
+                let mut f = Finding::new(
+                    "ports.undocumented",
+                    Severity::Medium,
+                    Category::Ports,
+                    subject.clone(),
+                    format!("Non-standard port {port}/{proto} is open to other machines and not in the port ledger"),
+                );
+                for e in &evidence {
+                    f = f.evidence(e.clone());
+                }
+                out.push(f.fix(format!(
+                    "If it is needed, document it in [[ports.allowed]] (port = {port}, reason, reviewed); \
+                     if not, stop the service or bind it to 127.0.0.1."
+                )));
+            }
+        }
+    }
+    out
+}
+
+fn describe(l: &Listener) -> String {
+    let who = match (&l.process, l.pid) {
+        (Some(p), Some(pid)) => format!("{p} (pid {pid}, user {})", l.user),
+        _ => format!("owner unknown (user {})", l.user),
+    };
+    let addr = if l.address.contains(':') { format!("[{}]", l.address) } else { l.address.clone() };
+    format!("{addr}:{}/{} by {who}", l.port, l.proto)
+}
+
+#[cfg(test)]
+mod tests;

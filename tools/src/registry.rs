@@ -1,0 +1,267 @@
+//! The `Registry`: every tool, type-erased, in one place.
+//!
+//! A reader finds any tool by its name in [`Registry::builtin`]. Input JSON is
+//! validated against the tool's generated JSON Schema before it is
+//! deserialized, so a malformed argument becomes an error the model can read
+//! and correct, never a panic. Every output passes the [`Redactor`] before it
+//! leaves this crate.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::finding::Finding;
+use crate::redact::Redactor;
+use crate::tool::{Ctx, Effect, Plan, Tool, ToolError};
+
+/// A tool's result after erasure and redaction.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ToolResult {
+    /// The facts, as JSON, redacted.
+    pub facts: Value,
+    /// The findings, redacted.
+    pub findings: Vec<Finding>,
+}
+
+impl ToolResult {
+    /// `{facts, findings}` as one JSON value.
+    pub fn to_value(&self) -> Value {
+        serde_json::json!({ "facts": self.facts, "findings": self.findings })
+    }
+}
+
+/// What the registry knows of a tool without calling it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ToolInfo {
+    /// Name the model calls.
+    pub name: &'static str,
+    /// Description for the model.
+    pub description: &'static str,
+    /// Read-only or mutating.
+    pub effect: Effect,
+    /// JSON Schema of the input.
+    pub input_schema: Value,
+    /// JSON Schema of the facts.
+    pub output_schema: Value,
+}
+
+#[async_trait]
+trait Erased: Send + Sync {
+    fn info(&self) -> &ToolInfo;
+    fn validate(&self, input: &Value) -> Result<(), ToolError>;
+    async fn plan(&self, ctx: &Ctx, input: Value) -> Result<Plan, ToolError>;
+    async fn call(&self, ctx: &Ctx, input: Value) -> Result<ToolResult, ToolError>;
+}
+
+struct Holder<T: Tool> {
+    tool: T,
+    info: ToolInfo,
+    validator: Option<jsonschema::Validator>,
+}
+
+fn decode<I: serde::de::DeserializeOwned>(input: Value) -> Result<I, ToolError> {
+    serde_json::from_value(input).map_err(|e| ToolError::InvalidInput(e.to_string()))
+}
+
+#[async_trait]
+impl<T: Tool> Erased for Holder<T> {
+    fn info(&self) -> &ToolInfo {
+        &self.info
+    }
+
+    fn validate(&self, input: &Value) -> Result<(), ToolError> {
+        let Some(v) = &self.validator else {
+            return Ok(());
+        };
+        let errors: Vec<String> = v
+            .iter_errors(input)
+            .map(|e| {
+                let at = e.instance_path().to_string();
+                if at.is_empty() { e.to_string() } else { format!("{at}: {e}") }
+            })
+            .take(5)
+            .collect();
+        if errors.is_empty() { Ok(()) } else { Err(ToolError::InvalidInput(errors.join("; "))) }
+    }
+
+    async fn plan(&self, ctx: &Ctx, input: Value) -> Result<Plan, ToolError> {
+        self.validate(&input)?;
+        let input: T::Input = decode(input)?;
+        let plan = self.tool.plan(ctx, &input).await?;
+        Ok(Redactor::global().plan(plan))
+    }
+
+    async fn call(&self, ctx: &Ctx, input: Value) -> Result<ToolResult, ToolError> {
+        self.validate(&input)?;
+        let input: T::Input = decode(input)?;
+        let out = self.tool.run(ctx, input).await?;
+        let facts = serde_json::to_value(&out.facts).map_err(|e| ToolError::Failed(e.to_string()))?;
+        let r = Redactor::global();
+        Ok(ToolResult { facts: r.value(facts), findings: out.findings.into_iter().map(|f| r.finding(f)).collect() })
+    }
+}
+
+/// All tools, by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    tools: BTreeMap<&'static str, Arc<dyn Erased>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.tools.keys()).finish()
+    }
+}
+
+/// The JSON Schema of `T`, as the model and MCP clients read it.
+pub fn schema_of<T: schemars::JsonSchema>() -> Value {
+    let schema = schemars::generate::SchemaSettings::draft2020_12().into_generator().into_root_schema_for::<T>();
+    let mut v = serde_json::to_value(schema).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.remove("$schema");
+        m.remove("title");
+        // The Messages API wants an object schema even for tools without arguments.
+        if !m.contains_key("type") {
+            m.insert("type".into(), "object".into());
+        }
+        if m.get("type") == Some(&Value::String("object".into())) && !m.contains_key("properties") {
+            m.insert("properties".into(), serde_json::json!({}));
+        }
+    }
+    v
+}
+
+impl Registry {
+    /// An empty registry (tests add their own tools).
+    pub fn empty() -> Self {
+        Registry::default()
+    }
+
+    /// Every built-in tool. The one place tools are registered.
+    pub fn builtin() -> Self {
+        let mut r = Registry::empty();
+        r.add(crate::ports::ListOpenPorts);
+        r
+    }
+
+    /// Register a tool.
+    pub fn add<T: Tool>(&mut self, tool: T) {
+        let input_schema = schema_of::<T::Input>();
+        let output_schema = schema_of::<T::Output>();
+        let validator = jsonschema::validator_for(&input_schema).ok();
+        let info = ToolInfo {
+            name: tool.name(),
+            description: tool.description(),
+            effect: tool.effect(),
+            input_schema,
+            output_schema,
+        };
+        self.tools.insert(info.name, Arc::new(Holder { tool, info, validator }));
+    }
+
+    /// Every tool's info, sorted by name.
+    pub fn list(&self) -> Vec<&ToolInfo> {
+        self.tools.values().map(|t| t.info()).collect()
+    }
+
+    /// One tool's info.
+    pub fn get(&self, name: &str) -> Option<&ToolInfo> {
+        self.tools.get(name).map(|t| t.info())
+    }
+
+    /// The effect of a tool; an unknown tool counts as mutating.
+    pub fn effect(&self, name: &str) -> Effect {
+        self.get(name).map(|i| i.effect).unwrap_or(Effect::Mutating)
+    }
+
+    /// Names of the read-only tools.
+    pub fn read_only(&self) -> Vec<&'static str> {
+        self.list().into_iter().filter(|i| i.effect == Effect::ReadOnly).map(|i| i.name).collect()
+    }
+
+    /// Check an input against a tool's schema without running it.
+    pub fn validate(&self, name: &str, input: &Value) -> Result<(), ToolError> {
+        self.tools.get(name).ok_or_else(|| ToolError::Unknown(name.to_string()))?.validate(input)
+    }
+
+    /// The plan of a mutating tool for this input.
+    pub async fn plan(&self, ctx: &Ctx, name: &str, input: Value) -> Result<Plan, ToolError> {
+        let t = self.tools.get(name).ok_or_else(|| ToolError::Unknown(name.to_string()))?;
+        t.plan(ctx, input).await
+    }
+
+    /// Run a tool. The caller (the policy gate) has already decided it may run.
+    pub async fn call(&self, ctx: &Ctx, name: &str, input: Value) -> Result<ToolResult, ToolError> {
+        let t = self.tools.get(name).ok_or_else(|| ToolError::Unknown(name.to_string()))?;
+        t.call(ctx, input).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::Host;
+    use crate::tool::Outcome;
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+
+    struct Echo;
+    #[derive(Deserialize, JsonSchema)]
+    #[serde(deny_unknown_fields)]
+    struct EchoIn {
+        /// Port to echo.
+        port: u16,
+    }
+    #[derive(Serialize, JsonSchema)]
+    struct EchoOut {
+        port: u16,
+        cmd: String,
+    }
+    #[async_trait]
+    impl Tool for Echo {
+        type Input = EchoIn;
+        type Output = EchoOut;
+        fn name(&self) -> &'static str {
+            "echo"
+        }
+        fn description(&self) -> &'static str {
+            "echo"
+        }
+        async fn run(&self, _ctx: &Ctx, i: EchoIn) -> Result<Outcome<EchoOut>, ToolError> {
+            Ok(Outcome::new(EchoOut { port: i.port, cmd: "redis-server --requirepass hunter2".into() }, vec![]))
+        }
+    }
+
+    fn reg() -> Registry {
+        let mut r = Registry::empty();
+        r.add(Echo);
+        r
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_an_error_the_model_reads() {
+        let ctx = Ctx::new(Host::at("/nonexistent"));
+        let r = reg();
+        let err = r.call(&ctx, "echo", serde_json::json!({"port": "http"})).await.err().unwrap();
+        assert!(matches!(err, ToolError::InvalidInput(_)), "{err}");
+        let err = r.call(&ctx, "echo", serde_json::json!({"port": 70000})).await.err().unwrap();
+        assert!(err.to_string().contains("/port"), "{err}");
+        let err = r.call(&ctx, "echo", serde_json::json!({"port": 1, "path": "/etc/shadow"})).await.err().unwrap();
+        assert!(matches!(err, ToolError::InvalidInput(_)), "{err}");
+        assert!(matches!(r.call(&ctx, "nope", serde_json::json!({})).await, Err(ToolError::Unknown(_))));
+    }
+
+    #[tokio::test]
+    async fn outputs_are_redacted_and_unknown_tools_count_as_mutating() {
+        let ctx = Ctx::new(Host::at("/nonexistent"));
+        let r = reg();
+        let out = r.call(&ctx, "echo", serde_json::json!({"port": 6379})).await.unwrap();
+        assert_eq!(out.facts["port"], 6379);
+        assert!(!out.facts.to_string().contains("hunter2"));
+        assert_eq!(r.effect("echo"), Effect::Mutating, "a tool that does not say read-only is mutating");
+        assert_eq!(r.effect("unknown"), Effect::Mutating);
+        assert_eq!(r.get("echo").unwrap().input_schema["properties"]["port"]["description"], "Port to echo.");
+    }
+}

@@ -1,0 +1,75 @@
+//! Small shared readers of the account databases (`/etc/passwd`, `/etc/group`)
+//! used by several tools to name uids and groups.
+
+use std::collections::HashMap;
+
+use crate::host::Host;
+
+/// One `/etc/passwd` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswdEntry {
+    /// Login name.
+    pub name: String,
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// GECOS comment.
+    pub gecos: String,
+    /// Home directory.
+    pub home: String,
+    /// Login shell.
+    pub shell: String,
+}
+
+impl PasswdEntry {
+    /// True when the shell allows an interactive login.
+    pub fn can_login(&self) -> bool {
+        !(self.shell.ends_with("/nologin")
+            || self.shell.ends_with("/false")
+            || self.shell.is_empty()
+            || self.shell.ends_with("/sync"))
+    }
+}
+
+/// Parse `/etc/passwd` text, skipping malformed lines.
+pub fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            if f.len() < 7 {
+                return None;
+            }
+            Some(PasswdEntry {
+                name: f[0].to_string(),
+                uid: f[2].parse().ok()?,
+                gid: f[3].parse().ok()?,
+                gecos: f[4].to_string(),
+                home: f[5].to_string(),
+                shell: f[6].to_string(),
+            })
+        })
+        .collect()
+}
+
+/// uid → login name, from `ROOT/etc/passwd` (empty when unreadable).
+pub fn uid_names(host: &Host) -> HashMap<u32, String> {
+    host.read_to_string("/etc/passwd")
+        .map(|t| parse_passwd(&t).into_iter().map(|e| (e.uid, e.name)).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_passwd() {
+        let e =
+            parse_passwd("root:x:0:0:root:/root:/bin/bash\nbad line\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\n");
+        assert_eq!(e.len(), 2);
+        assert!(e[0].can_login());
+        assert!(!e[1].can_login());
+    }
+}
