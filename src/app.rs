@@ -1,0 +1,92 @@
+//! `App`: what every command starts from — the audited host, its config, the
+//! state directory, the registry — resolved once from the global options.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use vigil_tools::{Config, Ctx, Host, Registry};
+
+use crate::audit::{AuditLog, Origin};
+use crate::cli::Global;
+use crate::gate::{Confirmer, Gate};
+use crate::state::StateDir;
+
+/// The resolved context of one vigil invocation.
+pub struct App {
+    /// Global options as given.
+    pub global: Global,
+    /// The audited host.
+    pub host: Host,
+    /// The configuration.
+    pub config: Config,
+    /// Where it was read from (may not exist).
+    pub config_path: PathBuf,
+    /// True when the config file exists and root owns it (its opt-ins are trusted).
+    pub config_trusted: bool,
+    /// The state directory.
+    pub state: StateDir,
+    /// Every tool.
+    pub registry: Arc<Registry>,
+}
+
+/// `VIGIL_NOW` (RFC 3339) fixes "now" for reproducible reviews of images and fixtures.
+fn fixed_now() -> Result<Option<SystemTime>> {
+    let Ok(v) = std::env::var("VIGIL_NOW") else { return Ok(None) };
+    let t = time::OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339)
+        .with_context(|| format!("VIGIL_NOW={v} is not an RFC 3339 time like 2026-11-27T00:00:00Z"))?;
+    Ok(Some(SystemTime::UNIX_EPOCH + Duration::from_secs(t.unix_timestamp().max(0) as u64)))
+}
+
+impl App {
+    /// Resolve host, config and state from the global options.
+    pub fn new(global: Global) -> Result<App> {
+        let root = global.root.clone().unwrap_or_else(|| PathBuf::from("/"));
+        if !root.is_dir() {
+            anyhow::bail!("--root {}: not a directory", root.display());
+        }
+        let mut host = Host::at(&root);
+        if let Some(now) = fixed_now()? {
+            host = host.with_now(now);
+        }
+        let config_path = match &global.config {
+            Some(p) => p.clone(),
+            None => host.path("/etc/vigil/config.toml").context("config path")?,
+        };
+        let loaded = Config::load(&config_path)?;
+        let config_trusted = loaded.is_some() && Config::root_owned(&config_path);
+        let mut config = loaded.unwrap_or_default();
+        if let Some(feed) = &global.vuln_feed {
+            config.wordpress.vuln_feed = Some(feed.clone());
+        }
+        let state = StateDir::open(global.state_dir.as_deref())?;
+        Ok(App { global, host, config, config_path, config_trusted, state, registry: Arc::new(Registry::builtin()) })
+    }
+
+    /// The tool context: host, config and this host's state directory.
+    pub fn ctx(&self) -> Result<Ctx> {
+        let dir = self.state.host_dir(&self.host)?;
+        Ok(Ctx::new(self.host.clone()).with_config(self.config.clone()).with_state_dir(dir))
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> AuditLog {
+        AuditLog::in_dir(self.state.path())
+    }
+
+    /// A gate for calls from `origin`, asking `confirmer`.
+    pub fn gate(&self, origin: Origin, confirmer: Arc<dyn Confirmer>) -> Result<Gate> {
+        Ok(Gate::new(self.registry.clone(), self.ctx()?, confirmer, Some(self.audit()), origin))
+    }
+
+    /// The per-host state directory.
+    pub fn host_dir(&self) -> Result<PathBuf> {
+        self.state.host_dir(&self.host)
+    }
+
+    /// The config directory (for user prompts): the config file's directory.
+    pub fn config_dir(&self) -> &Path {
+        self.config_path.parent().unwrap_or_else(|| Path::new("/etc/vigil"))
+    }
+}

@@ -1,0 +1,237 @@
+//! The API key: where it comes from, and the OS keyring behind `vigil auth`.
+//!
+//! Order: `ANTHROPIC_API_KEY`, then (for scheduled runs) a root-owned 0600 key
+//! file named in the root-owned config, then the OS keyring. The keyring is the
+//! desktop Secret Service when one answers, else the kernel's persistent
+//! keyring (keyutils) on a headless server. The key is held in `secrecy` types,
+//! never printed, logged, recorded or written to a plain file silently. Secrets
+//! sit behind [`SecretStore`], with an in-memory store for tests.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result, bail};
+use secrecy::{ExposeSecret, SecretString};
+
+/// The keyring service name.
+pub const SERVICE: &str = "vigil";
+/// The keyring entry of the Anthropic API key.
+pub const API_KEY_ENTRY: &str = "anthropic-api-key";
+
+/// Where secrets are stored.
+pub trait SecretStore: Send + Sync {
+    /// A human name of the backend ("Secret Service", "kernel keyring").
+    fn backend(&self) -> String;
+    /// Read a secret: `Ok(None)` when there is none.
+    fn get(&self, name: &str) -> Result<Option<SecretString>>;
+    /// Store a secret.
+    fn set(&self, name: &str, value: &SecretString) -> Result<()>;
+    /// Remove a secret: `Ok(false)` when there was none.
+    fn delete(&self, name: &str) -> Result<bool>;
+}
+
+/// Secrets in memory, for tests.
+#[derive(Default)]
+pub struct MemoryStore(Mutex<HashMap<String, String>>);
+
+impl SecretStore for MemoryStore {
+    fn backend(&self) -> String {
+        "memory".into()
+    }
+    fn get(&self, name: &str) -> Result<Option<SecretString>> {
+        let m = self.0.lock().map_err(|_| anyhow::anyhow!("secret store lock poisoned"))?;
+        Ok(m.get(name).map(|s| SecretString::from(s.clone())))
+    }
+    fn set(&self, name: &str, value: &SecretString) -> Result<()> {
+        let mut m = self.0.lock().map_err(|_| anyhow::anyhow!("secret store lock poisoned"))?;
+        m.insert(name.to_string(), value.expose_secret().to_string());
+        Ok(())
+    }
+    fn delete(&self, name: &str) -> Result<bool> {
+        let mut m = self.0.lock().map_err(|_| anyhow::anyhow!("secret store lock poisoned"))?;
+        Ok(m.remove(name).is_some())
+    }
+}
+
+/// Which OS keyring backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    SecretService,
+    KernelKeyring,
+}
+
+/// The OS keyring: Secret Service when reachable, else the kernel keyring.
+pub struct OsKeyring {
+    backend: Backend,
+}
+
+impl OsKeyring {
+    /// Pick the backend: `VIGIL_KEYRING=secret-service|kernel` forces one.
+    pub fn new() -> Self {
+        let forced = std::env::var("VIGIL_KEYRING").ok();
+        let backend = match forced.as_deref() {
+            Some("kernel") => Backend::KernelKeyring,
+            Some("secret-service") => Backend::SecretService,
+            _ if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some() => Backend::SecretService,
+            _ => Backend::KernelKeyring,
+        };
+        OsKeyring { backend }
+    }
+
+    fn entry(&self, name: &str) -> Result<keyring::Entry> {
+        let cred: Box<keyring::credential::Credential> = match self.backend {
+            Backend::SecretService => {
+                Box::new(keyring::secret_service::SsCredential::new_with_target(None, SERVICE, name).map_err(explain)?)
+            }
+            Backend::KernelKeyring => Box::new(
+                keyring::keyutils_persistent::KeyutilsPersistentCredential::new_with_target(None, SERVICE, name)
+                    .map_err(explain)?,
+            ),
+        };
+        Ok(keyring::Entry::new_with_credential(cred))
+    }
+}
+
+impl Default for OsKeyring {
+    fn default() -> Self {
+        OsKeyring::new()
+    }
+}
+
+fn explain(e: keyring::Error) -> anyhow::Error {
+    let msg = e.to_string();
+    let hint = match &e {
+        keyring::Error::NoStorageAccess(_) => {
+            "the keyring is locked or unreachable: unlock it (e.g. `gnome-keyring-daemon --unlock`), \
+             or on a headless server use the kernel keyring inside a session (`keyctl session - vigil auth login`), \
+             or set ANTHROPIC_API_KEY"
+        }
+        keyring::Error::PlatformFailure(_) if msg.contains("dbus") || msg.contains("D-Bus") => {
+            "no D-Bus session for the Secret Service: run inside a desktop session, use \
+             VIGIL_KEYRING=kernel (kernel keyring, headless servers), or set ANTHROPIC_API_KEY"
+        }
+        _ => "set ANTHROPIC_API_KEY instead, or see `vigil auth status`",
+    };
+    anyhow::anyhow!("keyring: {msg} ({hint})")
+}
+
+impl SecretStore for OsKeyring {
+    fn backend(&self) -> String {
+        match self.backend {
+            Backend::SecretService => "Secret Service (desktop keyring)".into(),
+            Backend::KernelKeyring => "kernel persistent keyring (keyutils)".into(),
+        }
+    }
+    fn get(&self, name: &str) -> Result<Option<SecretString>> {
+        match self.entry(name)?.get_password() {
+            Ok(p) => Ok(Some(SecretString::from(p))),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(e) => Err(explain(e)),
+        }
+    }
+    fn set(&self, name: &str, value: &SecretString) -> Result<()> {
+        self.entry(name)?.set_password(value.expose_secret()).map_err(explain)
+    }
+    fn delete(&self, name: &str) -> Result<bool> {
+        match self.entry(name)?.delete_credential() {
+            Ok(()) => Ok(true),
+            Err(keyring::Error::NoEntry) => Ok(false),
+            Err(e) => Err(explain(e)),
+        }
+    }
+}
+
+/// Where the key came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// The `ANTHROPIC_API_KEY` environment variable.
+    Env,
+    /// A root-owned key file for scheduled runs.
+    File(String),
+    /// The OS keyring.
+    Keyring(String),
+}
+
+impl std::fmt::Display for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::Env => f.write_str("the ANTHROPIC_API_KEY environment variable"),
+            KeySource::File(p) => write!(f, "the key file {p}"),
+            KeySource::Keyring(b) => write!(f, "the OS keyring ({b})"),
+        }
+    }
+}
+
+/// Read a key file, refusing one that others can read or that root does not own when we are root.
+pub fn read_key_file(path: &Path) -> Result<SecretString> {
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read the key file {}", path.display()))?;
+    if meta.mode() & 0o077 != 0 {
+        bail!("the key file {} is readable by others: chmod 600 {}", path.display(), path.display());
+    }
+    if crate::state::is_root() && meta.uid() != 0 {
+        bail!("the key file {} is not owned by root: refusing it for a root run", path.display());
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the key file {}", path.display()))?;
+    let key = text.trim().to_string();
+    if key.is_empty() {
+        bail!("the key file {} is empty", path.display());
+    }
+    Ok(SecretString::from(key))
+}
+
+/// Find the API key. `Ok(None)` when there is none anywhere (offline work still runs).
+pub fn find_api_key(store: &dyn SecretStore, key_file: Option<&Path>) -> Result<Option<(SecretString, KeySource)>> {
+    if let Ok(k) = std::env::var("ANTHROPIC_API_KEY") {
+        if !k.trim().is_empty() {
+            return Ok(Some((SecretString::from(k.trim().to_string()), KeySource::Env)));
+        }
+    }
+    if let Some(p) = key_file {
+        if p.exists() {
+            return Ok(Some((read_key_file(p)?, KeySource::File(p.display().to_string()))));
+        }
+    }
+    Ok(store.get(API_KEY_ENTRY)?.map(|k| (k, KeySource::Keyring(store.backend()))))
+}
+
+/// Show a key as `sk-ant-…wxyz`-free text: never any of it, only its length class.
+pub fn describe_key(key: &SecretString) -> String {
+    let k = key.expose_secret();
+    let kind = if k.starts_with("sk-ant-") { "an Anthropic API key" } else { "a key of unrecognised format" };
+    format!("{kind}, {} characters", k.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_store_round_trip() {
+        let s = MemoryStore::default();
+        assert!(s.get(API_KEY_ENTRY).unwrap().is_none());
+        s.set(API_KEY_ENTRY, &SecretString::from("sk-ant-test".to_string())).unwrap();
+        assert_eq!(s.get(API_KEY_ENTRY).unwrap().unwrap().expose_secret(), "sk-ant-test");
+        assert!(s.delete(API_KEY_ENTRY).unwrap());
+        assert!(!s.delete(API_KEY_ENTRY).unwrap());
+    }
+
+    #[test]
+    fn key_files_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("key");
+        std::fs::write(&p, "sk-ant-x\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(read_key_file(&p).unwrap_err().to_string().contains("chmod 600"));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_key_file(&p).unwrap().expose_secret(), "sk-ant-x");
+    }
+
+    #[test]
+    fn descriptions_never_show_the_key() {
+        let d = describe_key(&SecretString::from("sk-ant-api03-SECRETSECRET".to_string()));
+        assert!(!d.contains("SECRET"));
+    }
+}

@@ -1,0 +1,89 @@
+//! `vigil auth login | status | logout`: the API key in the OS keyring.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{Context, Result, bail};
+use secrecy::SecretString;
+
+use crate::app::App;
+use crate::auth::{API_KEY_ENTRY, OsKeyring, SecretStore, describe_key, find_api_key};
+use crate::cli::AuthAction;
+
+/// Read a line from the terminal without echo (from stdin when it is not a terminal).
+fn read_secret(prompt: &str) -> Result<String> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        return Ok(line.trim().to_string());
+    }
+    eprint!("{prompt}");
+    std::io::stderr().flush()?;
+    let fd = libc::STDIN_FILENO;
+    // SAFETY: termios calls on stdin, which is a terminal; the struct is zero-initialised then filled.
+    let mut term: libc::termios = unsafe { std::mem::zeroed() };
+    let have = unsafe { libc::tcgetattr(fd, &mut term) } == 0;
+    let saved = term;
+    if have {
+        term.c_lflag &= !libc::ECHO;
+        // SAFETY: as above.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &term) };
+    }
+    let mut line = String::new();
+    let r = stdin.lock().read_line(&mut line);
+    if have {
+        // SAFETY: restoring the saved settings.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+    }
+    eprintln!();
+    r?;
+    Ok(line.trim().to_string())
+}
+
+/// Run `vigil auth …`.
+pub fn run(app: &App, action: AuthAction) -> Result<u8> {
+    let store = OsKeyring::new();
+    match action {
+        AuthAction::Login => {
+            let key = read_secret("Anthropic API key (input hidden): ")?;
+            if key.is_empty() {
+                bail!("no key entered; nothing stored");
+            }
+            if !key.starts_with("sk-ant-") {
+                eprintln!("vigil: warning: this does not look like an Anthropic API key (sk-ant-…); storing it anyway");
+            }
+            store
+                .set(API_KEY_ENTRY, &SecretString::from(key))
+                .context("could not store the key; nothing was written to disk")?;
+            println!("Stored the API key in the {}.", store.backend());
+            Ok(0)
+        }
+        AuthAction::Status => {
+            let key_file = app.config.schedule.api_key_file.as_deref();
+            match find_api_key(&store, key_file) {
+                Ok(Some((k, src))) => {
+                    println!("API key: {} from {src}.", describe_key(&k));
+                    Ok(0)
+                }
+                Ok(None) => {
+                    println!(
+                        "No API key: `vigil review --offline` works without one; for chat and ask run `vigil auth login` or set ANTHROPIC_API_KEY."
+                    );
+                    Ok(1)
+                }
+                Err(e) => {
+                    println!("No usable API key: {e:#}");
+                    Ok(1)
+                }
+            }
+        }
+        AuthAction::Logout => {
+            if store.delete(API_KEY_ENTRY)? {
+                println!("Removed the API key from the {}.", store.backend());
+            } else {
+                println!("There was no API key in the {}.", store.backend());
+            }
+            Ok(0)
+        }
+    }
+}

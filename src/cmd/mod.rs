@@ -1,0 +1,48 @@
+//! One module per command; [`run`] dispatches with an exhaustive match.
+//! Each returns the process exit code (0 fine, 1 findings/refused, 2 error).
+
+pub mod auth;
+pub mod log;
+pub mod tools;
+
+use anyhow::Result;
+
+use crate::app::App;
+use crate::cli::{Cli, Command};
+
+/// Run the parsed command line.
+pub async fn run(cli: Cli) -> Result<u8> {
+    let Some(command) = cli.command else {
+        use clap::CommandFactory;
+        if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            anyhow::bail!("`vigil chat` is not available in this build yet; see `vigil --help`");
+        }
+        Cli::command().print_help()?;
+        return Ok(0);
+    };
+    let app = App::new(cli.global)?;
+    match command {
+        Command::Tools { action } => tools::run(&app, action).await,
+        Command::Log { action } => log::run(&app, action),
+        Command::Auth { action } => auth::run(&app, action),
+        other => anyhow::bail!("`{}` is not available in this build yet", command_name(&other)),
+    }
+}
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Chat => "chat",
+        Command::Ask(_) => "ask",
+        Command::Review(_) => "review",
+        Command::Ack(_) => "ack",
+        Command::Report(_) => "report",
+        Command::Vulndb { .. } => "vulndb",
+        Command::Wp { .. } => "wp",
+        Command::Notify { .. } => "notify",
+        Command::Tools { .. } => "tools",
+        Command::Auth { .. } => "auth",
+        Command::Schedule { .. } => "schedule",
+        Command::Log { .. } => "log",
+        Command::Mcp => "mcp",
+    }
+}

@@ -1,0 +1,74 @@
+//! `vigil tools list | schema NAME | run NAME [JSON]`: the registry on the
+//! command line, every run through the same policy gate as the model's calls.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use vigil_tools::Effect;
+
+use crate::app::App;
+use crate::audit::Origin;
+use crate::cli::ToolsAction;
+use crate::gate::{Decision, Terminal};
+
+/// The first sentence of a description.
+pub fn first_sentence(s: &str) -> &str {
+    s.split_once(". ").map(|(a, _)| a).unwrap_or(s).trim_end_matches('.')
+}
+
+/// Run `vigil tools …`.
+pub async fn run(app: &App, action: ToolsAction) -> Result<u8> {
+    let mut out = std::io::stdout().lock();
+    match action {
+        ToolsAction::List { json } => {
+            let list = app.registry.list();
+            if json {
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|t| {
+                        serde_json::json!({"name": t.name, "effect": t.effect, "description": t.description, "input_schema": t.input_schema})
+                    })
+                    .collect();
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            } else {
+                for t in list {
+                    let effect = match t.effect {
+                        Effect::ReadOnly => "read-only",
+                        Effect::Mutating => "mutating ",
+                    };
+                    writeln!(out, "{:<24} {effect}  {}", t.name, first_sentence(t.description))?;
+                }
+            }
+            Ok(0)
+        }
+        ToolsAction::Schema { name } => {
+            let info =
+                app.registry.get(&name).with_context(|| format!("no tool named `{name}` (see `vigil tools list`)"))?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&info.input_schema)?)?;
+            Ok(0)
+        }
+        ToolsAction::Run { name, json } => {
+            let input: serde_json::Value = match json.as_deref() {
+                None => serde_json::json!({}),
+                Some(s) => serde_json::from_str(s).with_context(|| format!("the input is not valid JSON: {s}"))?,
+            };
+            let gate = app.gate(Origin::ToolsRun, Arc::new(Terminal))?;
+            let r = gate.call(&name, input).await;
+            match (r.decision, r.result) {
+                (_, Ok(res)) => {
+                    writeln!(out, "{}", serde_json::to_string_pretty(&res.to_value())?)?;
+                    Ok(0)
+                }
+                (Decision::Ran, Err(e)) => {
+                    eprintln!("vigil: {name} failed: {}", crate::term::strip_controls(&e));
+                    Ok(2)
+                }
+                (_, Err(e)) => {
+                    eprintln!("vigil: {}", crate::term::strip_controls(&e));
+                    Ok(1)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! The policy gate: the only way any tool runs, outside the model's reach.
+//!
+//! Read-only tools run. A mutating tool — and an unknown one — first shows its
+//! plan and its exact arguments and waits for the human to type the word shown
+//! (the tool's name, not a reflexive `y`) at the controlling terminal, read from
+//! `/dev/tty` after flushing pending input, never from stdin, so a piped prompt
+//! cannot confirm. With no terminal it is refused and the model is told so.
+//! The config's deny-list blocks tools outright (deny wins). No flag or
+//! environment variable pre-approves anything; the single exception is the
+//! scratch-only `verify_backup_restore` named in the root-owned config for
+//! scheduled runs. Every call and decision lands in the audit log.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::io::AsRawFd;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use vigil_tools::{Ctx, Effect, Plan, Redactor, Registry, ToolError, ToolResult};
+
+use crate::audit::{AuditLog, Origin};
+use crate::term::strip_controls;
+
+/// Tools a scheduled run may run unattended when the root-owned config names them:
+/// they write only to a scratch directory they create and remove.
+pub const SCRATCH_ONLY: &[&str] = &["verify_backup_restore"];
+
+/// A confirmation request shown to the human.
+#[derive(Debug, Clone)]
+pub struct ConfirmRequest {
+    /// The tool.
+    pub tool: String,
+    /// Its exact arguments (redacted).
+    pub args: Value,
+    /// What it will do.
+    pub plan: Plan,
+    /// The word the human must type.
+    pub word: String,
+}
+
+impl ConfirmRequest {
+    /// The text shown before asking.
+    pub fn render(&self) -> String {
+        let args = serde_json::to_string_pretty(&self.args).unwrap_or_default();
+        strip_controls(&format!("\n{}\n  arguments: {}\n", self.plan.render().trim_end(), args.replace('\n', "\n  ")))
+    }
+}
+
+/// The human's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Typed the word: run it.
+    Confirmed,
+    /// Typed anything else.
+    Declined,
+    /// Nobody could be asked (no terminal, non-interactive); the reason.
+    Unavailable(String),
+}
+
+/// Asks a human. Implementations must never take an answer from the model or from stdin.
+#[async_trait]
+pub trait Confirmer: Send + Sync {
+    /// Ask about one request.
+    async fn confirm(&self, req: &ConfirmRequest) -> Answer;
+}
+
+/// No human: every mutating call is refused.
+pub struct NoHuman(pub String);
+
+#[async_trait]
+impl Confirmer for NoHuman {
+    async fn confirm(&self, _req: &ConfirmRequest) -> Answer {
+        Answer::Unavailable(self.0.clone())
+    }
+}
+
+/// A scheduled run: only scratch-only tools the root-owned config names.
+pub struct Scheduled {
+    /// Tools allowed (already filtered by the caller to root-owned config).
+    pub allow: Vec<String>,
+}
+
+#[async_trait]
+impl Confirmer for Scheduled {
+    async fn confirm(&self, req: &ConfirmRequest) -> Answer {
+        if SCRATCH_ONLY.contains(&req.tool.as_str()) && self.allow.iter().any(|a| a == &req.tool) {
+            Answer::Confirmed
+        } else {
+            Answer::Unavailable("a scheduled run has no human to confirm changes".into())
+        }
+    }
+}
+
+/// The controlling terminal (`/dev/tty`).
+pub struct Terminal;
+
+impl Terminal {
+    fn ask_blocking(req: &ConfirmRequest) -> Answer {
+        let tty = match std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty") {
+            Ok(t) => t,
+            Err(_) => return Answer::Unavailable("no terminal to ask on (not run interactively)".into()),
+        };
+        // Drop anything typed or pasted before the question was shown.
+        // SAFETY: tcflush on a valid descriptor.
+        unsafe { libc::tcflush(tty.as_raw_fd(), libc::TCIFLUSH) };
+        let mut w = &tty;
+        let prompt = format!(
+            "{}\n{} wants to change this host. Type `{}` to run it, anything else declines: ",
+            req.render(),
+            req.tool,
+            req.word
+        );
+        if w.write_all(prompt.as_bytes()).and_then(|_| w.flush()).is_err() {
+            return Answer::Unavailable("cannot write to the terminal".into());
+        }
+        let mut line = String::new();
+        match BufReader::new(&tty).read_line(&mut line) {
+            Ok(0) | Err(_) => Answer::Declined,
+            Ok(_) if line.trim() == req.word => Answer::Confirmed,
+            Ok(_) => Answer::Declined,
+        }
+    }
+}
+
+#[async_trait]
+impl Confirmer for Terminal {
+    async fn confirm(&self, req: &ConfirmRequest) -> Answer {
+        let req = req.clone();
+        tokio::task::spawn_blocking(move || Terminal::ask_blocking(&req))
+            .await
+            .unwrap_or_else(|_| Answer::Unavailable("the confirmation prompt failed".into()))
+    }
+}
+
+/// How a call was decided.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// A read-only tool ran.
+    Ran,
+    /// A human confirmed a mutating tool, which then ran.
+    Confirmed,
+    /// A human declined.
+    Declined,
+    /// Refused without asking (deny-list, no terminal, unknown tool, bad input).
+    Refused,
+}
+
+/// The result of a gated call.
+#[derive(Debug, Clone)]
+pub struct Gated {
+    /// How it was decided.
+    pub decision: Decision,
+    /// The tool's result, or the message the model should read.
+    pub result: Result<ToolResult, String>,
+    /// Wall time in milliseconds.
+    pub millis: u128,
+}
+
+/// The gate.
+#[derive(Clone)]
+pub struct Gate {
+    registry: Arc<Registry>,
+    ctx: Ctx,
+    confirmer: Arc<dyn Confirmer>,
+    audit: Option<AuditLog>,
+    origin: Origin,
+}
+
+impl Gate {
+    /// A gate over `registry` on `ctx`, asking `confirmer`, logging to `audit`.
+    pub fn new(
+        registry: Arc<Registry>,
+        ctx: Ctx,
+        confirmer: Arc<dyn Confirmer>,
+        audit: Option<AuditLog>,
+        origin: Origin,
+    ) -> Self {
+        Gate { registry, ctx, confirmer, audit, origin }
+    }
+
+    /// The registry behind the gate.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The tool context.
+    pub fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    /// The effect the gate assumes: unknown tools are mutating.
+    pub fn effect(&self, name: &str) -> Effect {
+        self.registry.effect(name)
+    }
+
+    fn log(&self, event: Value) {
+        if let Some(a) = &self.audit {
+            if let Err(e) = a.append(event) {
+                tracing::warn!("audit log: {e:#}");
+                eprintln!("vigil: warning: could not write the audit log: {e:#}");
+            }
+        }
+    }
+
+    fn finish(
+        &self,
+        name: &str,
+        input: &Value,
+        decision: Decision,
+        started: Instant,
+        result: Result<ToolResult, String>,
+        extra: Value,
+    ) -> Gated {
+        let millis = started.elapsed().as_millis();
+        let summary = match &result {
+            Ok(r) => {
+                let mut counts = std::collections::BTreeMap::new();
+                for f in &r.findings {
+                    *counts.entry(f.severity.as_str()).or_insert(0u32) += 1;
+                }
+                json!({"ok": true, "findings": counts})
+            }
+            Err(e) => json!({"ok": false, "error": e}),
+        };
+        let mut event = json!({
+            "kind": "tool_call",
+            "origin": self.origin,
+            "tool": name,
+            "input": input,
+            "decision": decision,
+            "duration_ms": millis as u64,
+            "result": summary,
+        });
+        if let (Value::Object(m), Value::Object(x)) = (&mut event, extra) {
+            m.extend(x);
+        }
+        self.log(event);
+        Gated { decision, result, millis }
+    }
+
+    /// Decide and, if allowed, run one tool call.
+    pub async fn call(&self, name: &str, input: Value) -> Gated {
+        let started = Instant::now();
+        let input = if input.is_null() { json!({}) } else { input };
+        let shown_input = Redactor::global().value(input.clone());
+        let deny = &self.ctx.config.gate.deny;
+        if deny.iter().any(|d| d == name) {
+            let msg =
+                format!("`{name}` is blocked by the administrator's configuration ([gate] deny); it was not run.");
+            return self.finish(name, &shown_input, Decision::Refused, started, Err(msg), json!({}));
+        }
+        let Some(info) = self.registry.get(name) else {
+            let msg = format!("There is no tool named `{name}`; nothing was run.");
+            return self.finish(name, &shown_input, Decision::Refused, started, Err(msg), json!({}));
+        };
+        if let Err(e) = self.registry.validate(name, &input) {
+            return self.finish(name, &shown_input, Decision::Refused, started, Err(e.to_string()), json!({}));
+        }
+        if info.effect == Effect::ReadOnly {
+            let r = self.registry.call(&self.ctx, name, input).await.map_err(|e| e.to_string());
+            return self.finish(name, &shown_input, Decision::Ran, started, r, json!({}));
+        }
+        let plan = match self.registry.plan(&self.ctx, name, input.clone()).await {
+            Ok(p) => p,
+            Err(e) => {
+                let msg = format!("could not plan `{name}`: {e}");
+                return self.finish(name, &shown_input, Decision::Refused, started, Err(msg), json!({}));
+            }
+        };
+        let req = ConfirmRequest {
+            tool: name.to_string(),
+            args: shown_input.clone(),
+            plan: plan.clone(),
+            word: name.to_string(),
+        };
+        let plan_json = json!({"plan": plan, "plan_digest": plan.digest(), "undo": plan.undo_lines()});
+        match self.confirmer.confirm(&req).await {
+            Answer::Confirmed => {
+                let r = self.registry.call(&self.ctx, name, input).await.map_err(|e: ToolError| e.to_string());
+                self.finish(name, &shown_input, Decision::Confirmed, started, r, plan_json)
+            }
+            Answer::Declined => {
+                let msg = format!(
+                    "The administrator declined `{name}`; nothing was changed. Do not retry it unless they ask."
+                );
+                self.finish(name, &shown_input, Decision::Declined, started, Err(msg), plan_json)
+            }
+            Answer::Unavailable(why) => {
+                let msg = format!(
+                    "`{name}` changes the host and needs a human to confirm it at the terminal, but {why}; it was refused and nothing was changed. Tell the administrator the plan and how to run it interactively (`vigil chat`)."
+                );
+                self.finish(name, &shown_input, Decision::Refused, started, Err(msg), plan_json)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use vigil_tools::{Host, Outcome, Tool};
+
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+    struct Change;
+    #[derive(Deserialize, JsonSchema)]
+    struct In {
+        port: u16,
+    }
+    #[derive(Serialize, JsonSchema)]
+    struct Out {
+        done: bool,
+    }
+    #[async_trait]
+    impl Tool for Change {
+        type Input = In;
+        type Output = Out;
+        fn name(&self) -> &'static str {
+            "firewall_deny_port"
+        }
+        fn description(&self) -> &'static str {
+            "test"
+        }
+        async fn plan(&self, _c: &Ctx, i: &In) -> Result<Plan, ToolError> {
+            Ok(Plan::new("firewall_deny_port", format!("deny {}", i.port)).step(
+                "deny",
+                Some(format!("ufw deny {}", i.port)),
+                Some(format!("ufw delete deny {}", i.port)),
+            ))
+        }
+        async fn run(&self, _c: &Ctx, _i: In) -> Result<Outcome<Out>, ToolError> {
+            RUNS.fetch_add(1, Ordering::SeqCst);
+            Ok(Outcome::new(Out { done: true }, vec![]))
+        }
+    }
+
+    struct Fixed(Answer);
+    #[async_trait]
+    impl Confirmer for Fixed {
+        async fn confirm(&self, _r: &ConfirmRequest) -> Answer {
+            self.0.clone()
+        }
+    }
+
+    fn gate(answer: Answer, deny: &[&str], audit: Option<AuditLog>) -> Gate {
+        let mut r = Registry::builtin();
+        r.add(Change);
+        let mut cfg = vigil_tools::Config::default();
+        cfg.gate.deny = deny.iter().map(|s| s.to_string()).collect();
+        let ctx = Ctx::new(Host::at("/nonexistent")).with_config(cfg);
+        Gate::new(Arc::new(r), ctx, Arc::new(Fixed(answer)), audit, Origin::Chat)
+    }
+
+    #[tokio::test]
+    async fn mutating_tools_need_a_confirmation_and_deny_wins() {
+        let before = RUNS.load(Ordering::SeqCst);
+        let g = gate(Answer::Unavailable("no terminal".into()), &[], None);
+        let r = g.call("firewall_deny_port", json!({"port": 9200})).await;
+        assert_eq!(r.decision, Decision::Refused);
+        assert!(r.result.unwrap_err().contains("needs a human"));
+        let r = gate(Answer::Declined, &[], None).call("firewall_deny_port", json!({"port": 9200})).await;
+        assert_eq!(r.decision, Decision::Declined);
+        assert_eq!(RUNS.load(Ordering::SeqCst), before, "nothing ran without a yes");
+        let r = gate(Answer::Confirmed, &["firewall_deny_port"], None)
+            .call("firewall_deny_port", json!({"port": 9200}))
+            .await;
+        assert_eq!(r.decision, Decision::Refused, "deny wins over a yes");
+        assert_eq!(RUNS.load(Ordering::SeqCst), before);
+        let t = tempfile::tempdir().unwrap();
+        let log = AuditLog::in_dir(t.path());
+        let r = gate(Answer::Confirmed, &[], Some(log.clone())).call("firewall_deny_port", json!({"port": 9200})).await;
+        assert_eq!(r.decision, Decision::Confirmed);
+        assert!(RUNS.load(Ordering::SeqCst) > before);
+        let entries = log.entries().unwrap();
+        assert_eq!(entries[0].event["decision"], "confirmed");
+        assert_eq!(entries[0].event["undo"][0], "ufw delete deny 9200", "the undo is recorded with the change");
+    }
+
+    #[tokio::test]
+    async fn unknown_tools_and_bad_input_are_refused() {
+        let g = gate(Answer::Confirmed, &[], None);
+        let r = g.call("rm_rf", json!({})).await;
+        assert_eq!(r.decision, Decision::Refused);
+        let r = g.call("firewall_deny_port", json!({"port": "all"})).await;
+        assert_eq!(r.decision, Decision::Refused);
+        assert!(r.result.unwrap_err().contains("invalid input"));
+    }
+
+    #[tokio::test]
+    async fn scheduled_runs_allow_only_scratch_tools() {
+        let s = Scheduled { allow: vec!["verify_backup_restore".into(), "firewall_deny_port".into()] };
+        let mk = |tool: &str| ConfirmRequest {
+            tool: tool.into(),
+            args: json!({}),
+            plan: Plan::new(tool, "x"),
+            word: tool.into(),
+        };
+        assert_eq!(s.confirm(&mk("verify_backup_restore")).await, Answer::Confirmed);
+        assert!(matches!(s.confirm(&mk("firewall_deny_port")).await, Answer::Unavailable(_)));
+    }
+}

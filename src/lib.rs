@@ -1,0 +1,27 @@
+//! vigil: a natural-language operations assistant and monthly security review
+//! for Linux web-hosting servers.
+//!
+//! # Layout
+//!
+//! - [`cli`]: the command line (the contract in DESIGN.md).
+//! - [`app`]: host, config, state directory and registry, resolved once.
+//! - [`gate`]: the policy gate every tool call passes.
+//! - [`audit`]: the hash-chained audit log.
+//! - [`state`]: the private state directory.
+//! - [`auth`]: the API key and the OS keyring.
+//! - [`term`]: escape stripping and colour.
+//! - [`cmd`]: one module per command.
+//!
+//! Errors: `anyhow` here; the tools crate returns typed errors. `main` prints
+//! the error chain and exits 2; a closed pipe is a success.
+
+#![deny(missing_docs)]
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod cmd;
+pub mod gate;
+pub mod state;
+pub mod term;
