@@ -10,6 +10,7 @@
 //! - [`state`]: the private state directory.
 //! - [`auth`]: the API key and the OS keyring.
 //! - [`term`]: escape stripping and colour.
+//! - [`review`]: the comprehensive review, its history and its formats.
 //! - [`cmd`]: one module per command.
 //!
 //! Errors: `anyhow` here; the tools crate returns typed errors. `main` prints
@@ -23,5 +24,6 @@ pub mod auth;
 pub mod cli;
 pub mod cmd;
 pub mod gate;
+pub mod review;
 pub mod state;
 pub mod term;

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod log;
+pub mod review;
 pub mod tools;
 
 use anyhow::Result;
@@ -25,6 +26,8 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Tools { action } => tools::run(&app, action).await,
         Command::Log { action } => log::run(&app, action),
         Command::Auth { action } => auth::run(&app, action),
+        Command::Review(args) => review::run(&app, args).await,
+        Command::Ack(args) => review::ack(&app, args),
         other => anyhow::bail!("`{}` is not available in this build yet", command_name(&other)),
     }
 }

@@ -34,7 +34,7 @@ const DATASTORES: &[(u16, &str, &str, Severity)] = &[
     (9200, "Elasticsearch", "search datastore with no authentication by default", Severity::Critical),
     (9300, "Elasticsearch", "cluster transport", Severity::Critical),
     (10250, "Kubelet API", "node admin API", Severity::Critical),
-    (11211, "Memcached", "cache (also a UDP amplification vector)", Severity::High),
+    (11211, "Memcached", "cache, also a UDP amplification vector", Severity::High),
     (15672, "RabbitMQ management", "admin UI", Severity::High),
     (27017, "MongoDB", "database", Severity::Critical),
     (27018, "MongoDB", "database", Severity::Critical),

@@ -1,0 +1,108 @@
+//! `vigil review`: the comprehensive review, and `vigil ack`.
+//!
+//! Exit codes: 0 when nothing is at or above `--fail-on` (or no `--fail-on`),
+//! 1 when something is, 2 when the review could not run.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use vigil_tools::Severity;
+use vigil_tools::config::parse_date;
+
+use crate::app::App;
+use crate::audit::Origin;
+use crate::cli::{AckArgs, Format, ReviewArgs};
+use crate::gate::{NoHuman, Scheduled};
+use crate::review::{self, HostInfo, Review, ToolRun, acks, history, render};
+use crate::state::host_name;
+
+/// Render a review in a format (HTML with the trend of the saved reviews).
+pub fn render_as(app: &App, r: &Review, format: Format) -> Result<String> {
+    Ok(match format {
+        Format::Text => render::text(r),
+        Format::Md => render::markdown(r),
+        Format::Json => serde_json::to_string_pretty(r)? + "\n",
+        Format::Html => {
+            let mut reviews = history::all(&app.host_dir()?);
+            if reviews.last().map(|l| l.generated_at != r.generated_at).unwrap_or(true) {
+                reviews.push(r.clone());
+            }
+            render::html(r, &render::trend(&reviews))
+        }
+    })
+}
+
+/// Run the deterministic review, save it, and return it.
+pub async fn review(app: &App, scheduled: bool, notices: Vec<String>) -> Result<Review> {
+    let confirmer: Arc<dyn crate::gate::Confirmer> = if scheduled {
+        let allow = if app.config_trusted { app.config.schedule.allow.clone() } else { Vec::new() };
+        Arc::new(Scheduled { allow })
+    } else {
+        Arc::new(NoHuman("a review only reads".into()))
+    };
+    let origin = if scheduled { Origin::Schedule } else { Origin::Review };
+    let gate = app.gate(origin, confirmer)?;
+    let ctx = gate.ctx().clone();
+    let show = std::io::stderr().is_terminal();
+    let progress = move |name: &str, run: &ToolRun, n: usize| {
+        if show {
+            let mark = if run.ok { crate::term::paint("32", "ok") } else { crate::term::paint("31", "FAILED") };
+            eprintln!("  {mark:>6} {name:<22} {:>5} ms  {n} findings", run.ms);
+        }
+    };
+    let host = HostInfo { name: host_name(&app.host), root: app.host.root().display().to_string() };
+    let r = review::run(&gate, &ctx, host, review::Options { progress: &progress, notices }).await?;
+    history::save(&app.host_dir()?, &r, app.config.review.keep_reviews)?;
+    Ok(r)
+}
+
+/// `vigil review`.
+pub async fn run(app: &App, args: ReviewArgs) -> Result<u8> {
+    let fail_on = match args.fail_on.as_deref() {
+        None => None,
+        Some(s) => Some(Severity::parse(s).with_context(|| format!("--fail-on {s}: use critical, high, medium, low or info"))?),
+    };
+    let r = review(app, args.scheduled, Vec::new()).await?;
+    if r.tools.values().all(|t| !t.ok) {
+        eprintln!("vigil: no check could run on {}", app.host.root().display());
+        return Ok(2);
+    }
+    let out = render_as(app, &r, args.format)?;
+    match &args.out {
+        Some(p) => std::fs::write(p, out).with_context(|| format!("cannot write {}", p.display()))?,
+        None => std::io::stdout().lock().write_all(out.as_bytes())?,
+    }
+    Ok(match fail_on {
+        Some(s) if r.count_at_least(s) > 0 => 1,
+        _ => 0,
+    })
+}
+
+/// `vigil ack`.
+pub fn ack(app: &App, args: AckArgs) -> Result<u8> {
+    if let Some(u) = &args.until {
+        if parse_date(u).is_none() {
+            bail!("--until {u}: use a date like 2027-01-31");
+        }
+    }
+    if args.reason.trim().is_empty() {
+        bail!("--reason must say why this is acceptable");
+    }
+    let by = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into());
+    let today = app.host.now_unix() / 86_400;
+    let ack = acks::Ack {
+        id: args.id.clone(),
+        subject: args.subject.clone(),
+        reason: args.reason.clone(),
+        until: args.until.clone(),
+        by,
+        at: acks::date_of_day(today),
+    };
+    acks::add(&app.host_dir()?, ack.clone())?;
+    app.audit().append(serde_json::json!({"kind": "ack", "ack": ack}))?;
+    let what = args.subject.as_deref().map(|s| format!(" on {s}")).unwrap_or_else(|| " (every subject)".into());
+    let until = args.until.as_deref().map(|u| format!(" until {u}")).unwrap_or_else(|| " with no end date".into());
+    println!("Acknowledged {}{what}{until}: shown in reviews, not counted.", args.id);
+    Ok(0)
+}

@@ -1,0 +1,288 @@
+//! The comprehensive review: every read-only tool, their findings, and what
+//! changed since the last review.
+//!
+//! The review is deterministic and needs no model: the findings come from the
+//! tools alone. Tools run concurrently; one that fails becomes a `high`
+//! finding of its own ("could not check"), never a silent gap. Each review is
+//! kept (per audited host) so the next one can say which findings are new,
+//! which were resolved, and what changed on the host even when it looks fine:
+//! new privileged accounts, SSH keys, listeners, firewall rules, containers,
+//! cron jobs, systemd units and SUID files — the decisions that quietly
+//! become the status quo.
+//!
+//! - [`acks`]: acknowledged findings (shown, not counted, until they expire).
+//! - [`history`]: saved reviews and the comparison with the previous one.
+//! - [`snapshot`]: the host inventory the comparison of host changes uses.
+//! - [`render`]: text, Markdown, JSON and HTML.
+
+pub mod acks;
+pub mod history;
+pub mod render;
+pub mod snapshot;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::Result;
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use vigil_tools::{Category, Ctx, Finding, Severity};
+
+use crate::gate::Gate;
+
+/// The review JSON format version.
+pub const VERSION: u32 = 1;
+
+/// The audited host, as named in a review.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostInfo {
+    /// Host name (`ROOT/etc/hostname`).
+    pub name: String,
+    /// The audited root.
+    pub root: String,
+}
+
+/// How one tool fared.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ToolRun {
+    /// True when it ran and returned facts.
+    pub ok: bool,
+    /// Wall time.
+    pub ms: u64,
+    /// Why it could not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `{id, subject}` of a finding, for new/resolved lists.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FindingRef {
+    /// Finding id.
+    pub id: String,
+    /// Subject.
+    pub subject: String,
+    /// Severity (for display).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    /// Title (for display).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+/// What changed since the previous review.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Changes {
+    /// When the previous review ran (absent for the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Findings not in the previous review.
+    pub new: Vec<FindingRef>,
+    /// Findings of the previous review that are gone.
+    pub resolved: Vec<FindingRef>,
+    /// What changed on the host itself.
+    pub host: Vec<snapshot::HostChange>,
+}
+
+/// Counts that lead every report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Summary {
+    /// Open findings by severity name.
+    pub by_severity: BTreeMap<String, usize>,
+    /// Open findings (above info) by category name.
+    pub by_category: BTreeMap<String, usize>,
+    /// New since the previous review.
+    pub new: usize,
+    /// Resolved since the previous review.
+    pub resolved: usize,
+    /// Acknowledged (not counted above).
+    pub acknowledged: usize,
+}
+
+/// A finding someone acknowledged, with the acknowledgement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Acknowledged {
+    /// The finding.
+    pub finding: Finding,
+    /// Why and until when.
+    pub ack: acks::Ack,
+}
+
+/// The model's summary, when one was asked for.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ModelSummary {
+    /// The model used.
+    pub model: String,
+    /// The summary text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Why there is none (network, key, API error) — recorded, never fatal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One review.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Review {
+    /// Format version.
+    pub version: u32,
+    /// The audited host.
+    pub host: HostInfo,
+    /// When (RFC 3339 UTC).
+    pub generated_at: String,
+    /// Wall time of the whole review.
+    pub duration_ms: u64,
+    /// Lines that must be read first (an overdue schedule, a failed notification).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
+    /// The counts.
+    pub summary: Summary,
+    /// Open findings, most severe first.
+    pub findings: Vec<Finding>,
+    /// Acknowledged findings.
+    #[serde(default)]
+    pub acknowledged: Vec<Acknowledged>,
+    /// Each tool's facts.
+    pub facts: BTreeMap<String, Value>,
+    /// How each tool ran.
+    pub tools: BTreeMap<String, ToolRun>,
+    /// Changes since the previous review.
+    pub changes: Changes,
+    /// The host inventory used for the next comparison.
+    pub snapshot: snapshot::Snapshot,
+    /// The model's summary (never the findings' source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_summary: Option<ModelSummary>,
+}
+
+impl Review {
+    /// Highest open severity, if any finding above info.
+    pub fn worst(&self) -> Option<Severity> {
+        self.findings.iter().map(|f| f.severity).filter(|s| *s > Severity::Info).max()
+    }
+
+    /// Open findings at or above `s`.
+    pub fn count_at_least(&self, s: Severity) -> usize {
+        self.findings.iter().filter(|f| f.severity >= s).count()
+    }
+}
+
+/// The pattern each tool's failures are filed under.
+pub fn category_of(tool: &str) -> Category {
+    match tool {
+        "list_open_ports" | "check_firewall" => Category::Ports,
+        "audit_accounts" | "check_ssh" => Category::Accounts,
+        "check_backups" => Category::Backups,
+        "check_tls" => Category::Hardening,
+        "check_os_updates" | "wordpress_inventory" => Category::Updates,
+        "docker_containers" => Category::Containers,
+        _ => Category::Hardening,
+    }
+}
+
+/// A progress callback: (tool, run) as each finishes.
+pub type Progress<'a> = &'a (dyn Fn(&str, &ToolRun, usize) + Sync);
+
+/// Run every read-only tool through the gate, concurrently; collect facts and findings.
+pub async fn collect(gate: &Gate, progress: Progress<'_>) -> (BTreeMap<String, Value>, BTreeMap<String, ToolRun>, Vec<Finding>) {
+    let names = gate.registry().read_only();
+    let runs = names.iter().map(|name| async move {
+        let started = Instant::now();
+        let r = gate.call(name, serde_json::json!({})).await;
+        let ms = started.elapsed().as_millis() as u64;
+        (*name, r, ms)
+    });
+    let mut facts = BTreeMap::new();
+    let mut tools = BTreeMap::new();
+    let mut findings = Vec::new();
+    for (name, r, ms) in join_all(runs).await {
+        match r.result {
+            Ok(res) => {
+                let run = ToolRun { ok: true, ms, error: None };
+                progress(name, &run, res.findings.len());
+                tools.insert(name.to_string(), run);
+                facts.insert(name.to_string(), res.facts);
+                findings.extend(res.findings);
+            }
+            Err(e) => {
+                let run = ToolRun { ok: false, ms, error: Some(e.clone()) };
+                progress(name, &run, 1);
+                tools.insert(name.to_string(), run);
+                findings.push(Finding::could_not_check(category_of(name), name, "this part of the host", e));
+            }
+        }
+    }
+    (facts, tools, findings)
+}
+
+/// Sort most severe first, then by category, id and subject; drop exact duplicates.
+pub fn sort_findings(findings: &mut Vec<Finding>) {
+    findings.sort_by(|a, b| {
+        b.severity.cmp(&a.severity).then(a.category.cmp(&b.category)).then(a.id.cmp(&b.id)).then(a.subject.cmp(&b.subject))
+    });
+    findings.dedup_by(|a, b| a.id == b.id && a.subject == b.subject && a.title == b.title);
+}
+
+/// Options of one review.
+pub struct Options<'a> {
+    /// Progress callback.
+    pub progress: Progress<'a>,
+    /// Lines to put first.
+    pub notices: Vec<String>,
+}
+
+/// The whole deterministic review of `ctx`'s host: collect, acknowledge, compare, save.
+pub async fn run(gate: &Gate, ctx: &Ctx, host: HostInfo, opts: Options<'_>) -> Result<Review> {
+    let started = Instant::now();
+    let (facts, tools, mut findings) = collect(gate, opts.progress).await;
+    let snap = snapshot::Snapshot::take(&ctx.host, &facts);
+    sort_findings(&mut findings);
+    let generated_at = rfc3339(ctx.host.now());
+    let state = ctx.state_dir.clone();
+    let acks = state.as_deref().map(acks::load).transpose()?.unwrap_or_default();
+    let today = ctx.host.now_unix() / 86_400;
+    let (open, acknowledged) = acks::split(findings, &acks, today);
+    let previous = state.as_deref().and_then(|d| history::latest(d).ok().flatten());
+    let changes = history::compare(previous.as_ref(), &open, &acknowledged, &snap);
+    let summary = summarize(&open, &acknowledged, &changes);
+    let review = Review {
+        version: VERSION,
+        host,
+        generated_at,
+        duration_ms: started.elapsed().as_millis() as u64,
+        notices: opts.notices,
+        summary,
+        findings: open,
+        acknowledged,
+        facts,
+        tools,
+        changes,
+        snapshot: snap,
+        model_summary: None,
+    };
+    Ok(review)
+}
+
+/// Count open findings by severity and category.
+pub fn summarize(open: &[Finding], acknowledged: &[Acknowledged], changes: &Changes) -> Summary {
+    let mut s = Summary { new: changes.new.len(), resolved: changes.resolved.len(), acknowledged: acknowledged.len(), ..Default::default() };
+    for sev in Severity::ALL {
+        s.by_severity.insert(sev.as_str().to_string(), 0);
+    }
+    for f in open {
+        *s.by_severity.entry(f.severity.as_str().to_string()).or_default() += 1;
+        if f.severity > Severity::Info {
+            *s.by_category.entry(f.category.as_str().to_string()).or_default() += 1;
+        }
+    }
+    s
+}
+
+/// A time as RFC 3339 UTC, whole seconds.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    let secs = vigil_tools::host::unix_secs(t);
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}

@@ -1,0 +1,384 @@
+//! Rendering a review: text (terminal), Markdown, JSON and one self-contained HTML file.
+//!
+//! Every format leads with the deterministic counts (critical, high, new since
+//! last time); a model's summary, when there is one, comes after them and can
+//! never hide them. HTML escapes everything it shows, loads nothing, runs no
+//! script, and carries a `default-src 'none'` content security policy.
+
+use std::fmt::Write as _;
+
+use vigil_tools::{Category, Finding, Severity};
+
+use super::{Review, Summary};
+use crate::term::paint;
+
+/// One point of the month-by-month trend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrendPoint {
+    /// Label (YYYY-MM).
+    pub label: String,
+    /// Open findings by severity name.
+    pub by_severity: std::collections::BTreeMap<String, usize>,
+    /// Open findings (above info) by category name.
+    pub by_category: std::collections::BTreeMap<String, usize>,
+}
+
+/// The trend: the last review of each month, oldest first.
+pub fn trend(reviews: &[Review]) -> Vec<TrendPoint> {
+    let mut points: Vec<TrendPoint> = Vec::new();
+    for r in reviews {
+        let label: String = r.generated_at.chars().take(7).collect();
+        let p = TrendPoint {
+            label: label.clone(),
+            by_severity: r.summary.by_severity.clone(),
+            by_category: r.summary.by_category.clone(),
+        };
+        match points.last_mut() {
+            Some(last) if last.label == label => *last = p,
+            _ => points.push(p),
+        }
+    }
+    points
+}
+
+fn count(s: &Summary, sev: Severity) -> usize {
+    s.by_severity.get(sev.as_str()).copied().unwrap_or(0)
+}
+
+/// The one-line headline every format starts with.
+pub fn headline(r: &Review) -> String {
+    let s = &r.summary;
+    let mut line = format!(
+        "{} critical, {} high, {} medium, {} low",
+        count(s, Severity::Critical),
+        count(s, Severity::High),
+        count(s, Severity::Medium),
+        count(s, Severity::Low)
+    );
+    match &r.changes.since {
+        Some(since) => {
+            let _ = write!(line, "; {} new and {} resolved since {}", s.new, s.resolved, &since[..10.min(since.len())]);
+        }
+        None => line.push_str("; first review of this host"),
+    }
+    if s.acknowledged > 0 {
+        let _ = write!(line, "; {} acknowledged", s.acknowledged);
+    }
+    line
+}
+
+fn sev_color(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "1;31",
+        Severity::High => "31",
+        Severity::Medium => "33",
+        Severity::Low => "36",
+        Severity::Info => "2",
+    }
+}
+
+/// Plain text, grouped by severity, one line per finding with its remediation.
+pub fn text(r: &Review) -> String {
+    let mut o = String::new();
+    for n in &r.notices {
+        let _ = writeln!(o, "{}", paint("1;31", &format!("!! {n}")));
+    }
+    let _ = writeln!(o, "vigil review of {} ({}) at {}", r.host.name, r.host.root, r.generated_at);
+    let _ = writeln!(o, "{}", paint("1", &headline(r)));
+    for sev in Severity::ALL.into_iter().filter(|s| *s > Severity::Info) {
+        let group: Vec<&Finding> = r.findings.iter().filter(|f| f.severity == sev).collect();
+        if group.is_empty() {
+            continue;
+        }
+        let _ = writeln!(o, "\n{}", paint(sev_color(sev), &format!("{} ({})", sev.as_str().to_uppercase(), group.len())));
+        for f in group {
+            let _ = writeln!(o, "  {} [{}] {}", paint(sev_color(sev), &f.subject), f.id, f.title);
+            if let Some(e) = f.evidence.first() {
+                let more = if f.evidence.len() > 1 { format!(" (+{} more)", f.evidence.len() - 1) } else { String::new() };
+                let _ = writeln!(o, "      seen: {e}{more}");
+            }
+            if !f.remediation.is_empty() {
+                let _ = writeln!(o, "      fix:  {}", f.remediation);
+            }
+        }
+    }
+    if r.changes.since.is_some() && (!r.changes.new.is_empty() || !r.changes.resolved.is_empty() || !r.changes.host.is_empty()) {
+        let _ = writeln!(o, "\n{}", paint("1", "SINCE THE LAST REVIEW"));
+        for n in &r.changes.new {
+            let _ = writeln!(o, "  new:      [{}] {} {}", n.id, n.subject, n.title.as_deref().unwrap_or(""));
+        }
+        for n in &r.changes.resolved {
+            let _ = writeln!(o, "  resolved: [{}] {} {}", n.id, n.subject, n.title.as_deref().unwrap_or(""));
+        }
+        for c in &r.changes.host {
+            let _ = writeln!(o, "  host:     {}", c.describe());
+        }
+    }
+    if !r.acknowledged.is_empty() {
+        let _ = writeln!(o, "\n{}", paint("1", "ACKNOWLEDGED (not counted)"));
+        for a in &r.acknowledged {
+            let until = a.ack.until.as_deref().map(|u| format!(" until {u}")).unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "  [{}] {} {} — \"{}\" ({}{until})",
+                a.finding.id, a.finding.subject, a.finding.title, a.ack.reason, a.ack.by
+            );
+        }
+    }
+    let info: Vec<&Finding> = r.findings.iter().filter(|f| f.severity == Severity::Info).collect();
+    if !info.is_empty() {
+        let _ = writeln!(o, "\n{}", paint("2", "NOTES"));
+        for f in info {
+            let _ = writeln!(o, "  {} {}", paint("2", &format!("[{}]", f.id)), f.title);
+        }
+    }
+    if let Some(m) = &r.model_summary {
+        let _ = writeln!(o, "\n{}", paint("1", &format!("SUMMARY BY {} (advisory; the findings above are the review)", m.model)));
+        match (&m.text, &m.error) {
+            (Some(t), _) => {
+                let _ = writeln!(o, "{}", crate::term::strip_controls(t));
+            }
+            (None, Some(e)) => {
+                let _ = writeln!(o, "  (no model summary: {e})");
+            }
+            _ => {}
+        }
+    }
+    let failed: Vec<&String> = r.tools.iter().filter(|(_, t)| !t.ok).map(|(n, _)| n).collect();
+    let _ = writeln!(
+        o,
+        "\n{} checks in {} ms{}",
+        r.tools.len(),
+        r.duration_ms,
+        if failed.is_empty() { String::new() } else { format!("; could not run: {}", failed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")) }
+    );
+    o
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Markdown.
+pub fn markdown(r: &Review) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "# vigil review: {}\n", md_escape(&r.host.name));
+    for n in &r.notices {
+        let _ = writeln!(o, "> **{}**\n", md_escape(n));
+    }
+    let _ = writeln!(o, "**{}**\n", md_escape(&headline(r)));
+    let _ = writeln!(o, "Root `{}`, generated {}, {} checks in {} ms.\n", r.host.root, r.generated_at, r.tools.len(), r.duration_ms);
+    let _ = writeln!(o, "## By pattern\n\n| # | pattern | open |\n|---|---|---|");
+    for c in Category::ALL {
+        let _ = writeln!(o, "| {} | {} | {} |", c.pattern(), c.title(), r.summary.by_category.get(c.as_str()).copied().unwrap_or(0));
+    }
+    let _ = writeln!(o, "\n## Findings\n\n| severity | finding | subject | what | fix |\n|---|---|---|---|---|");
+    for f in &r.findings {
+        let _ = writeln!(
+            o,
+            "| {} | `{}` | {} | {}{} | {} |",
+            f.severity,
+            f.id,
+            md_escape(&f.subject),
+            md_escape(&f.title),
+            if f.evidence.is_empty() { String::new() } else { format!("<br>{}", md_escape(&f.evidence.join("; "))) },
+            md_escape(&f.remediation)
+        );
+    }
+    if r.changes.since.is_some() {
+        let _ = writeln!(o, "\n## Since the last review ({})\n", r.changes.since.as_deref().unwrap_or(""));
+        for n in &r.changes.new {
+            let _ = writeln!(o, "- new: `{}` {}", n.id, md_escape(&n.subject));
+        }
+        for n in &r.changes.resolved {
+            let _ = writeln!(o, "- resolved: `{}` {}", n.id, md_escape(&n.subject));
+        }
+        for c in &r.changes.host {
+            let _ = writeln!(o, "- host: {}", md_escape(&c.describe()));
+        }
+    }
+    if !r.acknowledged.is_empty() {
+        let _ = writeln!(o, "\n## Acknowledged\n");
+        for a in &r.acknowledged {
+            let _ = writeln!(o, "- `{}` {}: {} ({})", a.finding.id, md_escape(&a.finding.subject), md_escape(&a.ack.reason), a.ack.by);
+        }
+    }
+    if let Some(m) = &r.model_summary {
+        let _ = writeln!(o, "\n## Summary by {} (advisory)\n", md_escape(&m.model));
+        match (&m.text, &m.error) {
+            (Some(t), _) => {
+                let _ = writeln!(o, "{}", crate::term::strip_controls(t));
+            }
+            (None, Some(e)) => {
+                let _ = writeln!(o, "_No model summary: {}_", md_escape(e));
+            }
+            _ => {}
+        }
+    }
+    o
+}
+
+/// HTML-escape text.
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c if c.is_control() && c != '\n' => {}
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+const CSS: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#222;padding:0 1rem}\
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}\
+.cards{display:flex;gap:.75rem;flex-wrap:wrap}.card{border-radius:6px;padding:.6rem 1rem;min-width:6rem;color:#fff}\
+.card b{display:block;font-size:1.6rem}.critical{background:#8b0000}.high{background:#c0392b}.medium{background:#d68910}\
+.low{background:#2e86c1}.info{background:#7f8c8d}.new{background:#5b2c6f}.resolved{background:#1e8449}\
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #eee;padding:.35rem;text-align:left;vertical-align:top}\
+td.sev{font-weight:bold;text-transform:uppercase;font-size:.8rem}.ev{color:#555;font-size:.85rem}\
+.notice{background:#fdecea;border-left:4px solid #c0392b;padding:.5rem 1rem;font-weight:bold}.muted{color:#777}";
+
+/// One self-contained HTML file.
+pub fn html(r: &Review, trend_points: &[TrendPoint]) -> String {
+    let mut o = String::new();
+    let s = &r.summary;
+    let _ = write!(
+        o,
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+<title>vigil review: {}</title><style>{CSS}</style></head><body>",
+        esc(&r.host.name)
+    );
+    for n in &r.notices {
+        let _ = write!(o, "<p class=\"notice\">{}</p>", esc(n));
+    }
+    let _ = write!(o, "<h1>vigil review: {}</h1>", esc(&r.host.name));
+    let _ = write!(o, "<section id=\"summary\"><p><strong>{}</strong></p><div class=\"cards\">", esc(&headline(r)));
+    for sev in Severity::ALL {
+        let _ = write!(o, "<div class=\"card {0}\"><b>{1}</b>{0}</div>", sev.as_str(), count(s, sev));
+    }
+    let _ = write!(
+        o,
+        "<div class=\"card new\"><b>{}</b>new</div><div class=\"card resolved\"><b>{}</b>resolved</div></div>",
+        s.new, s.resolved
+    );
+    let _ = write!(
+        o,
+        "<p class=\"muted\">Root <code>{}</code>, generated {}, {} checks in {} ms.</p></section>",
+        esc(&r.host.root),
+        esc(&r.generated_at),
+        r.tools.len(),
+        r.duration_ms
+    );
+    let _ = write!(o, "<h2>By pattern</h2><table><tr><th>#</th><th>pattern</th><th>open findings</th></tr>");
+    for c in Category::ALL {
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            c.pattern(),
+            esc(c.title()),
+            s.by_category.get(c.as_str()).copied().unwrap_or(0)
+        );
+    }
+    o.push_str("</table>");
+    if trend_points.len() > 1 {
+        let _ = write!(o, "<h2>Trend</h2>{}", trend_svg(trend_points));
+    }
+    let _ = write!(o, "<h2>Findings</h2><table><tr><th>severity</th><th>finding</th><th>subject</th><th>what was seen</th><th>fix</th></tr>");
+    for f in &r.findings {
+        let _ = write!(
+            o,
+            "<tr><td class=\"sev {0}\" style=\"color:#fff\">{0}</td><td><code>{1}</code></td><td>{2}</td><td>{3}<div class=\"ev\">{4}</div></td><td>{5}</td></tr>",
+            f.severity.as_str(),
+            esc(&f.id),
+            esc(&f.subject),
+            esc(&f.title),
+            f.evidence.iter().map(|e| esc(e)).collect::<Vec<_>>().join("<br>"),
+            esc(&f.remediation)
+        );
+    }
+    o.push_str("</table>");
+    if r.changes.since.is_some() {
+        let _ = write!(o, "<h2>Since the last review ({})</h2><ul>", esc(r.changes.since.as_deref().unwrap_or("")));
+        for n in &r.changes.new {
+            let _ = write!(o, "<li>new: <code>{}</code> {}</li>", esc(&n.id), esc(&n.subject));
+        }
+        for n in &r.changes.resolved {
+            let _ = write!(o, "<li>resolved: <code>{}</code> {}</li>", esc(&n.id), esc(&n.subject));
+        }
+        for c in &r.changes.host {
+            let _ = write!(o, "<li>host: {}</li>", esc(&c.describe()));
+        }
+        o.push_str("</ul>");
+    }
+    if !r.acknowledged.is_empty() {
+        o.push_str("<h2>Acknowledged</h2><ul>");
+        for a in &r.acknowledged {
+            let _ = write!(
+                o,
+                "<li><code>{}</code> {}: {} ({})</li>",
+                esc(&a.finding.id),
+                esc(&a.finding.subject),
+                esc(&a.ack.reason),
+                esc(&a.ack.by)
+            );
+        }
+        o.push_str("</ul>");
+    }
+    if let Some(m) = &r.model_summary {
+        let _ = write!(o, "<h2>Summary by {} (advisory)</h2>", esc(&m.model));
+        match (&m.text, &m.error) {
+            (Some(t), _) => {
+                let _ = write!(o, "<div style=\"white-space:pre-wrap\">{}</div>", esc(t));
+            }
+            (None, Some(e)) => {
+                let _ = write!(o, "<p class=\"muted\">No model summary: {}</p>", esc(e));
+            }
+            _ => {}
+        }
+    }
+    o.push_str("</body></html>\n");
+    o
+}
+
+/// An inline SVG line chart of open findings by severity, month by month.
+pub fn trend_svg(points: &[TrendPoint]) -> String {
+    let (w, h, pad) = (640.0_f64, 220.0_f64, 36.0_f64);
+    let sevs = [Severity::Critical, Severity::High, Severity::Medium, Severity::Low];
+    let colors = ["#8b0000", "#c0392b", "#d68910", "#2e86c1"];
+    let max = points
+        .iter()
+        .flat_map(|p| sevs.iter().map(move |s| p.by_severity.get(s.as_str()).copied().unwrap_or(0)))
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let n = points.len().max(2) as f64;
+    let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / (n - 1.0);
+    let y = |v: usize| h - pad - (h - 2.0 * pad) * v as f64 / max;
+    let mut o = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"open findings by month\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">"
+    );
+    let _ = write!(o, "<line x1=\"{pad}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#999\"/>", h - pad, w - pad);
+    let _ = write!(o, "<text x=\"4\" y=\"{}\" font-size=\"11\">{}</text>", pad, max as usize);
+    for (i, p) in points.iter().enumerate() {
+        let _ = write!(o, "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{}</text>", x(i), h - pad + 16.0, esc(&p.label));
+    }
+    for (k, sev) in sevs.iter().enumerate() {
+        let pts: Vec<String> = points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.by_severity.get(sev.as_str()).copied().unwrap_or(0))))
+            .collect();
+        let _ = write!(o, "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"><title>{}</title></polyline>", colors[k], pts.join(" "), sev);
+        let _ = write!(o, "<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"{}\">{}</text>", w - pad + 4.0, 14.0 + 14.0 * k as f64, colors[k], sev);
+    }
+    o.push_str("</svg>");
+    o
+}
