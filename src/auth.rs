@@ -15,8 +15,10 @@ use std::sync::Mutex;
 use anyhow::{Context, Result, bail};
 use secrecy::{ExposeSecret, SecretString};
 
-/// The keyring service name.
-pub const SERVICE: &str = "vigil";
+/// The keyring service name (`VIGIL_KEYRING_SERVICE` keeps several installs, or a test, apart).
+pub fn service() -> String {
+    std::env::var("VIGIL_KEYRING_SERVICE").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "vigil".into())
+}
 /// The keyring entry of the Anthropic API key.
 pub const API_KEY_ENTRY: &str = "anthropic-api-key";
 
@@ -82,12 +84,11 @@ impl OsKeyring {
 
     fn entry(&self, name: &str) -> Result<keyring::Entry> {
         let cred: Box<keyring::credential::Credential> = match self.backend {
-            Backend::SecretService => {
-                Box::new(keyring::secret_service::SsCredential::new_with_target(None, SERVICE, name).map_err(explain)?)
-            }
+            Backend::SecretService => Box::new(
+                keyring::secret_service::SsCredential::new_with_target(None, &service(), name).map_err(explain)?,
+            ),
             Backend::KernelKeyring => Box::new(
-                keyring::keyutils_persistent::KeyutilsPersistentCredential::new_with_target(None, SERVICE, name)
-                    .map_err(explain)?,
+                keyring::keyutils::KeyutilsCredential::new_with_target(None, &service(), name).map_err(explain)?,
             ),
         };
         Ok(keyring::Entry::new_with_credential(cred))
@@ -132,7 +133,15 @@ impl SecretStore for OsKeyring {
         }
     }
     fn set(&self, name: &str, value: &SecretString) -> Result<()> {
-        self.entry(name)?.set_password(value.expose_secret()).map_err(explain)
+        match self.entry(name)?.set_password(value.expose_secret()) {
+            Err(keyring::Error::NoEntry) if self.backend == Backend::KernelKeyring => Err(anyhow::anyhow!(
+                "keyring: this process has no kernel session keyring to store the key in: run it inside one \
+                 (`keyctl session - vigil auth login`, package keyutils), use a desktop keyring \
+                 (VIGIL_KEYRING=secret-service), or for scheduled runs a root-owned 0600 key file \
+                 (`vigil schedule install --key-file FILE`)"
+            )),
+            r => r.map_err(explain),
+        }
     }
     fn delete(&self, name: &str) -> Result<bool> {
         match self.entry(name)?.delete_credential() {

@@ -61,7 +61,9 @@ pub async fn review(app: &App, scheduled: bool, notices: Vec<String>) -> Result<
 pub async fn run(app: &App, args: ReviewArgs) -> Result<u8> {
     let fail_on = match args.fail_on.as_deref() {
         None => None,
-        Some(s) => Some(Severity::parse(s).with_context(|| format!("--fail-on {s}: use critical, high, medium, low or info"))?),
+        Some(s) => Some(
+            Severity::parse(s).with_context(|| format!("--fail-on {s}: use critical, high, medium, low or info"))?,
+        ),
     };
     let r = review(app, args.scheduled, Vec::new()).await?;
     if r.tools.values().all(|t| !t.ok) {

@@ -22,11 +22,8 @@ fn dir(host_dir: &Path) -> PathBuf {
 /// File names of saved reviews, oldest first.
 pub fn list(host_dir: &Path) -> Vec<PathBuf> {
     let Ok(rd) = std::fs::read_dir(dir(host_dir)) else { return Vec::new() };
-    let mut v: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
+    let mut v: Vec<PathBuf> =
+        rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
     v.sort();
     v
 }
@@ -78,7 +75,12 @@ fn refs(findings: &[Finding]) -> BTreeSet<(String, String)> {
 }
 
 fn to_ref(f: &Finding) -> FindingRef {
-    FindingRef { id: f.id.clone(), subject: f.subject.clone(), severity: Some(f.severity), title: Some(f.title.clone()) }
+    FindingRef {
+        id: f.id.clone(),
+        subject: f.subject.clone(),
+        severity: Some(f.severity),
+        title: Some(f.title.clone()),
+    }
 }
 
 /// What changed since `previous` (everything is "new" on a first review? no: nothing is,

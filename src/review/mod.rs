@@ -184,7 +184,10 @@ pub fn category_of(tool: &str) -> Category {
 pub type Progress<'a> = &'a (dyn Fn(&str, &ToolRun, usize) + Sync);
 
 /// Run every read-only tool through the gate, concurrently; collect facts and findings.
-pub async fn collect(gate: &Gate, progress: Progress<'_>) -> (BTreeMap<String, Value>, BTreeMap<String, ToolRun>, Vec<Finding>) {
+pub async fn collect(
+    gate: &Gate,
+    progress: Progress<'_>,
+) -> (BTreeMap<String, Value>, BTreeMap<String, ToolRun>, Vec<Finding>) {
     let names = gate.registry().read_only();
     let runs = names.iter().map(|name| async move {
         let started = Instant::now();
@@ -218,7 +221,11 @@ pub async fn collect(gate: &Gate, progress: Progress<'_>) -> (BTreeMap<String, V
 /// Sort most severe first, then by category, id and subject; drop exact duplicates.
 pub fn sort_findings(findings: &mut Vec<Finding>) {
     findings.sort_by(|a, b| {
-        b.severity.cmp(&a.severity).then(a.category.cmp(&b.category)).then(a.id.cmp(&b.id)).then(a.subject.cmp(&b.subject))
+        b.severity
+            .cmp(&a.severity)
+            .then(a.category.cmp(&b.category))
+            .then(a.id.cmp(&b.id))
+            .then(a.subject.cmp(&b.subject))
     });
     findings.dedup_by(|a, b| a.id == b.id && a.subject == b.subject && a.title == b.title);
 }
@@ -265,7 +272,12 @@ pub async fn run(gate: &Gate, ctx: &Ctx, host: HostInfo, opts: Options<'_>) -> R
 
 /// Count open findings by severity and category.
 pub fn summarize(open: &[Finding], acknowledged: &[Acknowledged], changes: &Changes) -> Summary {
-    let mut s = Summary { new: changes.new.len(), resolved: changes.resolved.len(), acknowledged: acknowledged.len(), ..Default::default() };
+    let mut s = Summary {
+        new: changes.new.len(),
+        resolved: changes.resolved.len(),
+        acknowledged: acknowledged.len(),
+        ..Default::default()
+    };
     for sev in Severity::ALL {
         s.by_severity.insert(sev.as_str().to_string(), 0);
     }

@@ -90,11 +90,13 @@ pub fn text(r: &Review) -> String {
         if group.is_empty() {
             continue;
         }
-        let _ = writeln!(o, "\n{}", paint(sev_color(sev), &format!("{} ({})", sev.as_str().to_uppercase(), group.len())));
+        let _ =
+            writeln!(o, "\n{}", paint(sev_color(sev), &format!("{} ({})", sev.as_str().to_uppercase(), group.len())));
         for f in group {
             let _ = writeln!(o, "  {} [{}] {}", paint(sev_color(sev), &f.subject), f.id, f.title);
             if let Some(e) = f.evidence.first() {
-                let more = if f.evidence.len() > 1 { format!(" (+{} more)", f.evidence.len() - 1) } else { String::new() };
+                let more =
+                    if f.evidence.len() > 1 { format!(" (+{} more)", f.evidence.len() - 1) } else { String::new() };
                 let _ = writeln!(o, "      seen: {e}{more}");
             }
             if !f.remediation.is_empty() {
@@ -102,7 +104,9 @@ pub fn text(r: &Review) -> String {
             }
         }
     }
-    if r.changes.since.is_some() && (!r.changes.new.is_empty() || !r.changes.resolved.is_empty() || !r.changes.host.is_empty()) {
+    if r.changes.since.is_some()
+        && (!r.changes.new.is_empty() || !r.changes.resolved.is_empty() || !r.changes.host.is_empty())
+    {
         let _ = writeln!(o, "\n{}", paint("1", "SINCE THE LAST REVIEW"));
         for n in &r.changes.new {
             let _ = writeln!(o, "  new:      [{}] {} {}", n.id, n.subject, n.title.as_deref().unwrap_or(""));
@@ -133,7 +137,11 @@ pub fn text(r: &Review) -> String {
         }
     }
     if let Some(m) = &r.model_summary {
-        let _ = writeln!(o, "\n{}", paint("1", &format!("SUMMARY BY {} (advisory; the findings above are the review)", m.model)));
+        let _ = writeln!(
+            o,
+            "\n{}",
+            paint("1", &format!("SUMMARY BY {} (advisory; the findings above are the review)", m.model))
+        );
         match (&m.text, &m.error) {
             (Some(t), _) => {
                 let _ = writeln!(o, "{}", crate::term::strip_controls(t));
@@ -150,7 +158,11 @@ pub fn text(r: &Review) -> String {
         "\n{} checks in {} ms{}",
         r.tools.len(),
         r.duration_ms,
-        if failed.is_empty() { String::new() } else { format!("; could not run: {}", failed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")) }
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!("; could not run: {}", failed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))
+        }
     );
     o
 }
@@ -167,10 +179,23 @@ pub fn markdown(r: &Review) -> String {
         let _ = writeln!(o, "> **{}**\n", md_escape(n));
     }
     let _ = writeln!(o, "**{}**\n", md_escape(&headline(r)));
-    let _ = writeln!(o, "Root `{}`, generated {}, {} checks in {} ms.\n", r.host.root, r.generated_at, r.tools.len(), r.duration_ms);
+    let _ = writeln!(
+        o,
+        "Root `{}`, generated {}, {} checks in {} ms.\n",
+        r.host.root,
+        r.generated_at,
+        r.tools.len(),
+        r.duration_ms
+    );
     let _ = writeln!(o, "## By pattern\n\n| # | pattern | open |\n|---|---|---|");
     for c in Category::ALL {
-        let _ = writeln!(o, "| {} | {} | {} |", c.pattern(), c.title(), r.summary.by_category.get(c.as_str()).copied().unwrap_or(0));
+        let _ = writeln!(
+            o,
+            "| {} | {} | {} |",
+            c.pattern(),
+            c.title(),
+            r.summary.by_category.get(c.as_str()).copied().unwrap_or(0)
+        );
     }
     let _ = writeln!(o, "\n## Findings\n\n| severity | finding | subject | what | fix |\n|---|---|---|---|---|");
     for f in &r.findings {
@@ -200,7 +225,14 @@ pub fn markdown(r: &Review) -> String {
     if !r.acknowledged.is_empty() {
         let _ = writeln!(o, "\n## Acknowledged\n");
         for a in &r.acknowledged {
-            let _ = writeln!(o, "- `{}` {}: {} ({})", a.finding.id, md_escape(&a.finding.subject), md_escape(&a.ack.reason), a.ack.by);
+            let _ = writeln!(
+                o,
+                "- `{}` {}: {} ({})",
+                a.finding.id,
+                md_escape(&a.finding.subject),
+                md_escape(&a.ack.reason),
+                a.ack.by
+            );
         }
     }
     if let Some(m) = &r.model_summary {
@@ -291,7 +323,10 @@ pub fn html(r: &Review, trend_points: &[TrendPoint]) -> String {
     if trend_points.len() > 1 {
         let _ = write!(o, "<h2>Trend</h2>{}", trend_svg(trend_points));
     }
-    let _ = write!(o, "<h2>Findings</h2><table><tr><th>severity</th><th>finding</th><th>subject</th><th>what was seen</th><th>fix</th></tr>");
+    let _ = write!(
+        o,
+        "<h2>Findings</h2><table><tr><th>severity</th><th>finding</th><th>subject</th><th>what was seen</th><th>fix</th></tr>"
+    );
     for f in &r.findings {
         let _ = write!(
             o,
@@ -368,7 +403,13 @@ pub fn trend_svg(points: &[TrendPoint]) -> String {
     let _ = write!(o, "<line x1=\"{pad}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#999\"/>", h - pad, w - pad);
     let _ = write!(o, "<text x=\"4\" y=\"{}\" font-size=\"11\">{}</text>", pad, max as usize);
     for (i, p) in points.iter().enumerate() {
-        let _ = write!(o, "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{}</text>", x(i), h - pad + 16.0, esc(&p.label));
+        let _ = write!(
+            o,
+            "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{}</text>",
+            x(i),
+            h - pad + 16.0,
+            esc(&p.label)
+        );
     }
     for (k, sev) in sevs.iter().enumerate() {
         let pts: Vec<String> = points
@@ -376,8 +417,21 @@ pub fn trend_svg(points: &[TrendPoint]) -> String {
             .enumerate()
             .map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.by_severity.get(sev.as_str()).copied().unwrap_or(0))))
             .collect();
-        let _ = write!(o, "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"><title>{}</title></polyline>", colors[k], pts.join(" "), sev);
-        let _ = write!(o, "<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"{}\">{}</text>", w - pad + 4.0, 14.0 + 14.0 * k as f64, colors[k], sev);
+        let _ = write!(
+            o,
+            "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"><title>{}</title></polyline>",
+            colors[k],
+            pts.join(" "),
+            sev
+        );
+        let _ = write!(
+            o,
+            "<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"{}\">{}</text>",
+            w - pad + 4.0,
+            14.0 + 14.0 * k as f64,
+            colors[k],
+            sev
+        );
     }
     o.push_str("</svg>");
     o

@@ -68,7 +68,10 @@ impl Snapshot {
             for l in strs(&p["listeners"]) {
                 let addr = s(l, "address");
                 let addr = if addr.contains(':') { format!("[{addr}]") } else { addr.to_string() };
-                put("listeners", format!("{} {addr}:{} {}", s(l, "proto"), l["port"], s(l, "process")).trim_end().to_string());
+                put(
+                    "listeners",
+                    format!("{} {addr}:{} {}", s(l, "proto"), l["port"], s(l, "process")).trim_end().to_string(),
+                );
             }
         }
         if let Some(a) = facts.get("audit_accounts") {
@@ -78,7 +81,10 @@ impl Snapshot {
                 }
             }
             for k in strs(&a["keys"]) {
-                put("ssh_keys", format!("{} {} {}", s(k, "user"), s(k, "fingerprint"), s(k, "comment")).trim_end().to_string());
+                put(
+                    "ssh_keys",
+                    format!("{} {} {}", s(k, "user"), s(k, "fingerprint"), s(k, "comment")).trim_end().to_string(),
+                );
             }
         }
         if let Some(fw) = facts.get("check_firewall") {
@@ -178,8 +184,16 @@ fn systemd_units(host: &Host) -> Vec<String> {
 /// SUID/SGID-root executables in the usual binary directories and where they never belong.
 fn suid_files(host: &Host) -> Vec<String> {
     let dirs = [
-        "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin", "/usr/lib/openssh", "/usr/libexec", "/opt", "/tmp",
-        "/var/tmp", "/dev/shm",
+        "/usr/bin",
+        "/usr/sbin",
+        "/usr/local/bin",
+        "/usr/local/sbin",
+        "/usr/lib/openssh",
+        "/usr/libexec",
+        "/opt",
+        "/tmp",
+        "/var/tmp",
+        "/dev/shm",
     ];
     let mut out = Vec::new();
     for d in dirs {
