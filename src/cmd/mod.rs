@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod log;
+pub mod report;
 pub mod review;
 pub mod tools;
 
@@ -28,6 +29,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Auth { action } => auth::run(&app, action),
         Command::Review(args) => review::run(&app, args).await,
         Command::Ack(args) => review::ack(&app, args),
+        Command::Report(args) => report::run(&app, args),
         other => anyhow::bail!("`{}` is not available in this build yet", command_name(&other)),
     }
 }

@@ -1,0 +1,70 @@
+//! `vigil report`: the latest saved review of this host and the month-by-month trend.
+
+use std::io::Write;
+
+use anyhow::{Context, Result, bail};
+use vigil_tools::Severity;
+
+use crate::app::App;
+use crate::cli::{Format, ReportArgs};
+use crate::review::{history, render};
+
+/// Text table of the trend: one line per month.
+pub fn trend_text(points: &[render::TrendPoint]) -> String {
+    let mut o =
+        String::from("\nTREND (open findings, last review of each month)\n  month     critical  high  medium  low\n");
+    for p in points {
+        let c = |s: Severity| p.by_severity.get(s.as_str()).copied().unwrap_or(0);
+        o.push_str(&format!(
+            "  {:<9} {:>8} {:>5} {:>7} {:>4}\n",
+            p.label,
+            c(Severity::Critical),
+            c(Severity::High),
+            c(Severity::Medium),
+            c(Severity::Low)
+        ));
+    }
+    o
+}
+
+/// `vigil report`.
+pub fn run(app: &App, args: ReportArgs) -> Result<u8> {
+    let dir = app.host_dir()?;
+    let reviews = history::all(&dir);
+    let Some(latest) = reviews.last() else {
+        bail!("no saved review of {} yet: run `vigil review` first", app.host.root().display());
+    };
+    let points = render::trend(&reviews);
+    let out = match args.format {
+        Format::Text => render::text(latest) + &trend_text(&points),
+        Format::Md => render::markdown(latest) + &format!("\n## Trend\n\n```\n{}```\n", trend_text(&points)),
+        Format::Json => {
+            let trend: Vec<_> = points
+                .iter()
+                .map(|p| serde_json::json!({"month": p.label, "by_severity": p.by_severity, "by_category": p.by_category}))
+                .collect();
+            serde_json::to_string_pretty(&serde_json::json!({"latest": latest, "trend": trend}))? + "\n"
+        }
+        Format::Html => render::html(latest, &points),
+    };
+    let target = match (&args.out, args.open) {
+        (Some(p), _) => Some(p.clone()),
+        (None, true) => Some(app.state.sub("reports")?.join("latest.html")),
+        (None, false) => None,
+    };
+    match &target {
+        Some(p) => std::fs::write(p, &out).with_context(|| format!("cannot write {}", p.display()))?,
+        None => std::io::stdout().lock().write_all(out.as_bytes())?,
+    }
+    if args.open {
+        let p = target.context("nothing to open")?;
+        if args.format != Format::Html {
+            eprintln!("vigil: --open shows HTML; use --format html for the chart");
+        }
+        let status = std::process::Command::new("xdg-open").arg(&p).status();
+        if !status.map(|s| s.success()).unwrap_or(false) {
+            eprintln!("vigil: could not open a browser; the report is at {}", p.display());
+        }
+    }
+    Ok(0)
+}
