@@ -676,6 +676,7 @@ async fn load_into_mariadb(ctx: &Ctx, db: &DbTools, scratch: &Path, dump: &Path)
     }
     let server = ctx.host.run(&db.server, &server_args, Duration::from_secs(3600));
     tokio::pin!(server);
+    let shutting_down = std::sync::atomic::AtomicBool::new(false);
     let client = async {
         let mut ready = false;
         for _ in 0..120 {
@@ -714,16 +715,26 @@ async fn load_into_mariadb(ctx: &Ctx, db: &DbTools, scratch: &Path, dump: &Path)
             o.stdout.trim().parse::<u64>().map_err(|_| format!("counting tables: {}", super::first_line(&o)))
         }
         .await;
+        shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = ctx.host.run(&db.admin, &["--no-defaults", &socket, "shutdown"], Duration::from_secs(60)).await;
         r
     };
+    tokio::pin!(client);
     tokio::select! {
         exited = &mut server => {
+            if shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
+                // It stopped because we asked it to: the client's answer is the result.
+                return client.await;
+            }
             let tail = std::fs::read_to_string(format!("{d}/mysqld.err")).unwrap_or_default();
             let last = tail.lines().rev().find(|l| l.contains("ERROR")).unwrap_or("").to_string();
-            Err(format!("the throwaway MariaDB stopped unexpectedly ({}): {last}", match exited { Ok(o) => format!("exit {}", o.status), Err(e) => e.to_string() }))
+            let how = match exited {
+                Ok(o) => format!("exit {}", o.status),
+                Err(e) => e.to_string(),
+            };
+            Err(format!("the throwaway MariaDB stopped unexpectedly ({how}): {last}"))
         }
-        r = client => {
+        r = &mut client => {
             // Give the server time to shut down cleanly; dropping it kills it otherwise.
             let _ = tokio::time::timeout(Duration::from_secs(30), &mut server).await;
             r
