@@ -11,11 +11,13 @@
 //! - [`finding`]: `Finding`, `Severity`, `Category` (the seven patterns).
 //! - [`redact`]: the `Redactor` every output passes before it leaves the crate.
 //! - [`config`]: the configuration file.
-//! - one module per tool: [`ports`] (`list_open_ports`), …
+//! - one module per tool: [`ports`] (`list_open_ports`), [`fixes`] (`firewall_deny_port`,
+//!   `lock_account`, `verify_backup_restore`), …
 #![deny(missing_docs)]
 
 pub mod config;
 pub mod finding;
+pub mod fixes;
 pub mod host;
 pub mod ports;
 pub mod redact;
@@ -31,4 +33,4 @@ pub use finding::{Category, Finding, Severity};
 pub use host::{Host, HostError};
 pub use redact::Redactor;
 pub use registry::{Registry, ToolInfo, ToolResult};
-pub use tool::{Ctx, Effect, Outcome, Plan, Tool, ToolError};
+pub use tool::{Ctx, Effect, Outcome, Plan, SessionInfo, Tool, ToolError};

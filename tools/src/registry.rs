@@ -143,6 +143,9 @@ impl Registry {
     pub fn builtin() -> Self {
         let mut r = Registry::empty();
         r.add(crate::ports::ListOpenPorts);
+        r.add(crate::fixes::FirewallDenyPort);
+        r.add(crate::fixes::LockAccount);
+        r.add(crate::fixes::VerifyBackupRestore);
         r
     }
 

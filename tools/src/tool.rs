@@ -141,6 +141,37 @@ impl<T> Outcome<T> {
     }
 }
 
+/// Who runs this vigil session, filled by the caller (never read deep in a tool),
+/// so mutating tools can refuse to cut the session they run in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The server port of the SSH connection vigil runs in (4th field of `SSH_CONNECTION`).
+    pub ssh_server_port: Option<u16>,
+    /// The person at the keyboard (`SUDO_USER`, else `USER`/`LOGNAME`).
+    pub user: Option<String>,
+    /// Tests only: run the mutating tools' commands inside this network namespace
+    /// (`ip netns exec NAME …`), so firewall tests never touch the machine's own
+    /// firewall. Commands still only run on the live root. Never set in production.
+    pub netns: Option<String>,
+}
+
+impl SessionInfo {
+    /// Read the session from this process's environment (`SSH_CONNECTION`, `SUDO_USER`, `USER`, `LOGNAME`).
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        SessionInfo {
+            ssh_server_port: var("SSH_CONNECTION").as_deref().and_then(ssh_server_port),
+            user: var("SUDO_USER").or_else(|| var("USER")).or_else(|| var("LOGNAME")),
+            netns: None,
+        }
+    }
+}
+
+/// The server port of an `SSH_CONNECTION` value (`client_ip client_port server_ip server_port`).
+pub fn ssh_server_port(ssh_connection: &str) -> Option<u16> {
+    ssh_connection.split_whitespace().nth(3)?.parse().ok()
+}
+
 /// What every tool call gets: the host, the configuration, where to keep state.
 #[derive(Debug, Clone)]
 pub struct Ctx {
@@ -151,12 +182,23 @@ pub struct Ctx {
     /// Per-audited-host state directory (previous rulesets, CPU samples…),
     /// `None` when state is not kept (e.g. `tools run` in a read-only place).
     pub state_dir: Option<PathBuf>,
+    /// The session vigil runs in. [`Ctx::new`] reads it from the environment on the
+    /// live root (so the SSH-port and own-account refusals hold by default) and
+    /// leaves it empty for any other root.
+    pub session: SessionInfo,
 }
 
 impl Ctx {
     /// A context over `host` with the default configuration and no state.
     pub fn new(host: Host) -> Self {
-        Ctx { host, config: Arc::new(Config::default()), state_dir: None }
+        let session = if host.is_live() { SessionInfo::from_env() } else { SessionInfo::default() };
+        Ctx { host, config: Arc::new(Config::default()), state_dir: None, session }
+    }
+
+    /// Replace the session information.
+    pub fn with_session(mut self, session: SessionInfo) -> Self {
+        self.session = session;
+        self
     }
 
     /// Replace the configuration.
