@@ -11,6 +11,7 @@
 //! - [`auth`]: the API key and the OS keyring.
 //! - [`term`]: escape stripping and colour.
 //! - [`review`]: the comprehensive review, its history and its formats.
+//! - [`schedule`]: scheduled reviews (systemd timer or cron) and their record.
 //! - [`cmd`]: one module per command.
 //!
 //! Errors: `anyhow` here; the tools crate returns typed errors. `main` prints
@@ -25,5 +26,6 @@ pub mod cli;
 pub mod cmd;
 pub mod gate;
 pub mod review;
+pub mod schedule;
 pub mod state;
 pub mod term;

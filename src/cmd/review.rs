@@ -57,6 +57,56 @@ pub async fn review(app: &App, scheduled: bool, notices: Vec<String>) -> Result<
     Ok(r)
 }
 
+/// Reports written by a scheduled run: every format, in `STATE/reports/`.
+fn save_reports(app: &App, r: &Review) -> Result<Vec<String>> {
+    let dir = app.state.sub("reports")?;
+    let stamp: String = r.generated_at.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let name = crate::state::host_name(&app.host);
+    let mut written = Vec::new();
+    for (ext, format) in [("json", Format::Json), ("md", Format::Md), ("html", Format::Html), ("txt", Format::Text)] {
+        let p = dir.join(format!("{name}-{stamp}.{ext}"));
+        let text = if format == Format::Text {
+            crate::term::strip_controls(&render::text(r))
+        } else {
+            render_as(app, r, format)?
+        };
+        crate::state::write_atomic(&p, text.as_bytes())?;
+        written.push(p.display().to_string());
+    }
+    // Retention: keep the newest `keep` reports of each format.
+    let keep = app.config.schedule.keep_reports.unwrap_or(24).max(1);
+    let mut all: Vec<_> = std::fs::read_dir(&dir)?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    all.sort();
+    for ext in ["json", "md", "html", "txt"] {
+        let of: Vec<_> = all.iter().filter(|p| p.extension().is_some_and(|x| x == ext)).collect();
+        for old in of.iter().take(of.len().saturating_sub(keep)) {
+            let _ = std::fs::remove_file(old);
+        }
+    }
+    Ok(written)
+}
+
+/// Test-restore every configured backup job, when the root-owned config allows it.
+async fn scheduled_restores(app: &App) -> Result<()> {
+    let allowed = app.config_trusted && app.config.schedule.allow.iter().any(|a| a == "verify_backup_restore");
+    if !allowed || app.config.backups.is_empty() {
+        return Ok(());
+    }
+    let gate = app.gate(Origin::Schedule, Arc::new(Scheduled { allow: app.config.schedule.allow.clone() }))?;
+    for job in &app.config.backups {
+        let r = gate.call("verify_backup_restore", serde_json::json!({"job": job.name})).await;
+        if let Err(e) = r.result {
+            eprintln!("vigil: restore test of {}: {}", job.name, crate::term::strip_controls(&e));
+        }
+    }
+    Ok(())
+}
+
+/// Lines every review must lead with: an overdue schedule.
+pub fn notices(app: &App) -> Vec<String> {
+    crate::schedule::overdue_notice(&app.state, app.host.now_unix()).into_iter().collect()
+}
+
 /// `vigil review`.
 pub async fn run(app: &App, args: ReviewArgs) -> Result<u8> {
     let fail_on = match args.fail_on.as_deref() {
@@ -65,20 +115,40 @@ pub async fn run(app: &App, args: ReviewArgs) -> Result<u8> {
             Severity::parse(s).with_context(|| format!("--fail-on {s}: use critical, high, medium, low or info"))?,
         ),
     };
-    let r = review(app, args.scheduled, Vec::new()).await?;
+    let started = app.host.now_unix();
+    if args.scheduled {
+        scheduled_restores(app).await?;
+    }
+    let r = review(app, args.scheduled, notices(app)).await?;
     if r.tools.values().all(|t| !t.ok) {
         eprintln!("vigil: no check could run on {}", app.host.root().display());
         return Ok(2);
     }
+    let code = match fail_on {
+        Some(s) if r.count_at_least(s) > 0 => 1,
+        _ => 0,
+    };
+    let mut reports = Vec::new();
+    if args.scheduled {
+        reports = save_reports(app, &r)?;
+    }
     let out = render_as(app, &r, args.format)?;
     match &args.out {
         Some(p) => std::fs::write(p, out).with_context(|| format!("cannot write {}", p.display()))?,
+        None if args.scheduled => {}
         None => std::io::stdout().lock().write_all(out.as_bytes())?,
     }
-    Ok(match fail_on {
-        Some(s) if r.count_at_least(s) > 0 => 1,
-        _ => 0,
-    })
+    if args.scheduled {
+        let run = crate::schedule::Run {
+            at: started,
+            exit: code,
+            headline: render::headline(&r),
+            reports,
+            notify_errors: Vec::new(),
+        };
+        crate::schedule::record_run(&app.state, run)?;
+    }
+    Ok(code)
 }
 
 /// `vigil ack`.

@@ -116,7 +116,8 @@ impl Cron {
 
     /// The systemd `OnCalendar=` equivalent.
     pub fn on_calendar(&self) -> String {
-        let list = |s: &BTreeSet<u32>, width: usize| s.iter().map(|v| format!("{v:0width$}")).collect::<Vec<_>>().join(",");
+        let list =
+            |s: &BTreeSet<u32>, width: usize| s.iter().map(|v| format!("{v:0width$}")).collect::<Vec<_>>().join(",");
         let full = |s: &BTreeSet<u32>, lo: u32, hi: u32| s.len() as u32 == hi - lo + 1;
         let dow = if self.weekdays_star {
             String::new()
