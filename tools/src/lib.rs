@@ -11,15 +11,18 @@
 //! - [`finding`]: `Finding`, `Severity`, `Category` (the seven patterns).
 //! - [`redact`]: the `Redactor` every output passes before it leaves the crate.
 //! - [`config`]: the configuration file.
-//! - one module per tool: [`ports`] (`list_open_ports`), …
+//! - one module per tool: [`ports`] (`list_open_ports`), [`accounts`] (`audit_accounts`),
+//!   [`ssh`] (`check_ssh`), …
 #![deny(missing_docs)]
 
+pub mod accounts;
 pub mod config;
 pub mod finding;
 pub mod host;
 pub mod ports;
 pub mod redact;
 pub mod registry;
+pub mod ssh;
 pub mod tool;
 pub mod users;
 

@@ -143,6 +143,8 @@ impl Registry {
     pub fn builtin() -> Self {
         let mut r = Registry::empty();
         r.add(crate::ports::ListOpenPorts);
+        r.add(crate::accounts::AuditAccounts);
+        r.add(crate::ssh::CheckSsh);
         r
     }
 
