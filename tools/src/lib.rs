@@ -11,10 +11,10 @@
 //! - [`finding`]: `Finding`, `Severity`, `Category` (the seven patterns).
 //! - [`redact`]: the `Redactor` every output passes before it leaves the crate.
 //! - [`config`]: the configuration file.
-//! - one module per tool: [`ports`] (`list_open_ports`), [`fixes`] (`firewall_deny_port`,
-//!   `lock_account`, `verify_backup_restore`), …
+//! - one module (or folder) per tool; every tool is registered in `Registry::builtin`.
 #![deny(missing_docs)]
 
+pub mod accounts;
 pub mod config;
 pub mod finding;
 pub mod fixes;
@@ -22,6 +22,7 @@ pub mod host;
 pub mod ports;
 pub mod redact;
 pub mod registry;
+pub mod ssh;
 pub mod tool;
 pub mod users;
 

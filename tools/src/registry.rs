@@ -146,6 +146,8 @@ impl Registry {
         r.add(crate::fixes::FirewallDenyPort);
         r.add(crate::fixes::LockAccount);
         r.add(crate::fixes::VerifyBackupRestore);
+        r.add(crate::accounts::AuditAccounts);
+        r.add(crate::ssh::CheckSsh);
         r
     }
 
