@@ -80,7 +80,7 @@ impl Snapshot {
                     put("privileged_accounts", s(u, "name").to_string());
                 }
             }
-            for k in strs(&a["keys"]) {
+            for k in strs(&a["authorized_keys"]) {
                 put(
                     "ssh_keys",
                     format!("{} {} {}", s(k, "user"), s(k, "fingerprint"), s(k, "comment")).trim_end().to_string(),
