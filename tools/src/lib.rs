@@ -11,9 +11,11 @@
 //! - [`finding`]: `Finding`, `Severity`, `Category` (the seven patterns).
 //! - [`redact`]: the `Redactor` every output passes before it leaves the crate.
 //! - [`config`]: the configuration file.
-//! - one module per tool: [`ports`] (`list_open_ports`), …
+//! - one module per tool: [`ports`] (`list_open_ports`), [`backups`] (`check_backups`),
+//!   [`updates`] (`check_os_updates`), …
 #![deny(missing_docs)]
 
+pub mod backups;
 pub mod config;
 pub mod finding;
 pub mod host;
@@ -21,6 +23,7 @@ pub mod ports;
 pub mod redact;
 pub mod registry;
 pub mod tool;
+pub mod updates;
 pub mod users;
 
 #[cfg(test)]

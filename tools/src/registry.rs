@@ -143,6 +143,8 @@ impl Registry {
     pub fn builtin() -> Self {
         let mut r = Registry::empty();
         r.add(crate::ports::ListOpenPorts);
+        r.add(crate::backups::CheckBackups);
+        r.add(crate::updates::CheckOsUpdates);
         r
     }
 
