@@ -33,6 +33,8 @@ const TOOL: &str = "check_os_updates";
 const LISTS: &str = "/var/lib/apt/lists";
 /// Pending security updates listed in the facts (the total is always given).
 pub const MAX_LISTED: usize = 50;
+/// Compressed non-security lists larger than this are not decompressed.
+const BIG_COMPRESSED_LIST: u64 = 4 << 20;
 /// Apt lists older than this many days make the security data stale.
 pub const STALE_LIST_DAYS: i64 = 7;
 
@@ -121,8 +123,11 @@ pub struct UpdatesFacts {
     /// Days since then.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lists_age_days: Option<i64>,
-    /// Installed packages with a newer version in any list.
+    /// Installed packages with a newer version in any list read.
     pub upgradable_total: usize,
+    /// Large compressed non-security lists were skipped (for speed): `upgradable_total` undercounts.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub upgradable_partial: bool,
     /// Installed packages with a newer version in a security list.
     pub security_pending_total: usize,
     /// Pending security updates (first [`MAX_LISTED`], by name).
@@ -512,6 +517,14 @@ async fn check_lists(
         let path = format!("{LISTS}/{n}");
         let release = releases.iter().filter(|r| n.starts_with(&r.prefix)).max_by_key(|r| r.prefix.len());
         let security = n.contains("security") || release.is_some_and(|r| r.security);
+        // Decompressing a full distribution list (50 MB of lz4) costs more than the rest of the
+        // review; only the security lists are needed for the security verdict.
+        let compressed = !n.ends_with("_Packages");
+        let big = host.metadata(&path).map(|m| m.len() > BIG_COMPRESSED_LIST).unwrap_or(false);
+        if !security && compressed && big {
+            facts.upgradable_partial = true;
+            continue;
+        }
         let bytes = match list_bytes(host, &path).await {
             Ok(Some(b)) => b,
             Ok(None) => {
