@@ -1066,6 +1066,8 @@ fn judge_offsite(
         .split(['/', ':'])
         .find(|p| !p.is_empty() && !matches!(*p, "sftp" | "s3" | "b2" | "rest" | "rclone"))
         .unwrap_or(host_part);
+    // As a log line names the machine: without the user.
+    let host_part = host_part.rsplit('@').next().unwrap_or(host_part);
     let mut last: Option<(i64, String)> = None;
     let mut errors: Option<LogScan> = None;
     if let Some(olog) = &cfg.offsite_log {

@@ -275,3 +275,35 @@ async fn live_host_runs_and_reports_the_filesystem() {
     // Every filesystem holding backups was measured.
     assert!(out.facts.filesystems.iter().all(|f| f.used_percent <= 100));
 }
+
+#[tokio::test]
+async fn offsite_proven_by_a_log_line_naming_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path();
+    std::fs::create_dir_all(r.join("backup/site")).unwrap();
+    std::fs::write(r.join("backup/site/site.tar.gz"), "x").unwrap();
+    std::fs::write(
+        r.join("backup/site/backup.log"),
+        "2026-11-20 04:00:01 sync to nas.example.net completed\n2026-11-26 04:00:01 sync to nas.example.net completed\n2026-11-26 04:10:00 rsync error: connection refused to other.example.org\n",
+    )
+    .unwrap();
+    let cfg = crate::config::Config::parse(
+        "[[backups]]\nname = \"site\"\npath = \"/backup/site/*.tar.gz\"\nmax_age_hours = 1000000\nlog = \"/backup/site/backup.log\"\noffsite = \"backup@nas.example.net:/srv/site\"\n",
+        std::path::Path::new("c"),
+    )
+    .unwrap();
+    let ctx = Ctx::new(Host::at(r).with_now(fixture("web1").now())).with_config(cfg);
+    let out = CheckBackups.run(&ctx, BackupsInput::default()).await.unwrap();
+    let off = out.facts.jobs[0].offsite.clone().unwrap();
+    assert_eq!(off.last_sync.as_deref(), Some("2026-11-26 04:00 UTC"), "{off:?}");
+    assert!(!out.findings.iter().any(|f| f.id.starts_with("backups.offsite")), "{:#?}", out.findings);
+    // The error after the last success is still reported against the job's log.
+    assert_eq!(find(&out, "backups.log-errors", "backup:site").severity, Severity::Medium);
+}
+
+#[test]
+fn statvfs_reads_the_root_filesystem() {
+    let (pct, _avail) = statvfs(std::path::Path::new("/")).unwrap();
+    assert!(pct <= 100);
+    assert!(statvfs(std::path::Path::new("/nonexistent/x")).is_none());
+}
