@@ -15,6 +15,8 @@
 #![deny(missing_docs)]
 
 pub mod accounts;
+
+pub mod backups;
 pub mod config;
 pub mod finding;
 pub mod fixes;
@@ -24,6 +26,7 @@ pub mod redact;
 pub mod registry;
 pub mod ssh;
 pub mod tool;
+pub mod updates;
 pub mod users;
 
 #[cfg(test)]

@@ -148,6 +148,8 @@ impl Registry {
         r.add(crate::fixes::VerifyBackupRestore);
         r.add(crate::accounts::AuditAccounts);
         r.add(crate::ssh::CheckSsh);
+        r.add(crate::backups::CheckBackups);
+        r.add(crate::updates::CheckOsUpdates);
         r
     }
 
