@@ -11,15 +11,18 @@
 //! - [`finding`]: `Finding`, `Severity`, `Category` (the seven patterns).
 //! - [`redact`]: the `Redactor` every output passes before it leaves the crate.
 //! - [`config`]: the configuration file.
-//! - one module per tool: [`ports`] (`list_open_ports`), …
+//! - one module per tool: [`ports`] (`list_open_ports`), [`firewall`] (`check_firewall`),
+//!   [`tls`] (`check_tls`), …
 #![deny(missing_docs)]
 
 pub mod config;
 pub mod finding;
+pub mod firewall;
 pub mod host;
 pub mod ports;
 pub mod redact;
 pub mod registry;
+pub mod tls;
 pub mod tool;
 pub mod users;
 

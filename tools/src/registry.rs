@@ -143,6 +143,8 @@ impl Registry {
     pub fn builtin() -> Self {
         let mut r = Registry::empty();
         r.add(crate::ports::ListOpenPorts);
+        r.add(crate::firewall::CheckFirewall);
+        r.add(crate::tls::CheckTls);
         r
     }
 
