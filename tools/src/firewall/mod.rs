@@ -161,6 +161,9 @@ pub struct FirewallFacts {
 
 const CMD_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Marks a ufw status inferred from iptables (no ufw chain loaded) rather than asked.
+const UFW_INFERRED: &str = "# inferred: no ufw chain is loaded in iptables";
+
 #[async_trait]
 impl Tool for CheckFirewall {
     type Input = FirewallInput;
@@ -252,6 +255,24 @@ pub fn describe_reach(state: &FirewallState, allowed: Option<bool>) -> String {
 /// back to the boot-time files when no firewall program is installed), the
 /// boot-time files on any other root.
 pub async fn active_rules(host: &Host) -> FirewallState {
+    // Several tools ask within one review: the live host's firewall is read
+    // once (callers arriving meanwhile wait for it) and reused for a few seconds.
+    static LIVE: tokio::sync::Mutex<Option<(std::time::Instant, FirewallState)>> = tokio::sync::Mutex::const_new(None);
+    if host.is_live() {
+        let mut cache = LIVE.lock().await;
+        if let Some((at, st)) = cache.as_ref() {
+            if at.elapsed() < Duration::from_secs(5) {
+                return st.clone();
+            }
+        }
+        let st = read_rules(host).await;
+        *cache = Some((std::time::Instant::now(), st.clone()));
+        return st;
+    }
+    read_rules(host).await
+}
+
+async fn read_rules(host: &Host) -> FirewallState {
     let mut st = FirewallState::default();
     let mut runtime = false;
     if host.is_live() {
@@ -307,8 +328,7 @@ fn opt(r: Result<Option<String>, String>) -> Option<Result<String, String>> {
 pub async fn runtime_outputs(host: &Host) -> RuntimeOutputs {
     let ipt_nft = if host.which("iptables-nft-save").is_some() { "iptables-nft-save" } else { "iptables-save" };
     let ip6t_nft = if host.which("ip6tables-nft-save").is_some() { "ip6tables-nft-save" } else { "ip6tables-save" };
-    let (ufw, fwd, nft, ipt4, ipt6, leg4, leg6) = futures::join!(
-        run_cmd(host, "ufw", &["status", "verbose"]),
+    let (fwd, nft, ipt4, ipt6, leg4, leg6) = futures::join!(
         host.run("firewall-cmd", &["--state"], CMD_TIMEOUT),
         run_cmd(host, "nft", &["-j", "list", "ruleset"]),
         run_cmd(host, ipt_nft, &[]),
@@ -316,6 +336,19 @@ pub async fn runtime_outputs(host: &Host) -> RuntimeOutputs {
         run_cmd(host, "iptables-legacy-save", &[]),
         run_cmd(host, "ip6tables-legacy-save", &[]),
     );
+    // ufw is a Python program (~200 ms to start): when iptables was read and
+    // holds no ufw chain, ufw is not running and need not be asked.
+    let ipt_read = [&ipt4, &ipt6, &leg4, &leg6].iter().all(|r| r.is_ok());
+    let ufw_chains = [&ipt4, &ipt6, &leg4, &leg6]
+        .iter()
+        .any(|r| matches!(r, Ok(Some(out)) if out.contains(":ufw-user-input") || out.contains(":ufw6-user-input")));
+    let ufw = if host.which("ufw").is_none() {
+        Ok(None)
+    } else if ipt_read && !ufw_chains {
+        Ok(Some(format!("Status: inactive\n{UFW_INFERRED}\n")))
+    } else {
+        run_cmd(host, "ufw", &["status", "verbose"]).await
+    };
     let firewalld_state = match fwd {
         // `firewall-cmd --state` exits non-zero when not running: that is an answer.
         Ok(out) => Some(Ok(if out.stdout.trim().is_empty() { out.stderr } else { out.stdout })),
@@ -378,15 +411,9 @@ fn add_runtime(host: &Host, st: &mut FirewallState, o: RuntimeOutputs) -> bool {
             st.known = true;
             let s = parse::ufw_status(&out);
             ufw_active = s.active;
-            push_ufw(
-                st,
-                "ufw status verbose",
-                s.active,
-                s.default_incoming.as_deref().unwrap_or("deny"),
-                s.v4,
-                s.v6,
-                None,
-            );
+            let source =
+                if out.contains(UFW_INFERRED) { "iptables-save (no ufw chain loaded)" } else { "ufw status verbose" };
+            push_ufw(st, source, s.active, s.default_incoming.as_deref().unwrap_or("deny"), s.v4, s.v6, None);
         }
         None => {}
         Some(Err(e)) => {
@@ -544,7 +571,8 @@ fn push_ufw(
     });
     if enabled {
         st.tables.push(parse::ufw_table(source, Family::V4, v4, policy));
-        st.tables.push(parse::ufw_table(source, Family::V6, v6, policy));
+        let source6 = source.replace("/user.rules", "/user6.rules");
+        st.tables.push(parse::ufw_table(&source6, Family::V6, v6, policy));
     }
 }
 
