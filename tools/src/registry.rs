@@ -150,6 +150,8 @@ impl Registry {
         r.add(crate::ssh::CheckSsh);
         r.add(crate::backups::CheckBackups);
         r.add(crate::updates::CheckOsUpdates);
+        r.add(crate::firewall::CheckFirewall);
+        r.add(crate::tls::CheckTls);
         r
     }
 
