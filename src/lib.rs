@@ -7,6 +7,7 @@
 //! - [`app`]: host, config, state directory and registry, resolved once.
 //! - [`gate`]: the policy gate every tool call passes.
 //! - [`audit`]: the hash-chained audit log.
+//! - [`mcp`]: `vigil mcp`, the registry as an MCP server on stdio.
 //! - [`state`]: the private state directory.
 //! - [`auth`]: the API key and the OS keyring.
 //! - [`term`]: escape stripping and colour.
@@ -23,5 +24,6 @@ pub mod auth;
 pub mod cli;
 pub mod cmd;
 pub mod gate;
+pub mod mcp;
 pub mod state;
 pub mod term;

@@ -25,6 +25,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Tools { action } => tools::run(&app, action).await,
         Command::Log { action } => log::run(&app, action),
         Command::Auth { action } => auth::run(&app, action),
+        Command::Mcp => crate::mcp::run(&app).await,
         other => anyhow::bail!("`{}` is not available in this build yet", command_name(&other)),
     }
 }
