@@ -401,6 +401,7 @@ async fn mutating_tools_are_refused_by_default_and_client_hints_do_not_open_the_
     assert_eq!((a.read_only_hint, a.destructive_hint), (Some(false), Some(true)));
 
     let r = tokio::time::timeout(WAIT, s.call_tool(with_meta_approved(json!({"port": 9200})))).await.unwrap().unwrap();
+    println!("refused call result: {}", serde_json::to_string_pretty(&r).unwrap());
     assert_eq!(r.is_error, Some(true));
     let text = text_of(&r);
     assert!(text.contains("refuses changes by default"), "{text}");
