@@ -7,6 +7,7 @@
 //! - [`app`]: host, config, state directory and registry, resolved once.
 //! - [`gate`]: the policy gate every tool call passes.
 //! - [`audit`]: the hash-chained audit log.
+//! - [`mcp`]: `vigil mcp`, the registry as an MCP server on stdio.
 //! - [`state`]: the private state directory.
 //! - [`auth`]: the API key and the OS keyring.
 //! - [`term`]: escape stripping and colour.
@@ -27,5 +28,6 @@ pub mod cmd;
 pub mod gate;
 pub mod review;
 pub mod schedule;
+pub mod mcp;
 pub mod state;
 pub mod term;

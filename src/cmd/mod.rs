@@ -32,6 +32,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Ack(args) => review::ack(&app, args),
         Command::Report(args) => report::run(&app, args),
         Command::Schedule { action } => schedule::run(&app, action).await,
+        Command::Mcp => crate::mcp::run(&app).await,
         other => anyhow::bail!("`{}` is not available in this build yet", command_name(&other)),
     }
 }
