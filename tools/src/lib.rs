@@ -11,10 +11,11 @@
 //! - [`finding`]: `Finding`, `Severity`, `Category` (the seven patterns).
 //! - [`redact`]: the `Redactor` every output passes before it leaves the crate.
 //! - [`config`]: the configuration file.
-//! - one module per tool: [`ports`] (`list_open_ports`), …
+//! - one module per tool: [`ports`] (`list_open_ports`), [`docker`] (`docker_containers`), …
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod docker;
 pub mod finding;
 pub mod host;
 pub mod ports;
