@@ -489,12 +489,14 @@ pub async fn observe(
     obs.engine.api_version = format!("{}.{}", v.major_version, v.minor_version);
     if let Ok(ver) = &version {
         obs.engine.version = ver.version.clone().unwrap_or_default();
+        // Docker: Platform.Name "Docker Engine - Community"; podman: Platform.Name
+        // "linux/amd64/debian-12" and the first component "Podman Engine".
         obs.engine.name = ver
-            .components
+            .platform
             .as_ref()
-            .and_then(|c| c.first())
-            .map(|c| c.name.clone())
-            .or_else(|| ver.platform.as_ref().map(|p| p.name.clone()))
+            .map(|p| p.name.clone())
+            .filter(|n| !n.is_empty() && !n.contains('/'))
+            .or_else(|| ver.components.as_ref().and_then(|c| c.first()).map(|c| c.name.clone()))
             .unwrap_or_default();
     }
     if let Ok(info) = &info {

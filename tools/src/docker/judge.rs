@@ -8,7 +8,7 @@ use super::engine::{ContainerObs, ImageObs, MountObs, Observed};
 use super::reference::{ImageRef, Provenance};
 use super::trivy::ScanSummary;
 use super::{ContainerFacts, EngineFacts, ImageFacts, Scanner};
-use crate::config::{DockerConfig, format_date};
+use crate::config::{DockerConfig, PortsConfig, format_date};
 use crate::finding::{Category, Finding, Severity};
 
 const TOOL: &str = "docker_containers";
@@ -54,6 +54,8 @@ pub struct Context<'a> {
     pub scans: &'a HashMap<String, Result<ScanSummary, String>>,
     /// Whether images were scanned.
     pub scanner: Scanner,
+    /// The port ledger (`[[ports.allowed]]`).
+    pub ports: &'a PortsConfig,
 }
 
 /// Facts, findings, and the CPU samples to record (container id, name, sample).
@@ -449,15 +451,30 @@ pub fn judge(obs: &Observed, cx: &Context<'_>) -> Judged {
 
     // Published ports bypass the host firewall.
     for ((proto, port), ev) in &published {
+        // 80/443 and friends are meant to be public.
+        if crate::ports::is_standard_port(proto, *port) {
+            continue;
+        }
+        let documented = cx
+            .ports
+            .allowed
+            .iter()
+            .find(|a| a.port == *port && a.proto.as_deref().is_none_or(|p| p.eq_ignore_ascii_case(proto)));
         let mut f = Finding::new(
             "containers.published-port",
-            Severity::Medium,
+            if documented.is_some() { Severity::Low } else { Severity::Medium },
             Category::Containers,
             format!("{proto}:{port}"),
             format!("Port {port}/{proto} is published by a container on every interface (bypasses ufw)"),
         );
         for e in ev {
             f = f.evidence(e.clone());
+        }
+        if let Some(a) = documented {
+            f = f.evidence(format!(
+                "documented in the port ledger: \"{}\" (reviewed {}); any ufw restriction on it does not apply",
+                a.reason, a.reviewed
+            ));
         }
         findings.push(f.evidence("Docker's NAT rules run before ufw/INPUT rules: a ufw deny does not close this port").fix(format!(
             "Publish it on 127.0.0.1 only (`-p 127.0.0.1:{port}:…`) behind the reverse proxy, or filter it in the DOCKER-USER iptables chain; document it in [[ports.allowed]] if it must be public."

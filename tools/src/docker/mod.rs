@@ -299,7 +299,10 @@ impl Tool for DockerContainers {
             },
             None => (History::default(), None),
         };
-        let judged = judge::judge(&obs, &judge::Context { cfg, now, history: &history, scans: &scans, scanner });
+        let judged = judge::judge(
+            &obs,
+            &judge::Context { cfg, now, history: &history, scans: &scans, scanner, ports: &ctx.config.ports },
+        );
         let mut findings = judged.findings;
         if let Some(dir) = &ctx.state_dir {
             for c in &obs.containers {

@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use super::engine::{ContainerObs, EngineObs, ImageObs, MountObs, Observed, PortObs};
 use super::judge::{Context, judge};
 use super::*;
-use crate::config::DockerConfig;
+use crate::config::{DockerConfig, PortsConfig};
 use crate::host::Host;
 use crate::testutil::FIXTURE_NOW;
 
@@ -150,7 +150,10 @@ fn images() -> Vec<ImageObs> {
 
 fn run_judge(obs: &Observed, cfg: &DockerConfig, history: &History) -> judge::Judged {
     let scans = HashMap::new();
-    judge(obs, &Context { cfg, now: NOW, history, scans: &scans, scanner: Scanner::Skipped })
+    judge(
+        obs,
+        &Context { cfg, now: NOW, history, scans: &scans, scanner: Scanner::Skipped, ports: &PortsConfig::default() },
+    )
 }
 
 fn ids(j: &judge::Judged) -> Vec<(String, String, Severity)> {
@@ -324,6 +327,7 @@ fn privilege_and_exposure_are_flagged() {
         PortObs { ip: "::".into(), public: 8080, private: 80, proto: "tcp".into() },
         PortObs { ip: "127.0.0.1".into(), public: 9000, private: 9000, proto: "tcp".into() },
     ];
+    web.ports.push(PortObs { ip: "0.0.0.0".into(), public: 443, private: 443, proto: "tcp".into() });
     let mut looping = clean("worker");
     looping.state = "restarting".into();
     looping.restarting = true;
@@ -348,6 +352,7 @@ fn privilege_and_exposure_are_flagged() {
         "0.0.0.0 and :: are one finding"
     );
     assert!(!got.iter().any(|(_, s, _)| s == "tcp:9000"), "loopback is fine");
+    assert!(!got.iter().any(|(_, s, _)| s == "tcp:443"), "443 is meant to be public");
     let mounts = j.findings.iter().find(|f| f.id == "containers.sensitive-mount").unwrap();
     assert_eq!(mounts.evidence.len(), 1, "only / is sensitive, not conf.d nor a volume: {:?}", mounts.evidence);
     assert!(mounts.evidence[0].contains("host / mounted at /host (read-only)"));
@@ -382,7 +387,17 @@ fn scans_and_the_missing_scanner() {
     );
     let cfg = DockerConfig::default();
     let h = History::default();
-    let j = judge(&obs, &Context { cfg: &cfg, now: NOW, history: &h, scans: &scans, scanner: Scanner::Trivy });
+    let j = judge(
+        &obs,
+        &Context {
+            cfg: &cfg,
+            now: NOW,
+            history: &h,
+            scans: &scans,
+            scanner: Scanner::Trivy,
+            ports: &PortsConfig::default(),
+        },
+    );
     let f = j.findings.iter().find(|f| f.id == "containers.image-vulnerabilities").expect("vulns reported");
     assert_eq!(f.severity, Severity::High);
     assert_eq!(f.subject, "image:docker.io/randomuser/xmrig-helper");
@@ -390,8 +405,17 @@ fn scans_and_the_missing_scanner() {
     let img = j.images.iter().find(|i| i.id == "2222").unwrap();
     assert_eq!(img.vulnerabilities.as_deref(), Some("2 critical, 4 high"));
 
-    let j =
-        judge(&obs, &Context { cfg: &cfg, now: NOW, history: &h, scans: &HashMap::new(), scanner: Scanner::Missing });
+    let j = judge(
+        &obs,
+        &Context {
+            cfg: &cfg,
+            now: NOW,
+            history: &h,
+            scans: &HashMap::new(),
+            scanner: Scanner::Missing,
+            ports: &PortsConfig::default(),
+        },
+    );
     let info: Vec<&Finding> = j.findings.iter().filter(|f| f.id == "containers.image-scanner-missing").collect();
     assert_eq!(info.len(), 1);
     assert_eq!(info[0].severity, Severity::Info);
@@ -402,7 +426,17 @@ fn scans_and_the_missing_scanner() {
         "sha256:2222".to_string(),
         Err("trivy exited with status 1: --skip-db-update cannot be specified on the first run".to_string()),
     );
-    let j = judge(&obs, &Context { cfg: &cfg, now: NOW, history: &h, scans: &failed, scanner: Scanner::Trivy });
+    let j = judge(
+        &obs,
+        &Context {
+            cfg: &cfg,
+            now: NOW,
+            history: &h,
+            scans: &failed,
+            scanner: Scanner::Trivy,
+            ports: &PortsConfig::default(),
+        },
+    );
     let f = j.findings.iter().find(|f| f.id == "containers.check-failed").expect("a failed scan is a could-not-check");
     assert_eq!(f.severity, Severity::High);
     assert!(f.remediation.contains("--download-db-only"));
