@@ -177,8 +177,12 @@ async fn serve(dir: &Path, rec: Recorded) -> Server {
                 count.fetch_add(1, Ordering::Relaxed);
                 let head = String::from_utf8_lossy(&buf).to_string();
                 let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-                let (status, body) = route(&rec, start, &path);
-                let body = body.to_string();
+                let (status, body) = if path == "/_ping" {
+                    (200, "OK".to_string())
+                } else {
+                    let (status, body) = route(&rec, start, &path);
+                    (status, body.to_string())
+                };
                 let reason = if status == 200 { "OK" } else { "Not Found" };
                 let resp = format!(
                     "HTTP/1.1 {status} {reason}\r\nApi-Version: 1.47\r\nContent-Type: application/json\r\nServer: Docker/27.3.1 (linux)\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use bollard::Docker;
 use bollard::models::{ContainerInspectResponse, ContainerStatsResponse, ContainerSummary, ImageSummary};
 use bollard::query_parameters::{ListContainersOptions, ListImagesOptions, StatsOptions};
+use bollard::{ClientVersion, Docker};
 use futures::StreamExt;
 
 use crate::tool::Ctx;
@@ -117,16 +117,48 @@ pub enum ConnectError {
     Failed(String),
 }
 
-/// Check the socket quickly before bollard: tells "absent" from "denied".
-pub async fn preflight(ep: &Endpoint) -> Result<(), ConnectError> {
+/// Check the socket quickly before bollard: tells "absent" from "denied",
+/// and reads the engine's API version from `/_ping`'s `Api-Version` header
+/// (as the docker CLI negotiates), when it answers one.
+pub async fn preflight(ep: &Endpoint) -> Result<Option<ClientVersion>, ConnectError> {
     let Endpoint::Unix { path, shown, .. } = ep else {
-        return Ok(());
+        return Ok(None);
     };
-    match tokio::time::timeout(Duration::from_secs(2), tokio::net::UnixStream::connect(path)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(classify_io(shown, &e)),
-        Err(_) => Err(ConnectError::Failed(format!("{shown}: no answer within 2 s"))),
+    let limit = Duration::from_secs(2);
+    let stream = match tokio::time::timeout(limit, tokio::net::UnixStream::connect(path)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(classify_io(shown, &e)),
+        Err(_) => return Err(ConnectError::Failed(format!("{shown}: no answer within 2 s"))),
+    };
+    Ok(tokio::time::timeout(limit, ping(stream)).await.ok().flatten())
+}
+
+/// `GET /_ping` on an open connection; the `Api-Version` header, if any.
+async fn ping(mut stream: tokio::net::UnixStream) -> Option<ClientVersion> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n").await.ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16_384 {
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
     }
+    ping_api_version(&String::from_utf8_lossy(&buf))
+}
+
+/// The `Api-Version` header of an HTTP response head.
+pub fn ping_api_version(head: &str) -> Option<ClientVersion> {
+    if !head.starts_with("HTTP/1.") || head.split_whitespace().nth(1) != Some("200") {
+        return None;
+    }
+    head.lines()
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("api-version"))
+        .and_then(|(_, v)| parse_api_version(v))
 }
 
 /// Map a socket error to absent / denied / failed.
@@ -142,21 +174,54 @@ pub fn classify_io(shown: &str, e: &std::io::Error) -> ConnectError {
     }
 }
 
-/// Connect and negotiate the API version, with short timeouts.
-pub async fn connect(ep: &Endpoint) -> Result<Docker, ConnectError> {
-    preflight(ep).await?;
-    let docker = match ep {
+fn make_client(ep: &Endpoint, version: &ClientVersion) -> Result<Docker, ConnectError> {
+    match ep {
         Endpoint::Unix { path, .. } => {
-            Docker::connect_with_unix(&path.to_string_lossy(), REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+            Docker::connect_with_unix(&path.to_string_lossy(), REQUEST_TIMEOUT_SECS, version)
         }
-        Endpoint::Tcp { url } => Docker::connect_with_http(url, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION),
+        Endpoint::Tcp { url } => Docker::connect_with_http(url, REQUEST_TIMEOUT_SECS, version),
     }
-    .map_err(|e| ConnectError::Failed(format!("{}: {e}", ep.shown())))?;
-    match tokio::time::timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS), docker.negotiate_version()).await {
-        Ok(Ok(d)) => Ok(d),
-        Ok(Err(e)) => Err(ConnectError::Failed(format!("{}: API version negotiation failed: {e}", ep.shown()))),
-        Err(_) => Err(ConnectError::Failed(format!("{}: no answer within {REQUEST_TIMEOUT_SECS} s", ep.shown()))),
-    }
+    .map_err(|e| ConnectError::Failed(format!("{}: {e}", ep.shown())))
+}
+
+/// `1.47` → a client version.
+pub fn parse_api_version(s: &str) -> Option<ClientVersion> {
+    let (major, minor) = s.trim().split_once('.')?;
+    Some(ClientVersion { major_version: major.parse().ok()?, minor_version: minor.parse().ok()? })
+}
+
+/// Connect and negotiate the API version: the engine's version comes from
+/// `/_ping` (cheap), else from `/version`; the client then speaks the lower of
+/// it and bollard's own, as `Docker::negotiate_version` does. `/version` itself
+/// is then read alongside the rest (podman answers it slowly: it runs its
+/// helpers to report their versions).
+pub async fn connect(ep: &Endpoint) -> Result<Docker, ConnectError> {
+    let pinged = preflight(ep).await?;
+    let server = match pinged {
+        Some(v) => v,
+        None => {
+            let probe = make_client(ep, bollard::API_DEFAULT_VERSION)?;
+            let version = match tokio::time::timeout(Duration::from_secs(REQUEST_TIMEOUT_SECS), probe.version()).await {
+                Ok(Ok(v)) => v,
+                Ok(Err(e)) => return Err(ConnectError::Failed(format!("{}: /version failed: {e}", ep.shown()))),
+                Err(_) => {
+                    return Err(ConnectError::Failed(format!(
+                        "{}: no answer within {REQUEST_TIMEOUT_SECS} s",
+                        ep.shown()
+                    )));
+                }
+            };
+            version.api_version.as_deref().and_then(parse_api_version).ok_or_else(|| {
+                ConnectError::Failed(format!(
+                    "{}: the engine reports no usable API version ({:?})",
+                    ep.shown(),
+                    version.api_version
+                ))
+            })?
+        }
+    };
+    let negotiated = if &server < bollard::API_DEFAULT_VERSION { server } else { *bollard::API_DEFAULT_VERSION };
+    make_client(ep, &negotiated)
 }
 
 /// The engine, as facts.
@@ -474,29 +539,69 @@ pub async fn observe(
     ep: &Endpoint,
     only: Option<&str>,
 ) -> Result<(Observed, HashMap<String, CpuRead>), String> {
-    let list_opts = ListContainersOptions { all: true, ..Default::default() };
-    let img_opts = ListImagesOptions { all: false, ..Default::default() };
-    let (version, info, containers, images) = tokio::join!(
-        docker.version(),
-        docker.info(),
-        docker.list_containers(Some(list_opts)),
-        docker.list_images(Some(img_opts))
-    );
-    let containers = containers.map_err(|e| format!("listing containers: {e}"))?;
     let mut obs = Observed::default();
     let v = docker.client_version();
     obs.engine.endpoint = ep.shown();
     obs.engine.api_version = format!("{}.{}", v.major_version, v.minor_version);
-    if let Ok(ver) = &version {
-        obs.engine.version = ver.version.clone().unwrap_or_default();
+
+    // /version and /info (slow on podman) run alongside the container pass.
+    let pass = async {
+        let list_opts = ListContainersOptions { all: true, ..Default::default() };
+        let img_opts = ListImagesOptions { all: false, ..Default::default() };
+        let (containers, images) =
+            tokio::join!(docker.list_containers(Some(list_opts)), docker.list_images(Some(img_opts)));
+        let containers = containers.map_err(|e| format!("listing containers: {e}"))?;
+        let wanted: Vec<ContainerSummary> = containers
+            .into_iter()
+            .filter(|c| {
+                only.is_none_or(|n| {
+                    c.names.as_ref().is_some_and(|names| names.iter().any(|x| x.trim_start_matches('/') == n))
+                        || c.id.as_deref().is_some_and(|id| id.starts_with(n) && n.len() >= 6)
+                })
+            })
+            .collect();
+        let first: Vec<(ContainerObs, Option<CpuRead>)> = futures::stream::iter(wanted)
+            .map(|s| async move {
+                let id = s.id.clone().unwrap_or_default();
+                let running = s.state.map(|st| st.to_string()).as_deref() == Some("running");
+                let (inspect, stats) = tokio::join!(docker.inspect_container(&id, None), async {
+                    if running { Some(read_stats(docker, &id).await) } else { None }
+                });
+                let mut c = match inspect {
+                    Ok(i) => from_inspect(&s, i),
+                    Err(e) => from_summary_only(&s, format!("inspect: {e}")),
+                };
+                let read = match stats {
+                    Some(Ok(r)) => {
+                        c.online_cpus = r.online_cpus;
+                        c.cpu_total = Some((r.total_ns, r.read_at));
+                        Some(r)
+                    }
+                    Some(Err(e)) => {
+                        c.errors.push(e);
+                        None
+                    }
+                    None => None,
+                };
+                (c, read)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        Ok::<_, String>((first, images))
+    };
+    let (version, info, pass) = tokio::join!(docker.version(), docker.info(), pass);
+    let (first, images) = pass?;
+    if let Ok(version) = &version {
+        obs.engine.version = version.version.clone().unwrap_or_default();
         // Docker: Platform.Name "Docker Engine - Community"; podman: Platform.Name
         // "linux/amd64/debian-12" and the first component "Podman Engine".
-        obs.engine.name = ver
+        obs.engine.name = version
             .platform
             .as_ref()
             .map(|p| p.name.clone())
             .filter(|n| !n.is_empty() && !n.contains('/'))
-            .or_else(|| ver.components.as_ref().and_then(|c| c.first()).map(|c| c.name.clone()))
+            .or_else(|| version.components.as_ref().and_then(|c| c.first()).map(|c| c.name.clone()))
             .unwrap_or_default();
     }
     if let Ok(info) = &info {
@@ -510,44 +615,6 @@ pub async fn observe(
         Ok(list) => obs.images = list.into_iter().map(image_obs).collect(),
         Err(e) => obs.errors.push(format!("listing images: {e}")),
     }
-    let wanted: Vec<ContainerSummary> = containers
-        .into_iter()
-        .filter(|c| {
-            only.is_none_or(|n| {
-                c.names.as_ref().is_some_and(|names| names.iter().any(|x| x.trim_start_matches('/') == n))
-                    || c.id.as_deref().is_some_and(|id| id.starts_with(n) && n.len() >= 6)
-            })
-        })
-        .collect();
-
-    let first: Vec<(ContainerObs, Option<CpuRead>)> = futures::stream::iter(wanted)
-        .map(|s| async move {
-            let id = s.id.clone().unwrap_or_default();
-            let running = s.state.map(|st| st.to_string()).as_deref() == Some("running");
-            let (inspect, stats) = tokio::join!(docker.inspect_container(&id, None), async {
-                if running { Some(read_stats(docker, &id).await) } else { None }
-            });
-            let mut c = match inspect {
-                Ok(i) => from_inspect(&s, i),
-                Err(e) => from_summary_only(&s, format!("inspect: {e}")),
-            };
-            let read = match stats {
-                Some(Ok(r)) => {
-                    c.online_cpus = r.online_cpus;
-                    c.cpu_total = Some((r.total_ns, r.read_at));
-                    Some(r)
-                }
-                Some(Err(e)) => {
-                    c.errors.push(e);
-                    None
-                }
-                None => None,
-            };
-            (c, read)
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
     let mut reads = HashMap::new();
     for (c, r) in first {
         if let Some(r) = r {

@@ -206,6 +206,7 @@ impl Tool for DockerContainers {
             0.0
         });
         let mut facts = DockerFacts { cpu_sample_seconds: window.as_secs_f64(), ..Default::default() };
+        let t0 = std::time::Instant::now();
         let ep = match engine::resolve(ctx) {
             Ok(ep) => ep,
             Err(why) => {
@@ -223,6 +224,7 @@ impl Tool for DockerContainers {
                 return Ok(Outcome::new(facts, vec![connect_finding(&ep, e)]));
             }
         };
+        tracing::debug!(elapsed = ?t0.elapsed(), "docker_containers: connect");
         let (mut obs, reads) = match engine::observe(&docker, &ep, input.container.as_deref()).await {
             Ok(x) => x,
             Err(why) => {
@@ -239,6 +241,7 @@ impl Tool for DockerContainers {
                 return Ok(Outcome::new(facts, vec![f]));
             }
         };
+        tracing::debug!(elapsed = ?t0.elapsed(), "docker_containers: observe");
         if let Some(name) = &input.container {
             if obs.containers.is_empty() {
                 return Err(ToolError::Failed(format!(
@@ -291,6 +294,7 @@ impl Tool for DockerContainers {
         let (_, scans) = tokio::join!(engine::sample(&docker, &mut obs, &reads, window), scans_fut);
         let scans: HashMap<String, Result<ScanSummary, String>> = scans.into_iter().collect();
 
+        tracing::debug!(elapsed = ?t0.elapsed(), "docker_containers: sample");
         let now = ctx.host.now_unix();
         let (mut history, history_err) = match &ctx.state_dir {
             Some(dir) => match History::load(dir) {
@@ -321,6 +325,7 @@ impl Tool for DockerContainers {
                 );
             }
         }
+        tracing::debug!(elapsed = ?t0.elapsed(), "docker_containers: judged+saved");
         facts.engine = Some(judged.engine);
         facts.containers = judged.containers;
         facts.images = judged.images;

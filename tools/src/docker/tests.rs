@@ -458,6 +458,18 @@ fn socket_errors_become_the_right_findings() {
 }
 
 #[test]
+fn api_versions_parse() {
+    let v = engine::parse_api_version("1.41").unwrap();
+    assert_eq!((v.major_version, v.minor_version), (1, 41));
+    assert!(engine::parse_api_version("4.3.1").is_none() || engine::parse_api_version("1.x").is_none());
+    assert!(engine::parse_api_version("").is_none());
+    let head = "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nLibpod-Api-Version: 4.3.1\r\nContent-Length: 2\r\n\r\nOK";
+    assert_eq!(engine::ping_api_version(head).map(|v| v.minor_version), Some(41));
+    assert!(engine::ping_api_version("HTTP/1.1 404 Not Found\r\nApi-Version: 1.41\r\n\r\n").is_none());
+    assert!(engine::ping_api_version("HTTP/1.1 200 OK\r\n\r\nOK").is_none());
+}
+
+#[test]
 fn endpoints() {
     assert_eq!(parse_endpoint("tcp://10.0.0.5:2375").unwrap(), Endpoint::Tcp { url: "tcp://10.0.0.5:2375".into() });
     assert!(matches!(parse_endpoint("/run/podman/podman.sock").unwrap(), Endpoint::Unix { .. }));
