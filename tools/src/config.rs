@@ -179,13 +179,28 @@ pub struct WordpressConfig {
 pub struct DockerConfig {
     /// Publishers trusted besides official images (`bitnami`, `ghcr.io/acme`).
     pub verified_publishers: Vec<String>,
-    /// Seconds of CPU sampling per review.
+    /// Seconds of CPU sampling per review: one window shared by every container (0 = average since start only).
     pub cpu_sample_seconds: f64,
+    /// The engine to review: `unix:///path/docker.sock` or `tcp://host:2375` (plain HTTP). Overrides the
+    /// `DOCKER_HOST` environment variable (which is only honoured when auditing the live root) and the
+    /// default `ROOT/var/run/docker.sock`. A unix path here is a path on this machine, not under `--root`.
+    pub docker_host: Option<String>,
+    /// A container using at least this % of its CPU allowance (its limit; with no limit, this % of one
+    /// core) counts as "full CPU".
+    pub cpu_full_percent: f64,
+    /// Seconds each `trivy image` scan may take.
+    pub trivy_timeout_seconds: u64,
 }
 
 impl Default for DockerConfig {
     fn default() -> Self {
-        DockerConfig { verified_publishers: Vec::new(), cpu_sample_seconds: 1.0 }
+        DockerConfig {
+            verified_publishers: Vec::new(),
+            cpu_sample_seconds: 1.0,
+            docker_host: None,
+            cpu_full_percent: 90.0,
+            trivy_timeout_seconds: 120,
+        }
     }
 }
 

@@ -18,9 +18,10 @@ pub mod accounts;
 
 pub mod backups;
 pub mod config;
+pub mod docker;
 pub mod finding;
-pub mod fixes;
 pub mod firewall;
+pub mod fixes;
 pub mod host;
 pub mod ports;
 pub mod redact;

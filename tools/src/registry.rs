@@ -152,6 +152,7 @@ impl Registry {
         r.add(crate::updates::CheckOsUpdates);
         r.add(crate::firewall::CheckFirewall);
         r.add(crate::tls::CheckTls);
+        r.add(crate::docker::DockerContainers);
         r
     }
 
