@@ -12,6 +12,7 @@
 //! - [`auth`]: the API key and the OS keyring.
 //! - [`term`]: escape stripping and colour.
 //! - [`review`]: the comprehensive review, its history and its formats.
+//! - [`notify`]: email and webhook notifications after reviews.
 //! - [`schedule`]: scheduled reviews (systemd timer or cron) and their record.
 //! - [`cmd`]: one module per command.
 //!
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod cmd;
 pub mod gate;
 pub mod mcp;
+pub mod notify;
 pub mod review;
 pub mod schedule;
 pub mod state;

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod log;
+pub mod notify;
 pub mod report;
 pub mod review;
 pub mod schedule;
@@ -31,6 +32,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Review(args) => review::run(&app, args).await,
         Command::Ack(args) => review::ack(&app, args),
         Command::Report(args) => report::run(&app, args),
+        Command::Notify { action } => notify::run(&app, action).await,
         Command::Schedule { action } => schedule::run(&app, action).await,
         Command::Mcp => crate::mcp::run(&app).await,
         other => anyhow::bail!("`{}` is not available in this build yet", command_name(&other)),

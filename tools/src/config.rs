@@ -273,8 +273,12 @@ pub struct NotifyConfig {
     pub email_from: Option<String>,
     /// SMTP server `host:port`; the local `sendmail` when absent.
     pub smtp: Option<String>,
-    /// SMTP user (its password lives in the keyring).
+    /// SMTP user (its password lives in the keyring entry `smtp-password`, or `smtp_password_file`).
     pub smtp_user: Option<String>,
+    /// A root-owned 0600 file holding the SMTP password (for scheduled runs, which have no keyring).
+    pub smtp_password_file: Option<PathBuf>,
+    /// A PEM CA certificate to trust for the SMTP server's STARTTLS (an internal relay).
+    pub smtp_ca_file: Option<PathBuf>,
     /// Use STARTTLS (default true).
     pub starttls: Option<bool>,
     /// Webhook URLs.
@@ -285,7 +289,7 @@ pub struct NotifyConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Webhook {
-    /// URL (a secret-bearing URL may instead be named by `url_key` in the keyring).
+    /// URL (keep the config 0600 when the URL carries a token).
     pub url: String,
     /// `slack` or `json`.
     #[serde(default)]
