@@ -189,7 +189,8 @@ pub fn channels(cfg: &NotifyConfig, extra: &[String]) -> Vec<Channel> {
     let mut emails: Vec<String> = cfg.email_to.clone();
     let mut out = Vec::new();
     for w in &cfg.webhooks {
-        let slack = w.kind.as_deref().map(|k| k.eq_ignore_ascii_case("slack")).unwrap_or(w.url.contains("hooks.slack.com"));
+        let slack =
+            w.kind.as_deref().map(|k| k.eq_ignore_ascii_case("slack")).unwrap_or(w.url.contains("hooks.slack.com"));
         out.push(if slack { Channel::Slack(w.url.clone()) } else { Channel::Json(w.url.clone()) });
     }
     for t in extra {
@@ -262,7 +263,9 @@ impl Sender<'_> {
             }
             Some(server) => {
                 let (host, port) = match server.rsplit_once(':') {
-                    Some((h, p)) => (h.to_string(), p.parse::<u16>().with_context(|| format!("smtp `{server}`: bad port"))?),
+                    Some((h, p)) => {
+                        (h.to_string(), p.parse::<u16>().with_context(|| format!("smtp `{server}`: bad port"))?)
+                    }
                     None => (server.clone(), 587),
                 };
                 let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
@@ -271,8 +274,11 @@ impl Sender<'_> {
                 if self.cfg.starttls.unwrap_or(true) {
                     let mut params = TlsParameters::builder(host.clone());
                     if let Some(ca) = &self.cfg.smtp_ca_file {
-                        let pem = std::fs::read(ca).with_context(|| format!("cannot read smtp_ca_file {}", ca.display()))?;
-                        params = params.add_root_certificate(Certificate::from_pem(&pem).context("smtp_ca_file is not a PEM certificate")?);
+                        let pem =
+                            std::fs::read(ca).with_context(|| format!("cannot read smtp_ca_file {}", ca.display()))?;
+                        params = params.add_root_certificate(
+                            Certificate::from_pem(&pem).context("smtp_ca_file is not a PEM certificate")?,
+                        );
                     }
                     builder = builder.tls(Tls::Required(params.build().context("TLS parameters")?));
                 }
@@ -287,7 +293,12 @@ impl Sender<'_> {
 
     async fn webhook(&self, url: &str, body: serde_json::Value) -> Result<()> {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build()?;
-        let r = client.post(url).json(&body).send().await.map_err(|e| anyhow!("{}", Redactor::global().text(&e.to_string())))?;
+        let r = client
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| anyhow!("{}", Redactor::global().text(&e.to_string())))?;
         if !r.status().is_success() {
             bail!("HTTP {}", r.status());
         }
@@ -297,7 +308,9 @@ impl Sender<'_> {
     async fn once(&self, c: &Channel, note: &Note) -> Result<()> {
         match c {
             Channel::Email(to) => self.email(to, note).await,
-            Channel::Slack(u) => self.webhook(u, serde_json::json!({"text": format!("*{}*\n{}", note.subject, note.body)})).await,
+            Channel::Slack(u) => {
+                self.webhook(u, serde_json::json!({"text": format!("*{}*\n{}", note.subject, note.body)})).await
+            }
             Channel::Json(u) => self.webhook(u, note.json.clone()).await,
         }
     }
@@ -323,7 +336,12 @@ impl Sender<'_> {
     }
 
     /// Deliver to every channel; failures are recorded in `state` and returned.
-    pub async fn send_all(&self, channels: &[Channel], note: &Note, state: Option<&StateDir>) -> Vec<(String, Result<()>)> {
+    pub async fn send_all(
+        &self,
+        channels: &[Channel],
+        note: &Note,
+        state: Option<&StateDir>,
+    ) -> Vec<(String, Result<()>)> {
         let mut out = Vec::new();
         for c in channels {
             let r = self.deliver(c, note).await;

@@ -95,8 +95,13 @@ type Session = RunningService<RoleClient, Client>;
 
 /// Start the real binary as `vigil --root web1 --state-dir STATE [extra…] mcp` and connect.
 async fn spawn(state: &Path, extra: &[&str], client: Client) -> Session {
+    spawn_on(&web1(), state, extra, client).await
+}
+
+/// `vigil mcp` auditing `root` (the live `/` for mutating tools, which refuse to plan elsewhere).
+async fn spawn_on(root: &Path, state: &Path, extra: &[&str], client: Client) -> Session {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_vigil"));
-    cmd.arg("--root").arg(web1()).arg("--state-dir").arg(state).args(extra).arg("mcp");
+    cmd.arg("--root").arg(root).arg("--state-dir").arg(state).args(extra).arg("mcp");
     cmd.env("VIGIL_NOW", "2026-11-27T00:00:00Z");
     let (transport, _) = TokioChildProcess::builder(cmd).stderr(Stdio::inherit()).spawn().expect("spawn vigil mcp");
     tokio::time::timeout(WAIT, client.serve(transport)).await.expect("initialize in time").expect("initialize")
@@ -512,9 +517,10 @@ async fn in_process_policy_refuse_without_app() {
 
 #[tokio::test]
 async fn merge_check_real_firewall_deny_port_over_the_binary() {
-    const ARGS: fn() -> Value = || json!({"port": 9200});
+    const ARGS: fn() -> Value = || json!({"port": 9200, "reason": "forgotten Elasticsearch debug port"});
     let state = tempfile::tempdir().unwrap();
-    let s = spawn(state.path(), &[], Client::new(true, Reply::Type("firewall_deny_port"))).await;
+    // Planning reads the live firewall (nothing changes): mutating tools refuse to plan on a fixture root.
+    let s = spawn_on(Path::new("/"), state.path(), &[], Client::new(true, Reply::Type("firewall_deny_port"))).await;
     let listed = s.list_all_tools().await.unwrap().iter().any(|t| t.name == "firewall_deny_port");
     if !listed {
         println!("NOTE: firewall_deny_port is not in this build's registry yet; checking it is an unknown tool");
@@ -536,7 +542,7 @@ async fn merge_check_real_firewall_deny_port_over_the_binary() {
     let cfg_dir = tempfile::tempdir().unwrap();
     let cfg = write_config(cfg_dir.path(), "[mcp]\nmutating = \"elicit\"\n");
     let client = Client::new(true, Reply::Decline);
-    let s = spawn(state.path(), &["--config", cfg.to_str().unwrap()], client.clone()).await;
+    let s = spawn_on(Path::new("/"), state.path(), &["--config", cfg.to_str().unwrap()], client.clone()).await;
     let r = call(&s, "firewall_deny_port", ARGS()).await.unwrap();
     assert_eq!(r.is_error, Some(true));
     assert!(text_of(&r).contains("declined"), "{}", text_of(&r));

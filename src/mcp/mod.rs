@@ -36,7 +36,7 @@ use rmcp::service::{ElicitationMode, RequestContext, ServiceError};
 use rmcp::{ErrorData as McpError, Peer, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
-use vigil_tools::registry::schema_of;
+use vigil_tools::registry::output_schema_of;
 use vigil_tools::{Ctx, Effect, Finding, Registry, Severity, ToolInfo, ToolResult};
 
 use crate::app::App;
@@ -216,7 +216,7 @@ fn take_defs(schema: &mut Value) -> Map<String, Value> {
 pub fn output_schema(facts: &Value) -> Value {
     let mut facts = facts.clone();
     let mut defs = take_defs(&mut facts);
-    let mut finding = schema_of::<Finding>();
+    let mut finding = output_schema_of::<Finding>();
     let finding_defs = take_defs(&mut finding);
     let clash = finding_defs.iter().any(|(k, v)| defs.get(k).is_some_and(|d| d != v));
     let findings = if clash {

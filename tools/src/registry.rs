@@ -115,9 +115,18 @@ impl std::fmt::Debug for Registry {
     }
 }
 
-/// The JSON Schema of `T`, as the model and MCP clients read it.
+/// The JSON Schema of an input `T`, as the model and MCP clients read it.
 pub fn schema_of<T: schemars::JsonSchema>() -> Value {
-    let schema = schemars::generate::SchemaSettings::draft2020_12().into_generator().into_root_schema_for::<T>();
+    schema_with::<T>(schemars::generate::SchemaSettings::draft2020_12().for_deserialize())
+}
+
+/// The JSON Schema of an output `T` as it is serialized (fields skipped when empty are optional).
+pub fn output_schema_of<T: schemars::JsonSchema>() -> Value {
+    schema_with::<T>(schemars::generate::SchemaSettings::draft2020_12().for_serialize())
+}
+
+fn schema_with<T: schemars::JsonSchema>(settings: schemars::generate::SchemaSettings) -> Value {
+    let schema = settings.into_generator().into_root_schema_for::<T>();
     let mut v = serde_json::to_value(schema).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut v {
         m.remove("$schema");
@@ -159,7 +168,7 @@ impl Registry {
     /// Register a tool.
     pub fn add<T: Tool>(&mut self, tool: T) {
         let input_schema = schema_of::<T::Input>();
-        let output_schema = schema_of::<T::Output>();
+        let output_schema = output_schema_of::<T::Output>();
         let validator = jsonschema::validator_for(&input_schema).ok();
         let info = ToolInfo {
             name: tool.name(),
