@@ -371,19 +371,20 @@ impl Recorder {
         Ok(Recorder { dir, next: AtomicU32::new(last + 1), key })
     }
 
-    fn scrub(&self, s: &str) -> String {
+    /// Remove the key itself wherever it appears.
+    fn without_key(&self, s: &str) -> String {
         let k = self.key.expose_secret();
-        let s = if k.is_empty() { s.to_string() } else { s.replace(k, "[REDACTED]") };
-        Redactor::global().text(&s).into_owned()
+        if k.is_empty() { s.to_string() } else { s.replace(k, "[REDACTED]") }
     }
 
     fn start(&self, body: &[u8]) -> Recording {
         let n = self.next.fetch_add(1, Ordering::SeqCst);
+        // Redact JSON by value (text redaction would break numbers like "max_tokens": 4096).
         let text = match serde_json::from_slice::<Value>(body) {
             Ok(v) => serde_json::to_string_pretty(&Redactor::global().value(v)).unwrap_or_default(),
-            Err(_) => String::from_utf8_lossy(body).into_owned(),
+            Err(_) => Redactor::global().text(&String::from_utf8_lossy(body)).into_owned(),
         };
-        self.write(&format!("{n:03}.request.json"), &self.scrub(&text));
+        self.write(&format!("{n:03}.request.json"), &self.without_key(&text));
         Recording { n, status: 200, body: Vec::new() }
     }
 
@@ -401,11 +402,11 @@ impl Recorder {
                         },
                         None => Redactor::global().text(body).into_owned(),
                     };
-                    format!("{}{end}", self.scrub(&redacted))
+                    format!("{}{end}", self.without_key(&redacted))
                 })
                 .collect()
         } else {
-            format!("# HTTP {}\n{}", r.status, self.scrub(&text))
+            format!(": HTTP {}\n{}", r.status, self.without_key(&Redactor::global().text(&text)))
         };
         self.write(&format!("{:03}.sse", r.n), &out);
     }
