@@ -279,13 +279,7 @@ impl Agent {
 
     /// After a cancelled turn: drop an assistant turn whose tool calls have no results.
     pub fn repair(&mut self) {
-        while let Some(last) = self.messages.last() {
-            let dangling = last.role == Role::Assistant && (!last.tool_uses().is_empty() || last.content.is_empty());
-            if !dangling {
-                break;
-            }
-            self.messages.pop();
-        }
+        drop_dangling(&mut self.messages);
         self.save();
     }
 
@@ -488,6 +482,17 @@ impl Agent {
     }
 }
 
+/// Drop trailing assistant turns whose tool calls never got results (or that are empty).
+fn drop_dangling(messages: &mut Vec<Message>) {
+    while let Some(last) = messages.last() {
+        let dangling = last.role == Role::Assistant && (!last.tool_uses().is_empty() || last.content.is_empty());
+        if !dangling {
+            break;
+        }
+        messages.pop();
+    }
+}
+
 fn record(
     call: &ToolCall,
     effect: Effect,
@@ -599,6 +604,32 @@ mod tests {
         let mut left: Vec<_> = std::fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         left.sort();
         assert_eq!(left, vec!["20260102000000-1.json", "20260103000000-1.json"]);
+    }
+
+    #[test]
+    fn a_cancelled_tool_turn_is_dropped() {
+        let tool = ContentBlock::ToolUse { id: "toolu_1".into(), name: "x".into(), input: json!({}) };
+        let answered = vec![
+            Message::user_text("q"),
+            Message { role: Role::Assistant, content: vec![tool.clone()] },
+            Message {
+                role: Role::User,
+                content: vec![ContentBlock::ToolResult {
+                    tool_use_id: "toolu_1".into(),
+                    content: "{}".into(),
+                    is_error: false,
+                }],
+            },
+        ];
+        let mut m = answered.clone();
+        drop_dangling(&mut m);
+        assert_eq!(m, answered, "a complete exchange is kept");
+        m.push(Message { role: Role::Assistant, content: vec![ContentBlock::text("checking"), tool] });
+        drop_dangling(&mut m);
+        assert_eq!(m, answered, "tool calls without results are dropped");
+        m.push(Message { role: Role::Assistant, content: vec![ContentBlock::text("done")] });
+        drop_dangling(&mut m);
+        assert_eq!(m.len(), 4, "a plain answer is kept");
     }
 
     #[test]

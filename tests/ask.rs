@@ -286,3 +286,19 @@ fn model_text_cannot_paint_the_terminal() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(!r.stdout.contains('\u{1b}') && !r.stdout.contains('\u{7}'), "{r:?}");
 }
+
+#[test]
+fn model_turns_are_bounded_and_piped_prompts_work() {
+    let t = tmp();
+    let cfg = t.path().join("config.toml");
+    std::fs::write(&cfg, "[agent]\nmax_turns = 1\n").unwrap();
+    let api = FakeApi::start(vec![Reply::Sse(fixture("ports_tool_use.sse"))]);
+    let mut c = vigil_cmd(t.path(), Some(&api), &["--config", cfg.to_str().unwrap(), "ask"]);
+    c.env("VIGIL_RECORD", t.path().join("rec"));
+    let r = run(c, "which ports are open?\n");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("Stopped after 1 model turns"), "{r:?}");
+    let got = api.check();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body["messages"][0]["content"][0]["text"], "which ports are open?");
+}

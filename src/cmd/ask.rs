@@ -3,7 +3,8 @@
 //! The answer streams on stdout, tool activity goes to stderr; `--json` prints
 //! one object at the end instead (answer, tool calls with their decisions,
 //! stop reason, usage, approximate cost). The prompt comes from the arguments,
-//! `--prompt-file F` (`-` for stdin) or a saved prompt `--prompt NAME`.
+//! `--prompt-file F` (`-` for stdin), a saved prompt `--prompt NAME`, or a
+//! pipe when nothing else is given.
 //! Mutating tools ask at the controlling terminal; piped input can never
 //! confirm, and with no terminal they are refused. Exit 0 answered, 1 refused
 //! or cut short, 2 error.
@@ -40,6 +41,12 @@ pub fn prompt_of(app: &App, args: &AskArgs) -> Result<String> {
     }
     if !args.prompt.is_empty() {
         parts.push(args.prompt.join(" "));
+    }
+    if parts.is_empty() && !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        // `echo "question" | vigil ask`
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).context("cannot read the prompt from stdin")?;
+        parts.push(s);
     }
     let prompt = parts.iter().map(|p| p.trim()).filter(|p| !p.is_empty()).collect::<Vec<_>>().join("\n\n");
     if prompt.is_empty() {
