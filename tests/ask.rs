@@ -302,3 +302,15 @@ fn model_turns_are_bounded_and_piped_prompts_work() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body["messages"][0]["content"][0]["text"], "which ports are open?");
 }
+
+#[test]
+fn a_secret_typed_by_the_user_is_not_sent() {
+    let t = tmp();
+    let api = FakeApi::start(vec![Reply::Sse(text_sse("Do not share passwords."))]);
+    let r = ask(t.path(), &api, &["is", "DB_PASSWORD=Hunter2Secret!", "a", "weak", "password?"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("secret-looking value was removed"), "{r:?}");
+    let got = api.check();
+    assert!(!got[0].raw.contains("Hunter2Secret!"), "{}", got[0].raw);
+    assert!(got[0].raw.contains("DB_PASSWORD=[REDACTED]"));
+}
