@@ -6,6 +6,9 @@
 //! - [`cli`]: the command line (the contract in DESIGN.md).
 //! - [`app`]: host, config, state directory and registry, resolved once.
 //! - [`gate`]: the policy gate every tool call passes.
+//! - [`claude`]: the Messages API client (SSE, retries, recording, prices).
+//! - [`agent`]: the conversation loop behind `ask` and `chat`.
+//! - [`prompts`]: the system prompt and saved prompts.
 //! - [`audit`]: the hash-chained audit log.
 //! - [`mcp`]: `vigil mcp`, the registry as an MCP server on stdio.
 //! - [`state`]: the private state directory.
@@ -21,9 +24,11 @@
 
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod claude;
 pub mod cli;
 pub mod cmd;
 pub mod gate;
@@ -31,5 +36,6 @@ pub mod mcp;
 pub mod notify;
 pub mod review;
 pub mod schedule;
+pub mod prompts;
 pub mod state;
 pub mod term;
