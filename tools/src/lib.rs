@@ -11,7 +11,7 @@
 //! - [`finding`]: `Finding`, `Severity`, `Category` (the seven patterns).
 //! - [`redact`]: the `Redactor` every output passes before it leaves the crate.
 //! - [`config`]: the configuration file.
-//! - one module per tool: [`ports`] (`list_open_ports`), …
+//! - one module per tool: [`ports`] (`list_open_ports`), [`wordpress`] (`wordpress_inventory`), …
 #![deny(missing_docs)]
 
 pub mod config;
@@ -22,6 +22,7 @@ pub mod redact;
 pub mod registry;
 pub mod tool;
 pub mod users;
+pub mod wordpress;
 
 #[cfg(test)]
 pub(crate) mod testutil;

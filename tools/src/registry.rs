@@ -143,6 +143,7 @@ impl Registry {
     pub fn builtin() -> Self {
         let mut r = Registry::empty();
         r.add(crate::ports::ListOpenPorts);
+        r.add(crate::wordpress::WordpressInventory);
         r
     }
 
