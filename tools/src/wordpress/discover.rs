@@ -250,21 +250,24 @@ pub fn discover(ctx: &Ctx) -> Discovery {
 }
 
 fn read_sites(host: &Host, dirs: &[String]) -> Vec<Site> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
-    let mut sites: Vec<Site> = if dirs.len() < 16 || threads == 1 {
-        dirs.iter().flat_map(|d| load_sites(host, d)).collect()
-    } else {
-        let chunk = dirs.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = dirs
-                .chunks(chunk)
-                .map(|c| s.spawn(move || c.iter().flat_map(|d| load_sites(host, d)).collect::<Vec<_>>()))
-                .collect();
-            handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
-        })
-    };
+    let mut sites: Vec<Site> = par_map(dirs, |d| load_sites(host, d)).into_iter().flatten().collect();
     sites.sort_by_key(|a| a.subject());
     sites
+}
+
+/// `f` over `items` on a few threads (the work is file reads and hashing), results in order.
+pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    if items.len() < 16 || threads == 1 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> =
+            items.chunks(chunk).map(|c| s.spawn(move || c.iter().map(f).collect::<Vec<R>>())).collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    })
 }
 
 /// A directory entry with its type (symlinks followed, inside the root).

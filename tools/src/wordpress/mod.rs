@@ -155,8 +155,15 @@ pub fn inventory(ctx: &Ctx) -> Outcome<WordpressFacts> {
     let sites = &d.sites;
     // (site index or None, finding)
     let mut found: Vec<(Option<usize>, Finding)> = Vec::new();
-    for e in &d.unreadable {
-        found.push((None, Finding::could_not_check(Category::Hardening, TOOL, "a web root directory", e)));
+    if let Some(first) = d.unreadable.first() {
+        let mut f = Finding::could_not_check(Category::Hardening, TOOL, "directories under the web roots", first);
+        for e in d.unreadable.iter().skip(1).take(9) {
+            f = f.evidence(e.to_string());
+        }
+        if d.unreadable.len() > 10 {
+            f = f.evidence(format!("… and {} more", d.unreadable.len() - 10));
+        }
+        found.push((None, f));
     }
 
     // Vulnerabilities.
@@ -181,8 +188,9 @@ pub fn inventory(ctx: &Ctx) -> Outcome<WordpressFacts> {
         Some((path, _)) => match feed::load_cached(&path) {
             Ok(idx) => {
                 feed_facts = Some(FeedFacts { path: path.display().to_string(), stats: idx.stats.clone() });
-                for (i, s) in sites.iter().enumerate() {
-                    found.extend(vuln_findings(s, &idx).into_iter().map(|f| (Some(i), f)));
+                let per_site = discover::par_map(sites, |s| vuln_findings(s, &idx));
+                for (i, fs) in per_site.into_iter().enumerate() {
+                    found.extend(fs.into_iter().map(|f| (Some(i), f)));
                 }
             }
             Err(e) => found.push((
@@ -201,8 +209,8 @@ pub fn inventory(ctx: &Ctx) -> Outcome<WordpressFacts> {
     found.extend(credential_findings(sites));
 
     // Hardening and integrity.
-    for (i, s) in sites.iter().enumerate() {
-        found.extend(checks::site_checks(host, s).into_iter().map(|f| (Some(i), f)));
+    for (i, fs) in discover::par_map(sites, |s| checks::site_checks(host, s)).into_iter().enumerate() {
+        found.extend(fs.into_iter().map(|f| (Some(i), f)));
     }
     found.extend(checks::php_display_errors(host, sites).into_iter().map(|f| (None, f)));
     found.extend(checks::packaged_core_modified(host, sites).into_iter().map(|f| (None, f)));
@@ -400,18 +408,23 @@ fn credential_findings(sites: &[Site]) -> Vec<(Option<usize>, Finding)> {
         let Some(p) = s.db_password() else {
             continue;
         };
-        let file = s.password_file.clone().unwrap_or_else(|| s.subject());
-        if !files_seen.insert(file.clone()) {
-            continue;
+        if files_seen.insert(s.password_file.clone().unwrap_or_else(|| s.subject())) {
+            pw.push((i, p.expose()));
         }
-        pw.push((i, p.expose()));
+    }
+    let judged = discover::par_map(&pw, |(i, p)| {
+        let s = &sites[*i];
         let base = s.path.rsplit('/').next().unwrap_or("");
         let ctx: Vec<&str> = [s.db.name.as_deref(), s.db.user.as_deref(), s.host.as_deref(), Some(base)]
             .into_iter()
             .flatten()
             .filter(|c| !c.is_empty())
             .collect();
-        let j = creds::judge(p.expose(), &ctx);
+        creds::judge(p, &ctx)
+    });
+    for ((i, _), j) in pw.iter().zip(judged) {
+        let (i, s) = (*i, &sites[*i]);
+        let file = s.password_file.clone().unwrap_or_else(|| s.subject());
         if j.weak() {
             let mut f = Finding::new(
                 "credentials.weak-db-password",
