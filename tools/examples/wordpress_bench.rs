@@ -113,6 +113,11 @@ fn main() {
                     out.findings.len()
                 );
             }
+            // The password judgement alone (zxcvbn and the template checks), 1,000 random passwords.
+            let pws: Vec<String> = (0..n).map(|i| format!("k{i}#Vd]n9Zr)u~2QpL!x8T")).collect();
+            let t = Instant::now();
+            let weak = pws.iter().filter(|p| vigil_tools::wordpress::creds::judge(p, &["site_db"]).weak()).count();
+            println!("judging {n} passwords (single thread): {:.2?} ({weak} weak)", t.elapsed());
             // With a feed covering the generated slugs.
             let feed_path = dir.path().join("feed.json");
             std::fs::write(&feed_path, feed::generate_feed(42_000, 400, 20_000_000)).unwrap();

@@ -118,7 +118,7 @@ fn leftovers(host: &Host, site: &Site) -> Vec<Finding> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for Entry { name, is_dir } in entries {
+    for Entry { name, is_dir, .. } in entries {
         if is_dir {
             continue;
         }

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -204,17 +204,16 @@ pub fn discover(ctx: &Ctx) -> Discovery {
         }
     }
     let mut d = Discovery { web_roots: roots.clone(), ..Default::default() };
-    let mut seen: HashSet<PathBuf> = HashSet::new();
+    // Loops only come through symlinks (and overlapping roots): only those are stat'ed and remembered.
+    let mut seen: HashSet<(u64, u64)> = HashSet::new();
     let mut dirs: Vec<String> = Vec::new();
-    let mut stack: Vec<(String, usize)> = roots.into_iter().rev().map(|r| (r, 0)).collect();
-    while let Some((dir, depth)) = stack.pop() {
-        let Ok(real) = host.path(&dir) else {
-            continue;
-        };
-        // One visit per real directory: symlinked roots and loops are walked once.
-        let canon = std::fs::canonicalize(&real).unwrap_or(real);
-        if !seen.insert(canon) {
-            continue;
+    let mut stack: Vec<(String, usize, bool)> = roots.into_iter().rev().map(|r| (r, 0, true)).collect();
+    while let Some((dir, depth, check)) = stack.pop() {
+        if check {
+            match host.metadata(&dir) {
+                Ok(m) if seen.insert((m.dev(), m.ino())) => {}
+                _ => continue,
+            }
         }
         let entries = match list_dir(host, &dir) {
             Ok(e) => e,
@@ -237,12 +236,13 @@ pub fn discover(ctx: &Ctx) -> Discovery {
                 d.db_tools.push(join(&dir, &e.name));
             }
             if e.is_dir && depth < MAX_DEPTH && !e.name.starts_with('.') && !SKIP_DIRS.contains(&e.name.as_str()) {
-                children.push((join(&dir, &e.name), depth + 1));
+                children.push((join(&dir, &e.name), depth + 1, e.link));
             }
         }
         stack.extend(children.into_iter().rev());
     }
     dirs.sort();
+    dirs.dedup();
     d.db_tools.sort();
     d.db_tools.dedup();
     d.sites = read_sites(host, &dirs);
@@ -275,6 +275,7 @@ pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync)
 pub(crate) struct Entry {
     pub name: String,
     pub is_dir: bool,
+    pub link: bool,
 }
 
 fn host_err(path: &str, e: std::io::Error) -> HostError {
@@ -299,7 +300,7 @@ pub(crate) fn list_dir(host: &Host, dir: &str) -> Result<Vec<Entry>, HostError> 
         } else {
             ft.is_dir()
         };
-        out.push(Entry { name: e.file_name().to_string_lossy().into_owned(), is_dir });
+        out.push(Entry { name: e.file_name().to_string_lossy().into_owned(), is_dir, link: ft.is_symlink() });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)

@@ -23,7 +23,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::version;
+use super::version::{self, Version};
 use crate::finding::Severity;
 
 /// The file name `vigil vulndb update` writes in the state directory.
@@ -114,17 +114,17 @@ pub struct Vuln {
 
 #[derive(Debug, Clone)]
 struct Range {
-    from: Option<Box<str>>,
+    from: Option<Version>,
     from_incl: bool,
-    to: Option<Box<str>>,
+    to: Option<Version>,
     to_incl: bool,
 }
 
 impl Range {
-    fn contains(&self, v: &str) -> bool {
+    fn contains(&self, v: &Version) -> bool {
         let above = match &self.from {
             None => true,
-            Some(f) => match version::compare(v, f) {
+            Some(f) => match v.cmp(f) {
                 Ordering::Greater => true,
                 Ordering::Equal => self.from_incl,
                 Ordering::Less => false,
@@ -133,7 +133,7 @@ impl Range {
         above
             && match &self.to {
                 None => true,
-                Some(t) => match version::compare(v, t) {
+                Some(t) => match v.cmp(t) {
                     Ordering::Less => true,
                     Ordering::Equal => self.to_incl,
                     Ordering::Greater => false,
@@ -173,9 +173,10 @@ impl FeedIndex {
         let Some(list) = self.by_software.get(&(kind, Box::from(slug.to_ascii_lowercase().as_str()))) else {
             return Vec::new();
         };
+        let v = Version::new(installed);
         let mut hits = Vec::new();
         for a in list {
-            if !a.ranges.iter().any(|r| r.contains(installed)) {
+            if !a.ranges.iter().any(|r| r.contains(&v)) {
                 continue;
             }
             let Some(vuln) = self.vulns.get(a.record as usize) else {
@@ -318,9 +319,9 @@ impl Builder {
     }
 }
 
-fn bound(v: String) -> Option<Box<str>> {
+fn bound(v: String) -> Option<Version> {
     let v = v.trim();
-    if v.is_empty() || v == "*" { None } else { Some(v.into()) }
+    if v.is_empty() || v == "*" { None } else { Some(Version::new(v)) }
 }
 
 /// Severity from the CVSS rating, else the score; unknown is medium.

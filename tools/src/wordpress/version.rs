@@ -68,7 +68,10 @@ fn cmp_part(a: &Part<'_>, b: &Part<'_>) -> Ordering {
 
 /// Compare two version strings.
 pub fn compare(a: &str, b: &str) -> Ordering {
-    let (pa, pb) = (parts(a), parts(b));
+    compare_parts(&parts(a), &parts(b))
+}
+
+fn compare_parts(pa: &[Part<'_>], pb: &[Part<'_>]) -> Ordering {
     for (x, y) in pa.iter().zip(pb.iter()) {
         let c = cmp_part(x, y);
         if c != Ordering::Equal {
@@ -87,6 +90,67 @@ pub fn compare(a: &str, b: &str) -> Ordering {
             w => 4.cmp(&form_order(w)),
         },
     }
+}
+
+/// One owned part of a parsed version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OwnedPart {
+    Num(u64),
+    Word(Box<str>),
+}
+
+/// A version parsed once, for comparing many times (the feed's range bounds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version(Box<[OwnedPart]>);
+
+impl Version {
+    /// Parse a version string.
+    pub fn new(v: &str) -> Version {
+        Version(
+            parts(v)
+                .into_iter()
+                .map(|p| match p {
+                    Part::Num(n) => OwnedPart::Num(n),
+                    Part::Word(w) => OwnedPart::Word(w.into()),
+                })
+                .collect(),
+        )
+    }
+
+    fn borrowed(&self) -> Vec<Part<'_>> {
+        self.0
+            .iter()
+            .map(|p| match p {
+                OwnedPart::Num(n) => Part::Num(*n),
+                OwnedPart::Word(w) => Part::Word(w),
+            })
+            .collect()
+    }
+}
+
+impl PartialOrd for Version {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Version {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Fast path: purely numeric versions (almost all of them) compare without allocating.
+        if let (Some(a), Some(b)) = (numeric(&self.0), numeric(&other.0)) {
+            return a.cmp(b);
+        }
+        compare_parts(&self.borrowed(), &other.borrowed())
+    }
+}
+
+fn numeric(p: &[OwnedPart]) -> Option<impl Iterator<Item = u64> + Clone + '_> {
+    p.iter().all(|x| matches!(x, OwnedPart::Num(_))).then(|| {
+        p.iter().map(|x| match x {
+            OwnedPart::Num(n) => *n,
+            OwnedPart::Word(_) => 0,
+        })
+    })
 }
 
 /// True when the text looks like a version at all (starts with a digit after an optional `v`).
@@ -120,5 +184,10 @@ mod tests {
         assert_eq!(compare("5.0.2", "5.0.2"), Equal);
         assert_eq!(compare("2.0", "2.0.0.1"), Less);
         assert_eq!(compare("v1.2", "1.2"), Equal);
+        for (a, b) in [("8.1", "8.1.0"), ("6.4-RC1", "6.4"), ("6.10", "6.9.9"), ("2.0", "2.0.0.1"), ("6.4-pl1", "6.4")]
+        {
+            assert_eq!(Version::new(a).cmp(&Version::new(b)), compare(a, b), "{a} vs {b}");
+            assert_eq!(Version::new(b).cmp(&Version::new(a)), compare(b, a), "{b} vs {a}");
+        }
     }
 }
