@@ -91,6 +91,22 @@ async fn debian_package_through_its_host_config() {
 }
 
 #[tokio::test]
+async fn the_package_without_a_host_config_is_one_info_finding() {
+    if !available() {
+        return;
+    }
+    let t = root_with(|dst| std::os::unix::fs::symlink(PKG, dst).unwrap());
+    std::fs::remove_file(t.path().join("etc/wordpress/config-blog.test.php")).unwrap();
+    let out = WordpressInventory.run(&Ctx::new(Host::at(t.path())), WpInput::default()).await.unwrap();
+    let ids: Vec<(&str, Severity)> = out.findings.iter().map(|f| (f.id.as_str(), f.severity)).collect();
+    assert!(ids.contains(&("hardening.debian-no-host-config", Severity::Info)), "{ids:?}");
+    assert!(
+        ids.iter().all(|(_, s)| *s == Severity::Info),
+        "no salts/file-edit noise for a site that does not exist: {ids:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_modified_packaged_core_file_is_named() {
     if !available() {
         return;

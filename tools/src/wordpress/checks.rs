@@ -37,6 +37,14 @@ pub fn site_checks(host: &Host, site: &Site) -> Vec<Finding> {
         );
         return out;
     };
+    if site.debian && site.host.is_none() {
+        out.push(
+            f("hardening.debian-no-host-config", Severity::Info, &subj, "Debian's WordPress package is installed but serves no site")
+                .evidence(format!("{config} looks for /etc/wordpress/config-<host>.php and none exists: every request gets a 404"))
+                .fix("Nothing to do if it is unused (`apt-get remove wordpress` removes it); to use it, create the host config with `/usr/share/doc/wordpress/examples/setup-mysql`."),
+        );
+        return out;
+    }
     let cfg = site.password_file.clone().unwrap_or_else(|| config.clone());
 
     // Debug settings.

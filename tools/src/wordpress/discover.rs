@@ -139,7 +139,8 @@ pub struct Site {
     pub mu_plugins: Vec<Component>,
     /// Themes.
     pub themes: Vec<Component>,
-    /// Debian's multi-host layout (`/etc/wordpress/config-<host>.php`).
+    /// Debian's multi-host layout (`/etc/wordpress/config-<host>.php`); `host` is `None`
+    /// when no host config exists (the package then serves no site).
     pub debian: bool,
     #[serde(skip)]
     pub(crate) password: Option<DbPassword>,
@@ -396,7 +397,10 @@ fn load_sites(host: &Host, dir: &str) -> Vec<Site> {
         .filter_map(|p| p.strip_prefix("/etc/wordpress/config-")?.strip_suffix(".php").map(str::to_string))
         .collect();
     if hosts.is_empty() {
-        return vec![build_site(host, dir, config, probe, None)];
+        // Debian's package without any host config: it answers every request with a 404.
+        let mut s = build_site(host, dir, config, probe, None);
+        s.debian = true;
+        return vec![s];
     }
     hosts
         .into_iter()

@@ -523,7 +523,7 @@ fn credential_findings(sites: &[Site]) -> Vec<(Option<usize>, Finding)> {
                 )),
             ));
         }
-        if s.config_path.is_none() {
+        if s.config_path.is_none() || (s.debian && s.host.is_none()) {
             continue;
         }
         let mut missing = Vec::new();
