@@ -31,6 +31,7 @@ pub mod tls;
 pub mod tool;
 pub mod updates;
 pub mod users;
+pub mod wordpress;
 
 #[cfg(test)]
 pub(crate) mod testutil;

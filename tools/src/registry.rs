@@ -162,6 +162,7 @@ impl Registry {
         r.add(crate::firewall::CheckFirewall);
         r.add(crate::tls::CheckTls);
         r.add(crate::docker::DockerContainers);
+        r.add(crate::wordpress::WordpressInventory);
         r
     }
 
