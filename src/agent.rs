@@ -474,8 +474,9 @@ impl Agent {
 
     fn settle(&self, call: &ToolCall, g: crate::gate::Gated, sink: &mut dyn Sink) -> (ContentBlock, ToolRecord) {
         let findings = g.result.as_ref().map(|r| r.findings.len()).unwrap_or(0);
-        let text =
-            g.result.map(|r| serde_json::to_string(&r.to_value()).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")));
+        let text = g
+            .result
+            .map(|r| serde_json::to_string(&r.to_model_value()).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")));
         let rec = record(call, self.gate.effect(&call.name), g.decision, g.millis as u64, text.clone(), findings);
         sink.tool_done(&rec);
         (result_block(&call.id, text), rec)
