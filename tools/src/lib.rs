@@ -12,7 +12,7 @@
 //! - [`redact`]: the `Redactor` every output passes before it leaves the crate.
 //! - [`config`]: the configuration file.
 //! - one module per tool: [`ports`] (`list_open_ports`), [`fixes`] (`firewall_deny_port`,
-//!   `lock_account`, `verify_backup_restore`), …
+//!   `lock_account`, `verify_backup_restore`), [`wordpress`] (`wordpress_inventory`), …
 #![deny(missing_docs)]
 
 pub mod config;
@@ -24,6 +24,7 @@ pub mod redact;
 pub mod registry;
 pub mod tool;
 pub mod users;
+pub mod wordpress;
 
 #[cfg(test)]
 pub(crate) mod testutil;

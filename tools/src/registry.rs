@@ -146,6 +146,7 @@ impl Registry {
         r.add(crate::fixes::FirewallDenyPort);
         r.add(crate::fixes::LockAccount);
         r.add(crate::fixes::VerifyBackupRestore);
+        r.add(crate::wordpress::WordpressInventory);
         r
     }
 
