@@ -12,7 +12,8 @@
 //! - [`redact`]: the `Redactor` every output passes before it leaves the crate.
 //! - [`config`]: the configuration file.
 //! - one module per tool: [`ports`] (`list_open_ports`), [`fixes`] (`firewall_deny_port`,
-//!   `lock_account`, `verify_backup_restore`), [`wordpress`] (`wordpress_inventory`), …
+//!   `lock_account`, `verify_backup_restore`), [`wordpress`] (`wordpress_inventory`), [`wpupdate`]
+//!   (`wordpress_stage_update`, `wordpress_apply_update`), …
 #![deny(missing_docs)]
 
 pub mod config;
@@ -25,6 +26,7 @@ pub mod registry;
 pub mod tool;
 pub mod users;
 pub mod wordpress;
+pub mod wpupdate;
 
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -147,6 +147,8 @@ impl Registry {
         r.add(crate::fixes::LockAccount);
         r.add(crate::fixes::VerifyBackupRestore);
         r.add(crate::wordpress::WordpressInventory);
+        r.add(crate::wpupdate::WordpressStageUpdate);
+        r.add(crate::wpupdate::WordpressApplyUpdate);
         r
     }
 
