@@ -152,48 +152,6 @@ fn render_plan(ctx: &Ctx, p: &Prepared) -> Result<Plan, ToolError> {
             names.join(", "),
             p.site.path
         ),
-    )
-    .step(
-        format!(
-            "back up the files: tar.gz of {} → {} (0600), read back to the end",
-            p.site.path,
-            b.join("files.tar.gz").display()
-        ),
-        None,
-        Some("the backup is kept (it is what a failed apply restores)".into()),
-    )
-    .step(
-        format!("back up the database `{}` (the site's `{prefix}*` tables) with the site's own credentials", p.db_name),
-        Some(format!(
-            "mariadb-dump {CNF_SHOWN} --single-transaction --skip-dump-date --no-tablespaces \
-             --default-character-set=utf8mb4 --result-file={} {} <the {prefix}* tables>",
-            quote(&b.join("db.sql").display().to_string()),
-            quote(&p.db_name)
-        )),
-        None,
-    )
-    .step(
-        format!("copy {} to {} (owners and modes kept)", p.site.path, stg.join("site").display()),
-        None,
-        Some(format!("rm -rf {} (done at the end)", stg.display())),
-    )
-    .step(
-        format!("create the staging database `{stg_db}` and load the dump into it"),
-        Some(format!(
-            "mariadb {CNF_SHOWN} -e {}; mariadb {CNF_SHOWN} {} < {}",
-            quote(&format!("CREATE DATABASE `{stg_db}`")),
-            quote(&stg_db),
-            quote(&b.join("db.sql").display().to_string())
-        )),
-        Some(format!("mariadb {CNF_SHOWN} -e {} (done at the end)", quote(&format!("DROP DATABASE `{stg_db}`")))),
-    )
-    .step(
-        format!(
-            "point the staging wp-config.php at `{stg_db}`, with WP_HOME/WP_SITEURL = http://127.0.0.1:<port>, \
-             WP_HTTP_BLOCK_EXTERNAL and DISABLE_WP_CRON (staging calls nothing outside)"
-        ),
-        None,
-        None,
     );
     for w in &p.wanted {
         let url = package::zip_url(ctx, w.kind, &w.slug, w.version.as_deref());
@@ -213,6 +171,52 @@ fn render_plan(ctx: &Ctx, p: &Prepared) -> Result<Plan, ToolError> {
             None,
         );
     }
+    plan = plan
+        .step(
+            format!(
+                "back up the files: tar.gz of {} → {} (0600), read back to the end",
+                p.site.path,
+                b.join("files.tar.gz").display()
+            ),
+            None,
+            Some("the backup is kept (it is what a failed apply restores)".into()),
+        )
+        .step(
+            format!(
+                "back up the database `{}` (the site's `{prefix}*` tables) with the site's own credentials",
+                p.db_name
+            ),
+            Some(format!(
+                "mariadb-dump {CNF_SHOWN} --single-transaction --skip-dump-date --no-tablespaces \
+             --default-character-set=utf8mb4 --result-file={} {} <the {prefix}* tables>",
+                quote(&b.join("db.sql").display().to_string()),
+                quote(&p.db_name)
+            )),
+            None,
+        )
+        .step(
+            format!("copy {} to {} (owners and modes kept)", p.site.path, stg.join("site").display()),
+            None,
+            Some(format!("rm -rf {} (done at the end)", stg.display())),
+        )
+        .step(
+            format!("create the staging database `{stg_db}` and load the dump into it"),
+            Some(format!(
+                "mariadb {CNF_SHOWN} -e {}; mariadb {CNF_SHOWN} {} < {}",
+                quote(&format!("CREATE DATABASE `{stg_db}`")),
+                quote(&stg_db),
+                quote(&b.join("db.sql").display().to_string())
+            )),
+            Some(format!("mariadb {CNF_SHOWN} -e {} (done at the end)", quote(&format!("DROP DATABASE `{stg_db}`")))),
+        )
+        .step(
+            format!(
+                "point the staging wp-config.php at `{stg_db}`, with WP_HOME/WP_SITEURL = http://127.0.0.1:<port>, \
+             WP_HTTP_BLOCK_EXTERNAL and DISABLE_WP_CRON (staging calls nothing outside)"
+            ),
+            None,
+            None,
+        );
     let serve =
         health::serve_cmd(&p.php, &p.who, &stg.join("site"), "<port>", &stg.join("<log>/php-errors.log"), true)?;
     let pages = health::pages(ctx).join(", ");
@@ -499,7 +503,30 @@ async fn stage(ctx: &Ctx, p: Prepared) -> Result<Outcome<StageFacts>, ToolError>
     mkdir_private(&p.state.join(super::STAGED_DIR), 0o700)?;
     mkdir_private(&pkgdir, 0o700)?;
 
-    // 1. Back up.
+    // 1. Fetch and verify first: a bad package costs no backup.
+    let mut fetched: Vec<(Verified, &Wanted)> = Vec::new();
+    for w in &p.wanted {
+        let v = match package::fetch_verified(ctx, w.kind, &w.slug, w.version.as_deref(), &pkgdir).await {
+            Ok(v) => v,
+            Err(e) => {
+                let _ = files::remove_any(&pkgdir);
+                let _ = files::remove_any(&bdir);
+                return Err(e);
+            }
+        };
+        if v.version.as_str() == w.from.as_deref().unwrap_or("") {
+            return Err(ToolError::InvalidInput(format!(
+                "{} `{}` is already at {}",
+                w.kind.as_str(),
+                w.slug,
+                v.version
+            )));
+        }
+        fetched.push((v, w));
+    }
+    t.lap("fetch and verify packages");
+
+    // 2. Back up.
     let backup = backup_site(ctx, &p.site, &bdir, "").await?;
     t.lap("backup (files + database)");
 
@@ -526,21 +553,6 @@ async fn stage(ctx: &Ctx, p: Prepared) -> Result<Outcome<StageFacts>, ToolError>
         let cfg_path = stg.join("site/wp-config.php");
         std::fs::write(&cfg_path, cfg).map_err(|e| failed(format!("cannot write {}: {e}", cfg_path.display())))?;
         t.lap("staging copy (files + database)");
-
-        let mut fetched: Vec<(Verified, &Wanted)> = Vec::new();
-        for w in &p.wanted {
-            let v = package::fetch_verified(ctx, w.kind, &w.slug, w.version.as_deref(), &pkgdir).await?;
-            if v.version.as_str() == w.from.as_deref().unwrap_or("") {
-                return Err(ToolError::InvalidInput(format!(
-                    "{} `{}` is already at {}",
-                    w.kind.as_str(),
-                    w.slug,
-                    v.version
-                )));
-            }
-            fetched.push((v, w));
-        }
-        t.lap("fetch and verify packages");
 
         let host = format!("127.0.0.1:{port}");
         let site_dir = stg.join("site");
