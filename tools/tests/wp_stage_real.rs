@@ -147,7 +147,7 @@ fn setup(downloads: u16) -> Wp {
         ])
         .spawn()
         .unwrap();
-    let mut wp = Wp { dir: dir.clone(), sock: sock.clone(), db, downloads };
+    let wp = Wp { dir: dir.clone(), sock: sock.clone(), db, downloads };
     let mut up = false;
     for _ in 0..100 {
         if sh(&format!("mariadb-admin --no-defaults --socket={sock} ping")).0 == 0 {
