@@ -6,6 +6,7 @@ pub mod log;
 pub mod report;
 pub mod review;
 pub mod tools;
+pub mod wp;
 
 use anyhow::Result;
 
@@ -30,6 +31,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Review(args) => review::run(&app, args).await,
         Command::Ack(args) => review::ack(&app, args),
         Command::Report(args) => report::run(&app, args),
+        Command::Wp { action } => wp::run(&app, action).await,
         other => anyhow::bail!("`{}` is not available in this build yet", command_name(&other)),
     }
 }
