@@ -205,3 +205,51 @@ fn on_a_terminal_the_plan_is_shown_and_anything_but_the_name_declines() {
     assert!(!host.join("wp-staged").exists() && !host.join("wp-backups").exists(), "nothing staged");
     assert!(!s.t.path().join("staging").exists());
 }
+
+#[tokio::test]
+async fn an_approval_opens_the_gate_once_and_only_for_the_plan_it_was_issued_for() {
+    use vigil_tools::wpupdate::approval::{Approval, issue};
+    if !need(&["setsid", "php"]) {
+        return;
+    }
+    let s = Site::new();
+    let site = s.site();
+    let (rc, _, _) = s.detached(&["wp", "recover", &site]);
+    assert_eq!(rc, 1);
+    let host = s.host_dir();
+    std::fs::create_dir_all(host.join("wp-staged")).unwrap();
+    let rec = serde_json::json!({
+        "id": "0a1b2c3d", "site": site, "staged_at": 1, "updates": [], "ok": true, "health": [],
+        "stage_backup": {"at": 1, "files": "/nonexistent.tar.gz", "file_count": 1, "db": "/nonexistent.sql", "tables": 1}
+    });
+    std::fs::write(host.join("wp-staged/0a1b2c3d.json"), serde_json::to_vec(&rec).unwrap()).unwrap();
+    // The plan the deferred job will meet, as the gate computes it.
+    let cfg = vigil_tools::Config::load(&s.t.path().join("config.toml")).unwrap().unwrap();
+    let ctx = vigil_tools::Ctx::new(vigil_tools::Host::live()).with_config(cfg).with_state_dir(&host);
+    let input = serde_json::json!({"site": site, "staged_id": "0a1b2c3d"});
+    let plan = vigil_tools::Registry::builtin().plan(&ctx, "wordpress_apply_update", input).await.unwrap();
+    let approval = |digest: String| Approval {
+        tool: "wordpress_apply_update".into(),
+        site: site.clone(),
+        staged_id: "0a1b2c3d".into(),
+        plan_digest: digest,
+        issued_at: 1,
+        at: "03:00".into(),
+    };
+    // Bound to another plan: refused, and spent.
+    let wrong = issue(&host, &approval("00".repeat(32))).unwrap();
+    let (rc, _, err) = s.detached(&["wp", "apply", &site, "0a1b2c3d", "--approval", &wrong]);
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("plan changed since it was approved"), "{err}");
+    // Bound to this plan: the gate opens and the apply runs (and stops at the backup: there is no database).
+    let right = issue(&host, &approval(plan.digest())).unwrap();
+    let (rc, _, err) = s.detached(&["wp", "apply", &site, "0a1b2c3d", "--approval", &right]);
+    assert_eq!(rc, 2, "{err}");
+    assert!(err.contains("the backup failed, nothing was changed"), "{err}");
+    assert!(!host.join("wp-journal").read_dir().map(|mut d| d.next().is_some()).unwrap_or(false), "no journal left");
+    let (rc, _, err) = s.detached(&["wp", "apply", &site, "0a1b2c3d", "--approval", &right]);
+    assert_eq!(rc, 1, "a token opens the gate once: {err}");
+    assert!(err.contains("already used"), "{err}");
+    let (_, log, _) = s.detached(&["log", "show", "--json"]);
+    assert_eq!(log.matches("\"decision\":\"confirmed\"").count(), 1, "{log}");
+}

@@ -420,6 +420,11 @@ async fn stage_apply_kill_recover_rollback_on_real_wordpress() {
     assert_eq!(checksums(&wp.site()), before_files);
     assert_eq!(wp.tables(), before_db);
 
+    // A deferred apply needs a scheduler and a way to start vigil again; here it has neither, and says so.
+    let e =
+        gated(&ctx, "wordpress_apply_update", json!({"site": site, "staged_id": id, "at": "03:00"})).await.unwrap_err();
+    assert!(e.contains("neither is available") || e.contains("start vigil again"), "{e}");
+
     // An apply killed (SIGKILL) during its health check is undone by recover.
     let journal = wp.state().join("wp-journal");
     let mut child = Command::new(std::env::current_exe().unwrap())
