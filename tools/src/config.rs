@@ -165,9 +165,13 @@ pub struct WordpressConfig {
     pub web_roots: Vec<String>,
     /// A Wordfence Intelligence feed (JSON); `--vuln-feed` overrides it.
     pub vuln_feed: Option<PathBuf>,
-    /// Base URL of the WordPress.org downloads (a mirror or a test server).
+    /// Base URL of the WordPress.org downloads (a mirror or a test server): plugins at
+    /// `BASE/plugin/SLUG.VERSION.zip`, themes at `BASE/theme/…`, core at `BASE/wordpress-VERSION.zip`,
+    /// checksums at `BASE/plugin-checksums/SLUG/VERSION.json` and `BASE/wordpress-VERSION.zip.sha1`.
+    /// Default: downloads.wordpress.org (core: wordpress.org).
     pub download_base: Option<String>,
-    /// Where staging copies go.
+    /// Where staging copies go (default `/var/lib/vigil-staging`; not under the 0700 state
+    /// directory, because the site's owner serves the copy and must be able to read it).
     pub staging_dir: Option<String>,
     /// Pages to health-check after an update, besides `/` and `/wp-login.php`.
     pub key_pages: Vec<String>,

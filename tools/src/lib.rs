@@ -32,6 +32,7 @@ pub mod tool;
 pub mod updates;
 pub mod users;
 pub mod wordpress;
+pub mod wpupdate;
 
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -207,6 +207,8 @@ impl Registry {
         r.add(crate::tls::CheckTls);
         r.add(crate::docker::DockerContainers);
         r.add(crate::wordpress::WordpressInventory);
+        r.add(crate::wpupdate::WordpressStageUpdate);
+        r.add(crate::wpupdate::WordpressApplyUpdate);
         r
     }
 

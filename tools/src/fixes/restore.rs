@@ -438,7 +438,7 @@ struct Counter {
 }
 
 /// A member's path, made relative; absolute paths and `..` are refused.
-fn safe_rel(name: &str) -> Result<PathBuf, String> {
+pub(crate) fn safe_rel(name: &str) -> Result<PathBuf, String> {
     let p = Path::new(name);
     let mut rel = PathBuf::new();
     for c in p.components() {

@@ -478,7 +478,7 @@ fn url_host(url: &str) -> Option<String> {
 }
 
 /// `$wp_version = '6.1.9';`
-fn core_version(host: &Host, dir: &str) -> Option<String> {
+pub(crate) fn core_version(host: &Host, dir: &str) -> Option<String> {
     let text = read_head(host, &format!("{dir}/wp-includes/version.php"), 16 * 1024).ok()?;
     // The doc comment above names `$wp_version` too: take the occurrence that is an assignment.
     text.match_indices("$wp_version").find_map(|(at, m)| {
