@@ -161,13 +161,12 @@ pub async fn run(app: &App, args: ReviewArgs) -> Result<u8> {
         None => std::io::stdout().lock().write_all(out.as_bytes())?,
     }
     if args.scheduled {
-        let run = crate::schedule::Run {
-            at: started,
-            exit: code,
-            headline: render::headline(&r),
-            reports,
-            notify_errors: Vec::new(),
-        };
+        let notify_errors = notify(app, &r, &reports).await;
+        for e in &notify_errors {
+            eprintln!("vigil: notification failed: {e}");
+        }
+        let run =
+            crate::schedule::Run { at: started, exit: code, headline: render::headline(&r), reports, notify_errors };
         crate::schedule::record_run(&app.state, run)?;
     }
     Ok(code)
