@@ -67,7 +67,28 @@ impl App {
     /// The tool context: host, config and this host's state directory.
     pub fn ctx(&self) -> Result<Ctx> {
         let dir = self.state.host_dir(&self.host)?;
-        Ok(Ctx::new(self.host.clone()).with_config(self.config.clone()).with_state_dir(dir))
+        let mut ctx = Ctx::new(self.host.clone()).with_config(self.config.clone()).with_state_dir(dir);
+        ctx.session.relaunch = self.relaunch();
+        Ok(ctx)
+    }
+
+    /// How a job scheduled for later starts this vigil again: the same binary, state, config and root.
+    pub fn relaunch(&self) -> Vec<String> {
+        let Ok(exe) = std::env::current_exe() else { return Vec::new() };
+        let mut v = vec![
+            exe.display().to_string(),
+            "--state-dir".into(),
+            self.state.path().display().to_string(),
+            "--config".into(),
+            self.config_path.display().to_string(),
+        ];
+        if let Some(r) = &self.global.root {
+            v.extend(["--root".into(), r.display().to_string()]);
+        }
+        if let Some(f) = &self.global.vuln_feed {
+            v.extend(["--vuln-feed".into(), f.display().to_string()]);
+        }
+        v
     }
 
     /// The audit log.

@@ -210,8 +210,12 @@ pub enum WpAction {
         /// The staged update id.
         staged_id: String,
         /// When (systemd calendar or `at` time), e.g. "03:00".
-        #[arg(long)]
+        #[arg(long, conflicts_with = "approval")]
         at: Option<String>,
+        /// The single-use approval a deferred apply's job carries (issued when a human
+        /// confirmed `--at`; opens the gate only for the exact plan confirmed).
+        #[arg(long, hide = true, value_name = "TOKEN")]
+        approval: Option<String>,
     },
     /// Restore a site from the backup taken before an update.
     Rollback {

@@ -13,6 +13,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::io::AsRawFd;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -96,7 +97,7 @@ impl Confirmer for Scheduled {
 pub struct Terminal;
 
 impl Terminal {
-    fn ask_blocking(req: &ConfirmRequest) -> Answer {
+    fn ask_blocking(req: &ConfirmRequest, abandoned: &AtomicBool) -> Answer {
         let tty = match std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty") {
             Ok(t) => t,
             Err(_) => return Answer::Unavailable("no terminal to ask on (not run interactively)".into()),
@@ -114,6 +115,22 @@ impl Terminal {
         if w.write_all(prompt.as_bytes()).and_then(|_| w.flush()).is_err() {
             return Answer::Unavailable("cannot write to the terminal".into());
         }
+        // Wait for a line, but give up when the caller went away (a cancelled
+        // turn), so no forgotten thread keeps reading the terminal.
+        loop {
+            if abandoned.load(Ordering::SeqCst) {
+                return Answer::Declined;
+            }
+            let mut pfd = libc::pollfd { fd: tty.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+            // SAFETY: poll on one valid pollfd.
+            let rc = unsafe { libc::poll(&mut pfd, 1, 200) };
+            if rc > 0 {
+                break;
+            }
+            if rc < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                return Answer::Declined;
+            }
+        }
         let mut line = String::new();
         match BufReader::new(&tty).read_line(&mut line) {
             Ok(0) | Err(_) => Answer::Declined,
@@ -123,13 +140,26 @@ impl Terminal {
     }
 }
 
+/// Sets the flag when dropped: the confirmation's future was abandoned.
+struct AbandonOnDrop(Arc<AtomicBool>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 #[async_trait]
 impl Confirmer for Terminal {
     async fn confirm(&self, req: &ConfirmRequest) -> Answer {
         let req = req.clone();
-        tokio::task::spawn_blocking(move || Terminal::ask_blocking(&req))
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let guard = AbandonOnDrop(abandoned.clone());
+        let answer = tokio::task::spawn_blocking(move || Terminal::ask_blocking(&req, &abandoned))
             .await
-            .unwrap_or_else(|_| Answer::Unavailable("the confirmation prompt failed".into()))
+            .unwrap_or_else(|_| Answer::Unavailable("the confirmation prompt failed".into()));
+        drop(guard);
+        answer
     }
 }
 

@@ -6,11 +6,16 @@
 //! - [`cli`]: the command line (the contract in DESIGN.md).
 //! - [`app`]: host, config, state directory and registry, resolved once.
 //! - [`gate`]: the policy gate every tool call passes.
+//! - [`claude`]: the Messages API client (SSE, retries, recording, prices).
+//! - [`agent`]: the conversation loop behind `ask` and `chat`.
+//! - [`prompts`]: the system prompt and saved prompts.
 //! - [`audit`]: the hash-chained audit log.
+//! - [`mcp`]: `vigil mcp`, the registry as an MCP server on stdio.
 //! - [`state`]: the private state directory.
 //! - [`auth`]: the API key and the OS keyring.
 //! - [`term`]: escape stripping and colour.
 //! - [`review`]: the comprehensive review, its history and its formats.
+//! - [`notify`]: email and webhook notifications after reviews.
 //! - [`schedule`]: scheduled reviews (systemd timer or cron) and their record.
 //! - [`cmd`]: one module per command.
 //!
@@ -19,12 +24,17 @@
 
 #![deny(missing_docs)]
 
+pub mod agent;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod claude;
 pub mod cli;
 pub mod cmd;
 pub mod gate;
+pub mod mcp;
+pub mod notify;
+pub mod prompts;
 pub mod review;
 pub mod schedule;
 pub mod state;

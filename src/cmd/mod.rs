@@ -1,12 +1,17 @@
 //! One module per command; [`run`] dispatches with an exhaustive match.
 //! Each returns the process exit code (0 fine, 1 findings/refused, 2 error).
 
+pub mod ask;
 pub mod auth;
+pub mod chat;
+pub mod console;
 pub mod log;
+pub mod notify;
 pub mod report;
 pub mod review;
 pub mod schedule;
 pub mod tools;
+pub mod wp;
 
 use anyhow::Result;
 
@@ -18,7 +23,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
     let Some(command) = cli.command else {
         use clap::CommandFactory;
         if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-            anyhow::bail!("`vigil chat` is not available in this build yet; see `vigil --help`");
+            return chat::run(&App::new(cli.global)?).await;
         }
         Cli::command().print_help()?;
         return Ok(0);
@@ -31,7 +36,12 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Review(args) => review::run(&app, args).await,
         Command::Ack(args) => review::ack(&app, args),
         Command::Report(args) => report::run(&app, args),
+        Command::Notify { action } => notify::run(&app, action).await,
         Command::Schedule { action } => schedule::run(&app, action).await,
+        Command::Mcp => crate::mcp::run(&app).await,
+        Command::Ask(args) => ask::run(&app, args).await,
+        Command::Chat => chat::run(&app).await,
+        Command::Wp { action } => wp::run(&app, action).await,
         other => anyhow::bail!("`{}` is not available in this build yet", command_name(&other)),
     }
 }

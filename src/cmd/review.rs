@@ -102,9 +102,31 @@ async fn scheduled_restores(app: &App) -> Result<()> {
     Ok(())
 }
 
-/// Lines every review must lead with: an overdue schedule.
+/// Lines every review must lead with: an overdue schedule, notifications that failed.
 pub fn notices(app: &App) -> Vec<String> {
-    crate::schedule::overdue_notice(&app.state, app.host.now_unix()).into_iter().collect()
+    let mut n: Vec<String> = crate::schedule::overdue_notice(&app.state, app.host.now_unix()).into_iter().collect();
+    for f in crate::notify::take_unshown(&app.state, false) {
+        n.push(format!("A notification failed on {}: {} ({})", f.at, f.channel, f.error));
+    }
+    n
+}
+
+/// Send the review to every configured channel; returns the failures, for the run record.
+pub async fn notify(app: &App, r: &Review, reports: &[String]) -> Vec<String> {
+    let extra = crate::schedule::installed(&app.state).map(|i| i.notify).unwrap_or_default();
+    let channels = crate::notify::channels(&app.config.notify, &extra);
+    if channels.is_empty() {
+        return Vec::new();
+    }
+    let store = crate::auth::OsKeyring::new();
+    let sender = crate::notify::Sender { cfg: &app.config.notify, secrets: &store, retry: Default::default() };
+    let note = crate::notify::Note::for_review(r, reports);
+    sender
+        .send_all(&channels, &note, Some(&app.state))
+        .await
+        .into_iter()
+        .filter_map(|(name, res)| res.err().map(|e| format!("{name}: {e:#}")))
+        .collect()
 }
 
 /// `vigil review`.
@@ -139,13 +161,12 @@ pub async fn run(app: &App, args: ReviewArgs) -> Result<u8> {
         None => std::io::stdout().lock().write_all(out.as_bytes())?,
     }
     if args.scheduled {
-        let run = crate::schedule::Run {
-            at: started,
-            exit: code,
-            headline: render::headline(&r),
-            reports,
-            notify_errors: Vec::new(),
-        };
+        let notify_errors = notify(app, &r, &reports).await;
+        for e in &notify_errors {
+            eprintln!("vigil: notification failed: {e}");
+        }
+        let run =
+            crate::schedule::Run { at: started, exit: code, headline: render::headline(&r), reports, notify_errors };
         crate::schedule::record_run(&app.state, run)?;
     }
     Ok(code)

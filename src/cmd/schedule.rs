@@ -17,15 +17,21 @@ pub async fn run(app: &App, action: ScheduleAction) -> Result<u8> {
                 (_, _, Some(c)) => ("cron", Some(c)),
                 _ => anyhow::bail!("choose --monthly, --weekly or --cron EXPR"),
             };
+            // The job runs from another directory: every path it is given must be absolute.
+            let abs =
+                |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()).display().to_string();
             let mut args = Vec::new();
             if let Some(c) = &app.global.config {
-                args.extend(["--config".to_string(), c.display().to_string()]);
+                args.extend(["--config".to_string(), abs(c)]);
             }
             if let Some(s) = &app.global.state_dir {
-                args.extend(["--state-dir".to_string(), s.display().to_string()]);
+                args.extend(["--state-dir".to_string(), abs(s)]);
             }
             if let Some(r) = &app.global.root {
-                args.extend(["--root".to_string(), r.display().to_string()]);
+                args.extend(["--root".to_string(), abs(r)]);
+            }
+            if let Some(f) = &app.global.vuln_feed {
+                args.extend(["--vuln-feed".to_string(), abs(f)]);
             }
             let req = schedule::Request {
                 period,

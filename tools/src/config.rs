@@ -165,9 +165,13 @@ pub struct WordpressConfig {
     pub web_roots: Vec<String>,
     /// A Wordfence Intelligence feed (JSON); `--vuln-feed` overrides it.
     pub vuln_feed: Option<PathBuf>,
-    /// Base URL of the WordPress.org downloads (a mirror or a test server).
+    /// Base URL of the WordPress.org downloads (a mirror or a test server): plugins at
+    /// `BASE/plugin/SLUG.VERSION.zip`, themes at `BASE/theme/…`, core at `BASE/wordpress-VERSION.zip`,
+    /// checksums at `BASE/plugin-checksums/SLUG/VERSION.json` and `BASE/wordpress-VERSION.zip.sha1`.
+    /// Default: downloads.wordpress.org (core: wordpress.org).
     pub download_base: Option<String>,
-    /// Where staging copies go.
+    /// Where staging copies go (default `/var/lib/vigil-staging`; not under the 0700 state
+    /// directory, because the site's owner serves the copy and must be able to read it).
     pub staging_dir: Option<String>,
     /// Pages to health-check after an update, besides `/` and `/wp-login.php`.
     pub key_pages: Vec<String>,
@@ -179,13 +183,28 @@ pub struct WordpressConfig {
 pub struct DockerConfig {
     /// Publishers trusted besides official images (`bitnami`, `ghcr.io/acme`).
     pub verified_publishers: Vec<String>,
-    /// Seconds of CPU sampling per review.
+    /// Seconds of CPU sampling per review: one window shared by every container (0 = average since start only).
     pub cpu_sample_seconds: f64,
+    /// The engine to review: `unix:///path/docker.sock` or `tcp://host:2375` (plain HTTP). Overrides the
+    /// `DOCKER_HOST` environment variable (which is only honoured when auditing the live root) and the
+    /// default `ROOT/var/run/docker.sock`. A unix path here is a path on this machine, not under `--root`.
+    pub docker_host: Option<String>,
+    /// A container using at least this % of its CPU allowance (its limit; with no limit, this % of one
+    /// core) counts as "full CPU".
+    pub cpu_full_percent: f64,
+    /// Seconds each `trivy image` scan may take.
+    pub trivy_timeout_seconds: u64,
 }
 
 impl Default for DockerConfig {
     fn default() -> Self {
-        DockerConfig { verified_publishers: Vec::new(), cpu_sample_seconds: 1.0 }
+        DockerConfig {
+            verified_publishers: Vec::new(),
+            cpu_sample_seconds: 1.0,
+            docker_host: None,
+            cpu_full_percent: 90.0,
+            trivy_timeout_seconds: 120,
+        }
     }
 }
 
@@ -258,8 +277,12 @@ pub struct NotifyConfig {
     pub email_from: Option<String>,
     /// SMTP server `host:port`; the local `sendmail` when absent.
     pub smtp: Option<String>,
-    /// SMTP user (its password lives in the keyring).
+    /// SMTP user (its password lives in the keyring entry `smtp-password`, or `smtp_password_file`).
     pub smtp_user: Option<String>,
+    /// A root-owned 0600 file holding the SMTP password (for scheduled runs, which have no keyring).
+    pub smtp_password_file: Option<PathBuf>,
+    /// A PEM CA certificate to trust for the SMTP server's STARTTLS (an internal relay).
+    pub smtp_ca_file: Option<PathBuf>,
     /// Use STARTTLS (default true).
     pub starttls: Option<bool>,
     /// Webhook URLs.
@@ -270,7 +293,7 @@ pub struct NotifyConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Webhook {
-    /// URL (a secret-bearing URL may instead be named by `url_key` in the keyring).
+    /// URL (keep the config 0600 when the URL carries a token).
     pub url: String,
     /// `slack` or `json`.
     #[serde(default)]

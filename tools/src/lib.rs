@@ -15,16 +15,24 @@
 #![deny(missing_docs)]
 
 pub mod accounts;
+
+pub mod backups;
 pub mod config;
+pub mod docker;
 pub mod finding;
+pub mod firewall;
 pub mod fixes;
 pub mod host;
 pub mod ports;
 pub mod redact;
 pub mod registry;
 pub mod ssh;
+pub mod tls;
 pub mod tool;
+pub mod updates;
 pub mod users;
+pub mod wordpress;
+pub mod wpupdate;
 
 #[cfg(test)]
 pub(crate) mod testutil;

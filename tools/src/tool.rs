@@ -153,6 +153,10 @@ pub struct SessionInfo {
     /// (`ip netns exec NAME …`), so firewall tests never touch the machine's own
     /// firewall. Commands still only run on the live root. Never set in production.
     pub netns: Option<String>,
+    /// How to start this vigil again with the same global options (`[exe, --state-dir, DIR, …]`),
+    /// for jobs a mutating tool schedules for later (`wordpress_apply_update` with `at`).
+    /// Empty: deferred jobs are refused.
+    pub relaunch: Vec<String>,
 }
 
 impl SessionInfo {
@@ -163,6 +167,7 @@ impl SessionInfo {
             ssh_server_port: var("SSH_CONNECTION").as_deref().and_then(ssh_server_port),
             user: var("SUDO_USER").or_else(|| var("USER")).or_else(|| var("LOGNAME")),
             netns: None,
+            relaunch: Vec::new(),
         }
     }
 }

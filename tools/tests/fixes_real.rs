@@ -67,6 +67,7 @@ impl Netns {
             ssh_server_port: ssh_port,
             user: Some("nobody-at-keyboard".into()),
             netns: Some(self.0.clone()),
+            ..Default::default()
         })
     }
 

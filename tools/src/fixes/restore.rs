@@ -13,7 +13,6 @@
 //! (`{"JOB": {"at", "ok", "archive", "files", "detail"}}`), which
 //! `check_backups` reads. Nothing else on the host changes.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -25,6 +24,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{check_plan, remember_plan};
+use crate::backups::restore_record::{self, RestoreTest};
 use crate::config::BackupJob;
 use crate::finding::{Category, Finding, Severity};
 use crate::tool::{Ctx, Outcome, Plan, Tool, ToolError};
@@ -108,43 +108,6 @@ pub struct RestoreFacts {
     /// Where the result was recorded (absent when there is no state directory).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recorded_in: Option<String>,
-}
-
-/// Name of the record file in the state directory, read by `check_backups`.
-pub const RECORD_FILE: &str = "restore-tests.json";
-
-/// One job's last restore test, as `check_backups` reads it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RestoreRecord {
-    /// When (unix seconds).
-    pub at: i64,
-    /// Whether it restored.
-    pub ok: bool,
-    /// The archive tested.
-    pub archive: String,
-    /// Files restored.
-    pub files: u64,
-    /// What happened.
-    pub detail: String,
-}
-
-/// Put `job`'s record into `STATE/restore-tests.json` (atomically, mode 0600), keeping other jobs.
-pub fn write_record(state_dir: &Path, job: &str, rec: &RestoreRecord) -> io::Result<PathBuf> {
-    use std::io::Write;
-    std::fs::create_dir_all(state_dir)?;
-    let path = state_dir.join(RECORD_FILE);
-    let mut all: BTreeMap<String, serde_json::Value> = match std::fs::read(&path) {
-        Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
-        Err(e) => return Err(e),
-    };
-    all.insert(job.to_string(), serde_json::to_value(rec).map_err(io::Error::other)?);
-    let mut tmp = tempfile::NamedTempFile::new_in(state_dir)?;
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    tmp.write_all(&serde_json::to_vec_pretty(&all).map_err(io::Error::other)?)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(&path).map_err(|e| e.error)?;
-    Ok(path)
 }
 
 #[derive(Debug, Clone)]
@@ -276,7 +239,7 @@ fn render_plan(ctx: &Ctx, p: &Prepared) -> Plan {
     }
     match &ctx.state_dir {
         Some(d) => plan.step(
-            format!("record the result for `{}` in {}", p.job.name, d.join(RECORD_FILE).display()),
+            format!("record the result for `{}` in {}", p.job.name, restore_record::path(d).display()),
             None,
             Some(format!("the previous entry for `{}` is replaced", p.job.name)),
         ),
@@ -334,10 +297,11 @@ impl Tool for VerifyBackupRestore {
             detail.push_str(&format!("; the scratch directory {} could not be removed: {e}", scratch.display()));
         }
         let record =
-            RestoreRecord { at: ctx.host.now_unix(), ok, archive: p.archive.clone(), files, detail: detail.clone() };
+            RestoreTest { at: ctx.host.now_unix(), ok, archive: p.archive.clone(), files, detail: detail.clone() };
         let recorded_in = match &ctx.state_dir {
             Some(d) => Some(
-                write_record(d, &p.job.name, &record)
+                restore_record::record(d, &p.job.name, record)
+                    .map(|()| restore_record::path(d))
                     .map_err(|e| {
                         ToolError::Failed(format!(
                             "restore {}; recording it in {} failed: {e}",
@@ -474,7 +438,7 @@ struct Counter {
 }
 
 /// A member's path, made relative; absolute paths and `..` are refused.
-fn safe_rel(name: &str) -> Result<PathBuf, String> {
+pub(crate) fn safe_rel(name: &str) -> Result<PathBuf, String> {
     let p = Path::new(name);
     let mut rel = PathBuf::new();
     for c in p.components() {
@@ -796,17 +760,6 @@ mod tests {
         assert_eq!(Format::of("/b/site-2026.tgz"), Some(Format::TarGz));
         assert_eq!(Format::of("/b/db.SQL.gz"), Some(Format::SqlGz));
         assert_eq!(Format::of("/b/x.tar.zst"), None);
-        let d = tempfile::tempdir().unwrap();
-        let rec = RestoreRecord { at: 5, ok: true, archive: "/b/a.tgz".into(), files: 3, detail: "fine".into() };
-        let p = write_record(d.path(), "site", &rec).unwrap();
-        write_record(d.path(), "db", &RestoreRecord { ok: false, ..rec.clone() }).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-        assert_eq!(
-            v["site"],
-            serde_json::json!({"at": 5, "ok": true, "archive": "/b/a.tgz", "files": 3, "detail": "fine"})
-        );
-        assert_eq!(v["db"]["ok"], false);
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[tokio::test]

@@ -6,7 +6,11 @@
 //! once every one is found. Processes we may not read (even root gets EACCES
 //! on some) are counted, not fatal. Findings: a datastore or admin API bound
 //! beyond loopback (pattern 5), undocumented non-standard public ports, and
-//! stale entries in the port ledger.
+//! stale entries in the port ledger. Each public listener is cross-checked
+//! with the firewall (`crate::firewall::port_allowed`): a datastore only the
+//! firewall keeps private stays a finding, one step lower. Elasticsearch and
+//! Kibana on the live host are asked over plain HTTP on loopback whether they
+//! answer without authentication (critical when they do and are reachable).
 
 mod services;
 
@@ -77,6 +81,14 @@ pub struct Listener {
     pub command: Option<String>,
     /// User owning the socket.
     pub user: String,
+    /// For a socket reachable from other machines: what the firewall does with
+    /// new connections to it (`allowed from anywhere`, `blocked`, `no firewall`, `unknown…`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub firewall: Option<String>,
+    /// For Elasticsearch/Kibana on the live host: what a plain HTTP request on
+    /// loopback got (`answers without authentication`, `requires authentication`…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_probe: Option<String>,
     /// Socket inode.
     #[serde(skip)]
     pub inode: u64,
@@ -105,8 +117,10 @@ impl Tool for ListOpenPorts {
          (loopback, all interfaces, a specific address), the well-known service on that port, and the \
          owning process (pid, name, command line with secrets redacted). Findings flag datastores and \
          admin APIs (Elasticsearch, Redis, MySQL, MongoDB, Docker API...) reachable from other machines, \
-         undocumented non-standard public ports and stale port-ledger entries. Use it to answer \
-         'what is open and why' or 'why is port N open'."
+         undocumented non-standard public ports and stale port-ledger entries. Each public listener is \
+         cross-checked with the firewall (allowed from anywhere / blocked / no firewall), and on the live \
+         host Elasticsearch and Kibana are probed on loopback to see whether they answer without \
+         authentication. Use it to answer 'what is open and why' or 'why is port N open'."
     }
 
     fn effect(&self) -> Effect {
@@ -115,7 +129,20 @@ impl Tool for ListOpenPorts {
 
     async fn run(&self, ctx: &Ctx, input: PortsInput) -> Result<Outcome<PortsFacts>, ToolError> {
         let (mut facts, mut findings) = scan(&ctx.host)?;
-        findings.extend(judge(ctx, &facts.listeners));
+        let fw = crate::firewall::active_rules(&ctx.host).await;
+        let mut verdicts = HashMap::new();
+        for l in facts.listeners.iter_mut() {
+            if l.scope != Scope::Loopback {
+                let allowed = reach(&fw, l);
+                verdicts.insert(l.inode, allowed);
+                l.firewall = Some(crate::firewall::describe_reach(&fw, allowed));
+            }
+            if ctx.host.is_live() && l.proto == "tcp" && matches!(l.port, 9200 | 5601) {
+                let path = if l.port == 5601 { "/api/status" } else { "/" };
+                l.http_probe = Some(probe_http(probe_addr(l), path).await);
+            }
+        }
+        findings.extend(judge(ctx, &facts.listeners, &|l: &Listener| verdicts.get(&l.inode).copied().flatten()));
         if input.public_only || input.port.is_some() {
             facts.listeners.retain(|l| {
                 (!input.public_only || l.scope != Scope::Loopback) && input.port.is_none_or(|p| p == l.port)
@@ -207,6 +234,8 @@ pub fn scan(host: &Host) -> Result<(PortsFacts, Vec<Finding>), ToolError> {
                 process: owner.map(|o| o.name.clone()),
                 command: owner.map(|o| o.cmdline.clone()),
                 user: users.get(&uid).cloned().unwrap_or_else(|| uid.to_string()),
+                firewall: None,
+                http_probe: None,
                 proto,
                 inode,
             }
@@ -286,6 +315,85 @@ fn read_owner(host: &Host, pid: u32) -> Owner {
     Owner { pid, name, cmdline }
 }
 
+/// Does the firewall let new connections from anywhere reach this socket?
+/// An IPv6 wildcard socket also takes IPv4: reachable when either family is.
+fn reach(fw: &crate::firewall::FirewallState, l: &Listener) -> Option<bool> {
+    use crate::firewall::{model::Family, port_allowed_on};
+    let v4 = || port_allowed_on(fw, Family::V4, &l.proto, l.port);
+    let v6 = || port_allowed_on(fw, Family::V6, &l.proto, l.port);
+    match l.address.parse::<IpAddr>() {
+        Ok(IpAddr::V4(_)) => v4(),
+        Ok(IpAddr::V6(a)) if a.is_unspecified() => match (v4(), v6()) {
+            (Some(true), _) | (_, Some(true)) => Some(true),
+            (Some(false), Some(false)) => Some(false),
+            _ => None,
+        },
+        Ok(IpAddr::V6(a)) if a.to_ipv4_mapped().is_some() => v4(),
+        Ok(IpAddr::V6(_)) => v6(),
+        Err(_) => None,
+    }
+}
+
+/// Where to reach a listener from this machine: loopback for a wildcard or
+/// loopback socket, its own address otherwise.
+fn probe_addr(l: &Listener) -> SocketAddr {
+    let ip = match l.address.parse::<IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+        Ok(ip) => ip,
+        Err(_) => IpAddr::from([127, 0, 0, 1]),
+    };
+    SocketAddr::new(ip, l.port)
+}
+
+/// The judgement of one plain HTTP probe.
+pub const HTTP_OPEN: &str = "answers without authentication";
+/// The judgement when the service asks for credentials.
+pub const HTTP_AUTH: &str = "requires authentication";
+
+/// `GET path` over plain HTTP with a 2 s limit, judged: does the service
+/// answer without authentication (200 with a JSON body), ask for it (401),
+/// or something else? A hand-written request: no HTTP client needed.
+pub async fn probe_http(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let work = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        let req = format!(
+            "GET {path} HTTP/1.0\r\nHost: {}\r\nUser-Agent: vigil\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+            if addr.is_ipv6() { format!("[{}]", addr.ip()) } else { addr.ip().to_string() }
+        );
+        s.write_all(req.as_bytes()).await?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        while buf.len() < 65_536 {
+            let n = s.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        Ok::<Vec<u8>, std::io::Error>(buf)
+    };
+    let buf = match tokio::time::timeout(std::time::Duration::from_secs(2), work).await {
+        Err(_) => return "did not answer within 2 s".into(),
+        Ok(Err(e)) => return format!("did not answer over plain HTTP ({e})"),
+        Ok(Ok(b)) => b,
+    };
+    let text = String::from_utf8_lossy(&buf);
+    let Some(status) = text.lines().next().and_then(|l| {
+        let mut w = l.split_whitespace();
+        w.next().filter(|v| v.starts_with("HTTP/"))?;
+        w.next()?.parse::<u16>().ok()
+    }) else {
+        return "answered, but not over plain HTTP (TLS?)".into();
+    };
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.trim_start()).unwrap_or("");
+    match status {
+        200 if body.starts_with('{') || body.starts_with('[') => HTTP_OPEN.into(),
+        401 => HTTP_AUTH.into(),
+        code => format!("answered HTTP {code}"),
+    }
+}
+
 /// Standard web-hosting ports that need no ledger entry when public.
 pub fn is_standard_port(proto: &str, port: u16) -> bool {
     match proto {
@@ -294,7 +402,7 @@ pub fn is_standard_port(proto: &str, port: u16) -> bool {
     }
 }
 
-fn judge(ctx: &Ctx, listeners: &[Listener]) -> Vec<Finding> {
+fn judge(ctx: &Ctx, listeners: &[Listener], allowed: &dyn Fn(&Listener) -> Option<bool>) -> Vec<Finding> {
     let today = ctx.host.now_unix() / 86_400;
     let stale_days = i64::from(ctx.config.review.rule_review_days);
     let ledger = &ctx.config.ports.allowed;
@@ -308,16 +416,39 @@ fn judge(ctx: &Ctx, listeners: &[Listener]) -> Vec<Finding> {
         public.entry((l.proto.clone(), l.port)).or_default().push(l);
     }
     for ((proto, port), socks) in &public {
-        let evidence: Vec<String> = socks.iter().map(|l| describe(l)).collect();
+        let mut evidence: Vec<String> = socks.iter().map(|l| describe(l)).collect();
         let subject = format!("{proto}:{port}");
+        // Blocked only when the firewall blocks every public socket on the port.
+        let verdicts: Vec<Option<bool>> = socks.iter().map(|l| allowed(l)).collect();
+        let blocked = verdicts.iter().all(|v| *v == Some(false));
+        let mut fw: Vec<&str> = socks.iter().filter_map(|l| l.firewall.as_deref()).collect();
+        fw.dedup();
+        if !fw.is_empty() {
+            evidence.push(format!("firewall: {}", fw.join(" / ")));
+        }
+        let probes: Vec<&str> = socks.iter().filter_map(|l| l.http_probe.as_deref()).collect();
+        let open_http = probes.contains(&HTTP_OPEN);
+        for p in &probes {
+            evidence.push(format!("HTTP on loopback: {p}"));
+        }
         if let Some(ds) = datastore(proto, *port) {
-            let mut f = Finding::new(
-                "ports.exposed-datastore",
-                ds.severity,
-                Category::Ports,
-                subject.clone(),
-                format!("{} ({}) is reachable from other machines on port {port}", ds.name, ds.kind),
-            );
+            let severity = match (blocked, open_http) {
+                (false, true) => Severity::Critical,
+                (true, true) => Severity::High,
+                (true, false) => ds.severity.min(Severity::Medium),
+                (false, false) => ds.severity,
+            };
+            let title = if blocked {
+                format!(
+                    "{} ({}) listens on all interfaces on port {port}; only the firewall keeps it private",
+                    ds.name, ds.kind
+                )
+            } else if open_http {
+                format!("{} on port {port} is reachable from other machines and {HTTP_OPEN}", ds.name)
+            } else {
+                format!("{} ({}) is reachable from other machines on port {port}", ds.name, ds.kind)
+            };
+            let mut f = Finding::new("ports.exposed-datastore", severity, Category::Ports, subject.clone(), title);
             for e in &evidence {
                 f = f.evidence(e.clone());
             }
@@ -356,7 +487,7 @@ fn judge(ctx: &Ctx, listeners: &[Listener]) -> Vec<Finding> {
             None => {
                 let mut f = Finding::new(
                     "ports.undocumented",
-                    Severity::Medium,
+                    if blocked { Severity::Low } else { Severity::Medium },
                     Category::Ports,
                     subject.clone(),
                     format!("Non-standard port {port}/{proto} is open to other machines and not in the port ledger"),

@@ -81,3 +81,126 @@ async fn missing_proc_is_a_clear_error() {
     let err = ListOpenPorts.run(&Ctx::new(Host::at(dir.path())), PortsInput::default()).await.unwrap_err();
     assert!(err.to_string().contains("is /proc mounted"), "{err}");
 }
+
+/// A copy of a fixture host in a temp dir, to change files in.
+fn copy_fixture(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let from = format!("{}/.", crate::testutil::fixture_path(name).display());
+    assert!(std::process::Command::new("cp").args(["-a", &from]).arg(dir.path()).status().unwrap().success());
+    dir
+}
+
+#[tokio::test]
+async fn listeners_are_cross_checked_with_the_firewall() {
+    // web1: ufw is disabled, so every public listener is reachable.
+    let out = ListOpenPorts.run(&fixture_ctx("web1"), PortsInput::default()).await.unwrap();
+    let es = out.findings.iter().find(|f| f.subject == "tcp:9200").unwrap();
+    assert!(es.evidence.contains(&"firewall: no firewall".to_string()), "{:?}", es.evidence);
+    let l = out.facts.listeners.iter().find(|l| l.port == 9200).unwrap();
+    assert_eq!(l.firewall.as_deref(), Some("no firewall"));
+    assert!(l.http_probe.is_none(), "no probe off the live host");
+    assert!(out.facts.listeners.iter().filter(|l| l.scope == Scope::Loopback).all(|l| l.firewall.is_none()));
+
+    // The same host with ufw enabled: its saved rules allow 9200 from anywhere.
+    let root = copy_fixture("web1");
+    let conf = root.path().join("etc/ufw/ufw.conf");
+    std::fs::write(&conf, std::fs::read_to_string(&conf).unwrap().replace("ENABLED=no", "ENABLED=yes")).unwrap();
+    let ctx = || Ctx::new(Host::at(root.path()).with_now(fixture("web1").now()));
+    let out = ListOpenPorts.run(&ctx(), PortsInput::default()).await.unwrap();
+    let es = out.findings.iter().find(|f| f.subject == "tcp:9200").unwrap();
+    assert_eq!(es.severity, Severity::Critical);
+    assert!(es.evidence.contains(&"firewall: allowed from anywhere".to_string()), "{:?}", es.evidence);
+
+    // ...and once that rule is gone, the firewall blocks it: still a finding, lower.
+    for f in ["etc/ufw/user.rules", "etc/ufw/user6.rules"] {
+        let p = root.path().join(f);
+        std::fs::write(&p, std::fs::read_to_string(&p).unwrap().replace("### tuple ### allow tcp 9200", "### x"))
+            .unwrap();
+    }
+    let out = ListOpenPorts.run(&ctx(), PortsInput::default()).await.unwrap();
+    let es = out.findings.iter().find(|f| f.subject == "tcp:9200").unwrap();
+    assert_eq!(es.severity, Severity::Medium, "{es:?}");
+    assert!(es.evidence.contains(&"firewall: blocked".to_string()), "{:?}", es.evidence);
+    assert!(es.title.contains("only the firewall"), "{}", es.title);
+    let undocumented = out.findings.iter().find(|f| f.subject == "tcp:8080").unwrap();
+    assert_eq!(undocumented.severity, Severity::Low);
+}
+
+#[tokio::test]
+async fn the_clean_host_has_nothing_to_report() {
+    let out = ListOpenPorts.run(&fixture_ctx("clean"), PortsInput::default()).await.unwrap();
+    assert!(out.findings.iter().all(|f| f.severity == Severity::Info), "{:?}", out.findings);
+    let public: Vec<(u16, &str)> = out
+        .facts
+        .listeners
+        .iter()
+        .filter(|l| l.scope != Scope::Loopback)
+        .map(|l| (l.port, l.firewall.as_deref().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        public,
+        [
+            (22, "allowed from anywhere"),
+            (22, "allowed from anywhere"),
+            (80, "allowed from anywhere"),
+            (80, "allowed from anywhere"),
+            (443, "allowed from anywhere"),
+            (443, "allowed from anywhere")
+        ]
+    );
+    let redis = out.facts.listeners.iter().find(|l| l.port == 6379).unwrap();
+    assert_eq!((redis.scope, redis.pid), (Scope::Loopback, Some(705)));
+}
+
+/// Serve one canned HTTP answer on an ephemeral loopback port.
+async fn serve_once(answer: &'static str) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("GET / HTTP/1.0\r\n"));
+        s.write_all(answer.as_bytes()).await.unwrap();
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_http_probe_tells_open_from_protected() {
+    let es = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"name\":\"node-1\",\"cluster_name\":\"elasticsearch\",\"tagline\":\"You Know, for Search\"}";
+    assert_eq!(probe_http(serve_once(es).await, "/").await, HTTP_OPEN);
+    let auth = "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"security\"\r\ncontent-length: 0\r\n\r\n";
+    assert_eq!(probe_http(serve_once(auth).await, "/").await, HTTP_AUTH);
+    let html = "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\n\r\n<html>";
+    assert_eq!(probe_http(serve_once(html).await, "/").await, "answered HTTP 200");
+    assert!(probe_http(serve_once("\u{15}\u{3}\u{3}").await, "/").await.contains("TLS"));
+    // Nothing listening: a clear answer, quickly.
+    let free = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    assert!(probe_http(free, "/").await.starts_with("did not answer"));
+    // A listener that never answers hits the 2 s limit instead of hanging.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let start = std::time::Instant::now();
+    assert_eq!(probe_http(silent.local_addr().unwrap(), "/").await, "did not answer within 2 s");
+    assert!(start.elapsed() < std::time::Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn an_elasticsearch_that_answers_without_authentication_is_critical() {
+    let ctx = fixture_ctx("web1");
+    let (facts, _) = scan(&ctx.host).unwrap();
+    let mut listeners = facts.listeners;
+    for l in listeners.iter_mut().filter(|l| l.port == 9200) {
+        l.http_probe = Some(HTTP_OPEN.into());
+        l.firewall = Some("blocked".into());
+    }
+    let blocked = judge(&ctx, &listeners, &|_| Some(false));
+    let es = blocked.iter().find(|f| f.subject == "tcp:9200").unwrap();
+    assert_eq!(es.severity, Severity::High);
+    assert!(es.evidence.contains(&format!("HTTP on loopback: {HTTP_OPEN}")), "{:?}", es.evidence);
+    let open = judge(&ctx, &listeners, &|_| Some(true));
+    let es = open.iter().find(|f| f.subject == "tcp:9200").unwrap();
+    assert_eq!(es.severity, Severity::Critical);
+    assert!(es.title.contains(HTTP_OPEN), "{}", es.title);
+}

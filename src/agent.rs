@@ -1,0 +1,644 @@
+//! The agent loop: one user turn, as many model turns as it takes (bounded).
+//!
+//! Text streams to a [`Sink`] as it arrives, so `chat`, `ask` and the tests
+//! each render it their own way. The tool calls the model asks for run through
+//! the policy [`Gate`]: read-only ones concurrently, then mutating (and
+//! unknown) ones one at a time, each asking the human. Every `tool_use` is
+//! answered by exactly one `tool_result` with its id — `is_error` with the
+//! gate's message when it failed or was refused — and the assistant's content
+//! goes back verbatim (thinking blocks and their signatures included).
+//!
+//! Stop reasons: `tool_use` and `pause_turn` continue the loop; `end_turn` and
+//! `stop_sequence` answer; `max_tokens` never runs a tool call (its input may
+//! be cut off) and says the answer was cut short; `refusal` and
+//! `model_context_window_exceeded` say so. A cancelled turn (Ctrl-C) leaves
+//! the conversation valid: [`Agent::repair`] drops an assistant turn whose
+//! tool calls never got results. The conversation is saved, redacted, to the
+//! transcript after every message, so an outage loses nothing.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::{Value, json};
+use vigil_tools::{Effect, Redactor};
+
+use crate::app::App;
+use crate::audit::now_rfc3339;
+use crate::claude::pricing::cost_usd;
+use crate::claude::types::{CacheControl, SystemBlock, ToolDef};
+use crate::claude::{Client, ContentBlock, Message, Note, Request, Role, StopReason, Usage};
+use crate::gate::{Decision, Gate};
+
+/// Where a turn's progress goes.
+pub trait Sink: Send {
+    /// Model text as it arrives (untrusted: strip controls before display).
+    fn text(&mut self, s: &str);
+    /// Thinking text as it arrives.
+    fn thinking(&mut self, _s: &str) {}
+    /// A request failed and is retried after `delay`.
+    fn retrying(&mut self, _attempt: u32, _delay: Duration, _why: &str) {}
+    /// Read-only tools start running concurrently (a spinner may start).
+    fn batch_start(&mut self, _calls: &[ToolCall]) {}
+    /// The concurrent batch ended.
+    fn batch_end(&mut self) {}
+    /// One tool call starts.
+    fn tool_start(&mut self, _call: &ToolCall) {}
+    /// One tool call finished (ran, or was refused or declined).
+    fn tool_done(&mut self, _rec: &ToolRecord) {}
+    /// Something the user should know (a cut-off, a refusal, a redaction).
+    fn notice(&mut self, _msg: &str) {}
+}
+
+/// A tool call the model asked for.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolCall {
+    /// The `tool_use` id.
+    pub id: String,
+    /// The tool.
+    pub name: String,
+    /// Its input, redacted for display.
+    pub input: Value,
+}
+
+/// What happened to one tool call.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolRecord {
+    /// The `tool_use` id.
+    pub id: String,
+    /// The tool.
+    pub name: String,
+    /// Its input (redacted).
+    pub input: Value,
+    /// Read-only or mutating (unknown tools count as mutating).
+    pub effect: Effect,
+    /// How the gate decided.
+    pub decision: Decision,
+    /// Wall time.
+    pub millis: u64,
+    /// True when it ran and succeeded.
+    pub ok: bool,
+    /// Findings returned.
+    pub findings: usize,
+    /// The error or refusal message, when not ok.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ToolRecord {
+    /// True when a mutating call was refused or declined.
+    pub fn blocked_change(&self) -> bool {
+        self.effect == Effect::Mutating && matches!(self.decision, Decision::Refused | Decision::Declined)
+    }
+}
+
+/// How a user turn ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// The model answered (`end_turn`, `stop_sequence`).
+    Answered(StopReason),
+    /// Cut off at `max_tokens`.
+    MaxTokens,
+    /// The model refused.
+    Refusal,
+    /// The context window is full.
+    ContextWindow,
+    /// `agent.max_turns` model turns without an answer.
+    MaxTurns(u32),
+    /// A stop reason this version does not know.
+    Unknown(String),
+}
+
+impl Stop {
+    /// The name used in JSON output.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Stop::Answered(r) => r.as_str(),
+            Stop::MaxTokens => "max_tokens",
+            Stop::Refusal => "refusal",
+            Stop::ContextWindow => "model_context_window_exceeded",
+            Stop::MaxTurns(_) => "max_turns",
+            Stop::Unknown(s) => s,
+        }
+    }
+
+    /// True when the model gave a complete answer.
+    pub fn answered(&self) -> bool {
+        matches!(self, Stop::Answered(_))
+    }
+
+    /// What to tell the user when it did not.
+    pub fn explain(&self) -> Option<String> {
+        match self {
+            Stop::Answered(_) => None,
+            Stop::MaxTokens => Some(
+                "The answer was cut short: it reached the output limit (agent.max_tokens). Ask for less at once, or raise the limit."
+                    .into(),
+            ),
+            Stop::Refusal => Some("The model declined to answer this request.".into()),
+            Stop::ContextWindow => {
+                Some("The conversation no longer fits in the model's context window: start afresh (/clear in chat).".into())
+            }
+            Stop::MaxTurns(n) => Some(format!(
+                "Stopped after {n} model turns without a final answer (agent.max_turns); ask again to continue."
+            )),
+            Stop::Unknown(s) => Some(format!("The model stopped for a reason this version does not know: {s}.")),
+        }
+    }
+}
+
+/// The result of one user turn.
+#[derive(Debug, Clone)]
+pub struct TurnOutcome {
+    /// All the text the model said in this turn.
+    pub answer: String,
+    /// How it ended.
+    pub stop: Stop,
+    /// Every tool call, in order.
+    pub tool_calls: Vec<ToolRecord>,
+    /// Tokens of this turn.
+    pub usage: Usage,
+    /// Approximate cost of this turn in USD.
+    pub cost_usd: f64,
+    /// Model calls made.
+    pub model_turns: u32,
+}
+
+/// The model for this invocation: `--model`/`VIGIL_MODEL`, the config, else the default.
+pub fn model_for(app: &App) -> String {
+    app.global
+        .model
+        .clone()
+        .filter(|m| !m.trim().is_empty())
+        .or_else(|| app.config.agent.model.clone())
+        .unwrap_or_else(|| crate::claude::DEFAULT_MODEL.to_string())
+}
+
+/// What to say when there is no key.
+pub const NO_KEY: &str =
+    "no API key: run `vigil auth login` or set ANTHROPIC_API_KEY; `vigil review --offline` needs no key";
+
+/// A client with the key from the environment, the scheduled key file or the keyring; `None` without one.
+pub fn client_for(app: &App) -> Result<Option<Client>> {
+    let store = crate::auth::OsKeyring::new();
+    let key_file = if app.config_trusted { app.config.schedule.api_key_file.as_deref() } else { None };
+    let found = match crate::auth::find_api_key(&store, key_file) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::info!("keyring: {e:#}");
+            None
+        }
+    };
+    match found {
+        Some((key, _)) => Ok(Some(Client::new(key, None)?)),
+        None => Ok(None),
+    }
+}
+
+/// A conversation with the model.
+pub struct Agent {
+    client: Client,
+    gate: Gate,
+    model: String,
+    max_tokens: u32,
+    max_turns: u32,
+    system: Vec<SystemBlock>,
+    tools: Vec<ToolDef>,
+    messages: Vec<Message>,
+    usage: Usage,
+    transcript: Option<Transcript>,
+    transcripts_dir: Option<(PathBuf, usize)>,
+}
+
+impl Agent {
+    /// A new conversation on `app`'s host, through `gate`.
+    pub fn new(app: &App, client: Client, gate: Gate) -> Agent {
+        let list = gate.registry().list();
+        let n = list.len();
+        let tools = list
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| ToolDef {
+                name: t.name.to_string(),
+                description: t.description.to_string(),
+                input_schema: t.input_schema.clone(),
+                cache_control: (i + 1 == n).then_some(CacheControl::EPHEMERAL),
+            })
+            .collect();
+        let system = vec![
+            SystemBlock { kind: "text", text: crate::prompts::SYSTEM.to_string(), cache_control: None },
+            SystemBlock { kind: "text", text: context_note(app), cache_control: Some(CacheControl::EPHEMERAL) },
+        ];
+        let transcripts_dir = app.state.sub("transcripts").ok().map(|d| (d, app.config.agent.keep_transcripts));
+        Agent {
+            client,
+            gate,
+            model: model_for(app),
+            max_tokens: app.config.agent.max_tokens.max(1),
+            max_turns: app.config.agent.max_turns.max(1),
+            system,
+            tools,
+            messages: Vec::new(),
+            usage: Usage::default(),
+            transcript: None,
+            transcripts_dir,
+        }
+    }
+
+    /// The model in use.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// The conversation so far.
+    pub fn messages(&self) -> &[Message] {
+        &self.messages
+    }
+
+    /// Tokens used in this conversation.
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    /// Approximate cost of this conversation in USD.
+    pub fn cost_usd(&self) -> f64 {
+        cost_usd(&self.model, &self.usage)
+    }
+
+    /// The transcript file, once something was saved.
+    pub fn transcript_path(&self) -> Option<&Path> {
+        self.transcript.as_ref().map(|t| t.path.as_path())
+    }
+
+    /// Start a new conversation (a new transcript; the token tally is kept).
+    pub fn clear(&mut self) {
+        self.messages.clear();
+        self.transcript = None;
+    }
+
+    /// After a cancelled turn: drop an assistant turn whose tool calls have no results.
+    pub fn repair(&mut self) {
+        drop_dangling(&mut self.messages);
+        self.save();
+    }
+
+    fn push(&mut self, m: Message) {
+        self.messages.push(m);
+        self.save();
+    }
+
+    fn push_user_text(&mut self, text: String) {
+        match self.messages.last_mut() {
+            // After a cancelled or cut-off turn the last message may already be the user's.
+            Some(last) if last.role == Role::User => last.content.push(ContentBlock::text(text)),
+            _ => self.messages.push(Message::user_text(text)),
+        }
+        self.save();
+    }
+
+    fn save(&mut self) {
+        if self.transcript.is_none() {
+            if let Some((dir, keep)) = &self.transcripts_dir {
+                self.transcript = Some(Transcript::create(dir, *keep, &self.model));
+            }
+        }
+        if let Some(t) = &mut self.transcript {
+            t.save(&self.messages, &self.usage);
+        }
+    }
+
+    fn request(&self) -> Request {
+        Request {
+            model: self.model.clone(),
+            max_tokens: self.max_tokens,
+            system: self.system.clone(),
+            tools: self.tools.clone(),
+            messages: self.messages.clone(),
+            stream: true,
+        }
+    }
+
+    /// One user turn.
+    pub async fn run_turn(&mut self, user: &str, sink: &mut dyn Sink) -> Result<TurnOutcome> {
+        let clean = Redactor::global().text(user).into_owned();
+        if clean != user {
+            sink.notice("a secret-looking value was removed from your message before sending it");
+        }
+        self.push_user_text(clean);
+        let mut turn_usage = Usage::default();
+        let mut answer = String::new();
+        let mut records = Vec::new();
+        let mut model_turns = 0;
+        let finish = |stop, answer, records, usage: Usage, model_turns, model: &str| TurnOutcome {
+            answer,
+            stop,
+            tool_calls: records,
+            cost_usd: cost_usd(model, &usage),
+            usage,
+            model_turns,
+        };
+        while model_turns < self.max_turns {
+            model_turns += 1;
+            let req = self.request();
+            let mut on = |n: Note<'_>| match n {
+                Note::Text(t) => sink.text(t),
+                Note::Thinking(t) => sink.thinking(t),
+                Note::Retrying { attempt, delay, why } => sink.retrying(attempt, delay, &why),
+            };
+            let resp = self.client.send(&req, &mut on).await?;
+            turn_usage.add(&resp.usage);
+            self.usage.add(&resp.usage);
+            let text: String = resp
+                .content
+                .iter()
+                .filter_map(|b| match b {
+                    ContentBlock::Text { text, .. } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect();
+            if !text.is_empty() {
+                if !answer.is_empty() {
+                    answer.push_str("\n\n");
+                }
+                answer.push_str(&text);
+            }
+            let stop = resp.stop_reason.clone().unwrap_or(StopReason::EndTurn);
+            let mut content: Vec<ContentBlock> = resp
+                .content
+                .into_iter()
+                .filter(|b| !matches!(b, ContentBlock::Text { text, .. } if text.is_empty()))
+                .collect();
+            let has_tools = content.iter().any(|b| matches!(b, ContentBlock::ToolUse { .. }));
+            if has_tools && matches!(stop, StopReason::ToolUse | StopReason::PauseTurn) {
+                let calls = content.clone();
+                self.push(Message { role: Role::Assistant, content });
+                let (results, recs) = self.run_tools(&calls, &resp.incomplete_tool_ids, sink).await;
+                records.extend(recs);
+                self.push(Message { role: Role::User, content: results });
+                continue;
+            }
+            if stop == StopReason::PauseTurn {
+                if !content.is_empty() {
+                    self.push(Message { role: Role::Assistant, content });
+                }
+                continue;
+            }
+            // Any other stop: tool calls in this message are never run, so they are not kept either.
+            if has_tools {
+                let names: Vec<String> = content
+                    .iter()
+                    .filter_map(|b| match b {
+                        ContentBlock::ToolUse { name, .. } => Some(format!("`{name}`")),
+                        _ => None,
+                    })
+                    .collect();
+                sink.notice(&format!(
+                    "not run: {} (the response stopped with {} before the call was complete)",
+                    names.join(", "),
+                    stop.as_str()
+                ));
+                content.retain(|b| !matches!(b, ContentBlock::ToolUse { .. }));
+            }
+            if content.iter().any(|b| !matches!(b, ContentBlock::Thinking { .. })) {
+                self.push(Message { role: Role::Assistant, content });
+            }
+            let stop = match stop {
+                StopReason::EndTurn | StopReason::StopSequence => Stop::Answered(stop),
+                StopReason::MaxTokens => Stop::MaxTokens,
+                StopReason::Refusal => Stop::Refusal,
+                StopReason::ModelContextWindowExceeded => Stop::ContextWindow,
+                StopReason::ToolUse | StopReason::PauseTurn => Stop::Answered(StopReason::EndTurn),
+                StopReason::Other(s) => Stop::Unknown(s),
+            };
+            return Ok(finish(stop, answer, records, turn_usage, model_turns, &self.model));
+        }
+        Ok(finish(Stop::MaxTurns(self.max_turns), answer, records, turn_usage, model_turns, &self.model))
+    }
+
+    /// Run the calls in `content` through the gate: read-only ones together, then the rest in order.
+    async fn run_tools(
+        &self,
+        content: &[ContentBlock],
+        incomplete: &[String],
+        sink: &mut dyn Sink,
+    ) -> (Vec<ContentBlock>, Vec<ToolRecord>) {
+        let calls: Vec<(ToolCall, Value)> = content
+            .iter()
+            .filter_map(|b| match b {
+                ContentBlock::ToolUse { id, name, input } => Some((
+                    ToolCall { id: id.clone(), name: name.clone(), input: Redactor::global().value(input.clone()) },
+                    input.clone(),
+                )),
+                _ => None,
+            })
+            .collect();
+        let mut done: Vec<Option<(ContentBlock, ToolRecord)>> = vec![None; calls.len()];
+        let mut read_only = Vec::new();
+        let mut mutating = Vec::new();
+        for (i, (call, _)) in calls.iter().enumerate() {
+            if incomplete.contains(&call.id) {
+                let msg =
+                    format!("Not run: the input of this `{}` call was cut off or is not a JSON object.", call.name);
+                let rec = record(call, self.gate.effect(&call.name), Decision::Refused, 0, Err(msg.clone()), 0);
+                sink.tool_done(&rec);
+                done[i] = Some((result_block(&call.id, Err(msg)), rec));
+            } else if self.gate.effect(&call.name) == Effect::ReadOnly {
+                read_only.push(i);
+            } else {
+                mutating.push(i);
+            }
+        }
+        if !read_only.is_empty() {
+            let batch: Vec<ToolCall> = read_only.iter().map(|&i| calls[i].0.clone()).collect();
+            for c in &batch {
+                sink.tool_start(c);
+            }
+            sink.batch_start(&batch);
+            let outs = futures::future::join_all(
+                read_only.iter().map(|&i| self.gate.call(&calls[i].0.name, calls[i].1.clone())),
+            )
+            .await;
+            sink.batch_end();
+            for (&i, g) in read_only.iter().zip(outs) {
+                done[i] = Some(self.settle(&calls[i].0, g, sink));
+            }
+        }
+        for i in mutating {
+            sink.tool_start(&calls[i].0);
+            let g = self.gate.call(&calls[i].0.name, calls[i].1.clone()).await;
+            done[i] = Some(self.settle(&calls[i].0, g, sink));
+        }
+        done.into_iter().flatten().unzip()
+    }
+
+    fn settle(&self, call: &ToolCall, g: crate::gate::Gated, sink: &mut dyn Sink) -> (ContentBlock, ToolRecord) {
+        let findings = g.result.as_ref().map(|r| r.findings.len()).unwrap_or(0);
+        let text = g
+            .result
+            .map(|r| serde_json::to_string(&r.to_model_value()).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")));
+        let rec = record(call, self.gate.effect(&call.name), g.decision, g.millis as u64, text.clone(), findings);
+        sink.tool_done(&rec);
+        (result_block(&call.id, text), rec)
+    }
+}
+
+/// Drop trailing assistant turns whose tool calls never got results (or that are empty).
+fn drop_dangling(messages: &mut Vec<Message>) {
+    while let Some(last) = messages.last() {
+        let dangling = last.role == Role::Assistant && (!last.tool_uses().is_empty() || last.content.is_empty());
+        if !dangling {
+            break;
+        }
+        messages.pop();
+    }
+}
+
+fn record(
+    call: &ToolCall,
+    effect: Effect,
+    decision: Decision,
+    millis: u64,
+    r: Result<String, String>,
+    findings: usize,
+) -> ToolRecord {
+    ToolRecord {
+        id: call.id.clone(),
+        name: call.name.clone(),
+        input: call.input.clone(),
+        effect,
+        decision,
+        millis,
+        ok: r.is_ok(),
+        findings,
+        error: r.err(),
+    }
+}
+
+fn result_block(id: &str, r: Result<String, String>) -> ContentBlock {
+    match r {
+        Ok(content) => ContentBlock::ToolResult { tool_use_id: id.to_string(), content, is_error: false },
+        Err(content) => ContentBlock::ToolResult { tool_use_id: id.to_string(), content, is_error: true },
+    }
+}
+
+/// The second system block: which host, which day.
+fn context_note(app: &App) -> String {
+    let host = crate::state::host_name(&app.host);
+    let today = time::OffsetDateTime::from_unix_timestamp(app.host.now_unix())
+        .map(|t| vigil_tools::config::format_date(t.date()))
+        .unwrap_or_default();
+    let root = if app.host.is_live() {
+        "the live system (/)".to_string()
+    } else {
+        format!(
+            "the directory {} (a mounted image or fixture: commands are not run there, facts come from its files)",
+            app.host.root().display()
+        )
+    };
+    format!("Context: the audited host is `{host}`, read from {root}. Today is {today}.")
+}
+
+/// A conversation's transcript on disk: redacted JSON, 0600, rewritten after every message.
+struct Transcript {
+    path: PathBuf,
+    started: String,
+    model: String,
+    warned: bool,
+}
+
+impl Transcript {
+    fn create(dir: &Path, keep: usize, model: &str) -> Transcript {
+        let started = now_rfc3339();
+        let stamp: String = started.chars().filter(|c| c.is_ascii_digit()).collect();
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("{stamp}-{}-{n}.json", std::process::id()));
+        prune(dir, keep.saturating_sub(1));
+        Transcript { path, started, model: model.to_string(), warned: false }
+    }
+
+    fn save(&mut self, messages: &[Message], usage: &Usage) {
+        let v = json!({
+            "version": 1,
+            "started": self.started,
+            "updated": now_rfc3339(),
+            "model": self.model,
+            "usage": usage,
+            "cost_usd_approx": cost_usd(&self.model, usage),
+            "messages": messages,
+        });
+        let v = Redactor::global().value(v);
+        let bytes = serde_json::to_vec_pretty(&v).unwrap_or_default();
+        if let Err(e) = crate::state::write_atomic(&self.path, &bytes) {
+            if !self.warned {
+                self.warned = true;
+                eprintln!("vigil: warning: cannot save the transcript: {e:#}");
+            }
+        }
+    }
+}
+
+/// Keep the `keep` newest transcripts in `dir`.
+fn prune(dir: &Path, keep: usize) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let mut files: Vec<PathBuf> =
+        rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "json")).collect();
+    files.sort();
+    let excess = files.len().saturating_sub(keep);
+    for f in files.into_iter().take(excess) {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_keeps_the_newest() {
+        let t = tempfile::tempdir().unwrap();
+        for n in ["20260101000000-1.json", "20260102000000-1.json", "20260103000000-1.json"] {
+            std::fs::write(t.path().join(n), "{}").unwrap();
+        }
+        prune(t.path(), 2);
+        let mut left: Vec<_> = std::fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        left.sort();
+        assert_eq!(left, vec!["20260102000000-1.json", "20260103000000-1.json"]);
+    }
+
+    #[test]
+    fn a_cancelled_tool_turn_is_dropped() {
+        let tool = ContentBlock::ToolUse { id: "toolu_1".into(), name: "x".into(), input: json!({}) };
+        let answered = vec![
+            Message::user_text("q"),
+            Message { role: Role::Assistant, content: vec![tool.clone()] },
+            Message {
+                role: Role::User,
+                content: vec![ContentBlock::ToolResult {
+                    tool_use_id: "toolu_1".into(),
+                    content: "{}".into(),
+                    is_error: false,
+                }],
+            },
+        ];
+        let mut m = answered.clone();
+        drop_dangling(&mut m);
+        assert_eq!(m, answered, "a complete exchange is kept");
+        m.push(Message { role: Role::Assistant, content: vec![ContentBlock::text("checking"), tool] });
+        drop_dangling(&mut m);
+        assert_eq!(m, answered, "tool calls without results are dropped");
+        m.push(Message { role: Role::Assistant, content: vec![ContentBlock::text("done")] });
+        drop_dangling(&mut m);
+        assert_eq!(m.len(), 4, "a plain answer is kept");
+    }
+
+    #[test]
+    fn only_answers_count_as_answered() {
+        assert!(Stop::Answered(StopReason::StopSequence).answered());
+        for s in [Stop::MaxTokens, Stop::Refusal, Stop::ContextWindow, Stop::MaxTurns(3)] {
+            assert!(!s.answered());
+            assert!(s.explain().is_some());
+        }
+    }
+}

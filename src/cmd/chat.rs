@@ -1,0 +1,172 @@
+//! `vigil chat` (and bare `vigil` on a terminal): the conversational shell.
+//!
+//! A rustyline prompt with a persistent, private (0600) history in the state
+//! directory. A line ending in `\` continues on the next. Ctrl-C during a turn
+//! cancels that turn — the stream is dropped and the conversation repaired —
+//! not the program; Ctrl-C at the prompt clears the line; Ctrl-D leaves.
+//! Commands: `/help /tools /cost /clear /exit`. Text streams as it arrives;
+//! a spinner shows while tools run; colour only on a terminal without
+//! `NO_COLOR`; everything the model or a tool says is escape-stripped.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use rustyline::error::ReadlineError;
+use vigil_tools::Effect;
+
+use super::console::Console;
+use crate::agent::{Agent, NO_KEY, client_for};
+use crate::app::App;
+use crate::audit::Origin;
+use crate::claude::pricing::price_of;
+use crate::gate::Terminal;
+use crate::term::{paint, strip_controls};
+
+const HELP: &str = "\
+Ask anything about this server in plain words, e.g. \"which ports are open to the internet?\".
+End a line with \\ to continue it on the next.
+  /tools   the tools the model can call (mutating ones ask you first)
+  /cost    tokens used and approximate cost of this session
+  /clear   start a new conversation
+  /help    this help
+  /exit    leave (or Ctrl-D)
+Ctrl-C cancels a running answer; at the prompt it clears the line.";
+
+fn private_history(path: &Path) {
+    // Create it 0600 before rustyline writes to it; tighten it if it exists.
+    let _ = crate::state::open_append(path);
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+}
+
+/// Run the REPL.
+pub async fn run(app: &App) -> Result<u8> {
+    let Some(client) = client_for(app)? else {
+        eprintln!("vigil: {NO_KEY}");
+        return Ok(2);
+    };
+    let gate = app.gate(Origin::Chat, Arc::new(Terminal))?;
+    let mut agent = Agent::new(app, client, gate);
+    let config = rustyline::Config::builder().auto_add_history(false).max_history_size(1000)?.build();
+    let mut rl = rustyline::DefaultEditor::with_config(config)?;
+    let history = app.state.path().join("chat_history");
+    private_history(&history);
+    let _ = rl.load_history(&history);
+    eprintln!(
+        "{}",
+        paint(
+            "1",
+            &format!(
+                "vigil {} — {} on {}. /help for commands, Ctrl-D to leave.",
+                env!("CARGO_PKG_VERSION"),
+                agent.model(),
+                crate::state::host_name(&app.host)
+            )
+        )
+    );
+    loop {
+        let line = match read_input(&mut rl) {
+            Ok(Some(l)) => l,
+            Ok(None) => break,
+            Err(e) => {
+                eprintln!("vigil: cannot read input: {e}");
+                break;
+            }
+        };
+        let line = line.trim().to_string();
+        if line.is_empty() {
+            continue;
+        }
+        let _ = rl.add_history_entry(line.as_str());
+        let _ = rl.append_history(&history);
+        if line.starts_with('/') {
+            match line.split_whitespace().next().unwrap_or("") {
+                "/exit" | "/quit" => break,
+                "/help" => println!("{HELP}"),
+                "/tools" => {
+                    for t in app.registry.list() {
+                        let effect = if t.effect == Effect::ReadOnly { "read-only" } else { "mutating " };
+                        println!("{:<24} {effect}  {}", t.name, super::tools::first_sentence(t.description));
+                    }
+                }
+                "/cost" => print_cost(&agent),
+                "/clear" => {
+                    agent.clear();
+                    println!("New conversation.");
+                }
+                other => println!("Unknown command {}; /help lists them.", strip_controls(other)),
+            }
+            continue;
+        }
+        let mut console = Console::new(true, true);
+        let result = tokio::select! {
+            r = agent.run_turn(&line, &mut console) => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        console.stop_spinner();
+        console.end_line();
+        match result {
+            None => {
+                agent.repair();
+                eprintln!("{}", paint("33", "(cancelled)"));
+            }
+            Some(Err(e)) => eprintln!("{}", paint("31", &format!("error: {}", strip_controls(&format!("{e:#}"))))),
+            Some(Ok(t)) => {
+                if let Some(why) = t.stop.explain() {
+                    eprintln!("{}", paint("33", &why));
+                }
+            }
+        }
+    }
+    let _ = rl.append_history(&history);
+    private_history(&history);
+    if agent.usage().input_tokens + agent.usage().output_tokens > 0 {
+        print_cost(&agent);
+    }
+    Ok(0)
+}
+
+/// One logical input: lines joined while they end in `\`. `None` at end of input.
+fn read_input(rl: &mut rustyline::DefaultEditor) -> Result<Option<String>, ReadlineError> {
+    let mut text = String::new();
+    let mut prompt = "vigil> ";
+    loop {
+        let r = tokio::task::block_in_place(|| rl.readline(prompt));
+        match r {
+            Ok(line) => match line.strip_suffix('\\') {
+                Some(head) => {
+                    text.push_str(head);
+                    text.push('\n');
+                    prompt = "  ...> ";
+                }
+                None => {
+                    text.push_str(&line);
+                    return Ok(Some(text));
+                }
+            },
+            Err(ReadlineError::Interrupted) => {
+                text.clear();
+                prompt = "vigil> ";
+            }
+            Err(ReadlineError::Eof) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn print_cost(agent: &Agent) {
+    let u = agent.usage();
+    let p = price_of(agent.model());
+    println!(
+        "{} input, {} output, {} cache-write, {} cache-read tokens: ≈ ${:.4} ({}; list prices ${}/${} per MTok, approximate)",
+        u.input_tokens,
+        u.output_tokens,
+        u.cache_creation_input_tokens,
+        u.cache_read_input_tokens,
+        agent.cost_usd(),
+        agent.model(),
+        p.input,
+        p.output
+    );
+}

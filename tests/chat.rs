@@ -1,0 +1,182 @@
+//! `vigil chat` on a pseudo-terminal, as a person uses it.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use support::pty::Pty;
+use support::*;
+
+const T: Duration = Duration::from_secs(20);
+
+fn chat(state: &Path, api: &FakeApi) -> Pty {
+    let mut c = vigil_cmd(state, Some(api), &["chat"]);
+    c.env("TERM", "xterm");
+    let mut p = Pty::spawn(c);
+    p.expect("/help for commands", T);
+    p.expect("vigil> ", T);
+    p
+}
+
+#[test]
+fn chat_streams_answers_refuses_unknown_tools_and_keeps_private_history() {
+    let t = tempfile::tempdir().unwrap();
+    let api = FakeApi::start(vec![
+        Reply::Sse(fixture("ports_tool_use.sse")),
+        Reply::Sse(fixture("ports_answer.sse")),
+        Reply::Sse(tool_use_sse("toolu_rm", "delete_all_backups", &serde_json::json!({}))),
+        Reply::Sse(text_sse("Not done: there is no such tool.")),
+        Reply::Sse(text_sse("multi ok")),
+    ]);
+    let mut p = chat(t.path(), &api);
+    p.send("which ports are open?\r");
+    p.expect("✓ list_open_ports:", T);
+    p.expect("Elasticsearch is listening on all interfaces (tcp:9200)", T);
+    p.expect("vigil> ", T);
+    p.send("/cost\r");
+    p.expect("cache-read tokens", T);
+    p.expect("vigil> ", T);
+    p.send("/tools\r");
+    p.expect("list_open_ports", T);
+    p.expect("vigil> ", T);
+    // An unknown tool counts as mutating and is refused; the model is told and answers.
+    p.send("wipe the backups\r");
+    p.expect("✗ delete_all_backups refused: There is no tool named", T);
+    p.expect("Not done: there is no such tool.", T);
+    p.expect("vigil> ", T);
+    // A trailing backslash continues the input.
+    p.send("first line \\\r");
+    p.expect("...> ", T);
+    p.send("second line\r");
+    p.expect("multi ok", T);
+    p.expect("vigil> ", T);
+    p.send("\x04");
+    assert_eq!(p.wait(T), 0, "Ctrl-D leaves cleanly");
+    if std::env::var_os("SHOW_SCREEN").is_some() {
+        eprintln!("{}", p.screen());
+    }
+
+    let got = api.check();
+    assert_eq!(got.len(), 5);
+    let last = &got[4].body["messages"];
+    let n = last.as_array().unwrap().len();
+    assert_eq!(last[n - 1]["content"][0]["text"], "first line \nsecond line");
+    let refused = &tool_results(&got[3].body)["toolu_rm"];
+    assert_eq!(refused["is_error"], true);
+
+    let hist = t.path().join("chat_history");
+    assert_eq!(std::fs::metadata(&hist).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&hist).unwrap().contains("which ports are open?"));
+}
+
+#[test]
+fn ctrl_c_cancels_the_turn_not_the_program() {
+    let t = tempfile::tempdir().unwrap();
+    let api = FakeApi::start(vec![Reply::Stall(fixture("stall.sse")), Reply::Sse(text_sse("second answer"))]);
+    let mut p = chat(t.path(), &api);
+    p.send("think hard\r");
+    p.expect("Let me think about that", T);
+    p.send("\x03");
+    p.expect("(cancelled)", T);
+    p.expect("vigil> ", T);
+    p.send("again\r");
+    p.expect("second answer", T);
+    p.expect("vigil> ", T);
+    p.send("/exit\r");
+    assert_eq!(p.wait(T), 0);
+    let got = api.check();
+    assert_eq!(got.len(), 2);
+    // The cancelled question stays, merged with the next; no half assistant turn is sent.
+    let msgs = got[1].body["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 1, "{msgs:#?}");
+    assert_eq!(msgs[0]["content"][0]["text"], "think hard");
+    assert_eq!(msgs[0]["content"][1]["text"], "again");
+}
+
+/// Depends on a real `firewall_deny_port` in the registry (another branch); skipped until it is merged.
+/// On the fixture root the tool cannot run commands, so confirming it changes nothing.
+#[test]
+fn a_mutating_tool_is_confirmed_by_its_name_once_and_declined_once() {
+    let t = tempfile::tempdir().unwrap();
+    let list = tools(t.path());
+    let Some(fw) = list.iter().find(|x| x["name"] == "firewall_deny_port") else {
+        if std::env::var("VIGIL_REQUIRE_MUTATING").is_ok_and(|v| v == "1") {
+            panic!("firewall_deny_port is not registered");
+        }
+        eprintln!("SKIPPED: firewall_deny_port is not in this build's registry yet");
+        return;
+    };
+    let input = minimal_input(&fw["input_schema"]);
+    let api = FakeApi::start(vec![
+        Reply::Sse(tool_use_sse("toolu_fw1", "firewall_deny_port", &input)),
+        Reply::Sse(text_sse("First attempt finished.")),
+        Reply::Sse(tool_use_sse("toolu_fw2", "firewall_deny_port", &input)),
+        Reply::Sse(text_sse("Left as it is.")),
+    ]);
+    let mut p = chat(t.path(), &api);
+    p.send("block port 9200\r");
+    p.expect("Type `firewall_deny_port` to run it", T);
+    p.send("firewall_deny_port\r");
+    p.expect("First attempt finished.", T);
+    p.expect("vigil> ", T);
+    p.send("block it again\r");
+    p.expect("Type `firewall_deny_port` to run it", T);
+    p.send("no\r");
+    p.expect("declined", T);
+    p.expect("Left as it is.", T);
+    p.expect("vigil> ", T);
+    p.send("\x04");
+    assert_eq!(p.wait(T), 0);
+    let decisions: Vec<String> = audit_events(t.path())
+        .iter()
+        .filter(|e| e["tool"] == "firewall_deny_port")
+        .map(|e| e["decision"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(decisions, vec!["confirmed", "declined"]);
+    let got = api.check();
+    let first = &tool_results(&got[1].body)["toolu_fw1"];
+    assert!(!first["content"].as_str().unwrap().contains("declined"), "{first}");
+    let second = &tool_results(&got[3].body)["toolu_fw2"];
+    assert_eq!(second["is_error"], true);
+    assert!(second["content"].as_str().unwrap().contains("declined"), "{second}");
+}
+
+/// Ctrl-C at the confirmation prompt cancels the turn: nothing runs, the half turn is dropped,
+/// and the abandoned prompt does not swallow the next line. Needs `firewall_deny_port` (skipped until merged).
+#[test]
+fn ctrl_c_at_the_confirmation_prompt_cancels_cleanly() {
+    let t = tempfile::tempdir().unwrap();
+    let list = tools(t.path());
+    let Some(fw) = list.iter().find(|x| x["name"] == "firewall_deny_port") else {
+        if std::env::var("VIGIL_REQUIRE_MUTATING").is_ok_and(|v| v == "1") {
+            panic!("firewall_deny_port is not registered");
+        }
+        eprintln!("SKIPPED: firewall_deny_port is not in this build's registry yet");
+        return;
+    };
+    let input = minimal_input(&fw["input_schema"]);
+    let api = FakeApi::start(vec![
+        Reply::Sse(tool_use_sse("toolu_fw", "firewall_deny_port", &input)),
+        Reply::Sse(text_sse("fresh answer")),
+    ]);
+    let mut p = chat(t.path(), &api);
+    p.send("block port 9200\r");
+    p.expect("Type `firewall_deny_port` to run it", T);
+    p.send("\x03");
+    p.expect("(cancelled)", T);
+    p.expect("vigil> ", T);
+    // Give the abandoned prompt time to notice before typing the next line.
+    std::thread::sleep(Duration::from_millis(400));
+    p.send("what now?\r");
+    p.expect("fresh answer", T);
+    p.expect("vigil> ", T);
+    p.send("/exit\r");
+    assert_eq!(p.wait(T), 0);
+    assert!(audit_events(t.path()).iter().all(|e| e["decision"] != "confirmed"));
+    let got = api.check();
+    let msgs = got[1].body["messages"].as_array().unwrap();
+    assert_eq!(msgs.len(), 1, "the unanswered tool call was dropped: {msgs:#?}");
+    assert_eq!(msgs[0]["content"][1]["text"], "what now?");
+}

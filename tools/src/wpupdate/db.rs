@@ -1,0 +1,319 @@
+//! The site's database, reached with the site's own credentials from
+//! `wp-config.php`: they go into a 0600 option file in a private 0700
+//! directory (`--defaults-extra-file`), never onto a command line, into a
+//! plan or an output. The directory is removed when the handle drops.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::exec::Proc;
+use super::failed;
+use crate::tool::{Ctx, ToolError};
+use crate::wordpress::Site;
+
+const DB_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// What the plan shows instead of the option file's path.
+pub const CNF_SHOWN: &str = "--defaults-extra-file=<0600 file with the site's DB credentials>";
+
+/// A connection to one site's database.
+#[derive(Debug)]
+pub struct Db {
+    _dir: tempfile::TempDir,
+    cnf: PathBuf,
+    /// Database name.
+    pub name: String,
+    /// Table prefix.
+    pub prefix: String,
+    /// The user.
+    pub user: String,
+    client: String,
+    dump: String,
+}
+
+/// Where `DB_HOST` points: `host`, `host:port`, `host:/socket`, `[v6]:port`.
+pub fn parse_db_host(h: &str) -> (Option<String>, Option<u16>, Option<String>) {
+    let h = h.trim();
+    if h.is_empty() {
+        return (None, None, None);
+    }
+    if let Some(rest) = h.strip_prefix('[') {
+        if let Some((addr, tail)) = rest.split_once(']') {
+            let port = tail.strip_prefix(':').and_then(|p| p.parse().ok());
+            return (Some(addr.to_string()), port, None);
+        }
+    }
+    match h.split_once(':') {
+        Some((host, tail)) if tail.starts_with('/') => (Some(host.to_string()), None, Some(tail.to_string())),
+        Some((host, tail)) if h.matches(':').count() == 1 => (Some(host.to_string()), tail.parse().ok(), None),
+        _ => (Some(h.to_string()), None, None),
+    }
+}
+
+/// A value in a MariaDB option file, quoted and escaped.
+fn opt_value(v: &str) -> String {
+    let mut s = String::from("\"");
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            '\t' => s.push_str("\\t"),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// Quote an identifier with backticks.
+pub fn ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// The `[client]` section for the site's credentials.
+pub fn option_file(user: &str, password: &str, db_host: &str) -> String {
+    let (host, port, socket) = parse_db_host(db_host);
+    let mut s = format!("[client]\nuser={}\npassword={}\n", opt_value(user), opt_value(password));
+    if let Some(h) = host {
+        s.push_str(&format!("host={}\n", opt_value(&h)));
+    }
+    if let Some(p) = port {
+        s.push_str(&format!("port={p}\n"));
+    }
+    if let Some(so) = socket {
+        s.push_str(&format!("socket={}\n", opt_value(&so)));
+    }
+    s
+}
+
+impl Db {
+    /// Open a handle on the site's database (writes the option file under `private_parent`).
+    pub fn open(ctx: &Ctx, site: &Site, private_parent: &Path) -> Result<Db, ToolError> {
+        let (name, user, prefix) = Self::settings(site)?;
+        let password = site.db_password().ok_or_else(|| {
+            ToolError::Refused(format!(
+                "{}: DB_PASSWORD is not a literal in wp-config.php, so the database cannot be backed up with the \
+                 site's credentials",
+                site.path
+            ))
+        })?;
+        let pick = |names: &[&str]| names.iter().find_map(|n| ctx.host.which(n));
+        let client = pick(&["mariadb", "mysql"])
+            .ok_or_else(|| failed("no MariaDB/MySQL client (mariadb or mysql) is installed"))?;
+        let dump = pick(&["mariadb-dump", "mysqldump"])
+            .ok_or_else(|| failed("no dump tool (mariadb-dump or mysqldump) is installed"))?;
+        let dir = tempfile::Builder::new()
+            .prefix("vigil-db-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(private_parent)
+            .map_err(|e| failed(format!("cannot create a private directory in {}: {e}", private_parent.display())))?;
+        let cnf = dir.path().join("client.cnf");
+        let text = option_file(&user, password.expose(), site.db.host.as_deref().unwrap_or("localhost"));
+        let mut f = std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&cnf)
+            .map_err(|e| failed(format!("cannot write the option file: {e}")))?;
+        f.write_all(text.as_bytes()).map_err(|e| failed(format!("cannot write the option file: {e}")))?;
+        Ok(Db { _dir: dir, cnf, name, prefix, user, client, dump })
+    }
+
+    /// DB name, user and table prefix, checked.
+    pub fn settings(site: &Site) -> Result<(String, String, String), ToolError> {
+        let name =
+            site.db.name.clone().filter(|n| !n.is_empty()).ok_or_else(|| {
+                ToolError::Refused(format!("{}: DB_NAME is not a literal in wp-config.php", site.path))
+            })?;
+        let user =
+            site.db.user.clone().filter(|n| !n.is_empty()).ok_or_else(|| {
+                ToolError::Refused(format!("{}: DB_USER is not a literal in wp-config.php", site.path))
+            })?;
+        let prefix = site.db.table_prefix.clone().unwrap_or_else(|| "wp_".into());
+        if prefix.is_empty() || !prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(ToolError::Refused(format!("{}: unusual $table_prefix `{prefix}`", site.path)));
+        }
+        Ok((name, user, prefix))
+    }
+
+    fn cnf_arg(&self) -> String {
+        format!("--defaults-extra-file={}", self.cnf.display())
+    }
+
+    /// The client command (shown with the option file hidden).
+    pub fn client_cmd(&self, args: &[String]) -> Proc {
+        let mut a = vec![self.cnf_arg()];
+        a.extend(args.iter().cloned());
+        Proc::new(&self.client, &a)
+    }
+
+    /// Run SQL in `db`; the rows, tab-separated.
+    pub async fn query(&self, ctx: &Ctx, db: &str, sql: &str) -> Result<Vec<Vec<String>>, ToolError> {
+        let p = self.client_cmd(&["-N".into(), "-B".into(), "-e".into(), sql.into(), db.into()]);
+        let out = p.run(ctx, DB_TIMEOUT).await?;
+        if !out.success() {
+            return Err(failed(format!("{}: {}", shown(&p.render(), &self.cnf), crate::fixes::first_line(&out))));
+        }
+        Ok(out.stdout.lines().map(|l| l.split('\t').map(str::to_string).collect()).collect())
+    }
+
+    /// The site's tables (those with its prefix).
+    pub async fn tables(&self, ctx: &Ctx, db: &str) -> Result<Vec<String>, ToolError> {
+        let like = self.prefix.replace('_', "\\_");
+        let sql = format!(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND \
+             table_type = 'BASE TABLE' AND table_name LIKE '{like}%' ORDER BY table_name"
+        );
+        Ok(self.query(ctx, db, &sql).await?.into_iter().filter_map(|r| r.into_iter().next()).collect())
+    }
+
+    /// `mariadb-dump` of the site's tables into `out`; the dump command as the plan shows it.
+    pub fn dump_cmd(&self, db: &str, tables: &[String], out: &Path) -> Proc {
+        let mut a = vec![
+            self.cnf_arg(),
+            "--single-transaction".into(),
+            "--skip-dump-date".into(),
+            "--no-tablespaces".into(),
+            "--default-character-set=utf8mb4".into(),
+            format!("--result-file={}", out.display()),
+            db.to_string(),
+        ];
+        a.extend(tables.iter().cloned());
+        Proc::new(&self.dump, &a)
+    }
+
+    /// Dump the site's tables of `db` to `out` and check it reads back complete.
+    pub async fn dump(&self, ctx: &Ctx, db: &str, out: &Path) -> Result<usize, ToolError> {
+        let tables = self.tables(ctx, db).await?;
+        if tables.is_empty() {
+            return Err(failed(format!("database `{db}` has no tables with the prefix `{}`", self.prefix)));
+        }
+        let p = self.dump_cmd(db, &tables, out);
+        let o = p.run(ctx, DB_TIMEOUT).await?;
+        if !o.success() {
+            return Err(failed(format!(
+                "the database dump failed: {}: {}",
+                shown(&p.render(), &self.cnf),
+                crate::fixes::first_line(&o)
+            )));
+        }
+        let _ = std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o600));
+        let created = verify_dump(out)?;
+        if created != tables.len() {
+            return Err(failed(format!(
+                "the dump {} has {created} tables, the database {}: not a complete backup",
+                out.display(),
+                tables.len()
+            )));
+        }
+        Ok(created)
+    }
+
+    /// Load a dump into `db`: the site's tables not in the dump are dropped first, so the
+    /// site's tables are exactly the dump's afterwards.
+    pub async fn restore(&self, ctx: &Ctx, db: &str, dump: &Path) -> Result<(), ToolError> {
+        let want = dump_tables(dump)?;
+        let extra: Vec<String> = self.tables(ctx, db).await?.into_iter().filter(|t| !want.contains(t)).collect();
+        if !extra.is_empty() {
+            let list: Vec<String> = extra.iter().map(|t| ident(t)).collect();
+            self.query(ctx, db, &format!("DROP TABLE {}", list.join(", "))).await?;
+        }
+        self.load(ctx, db, dump).await
+    }
+
+    /// Feed a dump to the client in `db`.
+    pub async fn load(&self, ctx: &Ctx, db: &str, dump: &Path) -> Result<(), ToolError> {
+        let p = self.client_cmd(&[db.to_string()]).stdin(dump);
+        let o = p.run(ctx, DB_TIMEOUT).await?;
+        if !o.success() {
+            return Err(failed(format!(
+                "loading {} failed: {}: {}",
+                dump.display(),
+                shown(&p.render(), &self.cnf),
+                crate::fixes::first_line(&o)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Create a database for staging; a clear error when the site's user may not.
+    pub async fn create_database(&self, ctx: &Ctx, name: &str) -> Result<(), ToolError> {
+        let p = self.client_cmd(&["-e".into(), format!("CREATE DATABASE {}", ident(name))]);
+        let o = p.run(ctx, DB_TIMEOUT).await?;
+        if o.success() {
+            return Ok(());
+        }
+        let why = crate::fixes::first_line(&o);
+        if why.contains("Access denied") || why.contains("1044") {
+            return Err(ToolError::Failed(format!(
+                "the site's database user `{}` may not create the staging database `{name}` (no CREATE \
+                 privilege): grant it, e.g. as the database admin: GRANT ALL ON `{}\\_vigil\\_stg\\_%`.* TO \
+                 '{}'@'<its host>'; ({why})",
+                self.user,
+                self.name.replace('_', "\\_"),
+                self.user
+            )));
+        }
+        Err(failed(format!("creating the staging database `{name}` failed: {why}")))
+    }
+
+    /// Drop a staging database.
+    pub async fn drop_database(&self, ctx: &Ctx, name: &str) -> Result<(), ToolError> {
+        self.client_cmd(&["-e".into(), format!("DROP DATABASE IF EXISTS {}", ident(name))])
+            .run_ok(ctx, DB_TIMEOUT)
+            .await
+            .map(|_| ())
+            .map_err(|e| failed(e.to_string().replace(&self.cnf.display().to_string(), "<option file>")))
+    }
+}
+
+/// A rendered command with the option file's path replaced by what plans show.
+fn shown(rendered: &str, cnf: &Path) -> String {
+    rendered.replace(&format!("--defaults-extra-file={}", cnf.display()), CNF_SHOWN)
+}
+
+/// The staging database's name: `<db>_vigil_stg_<id>`, within MariaDB's 64 characters.
+pub fn staging_db_name(db: &str, id: &str) -> String {
+    let suffix = format!("_vigil_stg_{id}");
+    let keep: String = db.chars().take(64 - suffix.len()).collect();
+    format!("{keep}{suffix}")
+}
+
+/// Tables a dump creates, in order.
+pub fn dump_tables(path: &Path) -> Result<Vec<String>, ToolError> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(path).map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?;
+    let mut out = Vec::new();
+    for line in std::io::BufReader::new(f).split(b'\n') {
+        let line = line.map_err(|e| failed(format!("{}: {e}", path.display())))?;
+        if let Some(rest) = line.strip_prefix(b"CREATE TABLE `") {
+            if let Some(end) = rest.iter().position(|b| *b == b'`') {
+                out.push(String::from_utf8_lossy(&rest[..end]).into_owned());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A dump reads to the end: it has `-- Dump completed` last. The number of tables it creates.
+pub fn verify_dump(path: &Path) -> Result<usize, ToolError> {
+    let text_tail = {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(path).map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?;
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        f.seek(SeekFrom::Start(len.saturating_sub(512))).map_err(failed)?;
+        let mut b = Vec::new();
+        f.read_to_end(&mut b).map_err(failed)?;
+        String::from_utf8_lossy(&b).into_owned()
+    };
+    let last = text_tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    if !last.starts_with("-- Dump completed") {
+        return Err(failed(format!("the dump {} is incomplete (no `-- Dump completed` at its end)", path.display())));
+    }
+    Ok(dump_tables(path)?.len())
+}
