@@ -235,12 +235,13 @@ def main():
     if os.path.exists(os.path.join(a.results, "tokens.json")):
         tok = json.load(open(os.path.join(a.results, "tokens.json")))
         b = tok["budget"]
-        bill = tok["bills"].get("web1", {})
-        head.append(("5. all read-only tools' results for `fixtures/hosts/web1`", "≤ 8,000 tokens",
+        head.append(("5. all read-only tools' results for `fixtures/hosts/web1`, as the model reads them", "≤ 8,000 tokens",
                      f"**{b['web1_total']:,}** tokens (estimated, bytes/4)", ok(b["fits"])))
-        if bill:
+        bill = tok["hosts"].get("web1", {})
+        if bill.get("totals"):
+            t = bill["totals"]
             head.append(("5. one comprehensive review conversation on web1 (estimate)", "context",
-                         f"{bill['input_tokens']:,} in / {bill['output_tokens']:,} out, {bill['cache_share_of_input']:.0%} of input from cache, **${bill['cost_usd']:.3f}**", "—"))
+                         f"{bill['all_input_tokens']:,} in / {t['output_tokens']:,} out, {bill['cache_share_of_input']:.0%} of input from cache, **${bill['cost_usd']:.3f}**", "—"))
     c0, c50 = R.time("containers-0"), R.time("containers-50")
     if c0 and c50:
         head.append(("7. review's added time with 50 containers (issue 6)", "context",
@@ -342,51 +343,66 @@ def main():
 
     if tok:
         w("## 5. The token bill\n")
-        w("No live API here: tokens are **estimated as bytes / 4** of exactly what vigil sends — the system prompt, the "
-          "tool definitions (`vigil tools list --json`: name, description, input schema), the saved monthly-review prompt, "
-          "and each read-only tool's result as compact JSON (`vigil --root HOST tools run TOOL`). The conversation is "
-          "modelled on the agent loop: request 1 (system + tools + prompt) → the model calls every read-only tool; "
-          "request 2 adds the calls and results → the model writes the review (assumed as long as vigil's own Markdown "
-          "review of the host, a generous estimate). System prompt and tools are cached (written once at ×1.25, read at ×0.1). "
-          "Prices: Sonnet $3/MTok input, $15 output, $3.75 cache write, $0.30 cache read.\n")
-        w(f"- system prompt: {tok['system_prompt']['path'] or 'none found'} — {tok['system_prompt']['bytes']:,} bytes ≈ {tok['system_prompt']['tokens']:,} tokens")
-        w(f"- tool definitions: {tok['tool_definitions']['count']} tools — {tok['tool_definitions']['bytes']:,} bytes ≈ {tok['tool_definitions']['tokens']:,} tokens")
-        w(f"- prompt: {tok['prompt']['path'] or 'a one-line request'} — {tok['prompt']['bytes']:,} bytes\n")
-        hosts = list(tok["hosts"])
-        w("Tool-result bytes per read-only tool (compact JSON):\n")
-        w("| tool | " + " | ".join(f"{h} bytes (≈ tokens)" for h in hosts) + " |")
-        w("|---|" + "---|" * len(hosts))
-        for t in tok["readonly_tools"]:
+        w("No live API here. `bench/run` plays one comprehensive review conversation — `vigil ask --prompt monthly-review` "
+          "with `VIGIL_RECORD` against `bench/fakeapi.py` — so the request bodies measured are exactly what vigil sends "
+          "(system prompt, tool definitions, the saved prompt, the tool calls and their results in the compact view the "
+          "model reads). The fake API calls every read-only tool in its first reply and, in its second, writes an answer "
+          "as long as vigil's own Markdown review of the host (a generous guess at a written review). **Tokens are "
+          "estimated as bytes / 4**; the fake API reports that estimate as `usage`, split the way the prompt cache splits "
+          "it (vigil marks the tools and the system prompt with `cache_control`: the first request writes them, later "
+          "requests read them; messages are uncached). Prices: Sonnet $3/MTok input, $15 output, $3.75 cache write, "
+          "$0.30 cache read.\n")
+        if "tokens" in R.commands:
+            w(f"Command: `{R.cmd('tokens')}`\n")
+        hosts = [h for h in tok["hosts"] if tok["hosts"][h].get("requests")]
+        w("| host | request | system bytes | tool definitions (bytes) | messages bytes | input | cache write | cache read | output |")
+        w("|---|---|---|---|---|---|---|---|---|")
+        for h in hosts:
+            for r in tok["hosts"][h]["requests"]:
+                u = r["usage"]
+                w(f"| {h} | {r['file'].split('.')[0]} | {r['system_bytes']:,} | {r['tools']} ({r['tools_bytes']:,}) | {r['messages_bytes']:,} | "
+                  f"{u['input_tokens']:,} | {u['cache_creation_input_tokens']:,} | {u['cache_read_input_tokens']:,} | {u['output_tokens']:,} |")
+        w("")
+        w("| host | input tokens (all) | output tokens | share of input from cache | cost | cost without caching | vigil's own cost line |")
+        w("|---|---|---|---|---|---|---|")
+        for h in hosts:
+            b = tok["hosts"][h]
+            vr = b.get("vigil_reported") or {}
+            w(f"| {h} | {b['all_input_tokens']:,} | {b['totals']['output_tokens']:,} | {b['cache_share_of_input']:.0%} | "
+              f"**${b['cost_usd']:.4f}** | ${b['cost_usd_without_cache']:.4f} | "
+              + (f"${vr.get('cost_usd')} ({vr.get('tool_calls')} tool calls, {vr.get('model_turns')} model turns, {vr.get('stop_reason')})" if vr else "—") + " |")
+        w("")
+        w("Tool-result size per read-only tool: what the model reads (compact view, sent in the conversation) and the full "
+          "output (`vigil tools run`, kept in reviews):\n")
+        w("| tool | " + " | ".join(f"{h}: sent to the model, bytes (≈ tokens) | {h}: full output, bytes" for h in hosts) + " |")
+        w("|---|" + "---|---|" * len(hosts))
+        tools = sorted({t for h in hosts for t in tok["hosts"][h]["tool_results"]} | {t for h in hosts for t in tok["hosts"][h].get("full_outputs", {})})
+        for t in tools:
             cells = []
             for h in hosts:
-                r = tok["hosts"][h].get(t, {})
-                cells.append(f"{r.get('bytes', 0):,} ({r.get('tokens', 0):,})" + (" — " + r["error"] if r.get("error") else ""))
+                r = tok["hosts"][h]["tool_results"].get(t)
+                f = tok["hosts"][h].get("full_outputs", {}).get(t)
+                cells.append(f"{r['bytes']:,} ({r['tokens']:,})" if r else "—")
+                cells.append(f"{f['bytes']:,}" if f else "—")
             w(f"| {t} | " + " | ".join(cells) + " |")
-        w("| **total** | " + " | ".join(f"**{sum(r['bytes'] for r in tok['hosts'][h].values()):,} ({sum(r['tokens'] for r in tok['hosts'][h].values()):,})**" for h in hosts) + " |\n")
+        cells = []
+        for h in hosts:
+            tr = tok["hosts"][h]["tool_result_total"]
+            cells.append(f"**{tr['bytes']:,} ({tr['tokens']:,})**")
+            cells.append(f"{sum(f['bytes'] for f in tok['hosts'][h].get('full_outputs', {}).values()):,}")
+        w("| **total** | " + " | ".join(cells) + " |\n")
         b = tok["budget"]
         if b["fits"]:
             w(f"All read-only tools' results for web1 fit the budget: {b['web1_total']:,} of {b['tokens']:,} tokens.\n")
         else:
             w(f"**Over budget**: web1's results are {b['web1_total']:,} tokens, {b['web1_total'] - b['tokens']:,} over {b['tokens']:,}. "
               "To trim (largest first): " + ", ".join(f"`{x['tool']}` ({x['tokens']:,} tokens; cut at least {x['trim_at_least']:,})" for x in b["trim"]) + ".\n")
-        w("| host | requests | input tokens | output tokens | cache write | cache read | share of input from cache | tool-result tokens | cost | without cache |")
-        w("|---|---|---|---|---|---|---|---|---|---|")
-        for h, bill in tok["bills"].items():
-            w(f"| {h} | {bill['requests']} | {bill['input_tokens']:,} | {bill['output_tokens']:,} | {bill['cache_write_tokens']:,} | "
-              f"{bill['cache_read_tokens']:,} | {bill['cache_share_of_input']:.0%} | {bill['tool_result_tokens']:,} | ${bill['cost_usd']:.4f} | ${bill['cost_usd_without_cache']:.4f} |")
-        w("")
-        if tok.get("record"):
-            w("Recorded request bodies (`VIGIL_RECORD`):\n")
-            w("| request | system bytes | tools bytes | messages bytes | tool-result bytes |\n|---|---|---|---|---|")
-            for r in tok["record"]:
-                w(f"| {r['file']} | {r['system_bytes']:,} | {r['tools_bytes']:,} | {r['messages_bytes']:,} | {r['tool_result_bytes']:,} |")
-            w("")
 
     if sv or "binary_size" in n:
         w("## 6. Start-up, size, idle chat\n")
         table([("start-version", "`--version`"), ("start-tools-list", "`tools list`")])
         if "binary_size" in n:
-            w(f"- release binary: {int(n['binary_size']) / 1e6:.1f} MB (`target/release/vigil`, stripped, thin LTO)")
+            w(f"- binary: {int(n['binary_size']) / 1e6:.1f} MB (`{R.clean(R.notes.get('bin', '') + '/vigil')}`; the release profile strips symbols and uses thin LTO)")
         cm = os.path.join(a.results, "chat.mem")
         vals = [l.split() for l in open(cm).read().splitlines() if l.strip()] if os.path.exists(cm) else []
         if vals:
