@@ -592,8 +592,8 @@ fn vhosts(out: &mut Out, docroots: &[Docroot]) -> io::Result<()> {
     for d in docroots {
         let name = format!("site-{}.example.test", d.index);
         let conf = format!(
-            "server {{\n\tlisten 80;\n\tlisten [::]:80;\n\tserver_name {name} www.{name};\n\treturn 301 https://$host$request_uri;\n}}\n\n\
-             server {{\n\tlisten 443 ssl http2;\n\tlisten [::]:443 ssl http2;\n\tserver_name {name} www.{name};\n\
+            "server {{\n\tlisten 80;\n\tlisten [::]:80;\n\tserver_name {name};\n\treturn 301 https://$host$request_uri;\n}}\n\n\
+             server {{\n\tlisten 443 ssl http2;\n\tlisten [::]:443 ssl http2;\n\tserver_name {name};\n\
              \troot {};\n\tindex index.php;\n\n\tssl_certificate /etc/ssl/certs/example.test.fullchain.pem;\n\
              \tssl_certificate_key /etc/ssl/private/example.test.key;\n\n\tlocation / {{\n\t\ttry_files $uri $uri/ /index.php?$args;\n\t}}\n\
              \tlocation ~ \\.php$ {{\n\t\tinclude snippets/fastcgi-php.conf;\n\t\tfastcgi_pass unix:/run/php/php8.2-fpm.sock;\n\t}}\n}}\n",
