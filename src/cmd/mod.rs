@@ -11,6 +11,7 @@ pub mod report;
 pub mod review;
 pub mod schedule;
 pub mod tools;
+pub mod vulndb;
 
 use anyhow::Result;
 
@@ -40,6 +41,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Mcp => crate::mcp::run(&app).await,
         Command::Ask(args) => ask::run(&app, args).await,
         Command::Chat => chat::run(&app).await,
+        Command::Vulndb { action } => vulndb::run(&app, action).await,
         other => anyhow::bail!("`{}` is not available in this build yet", command_name(&other)),
     }
 }
