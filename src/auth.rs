@@ -21,6 +21,8 @@ pub fn service() -> String {
 }
 /// The keyring entry of the Anthropic API key.
 pub const API_KEY_ENTRY: &str = "anthropic-api-key";
+/// The keyring entry of the Wordfence Intelligence API key (`vigil vulndb update`).
+pub const WORDFENCE_KEY_ENTRY: &str = "wordfence-api-key";
 
 /// Where secrets are stored.
 pub trait SecretStore: Send + Sync {
