@@ -87,10 +87,28 @@ pub struct FakeApi {
 impl FakeApi {
     /// Serve `replies` in order (a request beyond them gets a 500 that the checks flag).
     pub fn start(replies: Vec<Reply>) -> FakeApi {
+        FakeApi::start_in(replies, None)
+    }
+
+    /// Serve `replies` on 127.0.0.1 inside the network namespace `netns` (`/run/netns/NAME`),
+    /// for a binary run with `ip netns exec NAME`.
+    pub fn start_in_netns(replies: Vec<Reply>, netns: &str) -> FakeApi {
+        FakeApi::start_in(replies, Some(Path::new("/run/netns").join(netns)))
+    }
+
+    fn start_in(replies: Vec<Reply>, netns: Option<PathBuf>) -> FakeApi {
         let state = Arc::new(Mutex::new(State { replies: replies.into(), received: Vec::new() }));
         let (tx, rx) = std::sync::mpsc::channel();
         let st = state.clone();
         std::thread::spawn(move || {
+            if let Some(ns) = netns {
+                // Only this thread enters the namespace; sockets it creates live there.
+                let f = std::fs::File::open(&ns).unwrap_or_else(|e| panic!("{}: {e}", ns.display()));
+                use std::os::fd::AsRawFd;
+                // SAFETY: setns on a valid namespace descriptor, for this thread only.
+                let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns {}: {}", ns.display(), std::io::Error::last_os_error());
+            }
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
