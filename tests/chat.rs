@@ -185,3 +185,50 @@ fn ctrl_c_at_the_confirmation_prompt_cancels_cleanly() {
     assert_eq!(msgs.len(), 1, "the unanswered tool call was dropped: {msgs:#?}");
     assert_eq!(msgs[0]["content"][1]["text"], "what now?");
 }
+
+/// Chat starts with what must not be missed (an overdue schedule; a failed notification, once),
+/// and `/review` runs the deterministic review without the model.
+#[test]
+fn chat_shows_overdue_and_failed_notifications_and_reviews_on_request() {
+    let t = tempfile::tempdir().unwrap();
+    // Installed on 2026-09-01 (monthly), never run since; a webhook failed on 2026-11-20.
+    let installed = serde_json::json!({
+        "backend": "cron", "period": "monthly", "cron": "0 3 1 * *", "files": ["/etc/cron.d/vigil"],
+        "exec": "vigil review --scheduled", "enabled": true, "installed_at": 1_788_220_800i64,
+    });
+    std::fs::write(t.path().join("schedule.json"), installed.to_string()).unwrap();
+    let failure = serde_json::json!([{"at": "2026-11-20T03:00:04Z", "channel": "webhook", "error": "HTTP 500 from hooks.example"}]);
+    std::fs::write(t.path().join("notify-failures.json"), failure.to_string()).unwrap();
+    let api = FakeApi::start(vec![]);
+    let mut p = chat(t.path(), &api);
+    let screen = p.screen();
+    assert!(
+        screen.contains("!! The scheduled monthly review has never run since it was installed 87 days ago"),
+        "{screen}"
+    );
+    assert!(screen.contains("!! A notification failed on 2026-11-20T03:00:04Z: webhook (HTTP 500 from hooks.example)"));
+    p.send("/review\r");
+    p.expect("vigil review of", Duration::from_secs(120));
+    p.expect("[ports.exposed-datastore]", T);
+    p.expect("vigil> ", T);
+    let review = p.screen();
+    assert!(review.contains("CRITICAL ("), "{review}");
+    p.send("/help\r");
+    p.expect("/review", T);
+    p.expect("vigil> ", T);
+    p.send("/exit\r");
+    assert_eq!(p.wait(T), 0);
+    assert!(api.received().is_empty(), "/review does not call the model");
+    let failures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path().join("notify-failures.json")).unwrap()).unwrap();
+    assert_eq!(failures[0]["shown_in_chat"], true);
+    assert_eq!(failures[0]["shown_in_report"], false, "the next mailed report still leads with it");
+
+    // The next chat: the failure was shown once; the schedule is still overdue, so that stays.
+    let mut p = chat(t.path(), &api);
+    let screen = p.screen();
+    assert!(screen.contains("has never run since it was installed"), "{screen}");
+    assert!(!screen.contains("A notification failed"), "{screen}");
+    p.send("\x04");
+    assert_eq!(p.wait(T), 0);
+}
