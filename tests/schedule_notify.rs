@@ -3,6 +3,7 @@
 //! conversation with STARTTLS (aiosmtpd), webhooks to a local HTTP server,
 //! a failed notification shown at the top of the next review, the overdue
 //! notice, and `remove` undoing `install`.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed setup should panic")]
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
