@@ -380,6 +380,19 @@ fn html_report_renders_in_headless_chromium_without_console_errors() {
         })
         .collect();
     assert!(bad.is_empty(), "console errors:\n{}", bad.join("\n"));
+    // VIGIL_SCREENSHOT=FILE.png keeps a picture of the page, to look at.
+    if let Some(png) = std::env::var_os("VIGIL_SCREENSHOT") {
+        let st = Command::new("chromium")
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            .args(["--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars"])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("--window-size=1280,2000")
+            .arg(format!("--screenshot={}", PathBuf::from(&png).display()))
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .unwrap();
+        assert!(st.status.success() && std::fs::metadata(&png).unwrap().len() > 10_000);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

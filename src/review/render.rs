@@ -398,40 +398,44 @@ pub fn html(r: &Review, trend_points: &[TrendPoint]) -> String {
     o
 }
 
-/// An inline SVG line chart of open findings by severity, month by month.
+/// An inline SVG line chart of open findings by severity, month by month (legend on the right,
+/// with each severity's latest count; the most severe line drawn last, on top).
 pub fn trend_svg(points: &[TrendPoint]) -> String {
-    let (w, h, pad) = (640.0_f64, 220.0_f64, 36.0_f64);
+    let (w, h) = (720.0_f64, 230.0_f64);
+    let (left, right, top, bottom) = (40.0_f64, 120.0_f64, 16.0_f64, 36.0_f64);
     let sevs = [Severity::Critical, Severity::High, Severity::Medium, Severity::Low];
-    let colors = ["#8b0000", "#c0392b", "#d68910", "#2e86c1"];
-    let max = points
-        .iter()
-        .flat_map(|p| sevs.iter().map(move |s| p.by_severity.get(s.as_str()).copied().unwrap_or(0)))
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
+    let colors = ["#8b0000", "#c0392b", "#b9770e", "#2e86c1"];
+    let value = |p: &TrendPoint, s: Severity| p.by_severity.get(s.as_str()).copied().unwrap_or(0);
+    let max = points.iter().flat_map(|p| sevs.iter().map(move |s| value(p, *s))).max().unwrap_or(0).max(1) as f64;
     let n = points.len().max(2) as f64;
-    let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / (n - 1.0);
-    let y = |v: usize| h - pad - (h - 2.0 * pad) * v as f64 / max;
+    let x = |i: usize| left + (w - left - right) * i as f64 / (n - 1.0);
+    let y = |v: usize| h - bottom - (h - top - bottom) * v as f64 / max;
     let mut o = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"open findings by month\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">"
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"open findings by severity, month by month\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"system-ui,sans-serif\">"
     );
-    let _ = write!(o, "<line x1=\"{pad}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#999\"/>", h - pad, w - pad);
-    let _ = write!(o, "<text x=\"4\" y=\"{}\" font-size=\"11\">{}</text>", pad, max as usize);
+    for (v, label) in [(0usize, "0".to_string()), (max as usize, format!("{}", max as usize))] {
+        let _ = write!(
+            o,
+            "<line x1=\"{left}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"{2}\"/><text x=\"{3}\" y=\"{4:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#555\">{label}</text>",
+            y(v),
+            w - right,
+            if v == 0 { "#999" } else { "#e5e5e5" },
+            left - 6.0,
+            y(v) + 4.0
+        );
+    }
     for (i, p) in points.iter().enumerate() {
         let _ = write!(
             o,
-            "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{}</text>",
+            "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#555\">{}</text>",
             x(i),
-            h - pad + 16.0,
+            h - bottom + 18.0,
             esc(&p.label)
         );
     }
-    for (k, sev) in sevs.iter().enumerate() {
-        let pts: Vec<String> = points
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.by_severity.get(sev.as_str()).copied().unwrap_or(0))))
-            .collect();
+    for (k, sev) in sevs.iter().enumerate().rev() {
+        let pts: Vec<String> =
+            points.iter().enumerate().map(|(i, p)| format!("{:.1},{:.1}", x(i), y(value(p, *sev)))).collect();
         let _ = write!(
             o,
             "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"><title>{}</title></polyline>",
@@ -439,13 +443,32 @@ pub fn trend_svg(points: &[TrendPoint]) -> String {
             pts.join(" "),
             sev
         );
+        for (i, p) in points.iter().enumerate() {
+            let _ = write!(
+                o,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{}\"><title>{} {}: {}</title></circle>",
+                x(i),
+                y(value(p, *sev)),
+                colors[k],
+                esc(&p.label),
+                sev,
+                value(p, *sev)
+            );
+        }
+    }
+    let latest = points.last();
+    for (k, sev) in sevs.iter().enumerate() {
+        let ly = top + 6.0 + 18.0 * k as f64;
         let _ = write!(
             o,
-            "<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"{}\">{}</text>",
-            w - pad + 4.0,
-            14.0 + 14.0 * k as f64,
+            "<rect x=\"{}\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"{:.1}\" font-size=\"12\" fill=\"#333\">{} {}</text>",
+            w - right + 16.0,
+            ly - 9.0,
             colors[k],
-            sev
+            w - right + 31.0,
+            ly,
+            sev,
+            latest.map(|p| value(p, *sev)).unwrap_or(0)
         );
     }
     o.push_str("</svg>");
