@@ -109,7 +109,7 @@ impl Tool for WordpressInventory {
          /home/*/htdocs, /usr/share/wordpress with Debian's /etc/wordpress/config-<host>.php, plus configured \
          roots): core, plugin (incl. must-use) and theme versions, matched against the Wordfence vulnerability \
          feed when one is available. Judges database passwords locally (weak, identical across sites, one \
-         template such as Company2024! across sites; never returns them), DB_USER root, default salts; \
+         template such as a company name plus the year across sites; never returns them), DB_USER root, default salts; \
          WP_DEBUG and display_errors left on, debug.log in the web root, DISALLOW_FILE_EDIT, wp-config.php \
          permissions, dumps, installers and Adminer/phpMyAdmin in web roots, PHP files in uploads, modified \
          packaged core. Use it for 'which sites are outdated/vulnerable', 'is debug on anywhere', \
