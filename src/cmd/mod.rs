@@ -11,8 +11,8 @@ pub mod report;
 pub mod review;
 pub mod schedule;
 pub mod tools;
-pub mod wp;
 pub mod vulndb;
+pub mod wp;
 
 use anyhow::Result;
 
