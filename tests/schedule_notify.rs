@@ -4,8 +4,6 @@
 //! a failed notification shown at the top of the next review, the overdue
 //! notice, and `remove` undoing `install`.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed setup should panic")]
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests: a failed unwrap is a failed test")]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
