@@ -474,13 +474,106 @@ impl Agent {
 
     fn settle(&self, call: &ToolCall, g: crate::gate::Gated, sink: &mut dyn Sink) -> (ContentBlock, ToolRecord) {
         let findings = g.result.as_ref().map(|r| r.findings.len()).unwrap_or(0);
-        let text = g
-            .result
-            .map(|r| serde_json::to_string(&r.to_model_value()).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}")));
+        let text =
+            g.result.map(|r| cap_result(r.to_model_value(), MAX_TOOL_RESULT)).map_err(|e| cap_text(e, MAX_TOOL_RESULT));
         let rec = record(call, self.gate.effect(&call.name), g.decision, g.millis as u64, text.clone(), findings);
         sink.tool_done(&rec);
         (result_block(&call.id, text), rec)
     }
+}
+
+/// The most JSON one tool result may put in the conversation (bytes).
+pub const MAX_TOOL_RESULT: usize = 24 * 1024;
+
+/// A tool result as the model gets it: `{facts, findings}` serialized, at most about `limit` bytes.
+/// Findings are kept whole (they are the point); when it is too big, the largest lists in the facts
+/// are halved, largest first, until it fits, and a `truncated` note says which lists were cut and how
+/// many items each had, so the model knows it sees part of them. Facts that still do not fit are
+/// replaced by that note.
+pub fn cap_result(mut v: Value, limit: usize) -> String {
+    let text = |v: &Value| serde_json::to_string(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let full = text(&v);
+    if full.len() <= limit {
+        return full;
+    }
+    let mut cut: Vec<(String, usize, usize)> = Vec::new(); // (pointer, original length, kept)
+    let note = |cut: &[(String, usize, usize)], dropped: bool| {
+        let lists: Vec<String> =
+            cut.iter().map(|(p, n, k)| format!("facts{p}: first {k} of {n} items")).collect::<Vec<_>>();
+        let mut s =
+            format!("This result was over {} KB, so it was shortened; the findings are complete. ", limit / 1024);
+        if !lists.is_empty() {
+            s.push_str(&format!("Lists cut: {}. ", lists.join("; ")));
+        }
+        if dropped {
+            s.push_str("The facts were still too large and are omitted. ");
+        }
+        s.push_str("Do not treat missing items as absent; call the tool with narrower input if you need them.");
+        s
+    };
+    for _ in 0..200 {
+        let Some(facts) = v.get("facts") else { break };
+        let Some((ptr, len)) = largest_list(facts, String::new()) else { break };
+        let Some(Value::Array(list)) = v.get_mut("facts").and_then(|f| f.pointer_mut(&ptr)) else { break };
+        let keep = (len / 2).max(1);
+        list.truncate(keep);
+        match cut.iter_mut().find(|c| c.0 == ptr) {
+            Some(c) => c.2 = keep,
+            None => cut.push((ptr, len, keep)),
+        }
+        v["truncated"] = Value::from(note(&cut, false));
+        if text(&v).len() <= limit {
+            return text(&v);
+        }
+    }
+    v["facts"] = Value::Null;
+    v["truncated"] = Value::from(note(&cut, true));
+    text(&v)
+}
+
+/// The JSON pointer and length of the list with the most serialized bytes (two items or more).
+fn largest_list(v: &Value, at: String) -> Option<(String, usize)> {
+    let mut best: Option<(String, usize, usize)> = None; // pointer, len, bytes
+    let mut consider = |cand: Option<(String, usize, usize)>| {
+        if let Some(c) = cand {
+            if best.as_ref().is_none_or(|b| c.2 > b.2) {
+                best = Some(c);
+            }
+        }
+    };
+    fn walk(v: &Value, at: String, out: &mut dyn FnMut(Option<(String, usize, usize)>)) {
+        match v {
+            Value::Array(a) => {
+                if a.len() > 1 {
+                    out(Some((at.clone(), a.len(), serde_json::to_string(v).map(|s| s.len()).unwrap_or(0))));
+                }
+                for (i, x) in a.iter().enumerate() {
+                    walk(x, format!("{at}/{i}"), out);
+                }
+            }
+            Value::Object(m) => {
+                for (k, x) in m {
+                    walk(x, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(v, at, &mut consider);
+    best.map(|(p, n, _)| (p, n))
+}
+
+/// An error message cut to about `limit` bytes (on a character boundary), saying so.
+fn cap_text(mut s: String, limit: usize) -> String {
+    if s.len() > limit {
+        let mut end = limit;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str(" … (cut: the message was longer)");
+    }
+    s
 }
 
 /// Drop trailing assistant turns whose tool calls never got results (or that are empty).
@@ -640,5 +733,40 @@ mod tests {
             assert!(!s.answered());
             assert!(s.explain().is_some());
         }
+    }
+
+    #[test]
+    fn big_tool_results_are_capped_with_findings_whole_and_a_note() {
+        let small = json!({"facts": {"ports": [1, 2, 3]}, "findings": []});
+        assert_eq!(cap_result(small.clone(), MAX_TOOL_RESULT), small.to_string(), "small results pass unchanged");
+
+        let ports: Vec<Value> = (0..3000)
+            .map(
+                |i| json!({"port": i, "proto": "tcp", "process": "java", "cmdline": "/usr/bin/java -Xms1g -jar x.jar"}),
+            )
+            .collect();
+        let finding = json!({"id": "ports.exposed-datastore", "severity": "critical", "subject": "tcp:9200",
+            "evidence": ["x".repeat(2000)]});
+        let big =
+            json!({"facts": {"host": "web1", "ports": ports, "tiny": [1, 2]}, "findings": [finding.clone(), finding]});
+        let out = cap_result(big.clone(), MAX_TOOL_RESULT);
+        assert!(out.len() <= MAX_TOOL_RESULT, "{} bytes", out.len());
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["findings"], big["findings"], "findings are whole");
+        assert_eq!(v["facts"]["host"], "web1");
+        assert_eq!(v["facts"]["tiny"], json!([1, 2]), "small lists are left alone");
+        let kept = v["facts"]["ports"].as_array().unwrap().len();
+        assert!(kept > 10 && kept < 3000, "{kept}");
+        assert_eq!(v["facts"]["ports"][0], big["facts"]["ports"][0], "the first items are kept");
+        let note = v["truncated"].as_str().unwrap();
+        assert!(note.contains(&format!("facts/ports: first {kept} of 3000 items")), "{note}");
+        assert!(note.contains("findings are complete"), "{note}");
+
+        // Facts that cannot be shortened by lists (one huge string) are dropped, findings kept.
+        let blob = json!({"facts": {"text": "y".repeat(40_000)}, "findings": []});
+        let v: Value = serde_json::from_str(&cap_result(blob, MAX_TOOL_RESULT)).unwrap();
+        assert_eq!(v["facts"], Value::Null);
+        assert!(v["truncated"].as_str().unwrap().contains("omitted"));
+        assert!(cap_text("é".repeat(20_000), MAX_TOOL_RESULT).len() < MAX_TOOL_RESULT + 64);
     }
 }

@@ -61,6 +61,14 @@ impl App {
             config.wordpress.vuln_feed = Some(feed.clone());
         }
         let state = StateDir::open(global.state_dir.as_deref())?;
+        // The one place a downloaded feed is found: `vigil vulndb update` keeps it at the top of the
+        // state directory (it describes software, not a host), shared by every audited root.
+        if config.wordpress.vuln_feed.is_none() {
+            let downloaded = crate::cmd::vulndb::feed_file(state.path());
+            if downloaded.is_file() {
+                config.wordpress.vuln_feed = Some(downloaded);
+            }
+        }
         Ok(App { global, host, config, config_path, config_trusted, state, registry: Arc::new(Registry::builtin()) })
     }
 

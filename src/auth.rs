@@ -1,7 +1,8 @@
 //! The API key: where it comes from, and the OS keyring behind `vigil auth`.
 //!
-//! Order: `ANTHROPIC_API_KEY`, then (for scheduled runs) a root-owned 0600 key
-//! file named in the root-owned config, then the OS keyring. The keyring is the
+//! Order: `ANTHROPIC_API_KEY`, then (for scheduled runs) the systemd
+//! credential, `VIGIL_API_KEY_FILE` (cron) or a root-owned 0600 key file named
+//! in the root-owned config, then the OS keyring. The keyring is the
 //! desktop Secret Service when one answers, else the kernel's persistent
 //! keyring (keyutils) on a headless server. The key is held in `secrecy` types,
 //! never printed, logged, recorded or written to a plain file silently. Secrets
@@ -21,6 +22,8 @@ pub fn service() -> String {
 }
 /// The keyring entry of the Anthropic API key.
 pub const API_KEY_ENTRY: &str = "anthropic-api-key";
+/// The keyring entry of the Wordfence Intelligence API key (`vigil vulndb update`).
+pub const WORDFENCE_KEY_ENTRY: &str = "wordfence-api-key";
 
 /// Where secrets are stored.
 pub trait SecretStore: Send + Sync {
@@ -191,15 +194,41 @@ pub fn read_key_file(path: &Path) -> Result<SecretString> {
 }
 
 /// Find the API key. `Ok(None)` when there is none anywhere (offline work still runs).
+///
+/// Order: `ANTHROPIC_API_KEY`; the systemd credential `$CREDENTIALS_DIRECTORY/anthropic-api-key`
+/// (`LoadCredential=` of the scheduled service); `VIGIL_API_KEY_FILE` (set in the cron.d entry);
+/// the config's `schedule.api_key_file`; the OS keyring. Every file is validated by [`read_key_file`].
 pub fn find_api_key(store: &dyn SecretStore, key_file: Option<&Path>) -> Result<Option<(SecretString, KeySource)>> {
-    if let Ok(k) = std::env::var("ANTHROPIC_API_KEY") {
-        if !k.trim().is_empty() {
-            return Ok(Some((SecretString::from(k.trim().to_string()), KeySource::Env)));
+    find_api_key_with(store, key_file, &|name| std::env::var(name).ok())
+}
+
+/// [`find_api_key`] with the environment given (tests).
+pub fn find_api_key_with(
+    store: &dyn SecretStore,
+    key_file: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<(SecretString, KeySource)>> {
+    let set = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+    if let Some(k) = set("ANTHROPIC_API_KEY") {
+        return Ok(Some((SecretString::from(k.trim().to_string()), KeySource::Env)));
+    }
+    let file = |p: &Path| -> Result<Option<(SecretString, KeySource)>> {
+        Ok(Some((read_key_file(p)?, KeySource::File(p.display().to_string()))))
+    };
+    // systemd credentials: the directory may hold others; ours may be absent.
+    if let Some(dir) = set("CREDENTIALS_DIRECTORY") {
+        let p = Path::new(&dir).join(crate::schedule::CREDENTIAL);
+        if p.exists() {
+            return file(&p).context("the systemd credential (LoadCredential=) is not usable");
         }
+    }
+    // Named explicitly (the cron.d entry): a missing file is an error, not a fallback.
+    if let Some(p) = set("VIGIL_API_KEY_FILE") {
+        return file(Path::new(p.trim())).context("VIGIL_API_KEY_FILE is not usable");
     }
     if let Some(p) = key_file {
         if p.exists() {
-            return Ok(Some((read_key_file(p)?, KeySource::File(p.display().to_string()))));
+            return file(p);
         }
     }
     Ok(store.get(API_KEY_ENTRY)?.map(|k| (k, KeySource::Keyring(store.backend()))))
@@ -236,6 +265,48 @@ mod tests {
         assert!(read_key_file(&p).unwrap_err().to_string().contains("chmod 600"));
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(read_key_file(&p).unwrap().expose_secret(), "sk-ant-x");
+    }
+
+    #[test]
+    fn scheduled_key_sources_in_order_and_validated() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let creds = t.path().join("creds");
+        std::fs::create_dir(&creds).unwrap();
+        let cred = creds.join(crate::schedule::CREDENTIAL);
+        let cron = t.path().join("cron-key");
+        for (p, k) in [(&cred, "sk-ant-cred"), (&cron, "sk-ant-cron")] {
+            std::fs::write(p, format!("{k}\n")).unwrap();
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o400)).unwrap();
+        }
+        let store = MemoryStore::default();
+        store.set(API_KEY_ENTRY, &SecretString::from("sk-ant-ring".to_string())).unwrap();
+        let creds_s = creds.display().to_string();
+        let cron_s = cron.display().to_string();
+        let find = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+            find_api_key_with(&store, None, &move |n| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()))
+        };
+        let got = |r: Result<Option<(SecretString, KeySource)>>| r.unwrap().unwrap().0.expose_secret().to_string();
+        assert_eq!(
+            got(find(&[("ANTHROPIC_API_KEY", "sk-ant-env"), ("CREDENTIALS_DIRECTORY", &creds_s)])),
+            "sk-ant-env"
+        );
+        assert_eq!(got(find(&[("CREDENTIALS_DIRECTORY", &creds_s), ("VIGIL_API_KEY_FILE", &cron_s)])), "sk-ant-cred");
+        assert_eq!(got(find(&[("VIGIL_API_KEY_FILE", &cron_s)])), "sk-ant-cron");
+        // A credentials directory without ours falls through.
+        let other = t.path().display().to_string();
+        assert_eq!(got(find(&[("CREDENTIALS_DIRECTORY", &other)])), "sk-ant-ring");
+        assert_eq!(got(find(&[])), "sk-ant-ring");
+        // Validated like any key file: readable by others is refused, a named missing file is an error.
+        std::fs::set_permissions(&cron, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = format!("{:#}", find(&[("VIGIL_API_KEY_FILE", &cron_s)]).unwrap_err());
+        assert!(e.contains("VIGIL_API_KEY_FILE") && e.contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&cred, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = format!("{:#}", find(&[("CREDENTIALS_DIRECTORY", &creds_s)]).unwrap_err());
+        assert!(e.contains("LoadCredential") && e.contains("chmod 600"), "{e}");
+        let missing = t.path().join("nope").display().to_string();
+        assert!(find(&[("VIGIL_API_KEY_FILE", &missing)]).is_err());
     }
 
     #[test]

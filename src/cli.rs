@@ -265,11 +265,19 @@ pub enum ToolsAction {
 #[derive(Debug, Clone, Subcommand)]
 pub enum AuthAction {
     /// Store the API key in the OS keyring (read without echo).
-    Login,
-    /// Say where the key comes from, without printing it.
+    Login {
+        /// Store the Wordfence Intelligence API key (for `vigil vulndb update`) instead.
+        #[arg(long)]
+        wordfence: bool,
+    },
+    /// Say where the keys come from, without printing them.
     Status,
     /// Remove the key from the OS keyring.
-    Logout,
+    Logout {
+        /// Remove the Wordfence Intelligence API key instead.
+        #[arg(long)]
+        wordfence: bool,
+    },
 }
 
 /// `vigil schedule`.

@@ -309,7 +309,13 @@ impl Gate {
         match self.confirmer.confirm(&req).await {
             Answer::Confirmed => {
                 let r = self.registry.call(&self.ctx, name, input).await.map_err(|e: ToolError| e.to_string());
-                self.finish(name, &shown_input, Decision::Confirmed, started, r, plan_json)
+                let mut extra = plan_json;
+                // The undo as it really is (e.g. the nft rule handle) once the change is made; the plan's
+                // version, with placeholders, stays in `plan`.
+                if let Some(undo) = r.as_ref().ok().and_then(|r| applied_undo(&r.facts)) {
+                    extra["undo"] = undo;
+                }
+                self.finish(name, &shown_input, Decision::Confirmed, started, r, extra)
             }
             Answer::Declined => {
                 let msg = format!(
@@ -325,6 +331,12 @@ impl Gate {
             }
         }
     }
+}
+
+/// The undo commands a mutating tool reports in its facts (`"undo": ["cmd", …]`), if any.
+fn applied_undo(facts: &Value) -> Option<Value> {
+    let list = facts.get("undo")?.as_array()?;
+    (!list.is_empty() && list.iter().all(Value::is_string)).then(|| Value::Array(list.clone()))
 }
 
 #[cfg(test)]
@@ -432,5 +444,14 @@ mod tests {
         };
         assert_eq!(s.confirm(&mk("verify_backup_restore")).await, Answer::Confirmed);
         assert!(matches!(s.confirm(&mk("firewall_deny_port")).await, Answer::Unavailable(_)));
+    }
+
+    #[test]
+    fn the_undo_a_tool_reports_is_what_the_log_records() {
+        let real = json!({"undo": ["nft delete rule inet vigil input handle 7", "nft delete table inet vigil"]});
+        assert_eq!(applied_undo(&real), Some(real["undo"].clone()));
+        assert_eq!(applied_undo(&json!({"undo": []})), None, "an empty list keeps the plan's undo");
+        assert_eq!(applied_undo(&json!({"undo": [1]})), None);
+        assert_eq!(applied_undo(&json!({"done": true})), None);
     }
 }

@@ -95,75 +95,79 @@ fn ctrl_c_cancels_the_turn_not_the_program() {
     assert_eq!(msgs[0]["content"][1]["text"], "again");
 }
 
-/// Depends on a real `firewall_deny_port` in the registry (another branch); skipped until it is merged.
-/// On the fixture root the tool cannot run commands, so confirming it changes nothing.
+/// `vigil chat` on the small backup root (`support::backup_root`).
+fn chat_at(state: &Path, root: &Path, api: &FakeApi) -> Pty {
+    let mut c = vigil_cmd_at(state, Some(api), root, &["chat"]);
+    c.env("TERM", "xterm");
+    let mut p = Pty::spawn(c);
+    p.expect("/help for commands", T);
+    p.expect("vigil> ", T);
+    p
+}
+
+/// The real mutating `verify_backup_restore` on a real tar.gz: typing its name runs it once
+/// (the archive is restored and the result recorded), anything else declines and changes nothing.
 #[test]
 fn a_mutating_tool_is_confirmed_by_its_name_once_and_declined_once() {
     let t = tempfile::tempdir().unwrap();
-    let list = tools(t.path());
-    let Some(fw) = list.iter().find(|x| x["name"] == "firewall_deny_port") else {
-        if std::env::var("VIGIL_REQUIRE_MUTATING").is_ok_and(|v| v == "1") {
-            panic!("firewall_deny_port is not registered");
-        }
-        eprintln!("SKIPPED: firewall_deny_port is not in this build's registry yet");
-        return;
-    };
-    let input = minimal_input(&fw["input_schema"]);
+    let root = backup_root();
+    let input = serde_json::json!({"job": "site"});
     let api = FakeApi::start(vec![
-        Reply::Sse(tool_use_sse("toolu_fw1", "firewall_deny_port", &input)),
+        Reply::Sse(tool_use_sse("toolu_vr1", "verify_backup_restore", &input)),
         Reply::Sse(text_sse("First attempt finished.")),
-        Reply::Sse(tool_use_sse("toolu_fw2", "firewall_deny_port", &input)),
+        Reply::Sse(tool_use_sse("toolu_vr2", "verify_backup_restore", &input)),
         Reply::Sse(text_sse("Left as it is.")),
     ]);
-    let mut p = chat(t.path(), &api);
-    p.send("block port 9200\r");
-    p.expect("Type `firewall_deny_port` to run it", T);
-    p.send("firewall_deny_port\r");
+    let mut p = chat_at(t.path(), root.path(), &api);
+    p.send("test last night's site backup\r");
+    p.expect("site-2026-11-26.tar.gz", T);
+    p.expect("Type `verify_backup_restore` to run it", T);
+    p.send("verify_backup_restore\r");
+    p.expect("✓ verify_backup_restore", T);
     p.expect("First attempt finished.", T);
     p.expect("vigil> ", T);
-    p.send("block it again\r");
-    p.expect("Type `firewall_deny_port` to run it", T);
-    p.send("no\r");
+    let rec = restore_records(t.path());
+    assert_eq!(rec["site"]["ok"], true, "{rec}");
+    assert_eq!(rec["site"]["files"], 3, "{rec}");
+    p.send("test it again\r");
+    p.expect("Type `verify_backup_restore` to run it", T);
+    // A reflexive yes is not the word: it declines.
+    p.send("y\r");
     p.expect("declined", T);
     p.expect("Left as it is.", T);
     p.expect("vigil> ", T);
     p.send("\x04");
     assert_eq!(p.wait(T), 0);
+    assert_eq!(restore_records(t.path()), rec, "the declined call changed nothing");
     let decisions: Vec<String> = audit_events(t.path())
         .iter()
-        .filter(|e| e["tool"] == "firewall_deny_port")
+        .filter(|e| e["tool"] == "verify_backup_restore")
         .map(|e| e["decision"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(decisions, vec!["confirmed", "declined"]);
     let got = api.check();
-    let first = &tool_results(&got[1].body)["toolu_fw1"];
-    assert!(!first["content"].as_str().unwrap().contains("declined"), "{first}");
-    let second = &tool_results(&got[3].body)["toolu_fw2"];
+    let first = &tool_results(&got[1].body)["toolu_vr1"];
+    assert_ne!(first["is_error"], true, "{first}");
+    let text = first["content"].as_str().unwrap();
+    assert!(text.contains("\"files\":3") || text.contains("\"files\": 3"), "{text}");
+    let second = &tool_results(&got[3].body)["toolu_vr2"];
     assert_eq!(second["is_error"], true);
     assert!(second["content"].as_str().unwrap().contains("declined"), "{second}");
 }
 
 /// Ctrl-C at the confirmation prompt cancels the turn: nothing runs, the half turn is dropped,
-/// and the abandoned prompt does not swallow the next line. Needs `firewall_deny_port` (skipped until merged).
+/// and the abandoned prompt does not swallow the next line.
 #[test]
 fn ctrl_c_at_the_confirmation_prompt_cancels_cleanly() {
     let t = tempfile::tempdir().unwrap();
-    let list = tools(t.path());
-    let Some(fw) = list.iter().find(|x| x["name"] == "firewall_deny_port") else {
-        if std::env::var("VIGIL_REQUIRE_MUTATING").is_ok_and(|v| v == "1") {
-            panic!("firewall_deny_port is not registered");
-        }
-        eprintln!("SKIPPED: firewall_deny_port is not in this build's registry yet");
-        return;
-    };
-    let input = minimal_input(&fw["input_schema"]);
+    let root = backup_root();
     let api = FakeApi::start(vec![
-        Reply::Sse(tool_use_sse("toolu_fw", "firewall_deny_port", &input)),
+        Reply::Sse(tool_use_sse("toolu_vr", "verify_backup_restore", &serde_json::json!({"job": "site"}))),
         Reply::Sse(text_sse("fresh answer")),
     ]);
-    let mut p = chat(t.path(), &api);
-    p.send("block port 9200\r");
-    p.expect("Type `firewall_deny_port` to run it", T);
+    let mut p = chat_at(t.path(), root.path(), &api);
+    p.send("test the site backup\r");
+    p.expect("Type `verify_backup_restore` to run it", T);
     p.send("\x03");
     p.expect("(cancelled)", T);
     p.expect("vigil> ", T);
@@ -175,8 +179,56 @@ fn ctrl_c_at_the_confirmation_prompt_cancels_cleanly() {
     p.send("/exit\r");
     assert_eq!(p.wait(T), 0);
     assert!(audit_events(t.path()).iter().all(|e| e["decision"] != "confirmed"));
+    assert_eq!(restore_records(t.path()), serde_json::json!({}), "nothing ran");
     let got = api.check();
     let msgs = got[1].body["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 1, "the unanswered tool call was dropped: {msgs:#?}");
     assert_eq!(msgs[0]["content"][1]["text"], "what now?");
+}
+
+/// Chat starts with what must not be missed (an overdue schedule; a failed notification, once),
+/// and `/review` runs the deterministic review without the model.
+#[test]
+fn chat_shows_overdue_and_failed_notifications_and_reviews_on_request() {
+    let t = tempfile::tempdir().unwrap();
+    // Installed on 2026-09-01 (monthly), never run since; a webhook failed on 2026-11-20.
+    let installed = serde_json::json!({
+        "backend": "cron", "period": "monthly", "cron": "0 3 1 * *", "files": ["/etc/cron.d/vigil"],
+        "exec": "vigil review --scheduled", "enabled": true, "installed_at": 1_788_220_800i64,
+    });
+    std::fs::write(t.path().join("schedule.json"), installed.to_string()).unwrap();
+    let failure = serde_json::json!([{"at": "2026-11-20T03:00:04Z", "channel": "webhook", "error": "HTTP 500 from hooks.example"}]);
+    std::fs::write(t.path().join("notify-failures.json"), failure.to_string()).unwrap();
+    let api = FakeApi::start(vec![]);
+    let mut p = chat(t.path(), &api);
+    let screen = p.screen();
+    assert!(
+        screen.contains("!! The scheduled monthly review has never run since it was installed 87 days ago"),
+        "{screen}"
+    );
+    assert!(screen.contains("!! A notification failed on 2026-11-20T03:00:04Z: webhook (HTTP 500 from hooks.example)"));
+    p.send("/review\r");
+    p.expect("vigil review of", Duration::from_secs(120));
+    p.expect("[ports.exposed-datastore]", T);
+    p.expect("vigil> ", T);
+    let review = p.screen();
+    assert!(review.contains("CRITICAL ("), "{review}");
+    p.send("/help\r");
+    p.expect("/review", T);
+    p.expect("vigil> ", T);
+    p.send("/exit\r");
+    assert_eq!(p.wait(T), 0);
+    assert!(api.received().is_empty(), "/review does not call the model");
+    let failures: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path().join("notify-failures.json")).unwrap()).unwrap();
+    assert_eq!(failures[0]["shown_in_chat"], true);
+    assert_eq!(failures[0]["shown_in_report"], false, "the next mailed report still leads with it");
+
+    // The next chat: the failure was shown once; the schedule is still overdue, so that stays.
+    let mut p = chat(t.path(), &api);
+    let screen = p.screen();
+    assert!(screen.contains("has never run since it was installed"), "{screen}");
+    assert!(!screen.contains("A notification failed"), "{screen}");
+    p.send("\x04");
+    assert_eq!(p.wait(T), 0);
 }

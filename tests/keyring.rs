@@ -3,6 +3,8 @@
 //! D-Bus with a throwaway HOME). A unique service name keeps the test away
 //! from any key a user stored.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::Command;
 
 fn vigil() -> &'static str {

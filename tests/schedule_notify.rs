@@ -3,6 +3,7 @@
 //! conversation with STARTTLS (aiosmtpd), webhooks to a local HTTP server,
 //! a failed notification shown at the top of the next review, the overdue
 //! notice, and `remove` undoing `install`.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed setup should panic")]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -17,6 +18,11 @@ fn vigil() -> &'static str {
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/hosts").join(name)
+}
+
+/// Debian's python (python3-aiosmtpd is a Debian package; a pyenv python earlier on PATH lacks it).
+fn debian_python() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() { "/usr/bin/python3" } else { "python3" }
 }
 
 fn have(program: &str) -> bool {
@@ -201,27 +207,27 @@ fn cron_install_overdue_notice_and_failed_notification() {
 fn email_over_starttls_to_a_real_smtp_server() {
     if !require(
         "python3-aiosmtpd",
-        Command::new("python3").args(["-c", "import aiosmtpd"]).status().map(|s| s.success()).unwrap_or(false),
+        Command::new(debian_python()).args(["-c", "import aiosmtpd"]).status().map(|s| s.success()).unwrap_or(false),
     ) || !require("openssl", have("openssl"))
     {
         return;
     }
     let t = tempfile::tempdir().unwrap();
-    let (cert, key) = (t.path().join("cert.pem"), t.path().join("key.pem"));
-    let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    // A private CA and a server certificate it signed, as an internal mail relay would have.
+    let (ca, cert, key) = (t.path().join("ca.pem"), t.path().join("cert.pem"), t.path().join("key.pem"));
+    std::fs::write(t.path().join("ext.cnf"), "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n").unwrap();
+    let d = t.path().display();
+    let script = format!(
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=vigil-test-ca -keyout {d}/ca.key -out {d}/ca.pem && \
+         openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout {d}/key.pem -out {d}/leaf.csr && \
+         openssl x509 -req -in {d}/leaf.csr -CA {d}/ca.pem -CAkey {d}/ca.key -CAcreateserial -days 2 \
+           -extfile {d}/ext.cnf -out {d}/cert.pem"
+    );
+    let ok = Command::new("sh").arg("-c").arg(script).stderr(Stdio::null()).stdout(Stdio::null()).status().unwrap();
+    assert!(ok.success(), "openssl could not make the test certificates");
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let maildir = t.path().join("mail");
-    let mut server = Command::new("python3")
+    let mut server = Command::new(debian_python())
         .args(["-m", "aiosmtpd", "-n", "-l", &format!("localhost:{port}"), "--tlscert"])
         .arg(&cert)
         .arg("--tlskey")
@@ -242,7 +248,7 @@ fn email_over_starttls_to_a_real_smtp_server() {
         &cfg,
         &format!(
             "[notify]\nemail_to = [\"admin@example.org\"]\nemail_from = \"vigil@example.org\"\nsmtp = \"localhost:{port}\"\nsmtp_ca_file = \"{}\"\n",
-            cert.display()
+            ca.display()
         ),
     );
     let state = t.path().join("state").display().to_string();

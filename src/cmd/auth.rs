@@ -1,4 +1,5 @@
-//! `vigil auth login | status | logout`: the API key in the OS keyring.
+//! `vigil auth login | status | logout`: the API keys in the OS keyring (Anthropic's,
+//! and with `--wordfence` the Wordfence Intelligence key `vigil vulndb update` uses).
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -6,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use secrecy::SecretString;
 
 use crate::app::App;
-use crate::auth::{API_KEY_ENTRY, OsKeyring, SecretStore, describe_key, find_api_key};
+use crate::auth::{API_KEY_ENTRY, OsKeyring, SecretStore, WORDFENCE_KEY_ENTRY, describe_key, find_api_key};
 use crate::cli::AuthAction;
 
 /// Read a line from the terminal without echo (from stdin when it is not a terminal).
@@ -44,7 +45,18 @@ fn read_secret(prompt: &str) -> Result<String> {
 pub fn run(app: &App, action: AuthAction) -> Result<u8> {
     let store = OsKeyring::new();
     match action {
-        AuthAction::Login => {
+        AuthAction::Login { wordfence: true } => {
+            let key = read_secret("Wordfence Intelligence API key (input hidden): ")?;
+            if key.is_empty() {
+                bail!("no key entered; nothing stored");
+            }
+            store
+                .set(WORDFENCE_KEY_ENTRY, &SecretString::from(key))
+                .context("could not store the Wordfence key; nothing was written to disk")?;
+            println!("Stored the Wordfence API key in the {}.", store.backend());
+            Ok(0)
+        }
+        AuthAction::Login { wordfence: false } => {
             let key = read_secret("Anthropic API key (input hidden): ")?;
             if key.is_empty() {
                 bail!("no key entered; nothing stored");
@@ -59,6 +71,13 @@ pub fn run(app: &App, action: AuthAction) -> Result<u8> {
             Ok(0)
         }
         AuthAction::Status => {
+            match crate::cmd::vulndb::wordfence_key(&store) {
+                Ok(Some((_, src))) => println!("Wordfence API key: from {src}."),
+                Ok(None) => println!(
+                    "Wordfence API key: none (only `vigil vulndb update` needs one: `vigil auth login --wordfence` or WORDFENCE_API_KEY)."
+                ),
+                Err(e) => println!("Wordfence API key: unreadable: {e:#}"),
+            }
             let key_file = app.config.schedule.api_key_file.as_deref();
             match find_api_key(&store, key_file) {
                 Ok(Some((k, src))) => {
@@ -77,7 +96,15 @@ pub fn run(app: &App, action: AuthAction) -> Result<u8> {
                 }
             }
         }
-        AuthAction::Logout => {
+        AuthAction::Logout { wordfence: true } => {
+            if store.delete(WORDFENCE_KEY_ENTRY)? {
+                println!("Removed the Wordfence API key from the {}.", store.backend());
+            } else {
+                println!("There was no Wordfence API key in the {}.", store.backend());
+            }
+            Ok(0)
+        }
+        AuthAction::Logout { wordfence: false } => {
             if store.delete(API_KEY_ENTRY)? {
                 println!("Removed the API key from the {}.", store.backend());
             } else {

@@ -4,7 +4,10 @@
 //! directory. A line ending in `\` continues on the next. Ctrl-C during a turn
 //! cancels that turn — the stream is dropped and the conversation repaired —
 //! not the program; Ctrl-C at the prompt clears the line; Ctrl-D leaves.
-//! Commands: `/help /tools /cost /clear /exit`. Text streams as it arrives;
+//! Commands: `/help /tools /review /cost /clear /exit`; `/review` runs the
+//! deterministic review (no model) and prints it. At start it shows what the
+//! administrator must not miss: an overdue schedule and notifications that
+//! failed since the last chat. Text streams as it arrives;
 //! a spinner shows while tools run; colour only on a terminal without
 //! `NO_COLOR`; everything the model or a tool says is escape-stripped.
 
@@ -28,6 +31,7 @@ const HELP: &str = "\
 Ask anything about this server in plain words, e.g. \"which ports are open to the internet?\".
 End a line with \\ to continue it on the next.
   /tools   the tools the model can call (mutating ones ask you first)
+  /review  run the full security review of this host now (no model involved) and show it
   /cost    tokens used and approximate cost of this session
   /clear   start a new conversation
   /help    this help
@@ -65,6 +69,9 @@ pub async fn run(app: &App) -> Result<u8> {
             )
         )
     );
+    for n in start_notices(app) {
+        eprintln!("{}", paint("1;31", &format!("!! {}", strip_controls(&n))));
+    }
     loop {
         let line = match read_input(&mut rl) {
             Ok(Some(l)) => l,
@@ -91,6 +98,7 @@ pub async fn run(app: &App) -> Result<u8> {
                     }
                 }
                 "/cost" => print_cost(&agent),
+                "/review" => run_review(app).await,
                 "/clear" => {
                     agent.clear();
                     println!("New conversation.");
@@ -125,6 +133,38 @@ pub async fn run(app: &App) -> Result<u8> {
         print_cost(&agent);
     }
     Ok(0)
+}
+
+/// What chat starts with: an overdue schedule, and notifications that failed since the last chat
+/// (each shown in one chat only).
+fn start_notices(app: &App) -> Vec<String> {
+    let mut n: Vec<String> = crate::schedule::overdue_notice(&app.state, app.host.now_unix()).into_iter().collect();
+    for f in crate::notify::take_unshown(&app.state, true) {
+        n.push(format!("A notification failed on {}: {} ({})", f.at, f.channel, f.error));
+    }
+    n
+}
+
+/// `/review`: the deterministic review, saved to the history like `vigil review`, printed as text.
+/// Its notices are the overdue schedule and the failed notifications no report has shown yet; they
+/// stay unshown for the next report (the person reading the mailed report may not use chat).
+async fn run_review(app: &App) {
+    let mut notices: Vec<String> =
+        crate::schedule::overdue_notice(&app.state, app.host.now_unix()).into_iter().collect();
+    for f in crate::notify::failures(&app.state).into_iter().filter(|f| !f.shown_in_report) {
+        notices.push(format!("A notification failed on {}: {} ({})", f.at, f.channel, f.error));
+    }
+    eprintln!("Reviewing {} (no model involved)…", crate::state::host_name(&app.host));
+    let result = tokio::select! {
+        r = super::review::review(app, false, notices) => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    match result {
+        None => eprintln!("{}", paint("33", "(cancelled)")),
+        Some(Err(e)) => eprintln!("{}", paint("31", &format!("error: {}", strip_controls(&format!("{e:#}"))))),
+        // Evidence comes from the host: escape-stripped like any tool output (so without colour).
+        Some(Ok(r)) => print!("{}", strip_controls(&crate::review::render::text(&r))),
+    }
 }
 
 /// One logical input: lines joined while they end in `\`. `None` at end of input.

@@ -11,6 +11,7 @@ pub mod report;
 pub mod review;
 pub mod schedule;
 pub mod tools;
+pub mod vulndb;
 pub mod wp;
 
 use anyhow::Result;
@@ -42,24 +43,6 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Ask(args) => ask::run(&app, args).await,
         Command::Chat => chat::run(&app).await,
         Command::Wp { action } => wp::run(&app, action).await,
-        other => anyhow::bail!("`{}` is not available in this build yet", command_name(&other)),
-    }
-}
-
-fn command_name(c: &Command) -> &'static str {
-    match c {
-        Command::Chat => "chat",
-        Command::Ask(_) => "ask",
-        Command::Review(_) => "review",
-        Command::Ack(_) => "ack",
-        Command::Report(_) => "report",
-        Command::Vulndb { .. } => "vulndb",
-        Command::Wp { .. } => "wp",
-        Command::Notify { .. } => "notify",
-        Command::Tools { .. } => "tools",
-        Command::Auth { .. } => "auth",
-        Command::Schedule { .. } => "schedule",
-        Command::Log { .. } => "log",
-        Command::Mcp => "mcp",
+        Command::Vulndb { action } => vulndb::run(&app, action).await,
     }
 }

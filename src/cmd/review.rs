@@ -14,7 +14,7 @@ use crate::app::App;
 use crate::audit::Origin;
 use crate::cli::{AckArgs, Format, ReviewArgs};
 use crate::gate::{NoHuman, Scheduled};
-use crate::review::{self, HostInfo, Review, ToolRun, acks, history, render};
+use crate::review::{self, HostInfo, ModelSummary, Review, ToolRun, acks, history, render};
 use crate::state::host_name;
 
 /// Render a review in a format (HTML with the trend of the saved reviews).
@@ -33,7 +33,7 @@ pub fn render_as(app: &App, r: &Review, format: Format) -> Result<String> {
     })
 }
 
-/// Run the deterministic review, save it, and return it.
+/// Run the deterministic review and return it (not yet saved: see [`save`]).
 pub async fn review(app: &App, scheduled: bool, notices: Vec<String>) -> Result<Review> {
     let confirmer: Arc<dyn crate::gate::Confirmer> = if scheduled {
         let allow = if app.config_trusted { app.config.schedule.allow.clone() } else { Vec::new() };
@@ -52,16 +52,172 @@ pub async fn review(app: &App, scheduled: bool, notices: Vec<String>) -> Result<
         }
     };
     let host = HostInfo { name: host_name(&app.host), root: app.host.root().display().to_string() };
-    let r = review::run(&gate, &ctx, host, review::Options { progress: &progress, notices }).await?;
-    history::save(&app.host_dir()?, &r, app.config.review.keep_reviews)?;
-    Ok(r)
+    review::run(&gate, &ctx, host, review::Options { progress: &progress, notices }).await
+}
+
+/// Keep the review in the host's history (the next review compares with it).
+pub fn save(app: &App, r: &Review) -> Result<()> {
+    history::save(&app.host_dir()?, r, app.config.review.keep_reviews)?;
+    Ok(())
+}
+
+/// What the model is asked, after the system prompt.
+const SUMMARY_INSTRUCTION: &str = "You are writing the short summary that goes on top of a deterministic security review. \
+The user message is the review as JSON: its counts, open findings (id, severity, category, subject, title, evidence, fix) \
+and what changed since the previous review. You have no tools and need none. \
+Write a prioritised plan of at most three numbered items (what to do first, second, third), each naming the finding ids \
+and subjects it covers, why it comes at that place (exposure, exploitability, what changed) and the concrete fix. \
+Then at most two sentences on anything new since the last review. Plain text, no tables, no headings, under 200 words. \
+Use only what the JSON says: never invent findings, hosts, versions or dates, and never ask for or repeat secrets.";
+
+/// Most evidence lines per finding sent to the model (the review keeps them all).
+const EVIDENCE_PER_FINDING: usize = 3;
+
+/// The review as the model sees it: counts, findings and changes, compact and redacted — never the facts.
+pub fn model_input(r: &Review) -> serde_json::Value {
+    let findings: Vec<serde_json::Value> = r
+        .findings
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "id": f.id,
+                "severity": f.severity,
+                "category": f.category,
+                "subject": f.subject,
+                "title": f.title,
+                "evidence": f.evidence.iter().take(EVIDENCE_PER_FINDING).collect::<Vec<_>>(),
+                "fix": f.remediation,
+            })
+        })
+        .collect();
+    let acknowledged: Vec<serde_json::Value> = r
+        .acknowledged
+        .iter()
+        .map(|a| serde_json::json!({"id": a.finding.id, "subject": a.finding.subject, "until": a.ack.until}))
+        .collect();
+    let v = serde_json::json!({
+        "host": r.host.name,
+        "generated_at": r.generated_at,
+        "notices": r.notices,
+        "headline": render::headline(r),
+        "summary": r.summary,
+        "findings": findings,
+        "acknowledged": acknowledged,
+        "changes": r.changes,
+        "checks_that_could_not_run": r.tools.iter().filter(|(_, t)| !t.ok).map(|(n, _)| n).collect::<Vec<_>>(),
+    });
+    vigil_tools::Redactor::global().value(v)
+}
+
+/// The longest the model's summary may hold up a review (retries included).
+const SUMMARY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Ask the model for a prioritised summary of `r`: one request, no tools. Never fails the review:
+/// a model, network or API failure is the summary's `error`.
+pub async fn model_summary(app: &App, client: crate::claude::Client, r: &Review) -> ModelSummary {
+    use crate::claude::types::{CacheControl, SystemBlock};
+    use crate::claude::{Message, Note, Request};
+    let model = crate::agent::model_for(app);
+    let failed = |e: String| ModelSummary { model: model.clone(), text: None, error: Some(e) };
+    let input = match serde_json::to_string(&model_input(r)) {
+        Ok(s) => s,
+        Err(e) => return failed(format!("cannot encode the review: {e}")),
+    };
+    let req = Request {
+        model: model.clone(),
+        max_tokens: app.config.agent.max_tokens.clamp(1, 1024),
+        system: vec![
+            SystemBlock { kind: "text", text: crate::prompts::SYSTEM.to_string(), cache_control: None },
+            SystemBlock {
+                kind: "text",
+                text: SUMMARY_INSTRUCTION.to_string(),
+                cache_control: Some(CacheControl::EPHEMERAL),
+            },
+        ],
+        tools: Vec::new(),
+        messages: vec![Message::user_text(input)],
+        stream: true,
+    };
+    let show = std::io::stderr().is_terminal();
+    let mut on = |n: Note<'_>| {
+        if let Note::Retrying { attempt, delay, why } = n {
+            if show {
+                eprintln!(
+                    "vigil: model summary: attempt {attempt} failed ({}); retrying in {:.1} s",
+                    crate::term::strip_controls(&why),
+                    delay.as_secs_f64()
+                );
+            }
+        }
+    };
+    let sent = tokio::time::timeout(SUMMARY_TIMEOUT, client.send(&req, &mut on)).await;
+    let resp = match sent {
+        Err(_) => return failed(format!("no answer within {} s", SUMMARY_TIMEOUT.as_secs())),
+        Ok(Err(e)) => return failed(crate::term::strip_controls(&e.to_string())),
+        Ok(Ok(resp)) => resp,
+    };
+    let text = vigil_tools::Redactor::global()
+        .text(Message { role: crate::claude::Role::Assistant, content: resp.content }.text().trim())
+        .into_owned();
+    let stop = resp.stop_reason.map(|s| s.as_str().to_string()).unwrap_or_default();
+    match stop.as_str() {
+        _ if text.is_empty() => failed(format!("the model returned no text (stop reason {stop})")),
+        "refusal" => failed("the model declined to summarise this review".into()),
+        "max_tokens" => {
+            ModelSummary { model, text: Some(format!("{text} […cut short at the output limit]")), error: None }
+        }
+        _ => ModelSummary { model, text: Some(text), error: None },
+    }
+}
+
+/// The model's summary for a review run without `--offline`: `None` when there is no API key
+/// (said once on stderr), else the summary or why there is none.
+async fn summary_for(app: &App, r: &Review) -> Option<ModelSummary> {
+    let store = crate::auth::OsKeyring::new();
+    let key_file = if app.config_trusted { app.config.schedule.api_key_file.as_deref() } else { None };
+    let model = crate::agent::model_for(app);
+    let key = match crate::auth::find_api_key(&store, key_file) {
+        Ok(Some((key, _))) => key,
+        Ok(None) => {
+            eprintln!(
+                "vigil: no API key, so this review has no model summary (the findings never need one); \
+                 to add it run `vigil auth login`, set ANTHROPIC_API_KEY, or for scheduled runs \
+                 `vigil schedule install --key-file FILE`; --offline skips this note"
+            );
+            return None;
+        }
+        Err(e) => {
+            let e = crate::term::strip_controls(&format!("{e:#}"));
+            eprintln!("vigil: no model summary: {e}");
+            return Some(ModelSummary { model, text: None, error: Some(format!("no usable API key: {e}")) });
+        }
+    };
+    let client = match crate::claude::Client::new(key, None) {
+        Ok(c) => c,
+        Err(e) => return Some(ModelSummary { model, text: None, error: Some(format!("{e:#}")) }),
+    };
+    let m = model_summary(app, client, r).await;
+    if let Some(e) = &m.error {
+        eprintln!("vigil: no model summary: {e} (the review is complete without it)");
+    }
+    let _ = app.audit().append(serde_json::json!({
+        "kind": "model_summary",
+        "model": m.model,
+        "ok": m.error.is_none(),
+        "error": m.error,
+    }));
+    Some(m)
 }
 
 /// Reports written by a scheduled run: every format, in `STATE/reports/`.
 fn save_reports(app: &App, r: &Review) -> Result<Vec<String>> {
     let dir = app.state.sub("reports")?;
     let stamp: String = r.generated_at.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    let name = crate::state::host_name(&app.host);
+    // The host name is the audited root's to choose: keep it to a safe file name.
+    let name: String = crate::state::host_name(&app.host)
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' })
+        .collect();
     let mut written = Vec::new();
     for (ext, format) in [("json", Format::Json), ("md", Format::Md), ("html", Format::Html), ("txt", Format::Text)] {
         let p = dir.join(format!("{name}-{stamp}.{ext}"));
@@ -141,18 +297,25 @@ pub async fn run(app: &App, args: ReviewArgs) -> Result<u8> {
     if args.scheduled {
         scheduled_restores(app).await?;
     }
-    let r = review(app, args.scheduled, notices(app)).await?;
+    let mut r = review(app, args.scheduled, notices(app)).await?;
     if r.tools.values().all(|t| !t.ok) {
+        save(app, &r)?;
         eprintln!("vigil: no check could run on {}", app.host.root().display());
         return Ok(2);
     }
+    if !args.offline {
+        r.model_summary = summary_for(app, &r).await;
+    }
+    save(app, &r)?;
     let code = match fail_on {
         Some(s) if r.count_at_least(s) > 0 => 1,
         _ => 0,
     };
     let mut reports = Vec::new();
+    let mut notify_errors = Vec::new();
     if args.scheduled {
         reports = save_reports(app, &r)?;
+        notify_errors = notify(app, &r, &reports).await;
     }
     let out = render_as(app, &r, args.format)?;
     match &args.out {
@@ -161,10 +324,6 @@ pub async fn run(app: &App, args: ReviewArgs) -> Result<u8> {
         None => std::io::stdout().lock().write_all(out.as_bytes())?,
     }
     if args.scheduled {
-        let notify_errors = notify(app, &r, &reports).await;
-        for e in &notify_errors {
-            eprintln!("vigil: notification failed: {e}");
-        }
         let run =
             crate::schedule::Run { at: started, exit: code, headline: render::headline(&r), reports, notify_errors };
         crate::schedule::record_run(&app.state, run)?;

@@ -85,6 +85,22 @@ pub fn text(r: &Review) -> String {
     }
     let _ = writeln!(o, "vigil review of {} ({}) at {}", r.host.name, r.host.root, r.generated_at);
     let _ = writeln!(o, "{}", paint("1", &headline(r)));
+    if let Some(m) = &r.model_summary {
+        let _ = writeln!(
+            o,
+            "\n{}",
+            paint("1", &format!("SUMMARY BY {} (advisory; the findings below are the review)", m.model))
+        );
+        match (&m.text, &m.error) {
+            (Some(t), _) => {
+                let _ = writeln!(o, "{}", crate::term::strip_controls(t));
+            }
+            (None, Some(e)) => {
+                let _ = writeln!(o, "  (no model summary: {e})");
+            }
+            _ => {}
+        }
+    }
     for sev in Severity::ALL.into_iter().filter(|s| *s > Severity::Info) {
         let group: Vec<&Finding> = r.findings.iter().filter(|f| f.severity == sev).collect();
         if group.is_empty() {
@@ -136,22 +152,6 @@ pub fn text(r: &Review) -> String {
             let _ = writeln!(o, "  {} {}", paint("2", &format!("[{}]", f.id)), f.title);
         }
     }
-    if let Some(m) = &r.model_summary {
-        let _ = writeln!(
-            o,
-            "\n{}",
-            paint("1", &format!("SUMMARY BY {} (advisory; the findings above are the review)", m.model))
-        );
-        match (&m.text, &m.error) {
-            (Some(t), _) => {
-                let _ = writeln!(o, "{}", crate::term::strip_controls(t));
-            }
-            (None, Some(e)) => {
-                let _ = writeln!(o, "  (no model summary: {e})");
-            }
-            _ => {}
-        }
-    }
     let failed: Vec<&String> = r.tools.iter().filter(|(_, t)| !t.ok).map(|(n, _)| n).collect();
     let _ = writeln!(
         o,
@@ -187,6 +187,19 @@ pub fn markdown(r: &Review) -> String {
         r.tools.len(),
         r.duration_ms
     );
+    if let Some(m) = &r.model_summary {
+        let _ = writeln!(o, "## Summary by {} (advisory)\n", md_escape(&m.model));
+        match (&m.text, &m.error) {
+            (Some(t), _) => {
+                let t = crate::term::strip_controls(t).replace('<', "&lt;").replace('>', "&gt;");
+                let _ = writeln!(o, "{t}\n");
+            }
+            (None, Some(e)) => {
+                let _ = writeln!(o, "_No model summary: {}_\n", md_escape(e));
+            }
+            _ => {}
+        }
+    }
     let _ = writeln!(o, "## By pattern\n\n| # | pattern | open |\n|---|---|---|");
     for c in Category::ALL {
         let _ = writeln!(
@@ -235,18 +248,6 @@ pub fn markdown(r: &Review) -> String {
             );
         }
     }
-    if let Some(m) = &r.model_summary {
-        let _ = writeln!(o, "\n## Summary by {} (advisory)\n", md_escape(&m.model));
-        match (&m.text, &m.error) {
-            (Some(t), _) => {
-                let _ = writeln!(o, "{}", crate::term::strip_controls(t));
-            }
-            (None, Some(e)) => {
-                let _ = writeln!(o, "_No model summary: {}_", md_escape(e));
-            }
-            _ => {}
-        }
-    }
     o
 }
 
@@ -267,13 +268,19 @@ pub fn esc(s: &str) -> String {
     o
 }
 
-const CSS: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:70rem;color:#222;padding:0 1rem}\
-h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}\
+const CSS: &str = "body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:75rem;color:#222;padding:0 1rem}\
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}h2 .muted{font-size:.85rem;font-weight:normal}\
 .cards{display:flex;gap:.75rem;flex-wrap:wrap}.card{border-radius:6px;padding:.6rem 1rem;min-width:6rem;color:#fff}\
-.card b{display:block;font-size:1.6rem}.critical{background:#8b0000}.high{background:#c0392b}.medium{background:#d68910}\
-.low{background:#2e86c1}.info{background:#7f8c8d}.new{background:#5b2c6f}.resolved{background:#1e8449}\
+.card b{display:block;font-size:1.6rem}.critical{background:#8b0000}.high{background:#c0392b}.medium{background:#b9770e}\
+.low{background:#2e86c1}.info{background:#6c7a7d}.new{background:#5b2c6f}.resolved{background:#1e8449}\
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #eee;padding:.35rem;text-align:left;vertical-align:top}\
-td.sev{font-weight:bold;text-transform:uppercase;font-size:.8rem}.ev{color:#555;font-size:.85rem}\
+table.findings{table-layout:fixed}table.findings td{overflow-wrap:anywhere}\
+table.findings th:nth-child(1){width:5.5rem}table.findings th:nth-child(2){width:12rem}\
+table.findings th:nth-child(3){width:13rem}table.findings th:nth-child(5){width:28%}\
+table.patterns{width:auto;min-width:30rem}table.patterns td:last-child{text-align:right}\
+.badge{display:inline-block;border-radius:4px;padding:.05rem .4rem;color:#fff;font-weight:bold;text-transform:uppercase;font-size:.72rem}\
+.ev{color:#555;font-size:.85rem}code{font-size:.85rem}\
+.advice{white-space:pre-wrap;background:#f4f6f7;border-left:4px solid #2e86c1;padding:.6rem 1rem}\
 .notice{background:#fdecea;border-left:4px solid #c0392b;padding:.5rem 1rem;font-weight:bold}.muted{color:#777}";
 
 /// One self-contained HTML file.
@@ -309,7 +316,27 @@ pub fn html(r: &Review, trend_points: &[TrendPoint]) -> String {
         r.tools.len(),
         r.duration_ms
     );
-    let _ = write!(o, "<h2>By pattern</h2><table><tr><th>#</th><th>pattern</th><th>open findings</th></tr>");
+    if let Some(m) = &r.model_summary {
+        let _ = write!(
+            o,
+            "<section id=\"model-summary\"><h2>Summary by {} <span class=\"muted\">(advisory; the findings below are the review)</span></h2>",
+            esc(&m.model)
+        );
+        match (&m.text, &m.error) {
+            (Some(t), _) => {
+                let _ = write!(o, "<div class=\"advice\">{}</div>", esc(&crate::term::strip_controls(t)));
+            }
+            (None, Some(e)) => {
+                let _ = write!(o, "<p class=\"muted\">No model summary: {}</p>", esc(e));
+            }
+            _ => {}
+        }
+        o.push_str("</section>");
+    }
+    let _ = write!(
+        o,
+        "<h2>By pattern</h2><table class=\"patterns\"><tr><th>#</th><th>pattern</th><th>open findings</th></tr>"
+    );
     for c in Category::ALL {
         let _ = write!(
             o,
@@ -325,12 +352,12 @@ pub fn html(r: &Review, trend_points: &[TrendPoint]) -> String {
     }
     let _ = write!(
         o,
-        "<h2>Findings</h2><table><tr><th>severity</th><th>finding</th><th>subject</th><th>what was seen</th><th>fix</th></tr>"
+        "<h2>Findings</h2><table class=\"findings\"><tr><th>severity</th><th>finding</th><th>subject</th><th>what was seen</th><th>fix</th></tr>"
     );
     for f in &r.findings {
         let _ = write!(
             o,
-            "<tr><td class=\"sev {0}\" style=\"color:#fff\">{0}</td><td><code>{1}</code></td><td>{2}</td><td>{3}<div class=\"ev\">{4}</div></td><td>{5}</td></tr>",
+            "<tr><td><span class=\"badge {0}\">{0}</span></td><td><code>{1}</code></td><td>{2}</td><td>{3}<div class=\"ev\">{4}</div></td><td>{5}</td></tr>",
             f.severity.as_str(),
             esc(&f.id),
             esc(&f.subject),
@@ -367,56 +394,48 @@ pub fn html(r: &Review, trend_points: &[TrendPoint]) -> String {
         }
         o.push_str("</ul>");
     }
-    if let Some(m) = &r.model_summary {
-        let _ = write!(o, "<h2>Summary by {} (advisory)</h2>", esc(&m.model));
-        match (&m.text, &m.error) {
-            (Some(t), _) => {
-                let _ = write!(o, "<div style=\"white-space:pre-wrap\">{}</div>", esc(t));
-            }
-            (None, Some(e)) => {
-                let _ = write!(o, "<p class=\"muted\">No model summary: {}</p>", esc(e));
-            }
-            _ => {}
-        }
-    }
     o.push_str("</body></html>\n");
     o
 }
 
-/// An inline SVG line chart of open findings by severity, month by month.
+/// An inline SVG line chart of open findings by severity, month by month (legend on the right,
+/// with each severity's latest count; the most severe line drawn last, on top).
 pub fn trend_svg(points: &[TrendPoint]) -> String {
-    let (w, h, pad) = (640.0_f64, 220.0_f64, 36.0_f64);
+    let (w, h) = (720.0_f64, 230.0_f64);
+    let (left, right, top, bottom) = (40.0_f64, 120.0_f64, 16.0_f64, 36.0_f64);
     let sevs = [Severity::Critical, Severity::High, Severity::Medium, Severity::Low];
-    let colors = ["#8b0000", "#c0392b", "#d68910", "#2e86c1"];
-    let max = points
-        .iter()
-        .flat_map(|p| sevs.iter().map(move |s| p.by_severity.get(s.as_str()).copied().unwrap_or(0)))
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
+    let colors = ["#8b0000", "#c0392b", "#b9770e", "#2e86c1"];
+    let value = |p: &TrendPoint, s: Severity| p.by_severity.get(s.as_str()).copied().unwrap_or(0);
+    let max = points.iter().flat_map(|p| sevs.iter().map(move |s| value(p, *s))).max().unwrap_or(0).max(1) as f64;
     let n = points.len().max(2) as f64;
-    let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / (n - 1.0);
-    let y = |v: usize| h - pad - (h - 2.0 * pad) * v as f64 / max;
+    let x = |i: usize| left + (w - left - right) * i as f64 / (n - 1.0);
+    let y = |v: usize| h - bottom - (h - top - bottom) * v as f64 / max;
     let mut o = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"open findings by month\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\">"
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"open findings by severity, month by month\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"system-ui,sans-serif\">"
     );
-    let _ = write!(o, "<line x1=\"{pad}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#999\"/>", h - pad, w - pad);
-    let _ = write!(o, "<text x=\"4\" y=\"{}\" font-size=\"11\">{}</text>", pad, max as usize);
+    for (v, label) in [(0usize, "0".to_string()), (max as usize, format!("{}", max as usize))] {
+        let _ = write!(
+            o,
+            "<line x1=\"{left}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"{2}\"/><text x=\"{3}\" y=\"{4:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#555\">{label}</text>",
+            y(v),
+            w - right,
+            if v == 0 { "#999" } else { "#e5e5e5" },
+            left - 6.0,
+            y(v) + 4.0
+        );
+    }
     for (i, p) in points.iter().enumerate() {
         let _ = write!(
             o,
-            "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\">{}</text>",
+            "<text x=\"{:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#555\">{}</text>",
             x(i),
-            h - pad + 16.0,
+            h - bottom + 18.0,
             esc(&p.label)
         );
     }
-    for (k, sev) in sevs.iter().enumerate() {
-        let pts: Vec<String> = points
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.by_severity.get(sev.as_str()).copied().unwrap_or(0))))
-            .collect();
+    for (k, sev) in sevs.iter().enumerate().rev() {
+        let pts: Vec<String> =
+            points.iter().enumerate().map(|(i, p)| format!("{:.1},{:.1}", x(i), y(value(p, *sev)))).collect();
         let _ = write!(
             o,
             "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"2\" points=\"{}\"><title>{}</title></polyline>",
@@ -424,13 +443,32 @@ pub fn trend_svg(points: &[TrendPoint]) -> String {
             pts.join(" "),
             sev
         );
+        for (i, p) in points.iter().enumerate() {
+            let _ = write!(
+                o,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{}\"><title>{} {}: {}</title></circle>",
+                x(i),
+                y(value(p, *sev)),
+                colors[k],
+                esc(&p.label),
+                sev,
+                value(p, *sev)
+            );
+        }
+    }
+    let latest = points.last();
+    for (k, sev) in sevs.iter().enumerate() {
+        let ly = top + 6.0 + 18.0 * k as f64;
         let _ = write!(
             o,
-            "<text x=\"{}\" y=\"{}\" font-size=\"11\" fill=\"{}\">{}</text>",
-            w - pad + 4.0,
-            14.0 + 14.0 * k as f64,
+            "<rect x=\"{}\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"{:.1}\" font-size=\"12\" fill=\"#333\">{} {}</text>",
+            w - right + 16.0,
+            ly - 9.0,
             colors[k],
-            sev
+            w - right + 31.0,
+            ly,
+            sev,
+            latest.map(|p| value(p, *sev)).unwrap_or(0)
         );
     }
     o.push_str("</svg>");

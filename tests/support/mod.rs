@@ -87,10 +87,28 @@ pub struct FakeApi {
 impl FakeApi {
     /// Serve `replies` in order (a request beyond them gets a 500 that the checks flag).
     pub fn start(replies: Vec<Reply>) -> FakeApi {
+        FakeApi::start_in(replies, None)
+    }
+
+    /// Serve `replies` on 127.0.0.1 inside the network namespace `netns` (`/run/netns/NAME`),
+    /// for a binary run with `ip netns exec NAME`.
+    pub fn start_in_netns(replies: Vec<Reply>, netns: &str) -> FakeApi {
+        FakeApi::start_in(replies, Some(Path::new("/run/netns").join(netns)))
+    }
+
+    fn start_in(replies: Vec<Reply>, netns: Option<PathBuf>) -> FakeApi {
         let state = Arc::new(Mutex::new(State { replies: replies.into(), received: Vec::new() }));
         let (tx, rx) = std::sync::mpsc::channel();
         let st = state.clone();
         std::thread::spawn(move || {
+            if let Some(ns) = netns {
+                // Only this thread enters the namespace; sockets it creates live there.
+                let f = std::fs::File::open(&ns).unwrap_or_else(|e| panic!("{}: {e}", ns.display()));
+                use std::os::fd::AsRawFd;
+                // SAFETY: setns on a valid namespace descriptor, for this thread only.
+                let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns {}: {}", ns.display(), std::io::Error::last_os_error());
+            }
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -315,8 +333,13 @@ pub struct Run {
 
 /// The binary, with a clean environment pointed at `api`, state in `state`, auditing web1.
 pub fn vigil_cmd(state: &Path, api: Option<&FakeApi>, args: &[&str]) -> Command {
+    vigil_cmd_at(state, api, &web1(), args)
+}
+
+/// The binary, with a clean environment pointed at `api`, state in `state`, auditing `root`.
+pub fn vigil_cmd_at(state: &Path, api: Option<&FakeApi>, root: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    c.arg("--state-dir").arg(state).arg("--root").arg(web1()).args(args);
+    c.arg("--state-dir").arg(state).arg("--root").arg(root).args(args);
     c.env_clear();
     c.env("PATH", std::env::var_os("PATH").unwrap_or_default());
     c.env("HOME", state);
@@ -383,30 +406,6 @@ pub fn tools(state: &Path) -> Vec<Value> {
     serde_json::from_str(&r.stdout).unwrap()
 }
 
-/// A minimal valid input for a tool, from its schema (for tools this branch does not have yet).
-pub fn minimal_input(schema: &Value) -> Value {
-    let mut out = serde_json::Map::new();
-    let props = schema["properties"].as_object().cloned().unwrap_or_default();
-    for name in schema["required"].as_array().cloned().unwrap_or_default() {
-        let name = name.as_str().unwrap_or_default().to_string();
-        let p = &props[&name];
-        let ty = p["type"].as_str().or_else(|| p["type"][0].as_str()).unwrap_or("string");
-        let v = if let Some(e) = p["enum"].as_array().and_then(|e| e.first()) {
-            e.clone()
-        } else {
-            match ty {
-                "integer" | "number" => Value::from(if name.contains("port") { 9200 } else { 1 }),
-                "boolean" => Value::from(false),
-                "array" => Value::Array(vec![]),
-                _ if name.contains("proto") => Value::from("tcp"),
-                _ => Value::from("test"),
-            }
-        };
-        out.insert(name, v);
-    }
-    Value::Object(out)
-}
-
 /// A tool_use stream in the documented format, for tools whose input is only known at run time.
 pub fn tool_use_sse(id: &str, name: &str, input: &Value) -> String {
     let json = serde_json::to_string(input).unwrap();
@@ -458,4 +457,51 @@ pub fn tool_results(body: &Value) -> HashMap<String, Value> {
         }
     }
     m
+}
+
+/// A small audited root whose config has one backup job, `site`, with one real
+/// tar.gz archive (3 files) of 2026-11-26: `verify_backup_restore` plans and
+/// runs on it for real (it only reads the archive and writes a scratch
+/// directory and its record under the state directory).
+pub fn backup_root() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let etc = root.path().join("etc/vigil");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(root.path().join("etc/hostname"), "backuphost\n").unwrap();
+    std::fs::write(etc.join("config.toml"), "[[backups]]\nname = \"site\"\npath = \"/var/backups/site/*.tar.gz\"\n")
+        .unwrap();
+    let dir = root.path().join("var/backups/site");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = std::fs::File::create(dir.join("site-2026-11-26.tar.gz")).unwrap();
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::default()));
+    for (name, body) in [
+        ("site/index.php", "<?php require 'wp-blog-header.php';\n".repeat(3)),
+        ("site/wp-config.php", "<?php define('DB_NAME', 'shop');\n".to_string()),
+        ("site/wp-content/uploads/a.txt", "x".repeat(5000)),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(1_795_000_000);
+        h.set_cksum();
+        tar.append_data(&mut h, name, body.as_bytes()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap().sync_all().unwrap();
+    // Modified on 2026-11-26 03:00 UTC, like a nightly job.
+    let when = std::time::UNIX_EPOCH + Duration::from_secs(1_795_662_000);
+    std::fs::File::options().write(true).open(dir.join("site-2026-11-26.tar.gz")).unwrap().set_modified(when).unwrap();
+    root
+}
+
+/// The restore-test records written under a state directory (`hosts/*/restore-tests.json`), merged.
+pub fn restore_records(state: &Path) -> Value {
+    let mut all = serde_json::Map::new();
+    for e in std::fs::read_dir(state.join("hosts")).into_iter().flatten().flatten() {
+        if let Ok(t) = std::fs::read_to_string(e.path().join("restore-tests.json")) {
+            if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&t) {
+                all.extend(m);
+            }
+        }
+    }
+    Value::Object(all)
 }

@@ -55,9 +55,14 @@ pub fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
 
 /// uid → login name, from `ROOT/etc/passwd` (empty when unreadable).
 pub fn uid_names(host: &Host) -> HashMap<u32, String> {
-    host.read_to_string("/etc/passwd")
-        .map(|t| parse_passwd(&t).into_iter().map(|e| (e.uid, e.name)).collect())
-        .unwrap_or_default()
+    let mut names = HashMap::new();
+    if let Ok(t) = host.read_to_string("/etc/passwd") {
+        // The first entry of a uid names it, as getpwuid does (root, not a later `toor`).
+        for e in parse_passwd(&t) {
+            names.entry(e.uid).or_insert(e.name);
+        }
+    }
+    names
 }
 
 #[cfg(test)]

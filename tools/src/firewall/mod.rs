@@ -34,11 +34,11 @@ use model::{Family, Table, Target, Verdict};
 #[derive(Debug, Clone, Copy)]
 pub struct CheckFirewall;
 
-/// Protocol of a port question.
+/// Transport protocol of a port (a question to the firewall, or a port to close).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Proto {
-    /// TCP.
+    /// TCP (the default).
     #[default]
     Tcp,
     /// UDP.
@@ -46,7 +46,8 @@ pub enum Proto {
 }
 
 impl Proto {
-    fn as_str(self) -> &'static str {
+    /// `tcp` or `udp`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",

@@ -26,26 +26,7 @@ use crate::tool::{Ctx, Outcome, Plan, Tool, ToolError};
 #[derive(Debug, Clone, Copy)]
 pub struct FirewallDenyPort;
 
-/// Transport protocol of the port to close.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Proto {
-    /// TCP (the default).
-    #[default]
-    Tcp,
-    /// UDP.
-    Udp,
-}
-
-impl Proto {
-    /// `tcp` or `udp`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Tcp => "tcp",
-            Proto::Udp => "udp",
-        }
-    }
-}
+pub use crate::firewall::Proto;
 
 /// Input of `firewall_deny_port`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
