@@ -253,49 +253,91 @@ struct Owner {
     cmdline: String,
 }
 
-/// Map socket inodes to processes through `/proc/*/fd`, stopping once all are found.
+/// Map socket inodes to processes through `/proc/*/fd`: the lowest pid holding
+/// each inode, stopping once all are found. Pids are walked in ascending
+/// batches spread over a few threads (the work is syscalls into `/proc`), and
+/// each link is read relative to its open `fd` directory (`readlinkat`), so
+/// the kernel resolves one name per descriptor instead of a whole path.
 fn owners_of(host: &Host, wanted: &HashSet<u64>) -> (HashMap<u64, Owner>, usize) {
-    let mut found = HashMap::new();
+    const BATCH: usize = 256;
+    let mut lowest: HashMap<u64, u32> = HashMap::new();
     let mut unreadable = 0;
     if wanted.is_empty() {
-        return (found, 0);
+        return (HashMap::new(), 0);
     }
     let Ok(entries) = host.read_dir("/proc") else {
-        return (found, 0);
+        return (HashMap::new(), 0);
     };
     let mut pids: Vec<u32> = entries.iter().filter_map(|n| n.parse().ok()).collect();
     pids.sort_unstable();
-    for pid in pids {
-        let fd_dir = format!("/proc/{pid}/fd");
-        let Ok(real) = host.path(&fd_dir) else {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+    for batch in pids.chunks(BATCH) {
+        let parts: Vec<(Vec<(u64, u32)>, usize)> = if threads == 1 || batch.len() < 32 {
+            vec![walk_fds(host, batch, wanted)]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = batch
+                    .chunks(batch.len().div_ceil(threads))
+                    .map(|part| s.spawn(move || walk_fds(host, part, wanted)))
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+            })
+        };
+        for (hits, n) in parts {
+            unreadable += n;
+            for (inode, pid) in hits {
+                lowest.entry(inode).and_modify(|p| *p = (*p).min(pid)).or_insert(pid);
+            }
+        }
+        if lowest.len() == wanted.len() {
+            break;
+        }
+    }
+    let mut owners: HashMap<u32, Owner> = HashMap::new();
+    let found = lowest
+        .into_iter()
+        .map(|(inode, pid)| (inode, owners.entry(pid).or_insert_with(|| read_owner(host, pid)).clone()))
+        .collect();
+    (found, unreadable)
+}
+
+/// The wanted socket inodes each of `pids` holds, and how many could not be read.
+fn walk_fds(host: &Host, pids: &[u32], wanted: &HashSet<u64>) -> (Vec<(u64, u32)>, usize) {
+    let mut hits = Vec::new();
+    let mut unreadable = 0;
+    for &pid in pids {
+        let Ok(real) = host.path(&format!("/proc/{pid}/fd")) else {
             continue;
         };
-        let rd = match std::fs::read_dir(&real) {
-            Ok(rd) => rd,
-            Err(_) => {
+        let (dir, rd) = match (std::fs::File::open(&real), std::fs::read_dir(&real)) {
+            (Ok(dir), Ok(rd)) => (dir, rd),
+            _ => {
                 unreadable += 1;
                 continue;
             }
         };
-        let mut owner: Option<Owner> = None;
         for entry in rd.flatten() {
-            let Ok(target) = std::fs::read_link(entry.path()) else {
-                continue;
-            };
-            let Some(inode) = socket_inode(&target.to_string_lossy()) else {
-                continue;
-            };
-            if !wanted.contains(&inode) || found.contains_key(&inode) {
-                continue;
+            if let Some(inode) = link_inode(&dir, &entry.file_name()) {
+                if wanted.contains(&inode) {
+                    hits.push((inode, pid));
+                }
             }
-            let o = owner.get_or_insert_with(|| read_owner(host, pid)).clone();
-            found.insert(inode, o);
-        }
-        if found.len() == wanted.len() {
-            break;
         }
     }
-    (found, unreadable)
+    (hits, unreadable)
+}
+
+/// The socket inode a `fd` link in `dir` points to (`socket:[INODE]`), if it is a socket.
+fn link_inode(dir: &std::fs::File, name: &std::ffi::OsStr) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(name.as_bytes()).ok()?;
+    let mut buf = [0u8; 64];
+    // SAFETY: `dir` is an open directory for the whole call, `c` is NUL-terminated and
+    // `buf` is writable for the length passed; readlinkat never writes past it.
+    let n = unsafe { libc::readlinkat(dir.as_raw_fd(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let n = usize::try_from(n).ok().filter(|n| *n > 0 && *n < buf.len())?;
+    socket_inode(std::str::from_utf8(&buf[..n]).ok()?)
 }
 
 fn socket_inode(link: &str) -> Option<u64> {
