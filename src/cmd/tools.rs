@@ -57,7 +57,7 @@ pub async fn run(app: &App, action: ToolsAction) -> Result<u8> {
             let r = gate.call(&name, input).await;
             match (r.decision, r.result) {
                 (_, Ok(res)) => {
-                    writeln!(out, "{}", serde_json::to_string_pretty(&res.to_value())?)?;
+                    writeln!(out, "{}", serde_json::to_string_pretty(&res)?)?;
                     Ok(0)
                 }
                 (Decision::Ran, Err(e)) => {
