@@ -236,10 +236,12 @@ pub enum Likeness {
     Suffix,
 }
 
+#[cfg(test)]
 fn common_prefix(a: &str, b: &str) -> usize {
     a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count()
 }
 
+#[cfg(test)]
 fn common_suffix(a: &str, b: &str) -> usize {
     a.chars().rev().zip(b.chars().rev()).take_while(|(x, y)| x == y).count()
 }
@@ -256,6 +258,12 @@ pub struct PatternGroup {
 }
 
 /// Group passwords that are different but built alike (union of pairwise likeness).
+///
+/// Two different passwords are alike when they share a template, their first
+/// 4 characters or their last 4. Instead of comparing every pair (quadratic:
+/// 50 million pairs on a 10,000-site host), passwords are bucketed by each of
+/// the three keys: every bucket holding at least two different passwords links
+/// all its members, which is the same union as the pairwise comparison.
 pub fn patterns(passwords: &[(usize, &str)]) -> Vec<PatternGroup> {
     let n = passwords.len();
     let mut parent: Vec<usize> = (0..n).collect();
@@ -273,35 +281,41 @@ pub fn patterns(passwords: &[(usize, &str)]) -> Vec<PatternGroup> {
         r
     }
     let templates: Vec<Option<String>> = passwords.iter().map(|(_, pw)| template(pw)).collect();
-    let mut kinds: BTreeMap<usize, Vec<Likeness>> = BTreeMap::new();
-    for a in 0..n {
-        for b in a + 1..n {
-            let (pa, pb) = (passwords[a].1, passwords[b].1);
-            if pa == pb {
-                continue;
-            }
-            let mut why = Vec::new();
-            if templates[a].is_some() && templates[a] == templates[b] {
-                why.push(Likeness::Template);
-            }
-            if common_prefix(pa, pb) >= 4 {
-                why.push(Likeness::Prefix);
-            }
-            if common_suffix(pa, pb) >= 4 {
-                why.push(Likeness::Suffix);
-            }
-            if why.is_empty() {
-                continue;
-            }
-            let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+    let first4 = |pw: &str| (pw.chars().count() >= 4).then(|| pw.chars().take(4).collect::<String>());
+    let last4 = |pw: &str| {
+        let n = pw.chars().count();
+        (n >= 4).then(|| pw.chars().skip(n - 4).collect::<String>())
+    };
+    let mut buckets: BTreeMap<(Likeness, String), Vec<usize>> = BTreeMap::new();
+    for (i, (_, pw)) in passwords.iter().enumerate() {
+        if let Some(t) = &templates[i] {
+            buckets.entry((Likeness::Template, t.clone())).or_default().push(i);
+        }
+        if let Some(k) = first4(pw) {
+            buckets.entry((Likeness::Prefix, k)).or_default().push(i);
+        }
+        if let Some(k) = last4(pw) {
+            buckets.entry((Likeness::Suffix, k)).or_default().push(i);
+        }
+    }
+    // Buckets whose members are not all the same password link them all.
+    let linking: Vec<(Likeness, Vec<usize>)> = buckets
+        .into_iter()
+        .filter(|(_, m)| m.iter().any(|i| passwords[*i].1 != passwords[m[0]].1))
+        .map(|((kind, _), m)| (kind, m))
+        .collect();
+    for (_, m) in &linking {
+        for w in m.windows(2) {
+            let (ra, rb) = (find(&mut parent, w[0]), find(&mut parent, w[1]));
             let root = ra.min(rb);
             parent[ra] = root;
             parent[rb] = root;
-            let mut merged = kinds.remove(&ra).unwrap_or_default();
-            merged.extend(kinds.remove(&rb).unwrap_or_default());
-            merged.extend(why);
-            kinds.insert(root, merged);
         }
+    }
+    let mut kinds: BTreeMap<usize, Vec<Likeness>> = BTreeMap::new();
+    for (kind, m) in &linking {
+        let r = find(&mut parent, m[0]);
+        kinds.entry(r).or_default().push(*kind);
     }
     let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for i in 0..n {
@@ -324,6 +338,104 @@ pub fn patterns(passwords: &[(usize, &str)]) -> Vec<PatternGroup> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The original pairwise grouping, kept to check the bucketed one against it.
+    fn patterns_pairwise(passwords: &[(usize, &str)]) -> Vec<PatternGroup> {
+        let n = passwords.len();
+        let mut parent: Vec<usize> = (0..n).collect();
+        fn find(p: &mut [usize], i: usize) -> usize {
+            let mut r = i;
+            while p[r] != r {
+                r = p[r];
+            }
+            let mut i = i;
+            while p[i] != r {
+                let next = p[i];
+                p[i] = r;
+                i = next;
+            }
+            r
+        }
+        let templates: Vec<Option<String>> = passwords.iter().map(|(_, pw)| template(pw)).collect();
+        let mut kinds: BTreeMap<usize, Vec<Likeness>> = BTreeMap::new();
+        for a in 0..n {
+            for b in a + 1..n {
+                let (pa, pb) = (passwords[a].1, passwords[b].1);
+                if pa == pb {
+                    continue;
+                }
+                let mut why = Vec::new();
+                if templates[a].is_some() && templates[a] == templates[b] {
+                    why.push(Likeness::Template);
+                }
+                if common_prefix(pa, pb) >= 4 {
+                    why.push(Likeness::Prefix);
+                }
+                if common_suffix(pa, pb) >= 4 {
+                    why.push(Likeness::Suffix);
+                }
+                if why.is_empty() {
+                    continue;
+                }
+                let (ra, rb) = (find(&mut parent, a), find(&mut parent, b));
+                let root = ra.min(rb);
+                parent[ra] = root;
+                parent[rb] = root;
+                let mut merged = kinds.remove(&ra).unwrap_or_default();
+                merged.extend(kinds.remove(&rb).unwrap_or_default());
+                merged.extend(why);
+                kinds.insert(root, merged);
+            }
+        }
+        let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for i in 0..n {
+            let r = find(&mut parent, i);
+            groups.entry(r).or_default().push(i);
+        }
+        groups
+            .into_iter()
+            .filter(|(_, m)| m.len() > 1)
+            .map(|(root, m)| {
+                let mut likeness = kinds.remove(&root).unwrap_or_default();
+                likeness.sort();
+                likeness.dedup();
+                let t = templates[m[0]].clone().filter(|t| m.iter().all(|i| templates[*i].as_ref() == Some(t)));
+                PatternGroup { members: m.iter().map(|i| passwords[*i].0).collect(), likeness, template: t }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bucketed_grouping_equals_the_pairwise_one() {
+        let words = ["Client", "Acme", "Shop", "Bakery", "Hosting", "Dental"];
+        let mut seed = 7u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for round in 0..40 {
+            let mut pws: Vec<String> = Vec::new();
+            for _ in 0..(5 + round * 3) {
+                let pw = match next(6) {
+                    0 => format!("{}{}!", words[next(6) as usize], 2018 + next(8)),
+                    1 => format!("{}{}-{}#", words[next(6) as usize], next(9), 2020 + next(5)),
+                    2 => "Hosting2023#".to_string(),
+                    3 => format!("xQ{}vT{}pL", next(1000), next(1000)),
+                    4 => format!(
+                        "{}{}",
+                        "abcd".chars().cycle().skip(next(4) as usize).take(5).collect::<String>(),
+                        next(99)
+                    ),
+                    _ => format!("é{}ü{}", next(50), words[next(6) as usize]),
+                };
+                pws.push(pw);
+            }
+            let input: Vec<(usize, &str)> = pws.iter().enumerate().map(|(i, p)| (i * 10, p.as_str())).collect();
+            assert_eq!(patterns(&input), patterns_pairwise(&input), "round {round}: {pws:?}");
+        }
+    }
 
     #[test]
     fn weak_passwords_are_caught_and_strong_ones_pass() {
