@@ -10,7 +10,7 @@
 
 mod sites;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use schemars::JsonSchema;
@@ -145,10 +145,13 @@ impl Tool for CheckTls {
 
         let mut certs: HashMap<String, Result<CertFacts, String>> = HashMap::new();
         let mut out = Vec::new();
+        // Every name some enabled site serves over TLS, once (not a scan of all sites per site).
+        let tls_names: HashSet<&str> =
+            sites.iter().filter(|o| o.tls).flat_map(|o| o.names.iter().map(String::as_str)).collect();
         for site in &sites {
             let cert =
                 site.certificate.as_ref().map(|p| certs.entry(p.clone()).or_insert_with(|| read_cert(host, p)).clone());
-            findings.extend(judge_site(site, &sites, cert.as_ref()));
+            findings.extend(judge_site(site, &tls_names, cert.as_ref()));
             out.push(SiteFacts {
                 server: site.server.clone(),
                 file: site.file.clone(),
@@ -173,14 +176,13 @@ fn subject_of(site: &Site) -> String {
     }
 }
 
-fn judge_site(site: &Site, all: &[Site], cert: Option<&Result<CertFacts, String>>) -> Vec<Finding> {
+fn judge_site(site: &Site, tls_names: &HashSet<&str>, cert: Option<&Result<CertFacts, String>>) -> Vec<Finding> {
     let mut out = Vec::new();
     let subject = subject_of(site);
     let names = checkable_names(site);
     if !site.tls {
         // A plain-HTTP site is fine when it only redirects, or when another block serves its names over TLS.
-        let covered =
-            !names.is_empty() && names.iter().all(|n| all.iter().any(|o| o.tls && o.names.iter().any(|x| x == n)));
+        let covered = !names.is_empty() && names.iter().all(|n| tls_names.contains(n.as_str()));
         if !site.internal && !site.redirects_to_https && !covered && !names.is_empty() {
             out.push(
                 Finding::new(
