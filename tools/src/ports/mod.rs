@@ -128,8 +128,12 @@ impl Tool for ListOpenPorts {
     }
 
     async fn run(&self, ctx: &Ctx, input: PortsInput) -> Result<Outcome<PortsFacts>, ToolError> {
-        let (mut facts, mut findings) = scan(&ctx.host)?;
+        // The /proc walk (blocking) and the firewall's rules (commands on the live host) at once.
+        let host = ctx.host.clone();
+        let walk = tokio::task::spawn_blocking(move || scan(&host));
         let fw = crate::firewall::active_rules(&ctx.host).await;
+        let (mut facts, mut findings) =
+            walk.await.map_err(|e| ToolError::Failed(format!("the socket scan stopped: {e}")))??;
         let mut verdicts = HashMap::new();
         for l in facts.listeners.iter_mut() {
             if l.scope != Scope::Loopback {
@@ -261,6 +265,7 @@ struct Owner {
 fn owners_of(host: &Host, wanted: &HashSet<u64>) -> (HashMap<u64, Owner>, usize) {
     const BATCH: usize = 256;
     let mut lowest: HashMap<u64, u32> = HashMap::new();
+    let mut owners: HashMap<u32, Owner> = HashMap::new();
     let mut unreadable = 0;
     if wanted.is_empty() {
         return (HashMap::new(), 0);
@@ -272,7 +277,7 @@ fn owners_of(host: &Host, wanted: &HashSet<u64>) -> (HashMap<u64, Owner>, usize)
     pids.sort_unstable();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
     for batch in pids.chunks(BATCH) {
-        let parts: Vec<(Vec<(u64, u32)>, usize)> = if threads == 1 || batch.len() < 32 {
+        let parts: Vec<Walked> = if threads == 1 || batch.len() < 32 {
             vec![walk_fds(host, batch, wanted)]
         } else {
             std::thread::scope(|s| {
@@ -283,8 +288,9 @@ fn owners_of(host: &Host, wanted: &HashSet<u64>) -> (HashMap<u64, Owner>, usize)
                 handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
             })
         };
-        for (hits, n) in parts {
+        for (hits, n, read) in parts {
             unreadable += n;
+            owners.extend(read);
             for (inode, pid) in hits {
                 lowest.entry(inode).and_modify(|p| *p = (*p).min(pid)).or_insert(pid);
             }
@@ -293,17 +299,24 @@ fn owners_of(host: &Host, wanted: &HashSet<u64>) -> (HashMap<u64, Owner>, usize)
             break;
         }
     }
-    let mut owners: HashMap<u32, Owner> = HashMap::new();
     let found = lowest
         .into_iter()
-        .map(|(inode, pid)| (inode, owners.entry(pid).or_insert_with(|| read_owner(host, pid)).clone()))
+        .map(|(inode, pid)| {
+            let o = owners.get(&pid).cloned().unwrap_or_else(|| read_owner(host, pid));
+            (inode, o)
+        })
         .collect();
     (found, unreadable)
 }
 
-/// The wanted socket inodes each of `pids` holds, and how many could not be read.
-fn walk_fds(host: &Host, pids: &[u32], wanted: &HashSet<u64>) -> (Vec<(u64, u32)>, usize) {
+/// `(inode, pid)` hits, unreadable pids, the owners' names and command lines.
+type Walked = (Vec<(u64, u32)>, usize, HashMap<u32, Owner>);
+
+/// The wanted socket inodes each of `pids` holds, how many pids could not be
+/// read, and the name and command line of every pid holding one.
+fn walk_fds(host: &Host, pids: &[u32], wanted: &HashSet<u64>) -> Walked {
     let mut hits = Vec::new();
+    let mut owners = HashMap::new();
     let mut unreadable = 0;
     for &pid in pids {
         let Ok(real) = host.path(&format!("/proc/{pid}/fd")) else {
@@ -320,11 +333,12 @@ fn walk_fds(host: &Host, pids: &[u32], wanted: &HashSet<u64>) -> (Vec<(u64, u32)
             if let Some(inode) = link_inode(&dir, &entry.file_name()) {
                 if wanted.contains(&inode) {
                     hits.push((inode, pid));
+                    owners.entry(pid).or_insert_with(|| read_owner(host, pid));
                 }
             }
         }
     }
-    (hits, unreadable)
+    (hits, unreadable, owners)
 }
 
 /// The socket inode a `fd` link in `dir` points to (`socket:[INODE]`), if it is a socket.
