@@ -123,20 +123,31 @@ impl Redactor {
     }
 
     /// JSON with every string redacted and values under secret-named keys masked.
-    pub fn value(&self, v: Value) -> Value {
+    pub fn value(&self, mut v: Value) -> Value {
+        self.value_in_place(&mut v);
+        v
+    }
+
+    /// [`Redactor::value`] in place: only strings that change are rewritten, so a large
+    /// output with nothing secret is walked, not rebuilt.
+    pub fn value_in_place(&self, v: &mut Value) {
         match v {
-            Value::String(s) => Value::String(self.text(&s).into_owned()),
-            Value::Array(a) => Value::Array(a.into_iter().map(|x| self.value(x)).collect()),
-            Value::Object(m) => Value::Object(
-                m.into_iter()
-                    .map(|(k, v)| {
-                        let v =
-                            if is_secret_key(&k) && v.is_string() { Value::String(MASK.into()) } else { self.value(v) };
-                        (k, v)
-                    })
-                    .collect(),
-            ),
-            other => other,
+            Value::String(s) => {
+                if let Cow::Owned(r) = self.text(s) {
+                    *s = r;
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| self.value_in_place(x)),
+            Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    if is_secret_key(k) && x.is_string() {
+                        *x = Value::String(MASK.into());
+                    } else {
+                        self.value_in_place(x);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
