@@ -16,6 +16,7 @@ mod services;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
 
 use async_trait::async_trait;
 use procfs_core::net::{TcpNetEntries, TcpState, UdpNetEntries};
@@ -178,10 +179,64 @@ fn system_info() -> ExplicitSystemInfo {
     }
 }
 
+/// Listening sockets from the tables: protocol, address, uid, inode.
+type Sockets = Vec<(String, SocketAddr, u32, u64)>;
+
 /// Read every listening socket and its owner. Errors only when no socket table is readable.
+///
+/// The socket tables and the `/proc/*/fd` walk run at once: the walk records
+/// every socket it meets until the tables say which inodes are listening, then
+/// only those, and stops once each has its owner.
 pub fn scan(host: &Host) -> Result<(PortsFacts, Vec<Finding>), ToolError> {
+    let wanted_cell: OnceLock<HashSet<u64>> = OnceLock::new();
+    let (tables, walked) = std::thread::scope(|s| {
+        let walker = s.spawn(|| walk_proc(host, &wanted_cell));
+        let tables = read_tables(host);
+        let wanted = match &tables {
+            Ok((sockets, _)) => sockets.iter().map(|s| s.3).filter(|i| *i != 0).collect(),
+            Err(_) => HashSet::new(),
+        };
+        let _ = wanted_cell.set(wanted);
+        (tables, walker.join())
+    });
+    let (sockets, findings) = tables?;
+    let (lowest, mut read, unreadable) = walked.unwrap_or_default();
+    // Owners found before the walk knew what it was looking for are read now.
+    for (_, _, _, inode) in &sockets {
+        if let Some(pid) = lowest.get(inode) {
+            read.entry(*pid).or_insert_with(|| read_owner(host, *pid));
+        }
+    }
+    let users = crate::users::uid_names(host);
+    let mut listeners: Vec<Listener> = sockets
+        .into_iter()
+        .map(|(proto, addr, uid, inode)| {
+            let owner = lowest.get(&inode).and_then(|pid| read.get(pid));
+            Listener {
+                service: service_name(&proto, addr.port()).map(str::to_string),
+                address: addr.ip().to_string(),
+                port: addr.port(),
+                scope: scope_of(addr.ip()),
+                pid: owner.map(|o| o.pid),
+                process: owner.map(|o| o.name.clone()),
+                command: owner.map(|o| o.cmdline.clone()),
+                user: users.get(&uid).cloned().unwrap_or_else(|| uid.to_string()),
+                firewall: None,
+                http_probe: None,
+                proto,
+                inode,
+            }
+        })
+        .collect();
+    listeners.sort_by(|a, b| (a.port, &a.proto, &a.address).cmp(&(b.port, &b.proto, &b.address)));
+    listeners.dedup_by(|a, b| a.port == b.port && a.proto == b.proto && a.address == b.address && a.pid == b.pid);
+    Ok((PortsFacts { listeners, unreadable_processes: unreadable }, findings))
+}
+
+/// The listening sockets of `ROOT/proc/net/{tcp,tcp6,udp,udp6}`; an unreadable table is a finding.
+fn read_tables(host: &Host) -> Result<(Sockets, Vec<Finding>), ToolError> {
     let si = system_info();
-    let mut sockets: Vec<(String, SocketAddr, u32, u64)> = Vec::new();
+    let mut sockets: Sockets = Vec::new();
     let mut findings = Vec::new();
     let mut read_any = false;
     for table in ["tcp", "tcp6", "udp", "udp6"] {
@@ -222,32 +277,7 @@ pub fn scan(host: &Host) -> Result<(PortsFacts, Vec<Finding>), ToolError> {
             host.root().display()
         )));
     }
-    let wanted: HashSet<u64> = sockets.iter().map(|s| s.3).filter(|i| *i != 0).collect();
-    let (owners, unreadable) = owners_of(host, &wanted);
-    let users = crate::users::uid_names(host);
-    let mut listeners: Vec<Listener> = sockets
-        .into_iter()
-        .map(|(proto, addr, uid, inode)| {
-            let owner = owners.get(&inode);
-            Listener {
-                service: service_name(&proto, addr.port()).map(str::to_string),
-                address: addr.ip().to_string(),
-                port: addr.port(),
-                scope: scope_of(addr.ip()),
-                pid: owner.map(|o| o.pid),
-                process: owner.map(|o| o.name.clone()),
-                command: owner.map(|o| o.cmdline.clone()),
-                user: users.get(&uid).cloned().unwrap_or_else(|| uid.to_string()),
-                firewall: None,
-                http_probe: None,
-                proto,
-                inode,
-            }
-        })
-        .collect();
-    listeners.sort_by(|a, b| (a.port, &a.proto, &a.address).cmp(&(b.port, &b.proto, &b.address)));
-    listeners.dedup_by(|a, b| a.port == b.port && a.proto == b.proto && a.address == b.address && a.pid == b.pid);
-    Ok((PortsFacts { listeners, unreadable_processes: unreadable }, findings))
+    Ok((sockets, findings))
 }
 
 #[derive(Debug, Clone)]
@@ -257,33 +287,37 @@ struct Owner {
     cmdline: String,
 }
 
-/// Map socket inodes to processes through `/proc/*/fd`: the lowest pid holding
-/// each inode, stopping once all are found. Pids are walked in ascending
-/// batches spread over a few threads (the work is syscalls into `/proc`), and
-/// each link is read relative to its open `fd` directory (`readlinkat`), so
-/// the kernel resolves one name per descriptor instead of a whole path.
-fn owners_of(host: &Host, wanted: &HashSet<u64>) -> (HashMap<u64, Owner>, usize) {
+/// Walk `/proc/*/fd` for socket owners: the lowest pid holding each inode, the
+/// owners read so far (name, command line), and how many pids were unreadable.
+/// Until `wanted` is known every socket is recorded; once it is, only wanted
+/// ones, and the walk stops when each has been found. Pids are walked in
+/// ascending batches spread over a few threads (the work is syscalls into
+/// `/proc`), and each link is read relative to its open `fd` directory
+/// (`readlinkat`), so the kernel resolves one name per descriptor instead of a
+/// whole path.
+fn walk_proc(host: &Host, wanted: &OnceLock<HashSet<u64>>) -> (HashMap<u64, u32>, HashMap<u32, Owner>, usize) {
     const BATCH: usize = 256;
     let mut lowest: HashMap<u64, u32> = HashMap::new();
     let mut owners: HashMap<u32, Owner> = HashMap::new();
     let mut unreadable = 0;
-    if wanted.is_empty() {
-        return (HashMap::new(), 0);
-    }
     let Ok(entries) = host.read_dir("/proc") else {
-        return (HashMap::new(), 0);
+        return (lowest, owners, 0);
     };
     let mut pids: Vec<u32> = entries.iter().filter_map(|n| n.parse().ok()).collect();
     pids.sort_unstable();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
     for batch in pids.chunks(BATCH) {
+        let known = wanted.get();
+        if known.is_some_and(|w| w.iter().all(|i| lowest.contains_key(i))) {
+            break;
+        }
         let parts: Vec<Walked> = if threads == 1 || batch.len() < 32 {
-            vec![walk_fds(host, batch, wanted)]
+            vec![walk_fds(host, batch, known)]
         } else {
             std::thread::scope(|s| {
                 let handles: Vec<_> = batch
                     .chunks(batch.len().div_ceil(threads))
-                    .map(|part| s.spawn(move || walk_fds(host, part, wanted)))
+                    .map(|part| s.spawn(move || walk_fds(host, part, known)))
                     .collect();
                 handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
             })
@@ -295,26 +329,17 @@ fn owners_of(host: &Host, wanted: &HashSet<u64>) -> (HashMap<u64, Owner>, usize)
                 lowest.entry(inode).and_modify(|p| *p = (*p).min(pid)).or_insert(pid);
             }
         }
-        if lowest.len() == wanted.len() {
-            break;
-        }
     }
-    let found = lowest
-        .into_iter()
-        .map(|(inode, pid)| {
-            let o = owners.get(&pid).cloned().unwrap_or_else(|| read_owner(host, pid));
-            (inode, o)
-        })
-        .collect();
-    (found, unreadable)
+    (lowest, owners, unreadable)
 }
 
 /// `(inode, pid)` hits, unreadable pids, the owners' names and command lines.
 type Walked = (Vec<(u64, u32)>, usize, HashMap<u32, Owner>);
 
-/// The wanted socket inodes each of `pids` holds, how many pids could not be
-/// read, and the name and command line of every pid holding one.
-fn walk_fds(host: &Host, pids: &[u32], wanted: &HashSet<u64>) -> Walked {
+/// The socket inodes each of `pids` holds (only wanted ones once `wanted` is
+/// known), how many pids could not be read, and the name and command line of
+/// every pid holding a wanted one.
+fn walk_fds(host: &Host, pids: &[u32], wanted: Option<&HashSet<u64>>) -> Walked {
     let mut hits = Vec::new();
     let mut owners = HashMap::new();
     let mut unreadable = 0;
@@ -331,9 +356,13 @@ fn walk_fds(host: &Host, pids: &[u32], wanted: &HashSet<u64>) -> Walked {
         };
         for entry in rd.flatten() {
             if let Some(inode) = link_inode(&dir, &entry.file_name()) {
-                if wanted.contains(&inode) {
-                    hits.push((inode, pid));
-                    owners.entry(pid).or_insert_with(|| read_owner(host, pid));
+                match wanted {
+                    Some(w) if w.contains(&inode) => {
+                        hits.push((inode, pid));
+                        owners.entry(pid).or_insert_with(|| read_owner(host, pid));
+                    }
+                    Some(_) => {}
+                    None => hits.push((inode, pid)),
                 }
             }
         }
