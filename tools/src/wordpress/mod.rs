@@ -118,7 +118,8 @@ impl Tool for WordpressInventory {
          feed when one is available. Judges database passwords locally (weak, identical across sites, one \
          template such as Name+Year+! across sites; never returns them), DB_USER root, default salts; \
          WP_DEBUG and display_errors left on, debug.log in the web root, DISALLOW_FILE_EDIT, wp-config.php \
-         permissions, dumps, installers and Adminer/phpMyAdmin in web roots, PHP files in uploads, modified \
+         permissions, dumps, installers and Adminer/phpMyAdmin in web roots, PHP files in uploads, administrator \
+         accounts new since the last review (live host, read with the site's own DB credentials), modified \
          packaged core. Use it for 'which sites are outdated/vulnerable', 'is debug on anywhere', \
          'are database passwords reused'."
     }
