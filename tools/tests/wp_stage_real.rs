@@ -129,8 +129,10 @@ fn setup(downloads: u16) -> Wp {
     std::fs::create_dir_all(dir.join("www")).unwrap();
     ok(&format!("chmod 755 {0} {0}/www", dir.display()));
     let d = dir.display();
+    // Each server gets its own tmpdir: two bootstraps sharing /tmp collide on temp table names.
+    ok(&format!("mkdir -p {d}/tmp"));
     ok(&format!(
-        "mariadb-install-db --no-defaults --user=root --datadir={d}/db --auth-root-authentication-method=socket --skip-test-db"
+        "mariadb-install-db --no-defaults --user=root --datadir={d}/db --tmpdir={d}/tmp --auth-root-authentication-method=socket --skip-test-db"
     ));
     let port = free_port();
     let sock = format!("{d}/mysqld.sock");
@@ -144,6 +146,7 @@ fn setup(downloads: u16) -> Wp {
             "--bind-address=127.0.0.1",
             &format!("--port={port}"),
             &format!("--log-error={d}/db.err"),
+            &format!("--tmpdir={d}/tmp"),
         ])
         .spawn()
         .unwrap();
