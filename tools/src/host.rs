@@ -251,6 +251,19 @@ impl Host {
 
     /// Run a program on the live host with a time limit; refused on any other root.
     pub async fn run(&self, program: &str, args: &[&str], timeout: Duration) -> Result<CmdOutput, HostError> {
+        self.run_env(program, args, &[], timeout).await
+    }
+
+    /// [`Host::run`] with extra environment variables: the way to hand a secret to a
+    /// program (e.g. `MYSQL_PWD`) without putting it on its command line, where any
+    /// local user could read it in `/proc/PID/cmdline`.
+    pub async fn run_env(
+        &self,
+        program: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<CmdOutput, HostError> {
         if !self.live {
             return Err(HostError::NotLive { program: program.to_string(), root: self.root.display().to_string() });
         }
@@ -262,6 +275,7 @@ impl Host {
         let child = tokio::process::Command::new(&path)
             .args(args)
             .env("LC_ALL", "C")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -334,6 +348,16 @@ mod tests {
         let h = Host::at("/tmp/fixture");
         let err = h.run("true", &[], Duration::from_secs(1)).await;
         assert!(matches!(err, Err(HostError::NotLive { .. })));
+        let err = h.run_env("true", &[], &[("X", "y")], Duration::from_secs(1)).await;
+        assert!(matches!(err, Err(HostError::NotLive { .. })));
+    }
+
+    #[tokio::test]
+    async fn environment_reaches_the_program_not_its_arguments() {
+        let h = Host::live();
+        let out =
+            h.run_env("sh", &["-c", "printf %s \"$VIGIL_T\""], &[("VIGIL_T", "v 1")], Duration::from_secs(5)).await;
+        assert_eq!(out.map(|o| o.stdout).ok().as_deref(), Some("v 1"));
     }
 
     #[test]

@@ -129,8 +129,10 @@ fn setup(downloads: u16) -> Wp {
     std::fs::create_dir_all(dir.join("www")).unwrap();
     ok(&format!("chmod 755 {0} {0}/www", dir.display()));
     let d = dir.display();
+    // Each server gets its own tmpdir: two bootstraps sharing /tmp collide on temp table names.
+    ok(&format!("mkdir -p {d}/tmp"));
     ok(&format!(
-        "mariadb-install-db --no-defaults --user=root --datadir={d}/db --auth-root-authentication-method=socket --skip-test-db"
+        "mariadb-install-db --no-defaults --user=root --datadir={d}/db --tmpdir={d}/tmp --auth-root-authentication-method=socket --skip-test-db"
     ));
     let port = free_port();
     let sock = format!("{d}/mysqld.sock");
@@ -144,6 +146,7 @@ fn setup(downloads: u16) -> Wp {
             "--bind-address=127.0.0.1",
             &format!("--port={port}"),
             &format!("--log-error={d}/db.err"),
+            &format!("--tmpdir={d}/tmp"),
         ])
         .spawn()
         .unwrap();
@@ -510,4 +513,63 @@ async fn child_apply() {
     let r = Registry::builtin();
     r.plan(&ctx, "wordpress_apply_update", input.clone()).await.unwrap();
     let _ = r.call(&ctx, "wordpress_apply_update", input).await;
+}
+
+/// `wordpress_inventory` lists the site's administrators with the site's own credentials
+/// (MariaDB over TCP, password in `MYSQL_PWD`), records them, and flags one added by SQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inventory_lists_admins_and_flags_a_new_one() {
+    if !need(&["mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin", "php", "setpriv", "curl"]) {
+        return;
+    }
+    let wp = tokio::task::spawn_blocking(|| setup(0)).await.unwrap();
+    let ctx = wp.ctx();
+    let site = wp.site().display().to_string();
+    let r = Registry::builtin();
+    let inventory = || async { r.call(&ctx, "wordpress_inventory", json!({})).await.unwrap().to_value() };
+    let ours = |out: &Value| {
+        out["facts"]["sites"].as_array().unwrap().iter().find(|s| s["site"] == site.as_str()).cloned().unwrap()
+    };
+    let added = |out: &Value| -> Vec<String> {
+        out["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["id"] == "accounts.wp-admin-added")
+            .map(|f| f["subject"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let t = Instant::now();
+    let first = inventory().await;
+    println!("TIMING inventory with admin listing: {} ms", t.elapsed().as_millis());
+    assert_eq!(ours(&first)["admins"], json!(["admin"]), "{:#}", ours(&first));
+    assert!(added(&first).is_empty(), "first review only records: {first:#}");
+    let state = wp.state().join("wp-admins.json");
+    let recorded = std::fs::read_to_string(&state).unwrap();
+    assert!(recorded.contains("\"admin\""), "{recorded}");
+
+    wp.sql(
+        "INSERT INTO wp_users (user_login, user_pass, user_nicename, user_email, user_registered, display_name) \
+         VALUES ('wp-support', 'x', 'wp-support', 'x@example.com', UTC_TIMESTAMP(), 'wp-support'); \
+         INSERT INTO wp_usermeta (user_id, meta_key, meta_value) SELECT ID, 'wp_capabilities', \
+         'a:1:{s:13:\"administrator\";b:1;}' FROM wp_users WHERE user_login = 'wp-support';",
+    );
+    let second = inventory().await;
+    assert_eq!(ours(&second)["admins"], json!(["admin", "wp-support"]), "{:#}", ours(&second));
+    assert_eq!(added(&second), vec![format!("{site}:wp-support")], "{second:#}");
+    assert!(ours(&second)["flags"].to_string().contains("wp-admin-added"));
+    let third = inventory().await;
+    assert!(added(&third).is_empty(), "reported once, then part of the record: {third:#}");
+
+    // The site's database down: a note in the facts, no finding, no error.
+    ok(&format!("mariadb-admin --no-defaults --socket={} shutdown", wp.sock));
+    let down = inventory().await;
+    let note = ours(&down)["admins_unavailable"].as_str().unwrap_or_default().to_string();
+    assert!(note.contains("not reached"), "{:#}", ours(&down));
+    assert!(added(&down).is_empty());
+
+    for text in [first.to_string(), second.to_string(), third.to_string(), down.to_string(), recorded] {
+        assert!(!text.contains("S3cret"), "the database password never appears");
+    }
 }

@@ -617,8 +617,12 @@ async fn load_into_mariadb(ctx: &Ctx, db: &DbTools, scratch: &Path, dump: &Path)
         return Err(format!("not loaded: the socket path {sock} is too long for a unix socket"));
     }
     let datadir = format!("--datadir={d}/db");
+    // A private tmpdir: servers bootstrapping at the same time in /tmp collide on temp table names.
+    std::fs::create_dir_all(format!("{d}/tmp")).map_err(|e| format!("not loaded: cannot create {d}/tmp: {e}"))?;
+    let tmpdir = format!("--tmpdir={d}/tmp");
     let root = unsafe { libc::geteuid() } == 0;
-    let mut install = vec!["--no-defaults", &datadir, "--auth-root-authentication-method=socket", "--skip-test-db"];
+    let mut install =
+        vec!["--no-defaults", &datadir, &tmpdir, "--auth-root-authentication-method=socket", "--skip-test-db"];
     if root {
         install.push("--user=root");
     }
@@ -634,7 +638,7 @@ async fn load_into_mariadb(ctx: &Ctx, db: &DbTools, scratch: &Path, dump: &Path)
     let pid = format!("--pid-file={d}/mysqld.pid");
     let log = format!("--log-error={d}/mysqld.err");
     let mut server_args =
-        vec!["--no-defaults", &datadir, &socket, &pid, &log, "--skip-networking", "--skip-grant-tables"];
+        vec!["--no-defaults", &datadir, &tmpdir, &socket, &pid, &log, "--skip-networking", "--skip-grant-tables"];
     if root {
         server_args.push("--user=root");
     }

@@ -49,7 +49,7 @@ const SKIP_DIRS: [&str; 14] = [
 
 /// A database password, kept in memory only: never printed, never serialised.
 #[derive(Clone)]
-pub struct DbPassword(String);
+pub struct DbPassword(pub(crate) String);
 
 impl DbPassword {
     /// The value, for the one caller that must use it (a local database client via `MYSQL_PWD`).

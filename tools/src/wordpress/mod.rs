@@ -10,6 +10,7 @@
 //! passwords locally (never reporting them), and checks debug, permissions,
 //! leftovers in the web root and PHP dropped into uploads.
 
+pub mod admins;
 pub mod checks;
 pub mod creds;
 pub mod discover;
@@ -71,6 +72,12 @@ pub struct SiteFacts {
     /// What the findings say about this site, in short (`wp-debug-display`, `vulnerable-plugin`…).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub flags: Vec<String>,
+    /// Administrator logins in the site's database (live host, read with the site's own credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admins: Option<Vec<String>>,
+    /// Why the administrators could not be listed (database unreachable, no client, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admins_unavailable: Option<String>,
 }
 
 /// The feed used.
@@ -111,7 +118,8 @@ impl Tool for WordpressInventory {
          feed when one is available. Judges database passwords locally (weak, identical across sites, one \
          template such as Name+Year+! across sites; never returns them), DB_USER root, default salts; \
          WP_DEBUG and display_errors left on, debug.log in the web root, DISALLOW_FILE_EDIT, wp-config.php \
-         permissions, dumps, installers and Adminer/phpMyAdmin in web roots, PHP files in uploads, modified \
+         permissions, dumps, installers and Adminer/phpMyAdmin in web roots, PHP files in uploads, administrator \
+         accounts new since the last review (live host, read with the site's own DB credentials), modified \
          packaged core. Use it for 'which sites are outdated/vulnerable', 'is debug on anywhere', \
          'are database passwords reused'."
     }
@@ -121,11 +129,25 @@ impl Tool for WordpressInventory {
     }
 
     async fn run(&self, ctx: &Ctx, input: WpInput) -> Result<Outcome<WordpressFacts>, ToolError> {
-        let ctx = ctx.clone();
-        let out = tokio::task::spawn_blocking(move || inventory(&ctx))
+        let bg = ctx.clone();
+        let (mut out, sites) = tokio::task::spawn_blocking(move || inventory_sites(&bg))
             .await
             .map_err(|e| ToolError::Failed(format!("wordpress_inventory stopped: {e}")))?;
-        let Some(filter) = input.site.filter(|s| !s.trim().is_empty()) else {
+        let filter = input.site.filter(|s| !s.trim().is_empty());
+        if ctx.host.is_live() && !sites.is_empty() {
+            let chosen: Vec<usize> = (0..sites.len())
+                .filter(|i| {
+                    let s = &sites[*i];
+                    filter
+                        .as_deref()
+                        .is_none_or(|f| s.subject().contains(f) || s.host.as_deref().is_some_and(|h| h.contains(f)))
+                })
+                .collect();
+            let listed = admins::list(&ctx.host, &sites, &chosen).await;
+            let found = admins::compare_and_record(ctx, &sites, &listed);
+            add_admins(&mut out, listed, found);
+        }
+        let Some(filter) = filter else {
             return Ok(out);
         };
         let Outcome { mut facts, findings } = out;
@@ -148,8 +170,40 @@ pub fn feed_path(ctx: &Ctx) -> Option<(PathBuf, bool)> {
     p.is_file().then_some((p, false))
 }
 
+/// Administrators listed (facts) and new ones (findings), merged into the inventory's outcome.
+fn add_admins(
+    out: &mut Outcome<WordpressFacts>,
+    listed: Vec<(usize, admins::Admins)>,
+    found: Vec<(Option<usize>, Finding)>,
+) {
+    for (i, a) in listed {
+        if let Some(sf) = out.facts.sites.get_mut(i) {
+            match a {
+                admins::Admins::Listed(l) => sf.admins = Some(l),
+                admins::Admins::Unavailable(why) => sf.admins_unavailable = Some(why),
+            }
+        }
+    }
+    for (i, f) in found {
+        if let Some(sf) = i.and_then(|i| out.facts.sites.get_mut(i)) {
+            let kind = f.id.split_once('.').map_or(f.id.as_str(), |(_, k)| k).to_string();
+            if !sf.flags.contains(&kind) {
+                sf.flags.push(kind);
+                sf.flags.sort();
+            }
+        }
+        out.findings.push(f);
+    }
+    out.findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.key().cmp(&b.key())));
+}
+
 /// The whole inventory, synchronously (the tool runs it on a blocking thread).
 pub fn inventory(ctx: &Ctx) -> Outcome<WordpressFacts> {
+    inventory_sites(ctx).0
+}
+
+/// [`inventory`], also returning the sites found (in the order of `facts.sites`).
+pub fn inventory_sites(ctx: &Ctx) -> (Outcome<WordpressFacts>, Vec<Site>) {
     let host = &ctx.host;
     let d = discover(ctx);
     let sites = &d.sites;
@@ -268,12 +322,14 @@ pub fn inventory(ctx: &Ctx) -> Outcome<WordpressFacts> {
                     _ => None,
                 },
                 flags: fl.into_iter().collect(),
+                admins: None,
+                admins_unavailable: None,
             })
             .collect(),
         web_roots: d.web_roots,
         feed: feed_facts,
     };
-    Outcome::new(facts, findings)
+    (Outcome::new(facts, findings), d.sites)
 }
 
 fn wordfence_link(id: &str) -> String {
