@@ -102,7 +102,8 @@ trait Erased: Send + Sync {
 struct Holder<T: Tool> {
     tool: T,
     info: ToolInfo,
-    validator: Option<jsonschema::Validator>,
+    /// Compiled on the first call: a command runs one tool, not all fourteen.
+    validator: std::sync::OnceLock<Option<jsonschema::Validator>>,
 }
 
 fn decode<I: serde::de::DeserializeOwned>(input: Value) -> Result<I, ToolError> {
@@ -116,7 +117,7 @@ impl<T: Tool> Erased for Holder<T> {
     }
 
     fn validate(&self, input: &Value) -> Result<(), ToolError> {
-        let Some(v) = &self.validator else {
+        let Some(v) = self.validator.get_or_init(|| jsonschema::validator_for(&self.info.input_schema).ok()) else {
             return Ok(());
         };
         let errors: Vec<String> = v
@@ -216,7 +217,6 @@ impl Registry {
     pub fn add<T: Tool>(&mut self, tool: T) {
         let input_schema = schema_of::<T::Input>();
         let output_schema = output_schema_of::<T::Output>();
-        let validator = jsonschema::validator_for(&input_schema).ok();
         let info = ToolInfo {
             name: tool.name(),
             description: tool.description(),
@@ -224,7 +224,7 @@ impl Registry {
             input_schema,
             output_schema,
         };
-        self.tools.insert(info.name, Arc::new(Holder { tool, info, validator }));
+        self.tools.insert(info.name, Arc::new(Holder { tool, info, validator: std::sync::OnceLock::new() }));
     }
 
     /// Every tool's info, sorted by name.
