@@ -245,15 +245,18 @@ def main():
             t = bill["totals"]
             head.append(("5. one comprehensive review conversation on web1 (estimate)", "context",
                          f"{bill['all_input_tokens']:,} in / {t['output_tokens']:,} out, {bill['cache_share_of_input']:.0%} of input from cache, **${bill['cost_usd']:.3f}**", "—"))
+    sv = R.time("start-version")
+    if sv:
+        head.append(("6. start-up `vigil --version`", "context", f"{fmt_t(sv[1])}", "—"))
     cn, c0, c50 = R.time("containers-none"), R.time("containers-0"), R.time("containers-50")
     if c0 and c50:
         base = cn or c0
         head.append(("7. review's added time with 50 containers (issue 6)", "context",
                      f"**+{fmt_t(c50[1] - base[1])}** over no Docker engine ({fmt_t(base[1])} → {fmt_t(c50[1])}); "
                      f"+{fmt_t(c50[1] - c0[1])} over an empty engine", "—"))
-    sv = R.time("start-version")
-    if sv:
-        head.append(("6. start-up `vigil --version`", "context", f"{fmt_t(sv[1])}", "—"))
+    for k in sorted(n):
+        if k.startswith("failed_"):
+            head.append((f"{k.split('_')[1]}. this figure did not complete", "—", f"**failed** ({n[k]}): see the run's output", "**missed**"))
     if head:
         w("## Headline\n")
         w("| figure | target | measured | |\n|---|---|---|---|")
@@ -431,6 +434,11 @@ def main():
               f"{n.get('containers', '')}\n")
             table([("containers-none", "review, no Docker engine"), ("containers-0", "review, engine with 0 containers"), ("containers-50", "review, 50 containers"),
                    ("containers-50-tool", "docker_containers, 50 containers")])
+
+    extra = os.path.join(os.path.dirname(os.path.abspath(__file__)), "profile-notes.md")
+    if os.path.exists(extra):
+        w("")
+        w(open(extra, encoding="utf-8").read().rstrip())
 
     with open(a.out, "w", encoding="utf-8") as f:
         f.write("\n".join(L).rstrip() + "\n")
