@@ -44,21 +44,9 @@ fn fixture_host(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hosts").join(name)
 }
 
-/// `vigil --root ROOT ARGS…` with a clean environment (no key unless `api`), like `support::vigil_cmd`.
+/// `vigil --root ROOT ARGS…` with a clean environment (no key unless `api`).
 fn cmd(state: &Path, root: &Path, api: Option<&FakeApi>, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
-    c.arg("--state-dir").arg(state).arg("--root").arg(root).args(args);
-    c.env_clear();
-    c.env("PATH", std::env::var_os("PATH").unwrap_or_default());
-    c.env("HOME", state);
-    c.env("VIGIL_NOW", "2026-11-27T00:00:00Z");
-    c.env("VIGIL_KEYRING", "kernel");
-    c.env("NO_COLOR", "1");
-    if let Some(api) = api {
-        c.env("ANTHROPIC_API_KEY", KEY);
-        c.env("ANTHROPIC_BASE_URL", &api.url);
-    }
-    c
+    support::vigil_cmd_at(state, api, root, args)
 }
 
 /// `vigil --root ROOT review ARGS…`.

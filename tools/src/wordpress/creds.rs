@@ -259,6 +259,21 @@ pub struct PatternGroup {
 
 /// Group passwords that are different but built alike (union of pairwise likeness).
 ///
+/// The root of `i`'s group in a union-find forest, compressing the path.
+fn find(p: &mut [usize], i: usize) -> usize {
+    let mut r = i;
+    while p[r] != r {
+        r = p[r];
+    }
+    let mut i = i;
+    while p[i] != r {
+        let next = p[i];
+        p[i] = r;
+        i = next;
+    }
+    r
+}
+
 /// Two different passwords are alike when they share a template, their first
 /// 4 characters or their last 4. Instead of comparing every pair (quadratic:
 /// 50 million pairs on a 10,000-site host), passwords are bucketed by each of
@@ -267,19 +282,6 @@ pub struct PatternGroup {
 pub fn patterns(passwords: &[(usize, &str)]) -> Vec<PatternGroup> {
     let n = passwords.len();
     let mut parent: Vec<usize> = (0..n).collect();
-    fn find(p: &mut [usize], i: usize) -> usize {
-        let mut r = i;
-        while p[r] != r {
-            r = p[r];
-        }
-        let mut i = i;
-        while p[i] != r {
-            let next = p[i];
-            p[i] = r;
-            i = next;
-        }
-        r
-    }
     let templates: Vec<Option<String>> = passwords.iter().map(|(_, pw)| template(pw)).collect();
     let first4 = |pw: &str| (pw.chars().count() >= 4).then(|| pw.chars().take(4).collect::<String>());
     let last4 = |pw: &str| {
@@ -343,19 +345,6 @@ mod tests {
     fn patterns_pairwise(passwords: &[(usize, &str)]) -> Vec<PatternGroup> {
         let n = passwords.len();
         let mut parent: Vec<usize> = (0..n).collect();
-        fn find(p: &mut [usize], i: usize) -> usize {
-            let mut r = i;
-            while p[r] != r {
-                r = p[r];
-            }
-            let mut i = i;
-            while p[i] != r {
-                let next = p[i];
-                p[i] = r;
-                i = next;
-            }
-            r
-        }
         let templates: Vec<Option<String>> = passwords.iter().map(|(_, pw)| template(pw)).collect();
         let mut kinds: BTreeMap<usize, Vec<Likeness>> = BTreeMap::new();
         for a in 0..n {
