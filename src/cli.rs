@@ -1,4 +1,4 @@
-//! The command line: the contract in DESIGN.md that users and tests rely on.
+//! The command line: the contract users and tests rely on (see `docs/architecture.md`).
 
 use std::path::PathBuf;
 
@@ -50,7 +50,7 @@ pub enum Format {
     Text,
     /// Markdown.
     Md,
-    /// JSON (the shape in DESIGN.md).
+    /// JSON (the shape in `docs/architecture.md`).
     Json,
     /// One self-contained HTML file.
     Html,
