@@ -143,6 +143,8 @@ fn every_format_goes_to_the_file_named() {
         assert!(r.stdout.is_empty(), "{fmt}: with --out nothing goes to stdout: {}", r.stdout);
         let text = std::fs::read_to_string(&out).unwrap();
         assert!(check(&text), "{fmt}:\n{}", &text[..text.len().min(2000)]);
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&out).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600, "{fmt}: a report names accounts and weaknesses: only its owner reads it");
         assert!(!text.contains(support::PLANTED), "{fmt}: the planted password is in the report");
     }
     let r = vigil_at(&state, &web1(), &["review", "--offline", "--out", "/nonexistent/dir/r.txt"]);

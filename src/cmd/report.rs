@@ -53,7 +53,7 @@ pub fn run(app: &App, args: ReportArgs) -> Result<u8> {
         (None, false) => None,
     };
     match &target {
-        Some(p) => std::fs::write(p, &out).with_context(|| format!("cannot write {}", p.display()))?,
+        Some(p) => crate::state::write_report(p, out.as_bytes())?,
         None => std::io::stdout().lock().write_all(out.as_bytes())?,
     }
     if args.open {

@@ -319,7 +319,7 @@ pub async fn run(app: &App, args: ReviewArgs) -> Result<u8> {
     }
     let out = render_as(app, &r, args.format)?;
     match &args.out {
-        Some(p) => std::fs::write(p, out).with_context(|| format!("cannot write {}", p.display()))?,
+        Some(p) => crate::state::write_report(p, out.as_bytes())?,
         None if args.scheduled => {}
         None => std::io::stdout().lock().write_all(out.as_bytes())?,
     }
