@@ -191,7 +191,7 @@ pub fn client_for(app: &App) -> Result<Option<Client>> {
         }
     };
     match found {
-        Some((key, _)) => Ok(Some(Client::new(key, None)?)),
+        Some((key, source)) => Ok(Some(Client::new(key, None)?.with_key_source(source))),
         None => Ok(None),
     }
 }
@@ -207,6 +207,8 @@ pub struct Agent {
     tools: Vec<ToolDef>,
     messages: Vec<Message>,
     usage: Usage,
+    /// The model the API said answered (it can differ from the alias asked for).
+    answered_by: Option<String>,
     transcript: Option<Transcript>,
     transcripts_dir: Option<(PathBuf, usize)>,
 }
@@ -241,6 +243,7 @@ impl Agent {
             tools,
             messages: Vec::new(),
             usage: Usage::default(),
+            answered_by: None,
             transcript: None,
             transcripts_dir,
         }
@@ -249,6 +252,11 @@ impl Agent {
     /// The model in use.
     pub fn model(&self) -> &str {
         &self.model
+    }
+
+    /// The model the API reported in its last answer, else the one asked for.
+    pub fn answered_by(&self) -> &str {
+        self.answered_by.as_deref().unwrap_or(&self.model)
     }
 
     /// The conversation so far.
@@ -263,7 +271,7 @@ impl Agent {
 
     /// Approximate cost of this conversation in USD.
     pub fn cost_usd(&self) -> f64 {
-        cost_usd(&self.model, &self.usage)
+        cost_usd(self.answered_by(), &self.usage)
     }
 
     /// The transcript file, once something was saved.
@@ -347,6 +355,9 @@ impl Agent {
                 Note::Retrying { attempt, delay, why } => sink.retrying(attempt, delay, &why),
             };
             let resp = self.client.send(&req, &mut on).await?;
+            if !resp.model.is_empty() {
+                self.answered_by = Some(resp.model.clone());
+            }
             turn_usage.add(&resp.usage);
             self.usage.add(&resp.usage);
             let text: String = resp

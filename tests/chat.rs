@@ -37,6 +37,8 @@ fn chat_streams_answers_refuses_unknown_tools_and_keeps_private_history() {
     p.expect("vigil> ", T);
     p.send("/cost\r");
     p.expect("cache-read tokens", T);
+    // The model the API said answered, not the alias configured.
+    p.expect("claude-sonnet-4-5-20250929", T);
     p.expect("vigil> ", T);
     p.send("/tools\r");
     p.expect("list_open_ports", T);

@@ -197,7 +197,7 @@ fn read_input(rl: &mut rustyline::DefaultEditor) -> Result<Option<String>, Readl
 
 fn print_cost(agent: &Agent) {
     let u = agent.usage();
-    let p = price_of(agent.model());
+    let p = price_of(agent.answered_by());
     println!(
         "{} input, {} output, {} cache-write, {} cache-read tokens: ≈ ${:.4} ({}; list prices ${}/${} per MTok, approximate)",
         u.input_tokens,
@@ -205,7 +205,7 @@ fn print_cost(agent: &Agent) {
         u.cache_creation_input_tokens,
         u.cache_read_input_tokens,
         agent.cost_usd(),
-        agent.model(),
+        agent.answered_by(),
         p.input,
         p.output
     );

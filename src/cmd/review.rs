@@ -177,7 +177,7 @@ async fn summary_for(app: &App, r: &Review) -> Option<ModelSummary> {
     let key_file = if app.config_trusted { app.config.schedule.api_key_file.as_deref() } else { None };
     let model = crate::agent::model_for(app);
     let key = match crate::auth::find_api_key(&store, key_file) {
-        Ok(Some((key, _))) => key,
+        Ok(Some((key, source))) => (key, source),
         Ok(None) => {
             eprintln!(
                 "vigil: no API key, so this review has no model summary (the findings never need one); \
@@ -192,8 +192,8 @@ async fn summary_for(app: &App, r: &Review) -> Option<ModelSummary> {
             return Some(ModelSummary { model, text: None, error: Some(format!("no usable API key: {e}")) });
         }
     };
-    let client = match crate::claude::Client::new(key, None) {
-        Ok(c) => c,
+    let client = match crate::claude::Client::new(key.0, None) {
+        Ok(c) => c.with_key_source(key.1),
         Err(e) => return Some(ModelSummary { model, text: None, error: Some(format!("{e:#}")) }),
     };
     let m = model_summary(app, client, r).await;
