@@ -209,6 +209,8 @@ pub struct Agent {
     usage: Usage,
     /// The model the API said answered (it can differ from the alias asked for).
     answered_by: Option<String>,
+    /// The conversation as it was before the running turn, to go back to if it is cancelled.
+    before_turn: Option<Vec<Message>>,
     transcript: Option<Transcript>,
     transcripts_dir: Option<(PathBuf, usize)>,
 }
@@ -244,6 +246,7 @@ impl Agent {
             messages: Vec::new(),
             usage: Usage::default(),
             answered_by: None,
+            before_turn: None,
             transcript: None,
             transcripts_dir,
         }
@@ -291,6 +294,18 @@ impl Agent {
         self.save();
     }
 
+    /// After Ctrl-C: the cancelled turn is gone from the conversation — the question is not
+    /// sent again with the next one, and no half answer is kept.
+    pub fn cancel_turn(&mut self) {
+        match self.before_turn.take() {
+            Some(before) => {
+                self.messages = before;
+                self.save();
+            }
+            None => self.repair(),
+        }
+    }
+
     fn push(&mut self, m: Message) {
         self.messages.push(m);
         self.save();
@@ -333,6 +348,7 @@ impl Agent {
         if clean != user {
             sink.notice("a secret-looking value was removed from your message before sending it");
         }
+        self.before_turn = Some(self.messages.clone());
         self.push_user_text(clean);
         let mut turn_usage = Usage::default();
         let mut answer = String::new();

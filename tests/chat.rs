@@ -81,7 +81,7 @@ fn ctrl_c_cancels_the_turn_not_the_program() {
     p.send("think hard\r");
     p.expect("Let me think about that", T);
     p.send("\x03");
-    p.expect("(cancelled)", T);
+    p.expect("(cancelled: not sent)", T);
     p.expect("vigil> ", T);
     p.send("again\r");
     p.expect("second answer", T);
@@ -90,11 +90,12 @@ fn ctrl_c_cancels_the_turn_not_the_program() {
     assert_eq!(p.wait(T), 0);
     let got = api.check();
     assert_eq!(got.len(), 2);
-    // The cancelled question stays, merged with the next; no half assistant turn is sent.
+    // The cancelled turn is gone: neither the question nor a half answer is sent again.
     let msgs = got[1].body["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 1, "{msgs:#?}");
-    assert_eq!(msgs[0]["content"][0]["text"], "think hard");
-    assert_eq!(msgs[0]["content"][1]["text"], "again");
+    assert_eq!(msgs[0]["content"].as_array().map(Vec::len), Some(1), "{msgs:#?}");
+    assert_eq!(msgs[0]["content"][0]["text"], "again");
+    assert!(!got[1].body.to_string().contains("think hard"), "the cancelled question is not resent");
 }
 
 /// `vigil chat` on the small backup root (`support::backup_root`).
@@ -171,7 +172,7 @@ fn ctrl_c_at_the_confirmation_prompt_cancels_cleanly() {
     p.send("test the site backup\r");
     p.expect("Type `verify_backup_restore` to run it", T);
     p.send("\x03");
-    p.expect("(cancelled)", T);
+    p.expect("(cancelled: not sent)", T);
     p.expect("vigil> ", T);
     // Give the abandoned prompt time to notice before typing the next line.
     std::thread::sleep(Duration::from_millis(400));
@@ -185,7 +186,7 @@ fn ctrl_c_at_the_confirmation_prompt_cancels_cleanly() {
     let got = api.check();
     let msgs = got[1].body["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 1, "the unanswered tool call was dropped: {msgs:#?}");
-    assert_eq!(msgs[0]["content"][1]["text"], "what now?");
+    assert_eq!(msgs[0]["content"][0]["text"], "what now?", "the cancelled question is not resent");
 }
 
 /// Chat starts with what must not be missed (an overdue schedule; a failed notification, once),

@@ -2,8 +2,8 @@
 //!
 //! A rustyline prompt with a persistent, private (0600) history in the state
 //! directory. A line ending in `\` continues on the next. Ctrl-C during a turn
-//! cancels that turn — the stream is dropped and the conversation repaired —
-//! not the program; Ctrl-C at the prompt clears the line; Ctrl-D leaves.
+//! cancels that turn — the stream is dropped and the turn removed from the
+//! conversation, so the question is not sent again — not the program; Ctrl-C at the prompt clears the line; Ctrl-D leaves.
 //! Commands: `/help /tools /review /cost /clear /exit`; `/review` runs the
 //! deterministic review (no model) and prints it. At start it shows what the
 //! administrator must not miss: an overdue schedule and notifications that
@@ -116,8 +116,8 @@ pub async fn run(app: &App) -> Result<u8> {
         console.end_line();
         match result {
             None => {
-                agent.repair();
-                eprintln!("{}", paint("33", "(cancelled)"));
+                agent.cancel_turn();
+                eprintln!("{}", paint("33", "(cancelled: not sent)"));
             }
             Some(Err(e)) => eprintln!("{}", paint("31", &format!("error: {}", strip_controls(&format!("{e:#}"))))),
             Some(Ok(t)) => {
