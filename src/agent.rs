@@ -33,6 +33,8 @@ use crate::gate::{Decision, Gate};
 
 /// Where a turn's progress goes.
 pub trait Sink: Send {
+    /// A request to the model has left; nothing has come back yet.
+    fn waiting(&mut self) {}
     /// Model text as it arrives (untrusted: strip controls before display).
     fn text(&mut self, s: &str);
     /// Thinking text as it arrives.
@@ -365,6 +367,7 @@ impl Agent {
         while model_turns < self.max_turns {
             model_turns += 1;
             let req = self.request();
+            sink.waiting();
             let mut on = |n: Note<'_>| match n {
                 Note::Text(t) => sink.text(t),
                 Note::Thinking(t) => sink.thinking(t),

@@ -98,6 +98,21 @@ fn ctrl_c_cancels_the_turn_not_the_program() {
     assert!(!got[1].body.to_string().contains("think hard"), "the cancelled question is not resent");
 }
 
+/// Between Enter and the first token the terminal says what it is waiting for.
+#[test]
+fn a_spinner_shows_while_waiting_for_the_first_token() {
+    let t = tempfile::tempdir().unwrap();
+    let api = FakeApi::start(vec![Reply::Stall(String::new())]);
+    let mut p = chat(t.path(), &api);
+    p.send("anyone there?\r");
+    p.expect("waiting for Claude", T);
+    p.send("\x03");
+    p.expect("(cancelled: not sent)", T);
+    p.expect("vigil> ", T);
+    p.send("/exit\r");
+    assert_eq!(p.wait(T), 0);
+}
+
 /// `vigil chat` on the small backup root (`support::backup_root`).
 fn chat_at(state: &Path, root: &Path, api: &FakeApi) -> Pty {
     let mut c = vigil_cmd_at(state, Some(api), root, &["chat"]);
