@@ -13,10 +13,12 @@
 //! - [`acks`]: acknowledged findings (shown, not counted, until they expire).
 //! - [`history`]: saved reviews and the comparison with the previous one.
 //! - [`snapshot`]: the host inventory the comparison of host changes uses.
+//! - [`priority`]: what to fix first, and repeated findings folded into one row.
 //! - [`render`]: text, Markdown, JSON and HTML.
 
 pub mod acks;
 pub mod history;
+pub mod priority;
 pub mod render;
 pub mod snapshot;
 
