@@ -153,18 +153,42 @@ pub struct ReviewArgs {
 
 /// `vigil ack`.
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct AckArgs {
+    /// List or remove acknowledgements instead of adding one.
+    #[command(subcommand)]
+    pub action: Option<AckAction>,
     /// Finding id, e.g. ports.undocumented.
-    pub id: String,
+    #[arg(required = true)]
+    pub id: Option<String>,
     /// Only this subject (e.g. tcp:8080); all subjects when absent.
     #[arg(long)]
     pub subject: Option<String>,
     /// Why it is acceptable.
-    #[arg(long)]
-    pub reason: String,
+    #[arg(long, required = true)]
+    pub reason: Option<String>,
     /// Until when (YYYY-MM-DD); forever when absent.
     #[arg(long, value_name = "DATE")]
     pub until: Option<String>,
+}
+
+/// `vigil ack list|remove`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AckAction {
+    /// The acknowledgements of this host, with their reasons and expiry.
+    List {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw an acknowledgement: the finding counts again from the next review.
+    Remove {
+        /// Finding id.
+        id: String,
+        /// Only the acknowledgement for this subject; otherwise every one for the id.
+        #[arg(long)]
+        subject: Option<String>,
+    },
 }
 
 /// `vigil report`.

@@ -288,9 +288,40 @@ fn acknowledged_findings_stop_counting_until_they_expire() {
     let text = vigil_at(&state, &web1, &["review", "--offline"]);
     assert!(text.stdout.contains("accepted by the test"), "acknowledgements are shown with their reason");
 
-    let bad = vigil_at(&state, &web1, &["ack", "x.y", "--reason", "r", "--until", "next week"]);
+    let bad = vigil_at(&state, &web1, &["ack", &critical[0].0, "--reason", "r", "--until", "next week"]);
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("--until next week"), "{}", bad.stderr);
+
+    // An id no check produces is refused, with the closest ones.
+    let typo = vigil_at(&state, &web1, &["ack", "ports.exposed-datstore", "--reason", "r"]);
+    assert_eq!(typo.code, 2, "{}", typo.stderr);
+    assert!(
+        typo.stderr.contains("no check produces") && typo.stderr.contains("ports.exposed-datastore"),
+        "{}",
+        typo.stderr
+    );
+
+    // list (text and JSON) and remove.
+    let list = vigil_at(&state, &web1, &["ack", "list"]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert_eq!(list.stdout.lines().count(), critical.len(), "{}", list.stdout);
+    assert!(
+        list.stdout.contains("accepted by the test") && list.stdout.contains("until 2027-01-31"),
+        "{}",
+        list.stdout
+    );
+    let json = vigil_at(&state, &web1, &["ack", "list", "--json"]);
+    let all: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(all.as_array().map(Vec::len), Some(critical.len()));
+    let (id, subject) = &critical[0];
+    let rm = vigil_at(&state, &web1, &["ack", "remove", id, "--subject", subject]);
+    assert_eq!(rm.code, 0, "{}", rm.stderr);
+    assert!(rm.stdout.contains("Removed 1 acknowledgement"), "{}", rm.stdout);
+    let (code, v) = review_json(&state, &web1, &["--fail-on", "critical"]);
+    assert_eq!(code, 1, "the removed acknowledgement counts again");
+    assert!(pairs(&v["findings"]).contains(&critical[0]));
+    let again = vigil_at(&state, &web1, &["ack", "remove", id, "--subject", subject]);
+    assert_eq!(again.code, 2, "nothing left to remove is an error: {}", again.stdout);
 }
 
 #[test]

@@ -12,7 +12,7 @@ use vigil_tools::config::parse_date;
 
 use crate::app::App;
 use crate::audit::Origin;
-use crate::cli::{AckArgs, Format, ReviewArgs};
+use crate::cli::{AckAction, AckArgs, Format, ReviewArgs};
 use crate::gate::{NoHuman, Scheduled};
 use crate::review::{self, HostInfo, ModelSummary, Review, ToolRun, acks, history, render};
 use crate::state::host_name;
@@ -331,22 +331,38 @@ pub async fn run(app: &App, args: ReviewArgs) -> Result<u8> {
     Ok(code)
 }
 
-/// `vigil ack`.
+/// `vigil ack`, `vigil ack list`, `vigil ack remove`.
 pub fn ack(app: &App, args: AckArgs) -> Result<u8> {
+    match args.action {
+        Some(AckAction::List { json }) => return ack_list(app, json),
+        Some(AckAction::Remove { id, subject }) => return ack_remove(app, &id, subject.as_deref()),
+        None => {}
+    }
+    let (Some(id), Some(reason)) = (args.id.clone(), args.reason.clone()) else {
+        bail!("usage: vigil ack ID --reason WHY [--subject S] [--until DATE] (or `vigil ack list`)");
+    };
+    if !vigil_tools::finding::KNOWN_IDS.contains(&id.as_str()) && !seen_on_this_host(app, &id) {
+        let close = vigil_tools::finding::closest_ids(&id, 3);
+        bail!(
+            "no check produces the finding id `{}`; the closest are: {} (ids are shown in brackets in every review)",
+            crate::term::strip_controls(&id),
+            close.join(", ")
+        );
+    }
     if let Some(u) = &args.until {
         if parse_date(u).is_none() {
             bail!("--until {u}: use a date like 2027-01-31");
         }
     }
-    if args.reason.trim().is_empty() {
+    if reason.trim().is_empty() {
         bail!("--reason must say why this is acceptable");
     }
     let by = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into());
     let today = app.host.now_unix() / 86_400;
     let ack = acks::Ack {
-        id: args.id.clone(),
+        id: id.clone(),
         subject: args.subject.clone(),
-        reason: args.reason.clone(),
+        reason,
         until: args.until.clone(),
         by,
         at: acks::date_of_day(today),
@@ -355,6 +371,53 @@ pub fn ack(app: &App, args: AckArgs) -> Result<u8> {
     app.audit().append(serde_json::json!({"kind": "ack", "ack": ack}))?;
     let what = args.subject.as_deref().map(|s| format!(" on {s}")).unwrap_or_else(|| " (every subject)".into());
     let until = args.until.as_deref().map(|u| format!(" until {u}")).unwrap_or_else(|| " with no end date".into());
-    println!("Acknowledged {}{what}{until}: shown in reviews, not counted.", args.id);
+    println!("Acknowledged {id}{what}{until}: shown in reviews, not counted.");
+    Ok(0)
+}
+
+/// True when a saved review of this host has a finding with this id (a check from another version).
+fn seen_on_this_host(app: &App, id: &str) -> bool {
+    app.host_dir().map(|d| history::all(&d).iter().any(|r| r.findings.iter().any(|f| f.id == id))).unwrap_or(false)
+}
+
+fn ack_list(app: &App, json: bool) -> Result<u8> {
+    let all = acks::load(&app.host_dir()?)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(0);
+    }
+    if all.is_empty() {
+        println!("No acknowledgements for this host.");
+        return Ok(0);
+    }
+    let today = app.host.now_unix() / 86_400;
+    for a in &all {
+        let subject = a.subject.as_deref().unwrap_or("(every subject)");
+        let until = match (&a.until, a.active(today)) {
+            (Some(u), true) => format!("until {u}"),
+            (Some(u), false) => format!("EXPIRED {u}"),
+            (None, _) => "no end date".into(),
+        };
+        let line = format!("{} {subject} — \"{}\" ({}, {}, {until})", a.id, a.reason, a.by, a.at);
+        println!("{}", crate::term::strip_controls(&line));
+    }
+    Ok(0)
+}
+
+fn ack_remove(app: &App, id: &str, subject: Option<&str>) -> Result<u8> {
+    let gone = acks::remove(&app.host_dir()?, id, subject)?;
+    if gone == 0 {
+        let what = subject.map(|s| format!(" on {s}")).unwrap_or_default();
+        bail!(
+            "no acknowledgement of `{}`{} to remove (see `vigil ack list`)",
+            crate::term::strip_controls(id),
+            crate::term::strip_controls(&what)
+        );
+    }
+    app.audit().append(serde_json::json!({"kind": "ack_removed", "id": id, "subject": subject}))?;
+    println!(
+        "Removed {gone} acknowledgement{} of {id}: it counts again from the next review.",
+        if gone == 1 { "" } else { "s" }
+    );
     Ok(0)
 }

@@ -1,0 +1,51 @@
+//! Build script: the catalogue of finding ids the checks can produce.
+//!
+//! Every string literal in `src/` shaped like a finding id (`ports.exposed-datastore`:
+//! one of the seven category prefixes, a dot, lowercase words joined by `-`) is collected
+//! into `OUT_DIR/finding_ids.rs`, so `vigil ack` can refuse an id no check produces and
+//! suggest the closest ones. Collecting from the source keeps the list from going stale:
+//! a new check's id is in it the moment the check is written.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+const PREFIXES: &[&str] = &["credentials", "updates", "hardening", "backups", "ports", "containers", "accounts"];
+
+fn is_id(s: &str) -> bool {
+    let Some((prefix, rest)) = s.split_once('.') else { return false };
+    PREFIXES.contains(&prefix)
+        && !rest.is_empty()
+        && rest.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && rest.starts_with(|c: char| c.is_ascii_lowercase())
+}
+
+fn scan(dir: &Path, ids: &mut BTreeSet<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            scan(&p, ids);
+        } else if p.extension().is_some_and(|x| x == "rs") && p.file_name().is_some_and(|n| n != "tests.rs") {
+            println!("cargo:rerun-if-changed={}", p.display());
+            let Ok(text) = std::fs::read_to_string(&p) else { continue };
+            // Test modules plant made-up ids; only the code above them counts.
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            for (i, part) in code.split('"').enumerate() {
+                if i % 2 == 1 && is_id(part) {
+                    ids.insert(part.to_string());
+                }
+            }
+        }
+    }
+}
+
+fn main() {
+    let mut ids = BTreeSet::new();
+    println!("cargo:rerun-if-changed=src");
+    scan(Path::new("src"), &mut ids);
+    let list: Vec<String> = ids.iter().map(|i| format!("{i:?}")).collect();
+    let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default()).join("finding_ids.rs");
+    if let Err(e) = std::fs::write(&out, format!("&[{}]\n", list.join(", "))) {
+        println!("cargo:warning=cannot write {}: {e}", out.display());
+    }
+}
