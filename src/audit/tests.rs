@@ -237,6 +237,7 @@ impl FakeJournal {
         std::fs::write(&export, "").unwrap();
         let a = l.anchors_mut();
         a.journal_socket = path;
+        a.journal_via_logger = false;
         a.journal_source = JournalSource::Export(export.clone());
         FakeJournal { sock, export, got: Vec::new() }
     }
