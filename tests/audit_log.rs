@@ -66,6 +66,11 @@ fn every_report_format_carries_the_audit_chain_head() {
         if *fmt == "json" {
             let v: Value = serde_json::from_str(text).unwrap();
             assert_eq!(v["audit_head"], *head, "{fmt}");
+            // ...and so does the notification of that review, in its text and its JSON.
+            let r: vigil::review::Review = serde_json::from_str(text).unwrap();
+            let note = vigil::notify::Note::for_review(&r, &[]);
+            assert!(note.body.contains(&format!("audit log head: entry {seq} sha256 {hash}")), "{}", note.body);
+            assert_eq!(note.json["audit_head"], *head);
         } else {
             let line = format!("audit log head: entry {seq} sha256 {hash}");
             assert_eq!(text.matches(&line).count(), 1, "{fmt}: one line `{line}` in\n{text}");
