@@ -109,7 +109,8 @@ impl Journald {
     fn start(journald: &Path) -> Journald {
         let script = format!(
             "set -e; mount -t tmpfs tmpfs /run; mkdir -p /run/systemd/journal /run/log/journal; \
-             if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi; exec {}",
+             if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; \
+             else mount -t tmpfs tmpfs /var/log; mkdir /var/log/journal; fi; exec {}",
             journald.display()
         );
         let child = Command::new("unshare")
@@ -250,4 +251,11 @@ fn a_real_journal_anchors_the_chain_and_verify_catches_a_rewrite() {
     let v = j.vigil(state, &["log", "verify"]);
     assert_eq!(v.code, 0, "{v:?}");
     assert!(v.stdout.contains("anchored in the journal up to seq 4 (matches)"), "{}", v.stdout);
+
+    // With Forward Secure Sealing set up, verify says the journal is sealed.
+    let fss = j.sh("mkdir -p /var/log/journal/$(cat /etc/machine-id) && journalctl --setup-keys --force");
+    assert!(fss.status.success(), "{}", String::from_utf8_lossy(&fss.stderr));
+    let v = j.vigil(state, &["log", "verify"]);
+    assert_eq!(v.code, 0, "{v:?}");
+    assert!(v.stdout.contains("the journal is sealed (Forward Secure Sealing)"), "{}", v.stdout);
 }
