@@ -166,12 +166,15 @@ pub fn cap_event(event: Value) -> Value {
     };
     let mut sizes: Vec<(String, usize)> = o.iter().map(|(k, v)| (k.clone(), size_of(v))).collect();
     sizes.sort_by_key(|s| std::cmp::Reverse(s.1));
+    // The running size: the whole event less what each replacement saved.
+    let mut total = serde_json::to_vec(&o).map(|b| b.len()).unwrap_or(usize::MAX);
     for (k, n) in sizes {
-        if n < FIELD_FLOOR || size_of(&Value::Object(o.clone())) <= EVENT_CAP {
+        if n < FIELD_FLOOR || total <= EVENT_CAP {
             break;
         }
         if let Some(v) = o.get_mut(&k) {
             *v = omitted(&serde_json::to_vec(v).unwrap_or_default());
+            total = total.saturating_sub(n) + size_of(v);
         }
     }
     let event = Value::Object(o);
