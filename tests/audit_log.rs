@@ -1,5 +1,6 @@
 //! The audit log through the real binary: an oversized tool argument no longer
-//! stops the log, every report format carries the chain head, and, against a
+//! stops the log, every report format carries the chain head, the configured
+//! syslog (a real UDP listener) gets each entry's hash, and, against a
 //! real `systemd-journald` (run alone in a private mount namespace, since this
 //! machine has no systemd), `vigil log verify` checks the chain against the
 //! journal's anchors and catches what the files alone cannot: a recomputed
@@ -258,4 +259,44 @@ fn a_real_journal_anchors_the_chain_and_verify_catches_a_rewrite() {
     let v = j.vigil(state, &["log", "verify"]);
     assert_eq!(v.code, 0, "{v:?}");
     assert!(v.stdout.contains("the journal is sealed (Forward Secure Sealing)"), "{}", v.stdout);
+}
+
+fn write_config(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn the_configured_syslog_gets_each_entry_and_a_malformed_one_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let state = t.path().join("state");
+    let cfg = t.path().join("config.toml");
+    let srv = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    srv.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let target = format!("udp://{}", srv.local_addr().unwrap());
+    write_config(&cfg, &format!("[audit]\nsyslog = \"{target}\"\n"));
+    let with_cfg = |args: &[&str]| {
+        let mut a = vec!["--config", cfg.to_str().unwrap()];
+        a.extend_from_slice(args);
+        run(vigil_cmd(&state, None, &a), "")
+    };
+    let r = with_cfg(&["tools", "run", "check_ssh"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let mut buf = vec![0u8; 4096];
+    let n = srv.recv(&mut buf).unwrap();
+    let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let head: Value = serde_json::from_slice(&std::fs::read(state.join("audit.head")).unwrap()).unwrap();
+    assert!(line.starts_with("<86>1 ") && line.contains(" vigil-audit "), "{line}");
+    assert!(line.contains(&format!("seq=\"1\" hash=\"{}\"", head["hash"].as_str().unwrap())), "{line}");
+    assert!(!line.contains("check_ssh"), "nothing of the call: {line}");
+    let v = with_cfg(&["log", "verify"]);
+    assert_eq!(v.code, 0, "{v:?}");
+    assert!(v.stdout.contains(&format!("also goes to syslog {target}")), "{}", v.stdout);
+
+    write_config(&cfg, "[audit]\nsyslog = \"logs.example.org:514\"\n");
+    let r = with_cfg(&["log", "verify"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("expected udp://HOST:PORT or tcp://HOST:PORT"), "{}", r.stderr);
+    assert!(r.stderr.contains("config.toml"), "names the file: {}", r.stderr);
 }
