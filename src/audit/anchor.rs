@@ -31,6 +31,8 @@ const JOURNAL_DIRS: [&str; 2] = ["/var/log/journal", "/run/log/journal"];
 pub const IDENT: &str = "vigil-audit";
 /// How long a TCP syslog may take to accept a line before this entry goes unanchored there.
 const TCP_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long reading the journal back may take.
+const JOURNALCTL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a journal send may take.
 const JOURNAL_TIMEOUT: Duration = Duration::from_secs(2);
 /// After a failed TCP syslog send, further sends wait this long (each would cost the timeout).
@@ -350,29 +352,14 @@ impl Anchors {
     fn read_journal(&self) -> Result<Vec<(u64, String)>, String> {
         let text = match &self.journal_source {
             JournalSource::Export(p) => std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?,
-            JournalSource::Journalctl => {
-                let out = std::process::Command::new("journalctl")
-                    .args(["-o", "json", "--no-pager", "-q"])
-                    .arg(format!("SYSLOG_IDENTIFIER={IDENT}"))
-                    .arg(format!("VIGIL_AUDIT_LOG={}", self.log))
-                    .stdin(std::process::Stdio::null())
-                    .output();
-                match out {
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Err("no journal on this host (journalctl is not installed)".into());
-                    }
-                    Err(e) => return Err(format!("cannot run journalctl: {e}")),
-                    Ok(o) if !o.status.success() => {
-                        let err = String::from_utf8_lossy(&o.stderr);
-                        return Err(format!(
-                            "journalctl failed ({}): {}",
-                            o.status,
-                            crate::term::strip_controls(err.trim())
-                        ));
-                    }
-                    Ok(o) => o.stdout,
-                }
-            }
+            JournalSource::Journalctl => journalctl(&[
+                "-o".into(),
+                "json".into(),
+                "--no-pager".into(),
+                "-q".into(),
+                format!("SYSLOG_IDENTIFIER={IDENT}"),
+                format!("VIGIL_AUDIT_LOG={}", self.log),
+            ])?,
         };
         let mut anchors = Vec::new();
         for line in text.split(|b| *b == b'\n') {
@@ -403,6 +390,42 @@ impl Anchors {
             return JournalCheck::Unavailable("no journal on this host".into());
         }
         compare(hashes, &anchors)
+    }
+}
+
+/// Run journalctl, bounded by [`JOURNALCTL_TIMEOUT`]: its stdout, or why there is none.
+fn journalctl(args: &[String]) -> Result<Vec<u8>, String> {
+    let child = std::process::Command::new("journalctl")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let child = match child {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err("no journal on this host (journalctl is not installed)".into());
+        }
+        Err(e) => return Err(format!("cannot run journalctl: {e}")),
+        Ok(c) => c,
+    };
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(JOURNALCTL_TIMEOUT) {
+        Ok(Ok(o)) if o.status.success() => Ok(o.stdout),
+        Ok(Ok(o)) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            Err(format!("journalctl failed ({}): {}", o.status, crate::term::strip_controls(err.trim())))
+        }
+        Ok(Err(e)) => Err(format!("cannot read journalctl's output: {e}")),
+        Err(_) => {
+            // SAFETY: kill(2) on the pid of the child we started; its waiter has sent nothing, so it is
+            // still running or was reaped only an instant ago (too soon for the pid to be reused).
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            Err(format!("journalctl did not answer within {} s", JOURNALCTL_TIMEOUT.as_secs()))
+        }
     }
 }
 

@@ -97,7 +97,13 @@ pub fn verify_lines(v: &Verification, path: &std::path::Path) -> Vec<String> {
         JournalCheck::NoAnchors => o.push(format!(
             "not anchored: the journal holds no hashes of this log{}; a root user could rewrite the log and its \
              head undetected",
-            if head.unwrap_or(0) > 0 { " (it was written while no journal was running)" } else { "" }
+            if !crate::state::is_root() {
+                " that this user can read (run as root or in group systemd-journal)"
+            } else if head.unwrap_or(0) > 0 {
+                " (it was written while no journal was running)"
+            } else {
+                ""
+            }
         )),
         JournalCheck::Unavailable(why) => {
             o.push(format!("not anchored: {why}; a root user could rewrite the log and its head undetected"))
