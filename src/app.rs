@@ -60,6 +60,9 @@ impl App {
         if let Some(feed) = &global.vuln_feed {
             config.wordpress.vuln_feed = Some(feed.clone());
         }
+        if let Some(s) = &config.audit.syslog {
+            crate::audit::anchor::SyslogTarget::parse(s).with_context(|| format!("in {}", config_path.display()))?;
+        }
         let state = StateDir::open(global.state_dir.as_deref())?;
         // The one place a downloaded feed is found: `vigil vulndb update` keeps it at the top of the
         // state directory (it describes software, not a host), shared by every audited root.
@@ -99,9 +102,11 @@ impl App {
         v
     }
 
-    /// The audit log.
+    /// The audit log, anchored in the journal and the configured syslog.
     pub fn audit(&self) -> AuditLog {
-        AuditLog::in_dir(self.state.path())
+        let syslog =
+            self.config.audit.syslog.as_deref().and_then(|s| crate::audit::anchor::SyslogTarget::parse(s).ok());
+        AuditLog::in_dir(self.state.path()).with_syslog(syslog)
     }
 
     /// A gate for calls from `origin`, asking `confirmer`.

@@ -231,6 +231,11 @@ impl Gate {
         &self.ctx
     }
 
+    /// The audit log's chain head now (reports and notifications carry it off the host).
+    pub fn audit_head(&self) -> Option<crate::audit::Head> {
+        self.audit.as_ref().and_then(|a| a.head())
+    }
+
     /// The effect the gate assumes: unknown tools are mutating.
     pub fn effect(&self, name: &str) -> Effect {
         self.registry.effect(name)

@@ -82,6 +82,9 @@ impl Note {
         for f in r.findings.iter().filter(|f| f.severity >= vigil_tools::Severity::High).take(10) {
             body.push_str(&format!("  [{}] {} {}\n      fix: {}\n", f.severity, f.subject, f.title, f.remediation));
         }
+        if let Some(a) = render::audit_line(r) {
+            body.push_str(&format!("\n{a}\n"));
+        }
         if !reports.is_empty() {
             body.push_str("\nFull reports on the host:\n");
             for p in reports {
@@ -97,6 +100,7 @@ impl Note {
             "changes": r.changes,
             "top_findings": r.findings.iter().filter(|f| f.severity >= vigil_tools::Severity::High).take(10).collect::<Vec<_>>(),
             "reports": reports,
+            "audit_head": r.audit_head,
         });
         Note { subject, body: Redactor::global().text(&body).into_owned(), json: Redactor::global().value(json) }
     }

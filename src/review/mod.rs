@@ -155,6 +155,9 @@ pub struct Review {
     /// The model's summary (never the findings' source).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_summary: Option<ModelSummary>,
+    /// The audit log's chain head when the review was written (compare with `vigil log verify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_head: Option<crate::audit::Head>,
 }
 
 impl Review {
@@ -268,6 +271,7 @@ pub async fn run(gate: &Gate, ctx: &Ctx, host: HostInfo, opts: Options<'_>) -> R
         changes,
         snapshot: snap,
         model_summary: None,
+        audit_head: gate.audit_head(),
     };
     Ok(review)
 }

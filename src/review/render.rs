@@ -68,6 +68,12 @@ pub fn headline(r: &Review) -> String {
     line
 }
 
+/// The audit log's chain head at review time, as one line (every format carries it, so a copy
+/// of the head leaves the host with each report).
+pub fn audit_line(r: &Review) -> Option<String> {
+    r.audit_head.as_ref().map(|h| format!("audit log head: {h} (compare with `vigil log verify` on the host)"))
+}
+
 fn sev_color(s: Severity) -> &'static str {
     match s {
         Severity::Critical => "1;31",
@@ -86,6 +92,9 @@ pub fn text(r: &Review) -> String {
     }
     let _ = writeln!(o, "vigil review of {} ({}) at {}", r.host.name, r.host.root, r.generated_at);
     let _ = writeln!(o, "{}", paint("1", &headline(r)));
+    if let Some(a) = audit_line(r) {
+        let _ = writeln!(o, "{a}");
+    }
     if let Some(m) = &r.model_summary {
         let _ = writeln!(
             o,
@@ -231,6 +240,9 @@ pub fn markdown(r: &Review) -> String {
         r.tools.len(),
         r.duration_ms
     );
+    if let Some(a) = audit_line(r) {
+        let _ = writeln!(o, "{}\n", md_escape(&a));
+    }
     if let Some(m) = &r.model_summary {
         let _ = writeln!(o, "## Summary by {} (advisory)\n", md_escape(&m.model));
         match (&m.text, &m.error) {
@@ -412,6 +424,9 @@ pub fn html(r: &Review, trend_points: &[TrendPoint]) -> String {
         r.tools.len(),
         r.duration_ms
     );
+    if let Some(a) = audit_line(r) {
+        let _ = write!(o, "<p class=\"muted\" id=\"audit-head\">{}</p>", esc(&a));
+    }
     if let Some(m) = &r.model_summary {
         let _ = write!(
             o,
