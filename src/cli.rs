@@ -310,13 +310,18 @@ pub enum ScheduleAction {
     /// Install the scheduled review.
     Install(ScheduleInstallArgs),
     /// The schedule, the last run and its result, the next run.
-    Status,
+    Status {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove everything `install` did.
     Remove,
 }
 
 /// `vigil schedule install`.
 #[derive(Debug, Clone, Args)]
+#[command(override_usage = "vigil schedule install <--monthly|--weekly|--cron EXPR> [OPTIONS]")]
 #[group(required = true, multiple = false, id = "when")]
 pub struct ScheduleInstallArgs {
     /// Once a month.

@@ -134,6 +134,10 @@ fn systemd_install_then_exec_start_by_hand_reports_and_notifies() {
     }
     let (_, status, _) = run(&[&g[..], &["schedule", "status"]].concat());
     assert!(status.contains("Last run: never") && status.contains("Next run: "), "{status}");
+    let (_, json, _) = run(&[&g[..], &["schedule", "status", "--json"]].concat());
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["installed"]["backend"], "systemd", "{v}");
+    assert!(v["last_run"].is_null() && v["next_run"].is_i64(), "{v}");
 
     // Run the service's ExecStart line by hand.
     let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).unwrap();
