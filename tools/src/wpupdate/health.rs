@@ -3,6 +3,10 @@
 //! request the front page, `wp-login.php` and the configured key pages, and
 //! expect no 5xx, no PHP fatal or parse error in a response or in the PHP log;
 //! `php -l` on the PHP files an update changes.
+//!
+//! Every PHP process here is site code: started by [`as_user`] without a
+//! terminal, with stdout/stderr to `/dev/null` or pipes, in its own PID
+//! namespace; stopping the server ends every process the site's PHP started.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
