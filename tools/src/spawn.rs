@@ -91,31 +91,32 @@ pub const UNSHARE_ARGS: [&str; 3] = ["--pid", "--fork", "--kill-child"];
 /// Probed once: `unshare --pid --fork --kill-child /bin/true` as vigil would run it.
 pub fn site_code_unavailable() -> Option<String> {
     static PROBE: OnceLock<Option<String>> = OnceLock::new();
-    PROBE
-        .get_or_init(|| {
-            let Some(unshare) = resolve("unshare") else {
-                return Some("`unshare` (util-linux) is not installed".into());
-            };
-            let Some(t) = resolve("true") else {
-                return Some("`true` (coreutils) is not installed".into());
-            };
-            let mut args: Vec<String> = Vec::new();
-            // SAFETY: geteuid has no preconditions.
-            if unsafe { libc::geteuid() } != 0 {
-                args.push("--map-current-user".into());
-            }
-            args.extend(UNSHARE_ARGS.iter().map(|s| s.to_string()));
-            args.push(t.display().to_string());
-            match std_command(&unshare, &args, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).output() {
-                Ok(o) if o.status.success() => None,
-                Ok(o) => Some(format!(
-                    "a PID namespace cannot be created here (`unshare --pid` failed: {})",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                )),
-                Err(e) => Some(format!("`unshare` cannot be started: {e}")),
-            }
-        })
-        .clone()
+    PROBE.get_or_init(|| probe(resolve("unshare"))).clone()
+}
+
+/// Run `unshare [--map-current-user] --pid --fork --kill-child /bin/true`: `None` when it works.
+fn probe(unshare: Option<PathBuf>) -> Option<String> {
+    let Some(unshare) = unshare else {
+        return Some("`unshare` (util-linux) is not installed".into());
+    };
+    let Some(t) = resolve("true") else {
+        return Some("`true` (coreutils) is not installed".into());
+    };
+    let mut args: Vec<String> = Vec::new();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        args.push("--map-current-user".into());
+    }
+    args.extend(UNSHARE_ARGS.iter().map(|s| s.to_string()));
+    args.push(t.display().to_string());
+    match std_command(&unshare, &args, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).output() {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "a PID namespace cannot be created here (`unshare --pid` failed: {})",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Some(format!("`unshare` cannot be started: {e}")),
+    }
 }
 
 /// Arguments that put `program args` in a new PID namespace as `uid:gid`:
@@ -266,6 +267,35 @@ mod tests {
     fn stdin_is_dev_null_unless_given() {
         let out = std_command(&sh(), &["-c", "readlink /proc/self/fd/0"], &[]).output().unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "/dev/null");
+    }
+
+    #[test]
+    fn no_pid_namespace_is_a_clear_refusal() {
+        assert!(probe(None).unwrap().contains("`unshare` (util-linux) is not installed"));
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            println!("SKIPPED: not root");
+            return;
+        }
+        // The real unshare, denied by the kernel: run as `nobody`, it may not create a PID namespace.
+        let dir = tempfile::tempdir().unwrap();
+        let wrapper = dir.path().join("unshare");
+        let (setpriv, unshare) = (resolve("setpriv").unwrap(), resolve("unshare").unwrap());
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec {} --reuid=65534 --regid=65534 --clear-groups {} \"$@\"\n",
+                setpriv.display(),
+                unshare.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let why = probe(Some(wrapper)).unwrap();
+        assert!(
+            why.contains("a PID namespace cannot be created here") && why.contains("Operation not permitted"),
+            "{why}"
+        );
     }
 
     #[tokio::test]
