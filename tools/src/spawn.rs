@@ -155,6 +155,10 @@ pub fn site_code_argv(uid: u32, gid: u32, init_groups: bool, program: &str, args
 /// A command running site code: `argv` (from [`site_code_argv`]) under `unshare`,
 /// started in a new session (no controlling terminal) and killed with SIGKILL
 /// when the thread that started it ends. Refused when no PID namespace can be made.
+///
+/// The parent-death signal follows the starting *thread*, not the process: start
+/// site code from a runtime worker or the main thread, never from a short-lived
+/// thread (a `spawn_blocking` task), or the check is cut short when that thread exits.
 pub fn site_code(argv: &[String]) -> Result<tokio::process::Command, String> {
     if let Some(why) = site_code_unavailable() {
         return Err(format!("site code is not run: {why}; vigil only runs a site's PHP inside a PID namespace"));
