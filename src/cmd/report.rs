@@ -61,10 +61,22 @@ pub fn run(app: &App, args: ReportArgs) -> Result<u8> {
         if args.format != Format::Html {
             eprintln!("vigil: --open shows HTML; use --format html for the chart");
         }
-        let status = std::process::Command::new("xdg-open").arg(&p).status();
+        let status = open_in_browser(&p);
         if !status.map(|s| s.success()).unwrap_or(false) {
             eprintln!("vigil: could not open a browser; the report is at {}", p.display());
         }
     }
     Ok(0)
+}
+
+/// `xdg-open FILE` through the one spawner: the desktop session's own variables
+/// (display, session bus, home) and nothing else of vigil's environment.
+fn open_in_browser(file: &std::path::Path) -> std::io::Result<std::process::ExitStatus> {
+    let prog = vigil_tools::spawn::resolve("xdg-open")
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "xdg-open is not installed"))?;
+    let keep =
+        ["DISPLAY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "HOME", "XAUTHORITY", "BROWSER"];
+    let vars: Vec<(&str, String)> = keep.iter().filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))).collect();
+    let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vigil_tools::spawn::std_command(&prog, &[file], &env).status()
 }

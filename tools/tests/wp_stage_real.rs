@@ -515,6 +515,260 @@ async fn child_apply() {
     let _ = r.call(&ctx, "wordpress_apply_update", input).await;
 }
 
+/// Site code that attacks the administrator's terminal (issue 13, item 1): every
+/// request runs a helper that forks one process staying in PHP's session and one
+/// that double-forks and calls `setsid()`; both try `TIOCSTI` on `/dev/tty` and on
+/// every descriptor they hold, record the outcome and their environment, and keep
+/// trying for minutes. `VIGIL_SITE_MARKER` in their command line finds them in `/proc`.
+const TIOCSTI_HELPER: &str = r#"
+import fcntl, json, os, sys, termios, time
+
+out_dir, marker = sys.argv[1], sys.argv[2]
+
+def sti(fd):
+    try:
+        fcntl.ioctl(fd, termios.TIOCSTI, b"x")
+        return "INJECTED"
+    except OSError as e:
+        return "failed: " + (e.strerror or str(e))
+
+def attempts():
+    out = []
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError as e:
+        out.append(["/dev/tty", "open failed: " + (e.strerror or str(e))])
+    else:
+        out.append(["/dev/tty", sti(fd)])
+        os.close(fd)
+    for name in sorted(os.listdir("/proc/self/fd"), key=int):
+        try:
+            target = os.readlink("/proc/self/fd/" + name)
+        except OSError:
+            continue
+        out.append(["fd %s (%s)" % (name, target), sti(int(name))])
+    return out
+
+if os.fork() > 0:
+    os._exit(0)
+role = "session"
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    role = "setsid"
+path = os.path.join(out_dir, "%s-%d-%d.json" % (role, os.getpid(), time.time_ns()))
+report = {"role": role, "env": dict(os.environ), "rounds": 0, "first": None, "last": None, "injected": 0}
+for _ in range(3000):
+    r = attempts()
+    report["rounds"] += 1
+    report["first"] = report["first"] or r
+    report["last"] = r
+    report["injected"] += sum(1 for a in r if a[1] == "INJECTED")
+    with open(path + ".tmp", "w") as f:
+        json.dump(report, f)
+    os.rename(path + ".tmp", path)
+    time.sleep(0.1)
+"#;
+
+/// A pseudo-terminal pair: (master, slave), the slave in raw mode so anything typed
+/// into it (or pushed with `TIOCSTI`) waits, uncooked and unechoed, in its input queue.
+fn raw_pty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let (mut m, mut s) = (-1, -1);
+    // SAFETY: openpty writes two descriptors; name, termios and winsize may be null.
+    let r = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened and are owned here.
+    let (m, s) = unsafe { (std::os::fd::OwnedFd::from_raw_fd(m), std::os::fd::OwnedFd::from_raw_fd(s)) };
+    // SAFETY: tcgetattr/cfmakeraw/tcsetattr on our own terminal, into a zeroed struct.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        let mut t: libc::termios = std::mem::zeroed();
+        assert_eq!(libc::tcgetattr(s.as_raw_fd(), &mut t), 0);
+        libc::cfmakeraw(&mut t);
+        assert_eq!(libc::tcsetattr(s.as_raw_fd(), libc::TCSANOW, &t), 0);
+    }
+    (m, s)
+}
+
+/// Bytes waiting in a terminal's input queue (what the shell would read next).
+fn pending_input(fd: &std::os::fd::OwnedFd) -> i32 {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = -1;
+    // SAFETY: FIONREAD writes one int.
+    assert_eq!(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) }, 0);
+    n
+}
+
+/// Processes whose command line contains `marker`: (pid, command line).
+fn processes_with(marker: &str) -> Vec<(i32, String)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter_map(|pid| {
+            let cmd = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).ok()?).replace('\0', " ");
+            cmd.contains(marker).then_some((pid, cmd))
+        })
+        .collect()
+}
+
+/// Issue 13, item 1, performed for real: the site's PHP starts a helper that tries to
+/// type into the administrator's terminal (`TIOCSTI`) and to outlive the check
+/// (double fork + `setsid()`), while `wordpress_stage_update` runs on a real pty that
+/// is its controlling terminal, with secrets in its environment. Nothing is typed,
+/// every attempt fails, no secret reaches the site code, and no helper survives the stage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_code_cannot_type_into_the_terminal_or_outlive_the_check() {
+    if !need(&[
+        "mariadbd",
+        "mariadb-install-db",
+        "mariadb",
+        "mariadb-dump",
+        "mariadb-admin",
+        "php",
+        "setpriv",
+        "unshare",
+        "curl",
+        "python3",
+    ]) {
+        return;
+    }
+    let site_src = Path::new("/usr/share/wordpress");
+    let (good, good_sums) = akismet_zip(site_src, bump("5.0.3"), &[]);
+    let files: serde_json::Map<String, Value> =
+        good_sums.iter().map(|(k, v)| (k.clone(), json!({"md5": "x", "sha256": v}))).collect();
+    let mut served: HashMap<String, Vec<u8>> = HashMap::new();
+    served.insert("/plugin/akismet.5.0.3.zip".into(), good);
+    served.insert(
+        "/plugin-checksums/akismet/5.0.3.json".into(),
+        serde_json::to_vec(&json!({"plugin": "akismet", "files": files})).unwrap(),
+    );
+    let port = serve(Arc::new(served)).await;
+    let wp = tokio::task::spawn_blocking(move || setup(port)).await.unwrap();
+
+    // The attacker's code: a must-use plugin, loaded on every request, starting the helper.
+    let marker = format!("VIGIL_SITE_MARKER_{}", std::process::id());
+    let attack = wp.dir.join("attack");
+    std::fs::create_dir_all(attack.join("out")).unwrap();
+    std::fs::write(attack.join("helper.py"), TIOCSTI_HELPER).unwrap();
+    ok(&format!("chmod 755 {0} && chmod 644 {0}/helper.py && chmod 777 {0}/out", attack.display()));
+    let mu = wp.site().join("wp-content/mu-plugins");
+    std::fs::create_dir_all(&mu).unwrap();
+    std::fs::write(
+        mu.join("helper.php"),
+        format!(
+            "<?php\nexec('/usr/bin/python3 {}/helper.py {}/out {marker} </dev/null >/dev/null 2>&1 &');\n",
+            attack.display(),
+            attack.display()
+        ),
+    )
+    .unwrap();
+    ok(&format!("chown -R {OWNER}:{OWNER} {}", mu.display()));
+
+    // The administrator's terminal: a pty that is the stage's controlling terminal,
+    // its stdin, stdout and stderr; secrets in the environment the stage inherits.
+    let (master, slave) = raw_pty();
+    let mut drain = std::fs::File::from(master.try_clone().unwrap());
+    let screen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = screen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut drain, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let outcome = wp.dir.join("stage-outcome.json");
+    let spec = json!({"dir": wp.dir, "downloads": port, "out": outcome});
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "child_stage", "--ignored", "--nocapture"])
+        .env("VIGIL_SITE_CHILD", spec.to_string())
+        .env("ANTHROPIC_API_KEY", "sk-ant-site-code-test-key")
+        .env("MYSQL_PWD", "site-code-test-mysql-pwd")
+        .env("LD_PRELOAD", "/nonexistent/vigil-site-code-preload.so")
+        .stdin(std::process::Stdio::from(slave.try_clone().unwrap()))
+        .stdout(std::process::Stdio::from(slave.try_clone().unwrap()))
+        .stderr(std::process::Stdio::from(slave.try_clone().unwrap()));
+    // SAFETY: setsid and ioctl are async-signal-safe; fd 0 is the pty's slave by now.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let t = Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    println!("TIMING stage on a pty with hostile site code: {} ms", t.elapsed().as_millis());
+    let screen_text = String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
+    assert!(status.success(), "the staging child failed: {status}\n{screen_text}");
+
+    // Give any survivor time to act: the helpers try ten times a second.
+    std::thread::sleep(Duration::from_secs(2));
+    let survivors = processes_with(&marker);
+    let typed = pending_input(&slave);
+    let mut reports = Vec::new();
+    for e in std::fs::read_dir(attack.join("out")).unwrap().flatten() {
+        if e.file_name().to_string_lossy().ends_with(".json") {
+            reports.push(serde_json::from_str::<Value>(&std::fs::read_to_string(e.path()).unwrap()).unwrap());
+        }
+    }
+    wp.kill_leftovers();
+    for role in ["session", "setsid"] {
+        if let Some(r) = reports.iter().find(|r| r["role"] == role) {
+            println!("site code ({role}, {} rounds, {} injected): {}", r["rounds"], r["injected"], r["first"]);
+        }
+    }
+    println!("{} helper reports, {typed} byte(s) typed into the terminal, survivors {survivors:?}", reports.len());
+    assert!(survivors.is_empty(), "site code outlived the check: {survivors:?}");
+    assert_eq!(typed, 0, "characters were pushed into the administrator's terminal");
+    let roles: Vec<&str> = reports.iter().filter_map(|r| r["role"].as_str()).collect();
+    assert!(roles.contains(&"session") && roles.contains(&"setsid"), "the site code ran: {roles:?}");
+    for r in &reports {
+        assert_eq!(r["injected"], 0, "a TIOCSTI succeeded: {r:#}");
+        for round in [&r["first"], &r["last"]] {
+            let tries = round.as_array().unwrap();
+            let tty = tries.iter().find(|a| a[0] == "/dev/tty").unwrap();
+            assert!(tty[1].as_str().unwrap().contains("failed"), "{r:#}");
+            assert!(tries.iter().all(|a| a[1].as_str().unwrap().contains("failed")), "{r:#}");
+        }
+        let env = r["env"].as_object().unwrap();
+        for secret in ["ANTHROPIC_API_KEY", "MYSQL_PWD", "LD_PRELOAD"] {
+            assert!(!env.contains_key(secret), "{secret} reached site code: {env:?}");
+        }
+        assert!(!r["env"].to_string().contains("site-code-test"), "{env:?}");
+    }
+    // And the check itself still works with such a site.
+    let out: Value = serde_json::from_str(&std::fs::read_to_string(&outcome).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no stage outcome ({e}):\n{screen_text}"));
+    assert_eq!(out["facts"]["ok"], true, "{out}");
+}
+
+/// The stage the test above runs on a pty: run in a child process (not a test on its own).
+#[tokio::test]
+#[ignore = "run by site_code_cannot_type_into_the_terminal_or_outlive_the_check in a child process"]
+async fn child_stage() {
+    let Ok(spec) = std::env::var("VIGIL_SITE_CHILD") else { return };
+    let v: Value = serde_json::from_str(&spec).unwrap();
+    let dir = PathBuf::from(v["dir"].as_str().unwrap());
+    let mut c = Config::default();
+    c.wordpress.web_roots = vec![dir.join("www").display().to_string()];
+    c.wordpress.download_base = Some(format!("http://127.0.0.1:{}", v["downloads"]));
+    c.wordpress.staging_dir = Some(dir.join("staging").display().to_string());
+    c.wordpress.key_pages = vec!["/?p=1".into()];
+    let ctx = Ctx::new(Host::live()).with_config(c).with_state_dir(dir.join("state"));
+    let site = dir.join("www/site").display().to_string();
+    let input = json!({"site": site, "updates": [{"kind": "plugin", "slug": "akismet", "version": "5.0.3"}]});
+    let out = gated(&ctx, "wordpress_stage_update", input).await.unwrap();
+    std::fs::write(v["out"].as_str().unwrap(), out.to_string()).unwrap();
+}
+
 /// `wordpress_inventory` lists the site's administrators with the site's own credentials
 /// (MariaDB over TCP, password in `MYSQL_PWD`), records them, and flags one added by SQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
