@@ -309,10 +309,15 @@ fn verify_socket(host: &Host, path: &str, passwd: &HashMap<u32, String>) -> Resu
         .map_err(|e| no(format!("database not reached: cannot connect to {path}: {e}")))?;
     let (pid, uid) = peer(&stream).map_err(|e| no(format!("not checked: who serves {path} is unknown: {e}")))?;
     drop(stream);
+    // The peer's credentials are the server's when it listened (perhaps still root, before it
+    // dropped to its account): both that and the process now must be trusted.
     match servers.by_pid(pid) {
-        Some(p) if p.uid == uid => {
-            Ok(Endpoint { target: Target::Socket(real), pid, program: p.name.clone(), user: servers.user(uid, passwd) })
-        }
+        Some(p) if servers.is_trusted_uid(uid) => Ok(Endpoint {
+            target: Target::Socket(real),
+            pid,
+            program: p.name.clone(),
+            user: servers.user(p.uid, passwd),
+        }),
         _ => Err(no(format!(
             "not checked: {path} is served by pid {pid} ({}, user {}), not by a database server (mariadbd/mysqld \
              run by root or mysql); the site's credentials were not sent",
@@ -407,7 +412,7 @@ fn verify_tcp(host: &Host, to: SocketAddr, passwd: &HashMap<u32, String>) -> Res
     let held: Vec<(&Proc, BTreeSet<u64>)> = servers.trusted.iter().map(|p| (p, socket_inodes(host, p.pid))).collect();
     let mut found = None;
     for (addr, uid, inode) in &reached {
-        match held.iter().find(|(p, inodes)| p.uid == *uid && inodes.contains(inode)) {
+        match held.iter().find(|(_, inodes)| inodes.contains(inode)).filter(|_| servers.is_trusted_uid(*uid)) {
             Some((p, _)) => found = found.or(Some(*p)),
             None => {
                 let pretender = servers.untrusted.iter().find(|p| socket_inodes(host, p.pid).contains(inode));
