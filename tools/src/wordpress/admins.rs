@@ -102,10 +102,18 @@ pub async fn site_admins(host: &Host, client: &str, site: &Site) -> Admins {
     // Who is at DB_HOST is settled before anything is sent there.
     let db_host = site.db.host.clone().unwrap_or_else(|| "localhost".into());
     let h = host.clone();
-    let endpoint = match tokio::task::spawn_blocking(move || dbendpoint::verify(&h, &db_host)).await {
-        Ok(Ok(e)) => e,
-        Ok(Err(why)) => return Admins::Unavailable(why.to_string()),
-        Err(e) => return Admins::Unavailable(format!("not checked: the database check stopped: {e}")),
+    // Bounded: a server too busy to accept would otherwise hold the review.
+    let check = tokio::task::spawn_blocking(move || dbendpoint::verify(&h, &db_host));
+    let endpoint = match tokio::time::timeout(PER_SITE, check).await {
+        Ok(Ok(Ok(e))) => e,
+        Ok(Ok(Err(why))) => return Admins::Unavailable(why.to_string()),
+        Ok(Err(e)) => return Admins::Unavailable(format!("not checked: the database check stopped: {e}")),
+        Err(_) => {
+            return Admins::Unavailable(format!(
+                "database not reached: who serves DB_HOST was not settled within {} s",
+                PER_SITE.as_secs()
+            ));
+        }
     };
     let Some(pw) = site.db_password() else {
         return Admins::Unavailable("DB_PASSWORD is not a literal in wp-config.php".into());

@@ -16,6 +16,10 @@
 //! made. The client is then pinned to exactly what was verified and told to
 //! load no client-side authentication plugins ([`CLIENT_HARDENING`]), so a
 //! server cannot switch it to clear text, PAM dialog or RSA key exchange.
+//! The client connects again a moment later; nobody else can take the place
+//! in between: the socket's directories are writable only by root or the
+//! server, and a port the server holds cannot be bound by another account
+//! while the server runs.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

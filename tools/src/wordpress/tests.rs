@@ -341,6 +341,11 @@ fn only_the_sites_own_files_are_read() {
     std::fs::write(own.join("local.php"), "<?php define('DB_NAME','owndb');\n").unwrap();
     chown(own.join("local.php"), Some(attacker), Some(attacker)).unwrap();
 
+    // The whole wp-config.php as a symlink to the victim's.
+    let whole = mk("whole", attacker, "<?php\n");
+    std::fs::remove_file(whole.join("wp-config.php")).unwrap();
+    symlink(v.join("wp-config.php"), whole.join("wp-config.php")).unwrap();
+
     let ctx = Ctx::new(crate::host::Host::at(root));
     let d = discover(&ctx);
     let site = |n: &str| d.sites.iter().find(|s| s.path == format!("/var/www/{n}")).unwrap();
@@ -360,6 +365,9 @@ fn only_the_sites_own_files_are_read() {
     assert_eq!(o.refused_includes.len(), 1);
     assert!(!o.refused_includes[0].other_owner && o.refused_includes[0].why.contains("outside the site's directory"));
     assert_eq!(site("victim").db_password().map(|p| p.expose()), Some("Victim-Secret-31x"));
+    let w = site("whole");
+    assert!(w.db_password().is_none() && w.db.user.is_none(), "{w:?}");
+    assert!(w.refused_includes[0].why.contains("owned by uid 61002, not by root or the owner"), "{w:?}");
 
     let out = inventory(&ctx);
     let f = out
