@@ -112,7 +112,10 @@ impl Db {
             .tempdir_in(private_parent)
             .map_err(|e| failed(format!("cannot create a private directory in {}: {e}", private_parent.display())))?;
         let cnf = dir.path().join("client.cnf");
-        let text = option_file(&user, password.expose(), site.db.host.as_deref().unwrap_or("localhost"));
+        // Credentials go only to the verified database server, pinned, never in clear text.
+        let endpoint = crate::wordpress::dbendpoint::verify(&ctx.host, site.db.host.as_deref().unwrap_or("localhost"))
+            .map_err(|e| ToolError::Refused(format!("{}: the site's database: {e}", site.path)))?;
+        let text = option_file(&user, password.expose(), &endpoint.db_host()) + &endpoint.option_lines();
         let mut f = std::fs::OpenOptions::new()
             .create_new(true)
             .write(true)
