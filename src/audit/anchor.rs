@@ -286,8 +286,10 @@ impl Anchors {
     /// (`_CMDLINE`), and vigil's may hold what an admin typed; logger's holds nothing.
     /// Without logger the record goes straight to the socket.
     fn send_via_logger(&self, seq: u64, hash: &str) -> std::io::Result<()> {
-        let spawned = std::process::Command::new("logger")
-            .arg("--journald")
+        let Some(logger) = vigil_tools::spawn::resolve("logger") else {
+            return self.send_direct(seq, hash);
+        };
+        let spawned = vigil_tools::spawn::std_command(&logger, &["--journald"], &[])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -395,9 +397,10 @@ impl Anchors {
 
 /// Run journalctl, bounded by [`JOURNALCTL_TIMEOUT`]: its stdout, or why there is none.
 fn journalctl(args: &[String]) -> Result<Vec<u8>, String> {
-    let child = std::process::Command::new("journalctl")
-        .args(args)
-        .stdin(std::process::Stdio::null())
+    let Some(program) = vigil_tools::spawn::resolve("journalctl") else {
+        return Err("no journal on this host (journalctl is not installed)".into());
+    };
+    let child = vigil_tools::spawn::std_command(&program, args, &[])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn();
