@@ -279,3 +279,112 @@ fn inodes_free(dir: &Path) -> u64 {
     let (_, o) = sh(&format!("stat -f -c %d {}", dir.display()));
     o.trim().parse().unwrap()
 }
+
+/// A MariaDB server for the site's database, run by the test on a private socket.
+struct SiteDb {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl SiteDb {
+    fn start() -> SiteDb {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let (rc, o) = sh(&format!(
+            "mkdir -p {d}/tmp && mariadb-install-db --no-defaults --user=root --datadir={d}/db --tmpdir={d}/tmp \
+             --auth-root-authentication-method=socket --skip-test-db"
+        ));
+        assert_eq!(rc, 0, "{o}");
+        let child = Command::new("mariadbd")
+            .args(["--no-defaults", "--user=root", "--skip-networking"])
+            .arg(format!("--datadir={d}/db"))
+            .arg(format!("--tmpdir={d}/tmp"))
+            .arg(format!("--socket={d}/mysqld.sock"))
+            .arg(format!("--pid-file={d}/mysqld.pid"))
+            .arg(format!("--log-error={d}/db.err"))
+            .spawn()
+            .unwrap();
+        let db = SiteDb { dir, child };
+        for _ in 0..100 {
+            if sh(&format!("mariadb-admin --no-defaults --socket={} ping", db.sock())).0 == 0 {
+                return db;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("MariaDB did not start: {}", std::fs::read_to_string(format!("{d}/db.err")).unwrap_or_default());
+    }
+    fn sock(&self) -> String {
+        format!("{}/mysqld.sock", self.dir.path().display())
+    }
+    fn sql(&self, q: &str) -> String {
+        let sock = format!("--socket={}", self.sock());
+        let o = Command::new("mariadb").args(["--no-defaults", &sock, "-N", "-B", "-e", q]).output().unwrap();
+        assert!(o.status.success(), "{q}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+}
+
+impl Drop for SiteDb {
+    fn drop(&mut self) {
+        let _ = Command::new("mariadb-admin")
+            .args(["--no-defaults", &format!("--socket={}", self.sock()), "shutdown"])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn wp_stage_and_rollback_load_hostile_dumps_sandboxed() {
+    use vigil_tools::wpupdate::db::Db;
+    if !need(&["mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin"]) {
+        return;
+    }
+    let db = SiteDb::start();
+    db.sql("CREATE DATABASE wp; CREATE USER 'wp'@'localhost' IDENTIFIED BY 'S3cret-pass'; GRANT ALL ON wp.* TO 'wp'@'localhost'");
+    let t = tempfile::tempdir().unwrap();
+    let site = t.path().join("www/shop");
+    std::fs::create_dir_all(site.join("wp-includes")).unwrap();
+    std::fs::write(site.join("wp-includes/version.php"), "<?php\n$wp_version = '6.1.9';\n").unwrap();
+    std::fs::write(
+        site.join("wp-config.php"),
+        format!(
+            "<?php\ndefine('DB_NAME', 'wp');\ndefine('DB_USER', 'wp');\ndefine('DB_PASSWORD', 'S3cret-pass');\n\
+             define('DB_HOST', 'localhost:{}');\n$table_prefix = 'wp_';\n",
+            db.sock()
+        ),
+    )
+    .unwrap();
+    let cfg = Config::parse(
+        &format!("[wordpress]\nweb_roots = [\"{}\"]\n", t.path().join("www").display()),
+        Path::new("test.toml"),
+    )
+    .unwrap();
+    let ctx = Ctx::new(Host::live()).with_config(cfg);
+    let found = vigil_tools::wordpress::discover_sites(&ctx);
+    let s = found.iter().find(|s| s.path == site.display().to_string()).unwrap_or_else(|| panic!("{found:#?}"));
+    let private = t.path().join("private");
+    std::fs::create_dir_all(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let handle = Db::open(&ctx, s, &private).unwrap();
+
+    let drop_dir = tempfile::Builder::new().prefix("vigil-hostile-").tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(drop_dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let x = |n: &str| drop_dir.path().join(n).display().to_string();
+    for (name, attack) in [("shell", format!("\\! id > {}", x("X1"))), ("system", format!("system touch {}", x("X2")))]
+    {
+        let f = t.path().join(format!("{name}.sql"));
+        std::fs::write(&f, dump(&attack)).unwrap();
+        // The staging load and the rollback's restore both go through the sandboxed client.
+        let e = handle.load(&ctx, "wp", &f).await.unwrap_err().to_string();
+        assert!(e.contains("sandbox"), "{name}: {e}");
+        let e = handle.restore(&ctx, "wp", &f).await.unwrap_err().to_string();
+        assert!(e.contains("sandbox"), "{name}: {e}");
+        assert!(!e.contains("S3cret-pass"), "the password is never in an error");
+    }
+    assert!(!drop_dir.path().join("X1").exists() && !drop_dir.path().join("X2").exists(), "no command ran");
+    // A plain dump still loads.
+    let f = t.path().join("good.sql");
+    std::fs::write(&f, dump("INSERT INTO `wp_options` VALUES (2,'Shop');")).unwrap();
+    handle.restore(&ctx, "wp", &f).await.unwrap();
+    assert_eq!(db.sql("SELECT COUNT(*) FROM wp.wp_options").trim(), "2");
+}

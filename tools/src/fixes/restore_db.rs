@@ -456,6 +456,26 @@ mod tests {
         assert!(!plan.contains("--user=root --") && !plan.contains("skip-grant-tables"), "{plan}");
     }
 
+    #[tokio::test]
+    async fn a_client_without_sandbox_fails_the_test_before_any_server_starts() {
+        let d = tempfile::tempdir().unwrap();
+        let client = d.path().join("mariadb");
+        std::fs::write(&client, "#!/bin/sh\necho '  --local-infile      Enable LOAD DATA LOCAL INFILE.'\n").unwrap();
+        std::fs::set_permissions(&client, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let db = DbTools {
+            server: "/nonexistent/mariadbd".into(),
+            install: "/nonexistent/mariadb-install-db".into(),
+            client: client.display().to_string(),
+            admin: "/nonexistent/mariadb-admin".into(),
+            unshare: "/nonexistent/unshare".into(),
+            setpriv: "/nonexistent/setpriv".into(),
+            user: ServerUser { name: "nobody".into(), uid: 65534, gid: 65534 },
+        };
+        let ctx = Ctx::new(crate::host::Host::live());
+        let e = load(&ctx, &db, &[d.path().join("dump.sql")]).await.unwrap_err();
+        assert!(e.starts_with("not loaded: ") && e.contains("--sandbox"), "{e}");
+    }
+
     #[test]
     fn the_floor_is_a_tenth_of_what_is_free() {
         let d = tempfile::tempdir().unwrap();

@@ -379,3 +379,38 @@ pub fn verify_dump(path: &Path) -> Result<usize, ToolError> {
     }
     Ok(dump_tables(path)?.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{CmdOutput, Host};
+
+    /// A stand-in client whose `--help` lists `options`.
+    fn fake_client(dir: &Path, options: &str) -> String {
+        let p = dir.join("mariadb");
+        std::fs::write(&p, format!("#!/bin/sh\nprintf '%s\\n' 'Usage: mariadb [OPTIONS]' {options}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p.display().to_string()
+    }
+
+    #[tokio::test]
+    async fn a_client_without_sandbox_loads_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let ctx = Ctx::new(Host::live());
+        let old = fake_client(d.path(), "'  --local-infile      Enable LOAD DATA LOCAL INFILE.'");
+        let e = probe_sandbox(&ctx, &old).await.unwrap_err();
+        assert!(e.contains("no --sandbox option") && e.contains("no dump is loaded"), "{e}");
+        let new = fake_client(d.path(), "'  --sandbox           Disallow commands that access the file system'");
+        probe_sandbox(&ctx, &new).await.unwrap();
+    }
+
+    #[test]
+    fn the_error_shown_is_the_clients_error_line_escaped() {
+        let out = CmdOutput {
+            status: 1,
+            stdout: String::new(),
+            stderr: "--------------\nSELECT 1\n--------------\n\nERROR 1064 (42000) at line 3: bad \u{1b}[2J\n".into(),
+        };
+        assert_eq!(client_error(&out), "ERROR 1064 (42000) at line 3: bad \\u{1b}[2J");
+    }
+}
