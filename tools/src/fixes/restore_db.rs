@@ -253,6 +253,11 @@ fn server_dir(user: &ServerUser) -> Result<tempfile::TempDir, String> {
         .open(w.join("init.sql"))
         .map_err(|e| format!("not loaded: cannot write init.sql: {e}"))?;
     f.write_all(init.as_bytes()).map_err(|e| format!("not loaded: cannot write init.sql: {e}"))?;
+    // Explicit modes: a scheduled run's umask (systemd's UMask=0077) would leave them root-only.
+    for (p, mode) in [(w.join("plugins"), 0o755), (w.join("init.sql"), 0o644)] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("not loaded: cannot set the mode of {}: {e}", p.display()))?;
+    }
     for p in [run.join("tmp"), run.join("priv"), run.clone()] {
         std::os::unix::fs::chown(&p, Some(user.uid), Some(user.gid))
             .map_err(|e| format!("not loaded: cannot give {} to {}: {e}", p.display(), user.name))?;
