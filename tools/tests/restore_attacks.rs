@@ -153,7 +153,7 @@ async fn hostile_dumps_gain_nothing_and_fail_the_test() {
             "cannot be null",
         ),
         ("genlog", format!("SET GLOBAL general_log_file='{}';\nSET GLOBAL general_log=1;", x("X4")), "SUPER"),
-        ("plugin", "INSTALL SONAME 'x';".to_string(), "does not load"),
+        ("plugin", "INSTALL SONAME 'x';".to_string(), "Can't open shared library"),
     ];
     let b = Backups::new();
     let mut jobs = Vec::new();

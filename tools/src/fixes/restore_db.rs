@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::tool::Ctx;
-use crate::wpupdate::db::{LOAD_FLAGS, LOAD_SHOWN, client_error, probe_sandbox};
+use crate::wpupdate::db::{LOAD_FLAGS, LOAD_SHOWN, client_error, printable, probe_sandbox};
 use crate::wpupdate::exec::Proc;
 
 /// Where the server's scratch directory is made: a directory every user can enter.
@@ -287,7 +287,7 @@ fn server_log_error(path: &Path) -> String {
     }
     let text = String::from_utf8_lossy(&buf);
     let line = text.lines().rev().find(|l| l.contains("ERROR")).unwrap_or("");
-    line.chars().take(300).flat_map(char::escape_default).collect()
+    printable(line, 300)
 }
 
 /// Load each of `dumps` into its own database of a throwaway server; the tables they made.

@@ -58,8 +58,25 @@ pub fn client_error(out: &crate::host::CmdOutput) -> String {
         .find(|l| l.starts_with("ERROR"))
         .map(str::to_string)
         .unwrap_or_else(|| crate::fixes::first_line(out));
-    let mut s: String = line.chars().take(300).flat_map(char::escape_default).collect();
-    if line.chars().count() > 300 {
+    printable(&line, 300)
+}
+
+/// At most `max` characters of `line`, control, bidi and zero-width characters escaped
+/// (`\u{1b}`), so text from a dump or a server log cannot paint the terminal.
+pub fn printable(line: &str, max: usize) -> String {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+    };
+    let mut s = String::new();
+    for c in line.chars().take(max) {
+        if hidden(c) {
+            s.extend(c.escape_unicode());
+        } else {
+            s.push(c);
+        }
+    }
+    if line.chars().count() > max {
         s.push('…');
     }
     s
@@ -412,5 +429,7 @@ mod tests {
             stderr: "--------------\nSELECT 1\n--------------\n\nERROR 1064 (42000) at line 3: bad \u{1b}[2J\n".into(),
         };
         assert_eq!(client_error(&out), "ERROR 1064 (42000) at line 3: bad \\u{1b}[2J");
+        assert_eq!(printable("Can't \u{202e}x", 300), "Can't \\u{202e}x");
+        assert_eq!(printable("abcdef", 3), "abc…");
     }
 }
