@@ -220,7 +220,8 @@ fn render_plan(ctx: &Ctx, p: &Prepared) -> Plan {
             Some("the server is stopped and its directory removed, also when loading fails".into()),
         );
     } else if let Some(why) = &p.why_no_db {
-        plan = plan.warn(format!("SQL dumps are {why}; they are only decompressed and read to the end"));
+        let what = if p.format.is_sql() { "the SQL dump is" } else { "SQL dumps in it, if any, are" };
+        plan = plan.warn(format!("{what} {why}; only decompressed and read to the end"));
     }
     match &ctx.state_dir {
         Some(d) => plan.step(
@@ -244,8 +245,9 @@ impl Tool for VerifyBackupRestore {
     fn description(&self) -> &'static str {
         "Test-restore the newest archive of a configured backup job (by job name from [[backups]]; tar, \
          tar.gz/tgz, zip, sql, sql.gz) into a private scratch directory that is removed afterwards: checks the \
-         archive reads to the end (a truncated or corrupt archive fails), counts files and bytes, and loads a SQL \
-         dump into a throwaway MariaDB server (no network) and counts its tables when MariaDB is installed. \
+         archive reads to the end (a truncated or corrupt archive fails; so does one with no files), counts files \
+         and bytes, and loads a SQL dump (or the mariadb-dump `.sql` files inside the archive) into a sandboxed \
+         throwaway MariaDB server (unprivileged user, no network) and counts its tables when MariaDB is installed. \
          Records the date and result so check_backups can report when a restore was last tested. Nothing else on \
          the host changes. Use it when check_backups says a job was never restore-tested."
     }
