@@ -206,7 +206,11 @@ fn render_plan(ctx: &Ctx, p: &Prepared) -> Plan {
         None,
         None,
     );
-    let dumps = if p.format.is_sql() { "the dump" } else { "each SQL dump found in it (at most 8 `.sql` members)" };
+    let dumps = if p.format.is_sql() {
+        "the dump".to_string()
+    } else {
+        format!("each SQL dump found in it (at most {MAX_DUMPS} `.sql` members that start like mariadb-dump output)")
+    };
     if let Some(db) = &p.db {
         plan = plan.step(
             format!(

@@ -223,6 +223,13 @@ impl Floor {
     }
 }
 
+/// How much the server may take of its filesystem while loading `dump_bytes` of dumps:
+/// twenty times their size, at least 1 GiB (tables, indexes, undo and temporary files of
+/// a real dump fit; a dump that multiplies rows to fill the disk does not).
+fn growth_budget(dump_bytes: u64) -> u64 {
+    dump_bytes.saturating_mul(20).max(1 << 30)
+}
+
 /// The server's scratch directory, laid out as the module comment says; removed on drop.
 fn server_dir(user: &ServerUser) -> Result<tempfile::TempDir, String> {
     let dir = tempfile::Builder::new()
@@ -350,11 +357,22 @@ async fn run_server(ctx: &Ctx, db: &DbTools, w: &Path, dumps: &[PathBuf]) -> Res
         if !ready {
             return Err("the throwaway MariaDB did not start within 30 s".to_string());
         }
+        let dump_bytes: u64 = dumps.iter().filter_map(|d| std::fs::metadata(d).ok()).map(|m| m.len()).sum();
+        let budget = growth_budget(dump_bytes);
+        let free_at_start = fs_free(w).map_or(0, |f| f.0);
         let watch = async {
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 if let Err(e) = floor.check() {
                     return e;
+                }
+                let used = free_at_start.saturating_sub(fs_free(w).map_or(0, |f| f.0));
+                if used > budget {
+                    return format!(
+                        "the throwaway MariaDB took {used} bytes of {}, more than {budget} (20 times the dumps' \
+                         {dump_bytes} bytes, at least 1 GiB): stopped",
+                        w.display()
+                    );
                 }
             }
         };
@@ -479,6 +497,13 @@ mod tests {
         let ctx = Ctx::new(crate::host::Host::live());
         let e = load(&ctx, &db, &[d.path().join("dump.sql")]).await.unwrap_err();
         assert!(e.starts_with("not loaded: ") && e.contains("--sandbox"), "{e}");
+    }
+
+    #[test]
+    fn a_dump_may_grow_twenty_times_at_least_a_gibibyte() {
+        assert_eq!(growth_budget(0), 1 << 30);
+        assert_eq!(growth_budget(200 << 20), 4000 << 20);
+        assert_eq!(growth_budget(u64::MAX), u64::MAX);
     }
 
     #[test]
