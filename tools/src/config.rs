@@ -153,6 +153,10 @@ pub struct BackupJob {
     /// A restic/borg password file, so the repository can be checked with its own `check`.
     #[serde(default)]
     pub password_file: Option<String>,
+    /// `verify_backup_restore` stops after this many archive members (default 1,000,000;
+    /// the scratch filesystem's free-inode floor is the guard that always holds).
+    #[serde(default)]
+    pub max_members: Option<u64>,
 }
 
 fn default_max_age() -> u64 {

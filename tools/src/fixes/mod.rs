@@ -11,6 +11,7 @@
 pub mod deny_port;
 pub mod lock_account;
 pub mod restore;
+mod restore_db;
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};

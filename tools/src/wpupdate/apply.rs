@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::approval::{self, Approval};
-use super::db::{CNF_SHOWN, Db};
+use super::db::{CNF_SHOWN, Db, LOAD_SHOWN};
 use super::files::{self, BackupRef, Unit};
 use super::health::{self, Health};
 use super::journal::{Journal, Op, Phase};
@@ -395,7 +395,7 @@ fn apply_plan(ctx: &Ctx, r: &Ready, rec: &StagedRecord) -> Result<Plan, ToolErro
              restore the database from the backup just taken, at once, then check again"
                 .to_string(),
             None,
-            Some(format!("mariadb {CNF_SHOWN} {} < {}", quote(site.db.name.as_deref().unwrap_or("?")), b.join("apply-db.sql").display())),
+            Some(format!("mariadb {CNF_SHOWN} {LOAD_SHOWN} {} < {}", quote(site.db.name.as_deref().unwrap_or("?")), b.join("apply-db.sql").display())),
         )
         .warn("the site runs the new code from the swap on; writes made between the backup and a failed check are lost by the automatic restore"))
 }
@@ -516,12 +516,12 @@ fn rollback_plan(r: &Ready, rec: &StagedRecord) -> Plan {
                 from.db
             ),
             Some(format!(
-                "mariadb {CNF_SHOWN} {} < {}",
+                "mariadb {CNF_SHOWN} {LOAD_SHOWN} {} < {}",
                 quote(site.db.name.as_deref().unwrap_or("?")),
                 quote(&from.db)
             )),
             Some(format!(
-                "mariadb {CNF_SHOWN} {} < {}",
+                "mariadb {CNF_SHOWN} {LOAD_SHOWN} {} < {}",
                 quote(site.db.name.as_deref().unwrap_or("?")),
                 b.join("pre-rollback-db.sql").display()
             )),
@@ -593,7 +593,7 @@ fn recover_plan(r: &Ready, j: &Journal) -> Plan {
             plan = plan.step(
                 format!("restore the database to the backup taken when the {what} started ({})", fmt_time(b.at)),
                 Some(format!(
-                    "mariadb {CNF_SHOWN} {} < {}",
+                    "mariadb {CNF_SHOWN} {LOAD_SHOWN} {} < {}",
                     quote(site.db.name.as_deref().unwrap_or("?")),
                     quote(&b.db)
                 )),

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::db::{CNF_SHOWN, Db, staging_db_name};
+use super::db::{CNF_SHOWN, Db, LOAD_SHOWN, staging_db_name};
 use super::files::{self, BackupRef, Unit};
 use super::health::{self, Health};
 use super::package::{self, Verified};
@@ -202,7 +202,7 @@ fn render_plan(ctx: &Ctx, p: &Prepared) -> Result<Plan, ToolError> {
         .step(
             format!("create the staging database `{stg_db}` and load the dump into it"),
             Some(format!(
-                "mariadb {CNF_SHOWN} -e {}; mariadb {CNF_SHOWN} {} < {}",
+                "mariadb {CNF_SHOWN} -e {}; mariadb {CNF_SHOWN} {LOAD_SHOWN} {} < {}",
                 quote(&format!("CREATE DATABASE `{stg_db}`")),
                 quote(&stg_db),
                 quote(&b.join("db.sql").display().to_string())
