@@ -527,3 +527,75 @@ fn a_site_root_is_reached_only_through_links_root_placed() {
     std::os::unix::fs::lchown(t.site().join("inner"), Some(t.uid), Some(t.gid)).unwrap();
     assert!(Dir::open(&t.site().join("inner")).is_err());
 }
+
+#[test]
+fn a_core_update_and_its_rollback_write_only_vigils_own_names() {
+    let Some(t) = Tenant::new() else { return };
+    std::fs::set_permissions(t.secret(), std::fs::Permissions::from_mode(0o640)).unwrap();
+    let before = t.victim();
+    t.file("index.php", "<?php // 6.1\n");
+    t.file("wp-admin/admin.php", "<?php // 6.1\n");
+    t.file("wp-config.php", "<?php // the owner's\n");
+    t.file("wp-content/index.php", "<?php // the owner's\n");
+    let site = t.site();
+    // Names vigil will use, planted as links to root's file and directory.
+    for (name, to) in [
+        (".index.php.vigil-new-0000cccc", t.secret()),
+        (".wp-admin.vigil-old-0000cccc", t.vdir()),
+        (".wordpress.vigil-core-0000cccc", t.vdir()),
+    ] {
+        std::os::unix::fs::symlink(&to, site.join(name)).unwrap();
+        std::os::unix::fs::lchown(site.join(name), Some(t.uid), Some(t.gid)).unwrap();
+    }
+    let backup = t.base.join("site.tar.gz");
+    files::backup_dir(&site, &backup).unwrap();
+    let zip = t.base.join("wordpress.zip");
+    {
+        let mut w = zip::ZipWriter::new(std::fs::File::create(&zip).unwrap());
+        let o = zip::write::SimpleFileOptions::default();
+        for (name, body) in [
+            ("wordpress/index.php", "<?php // 6.2\n"),
+            ("wordpress/wp-admin/admin.php", "<?php // 6.2\n"),
+            ("wordpress/wp-content/index.php", "<?php // the package's\n"),
+            ("wordpress/wp-config.php", "<?php // the package's\n"),
+        ] {
+            w.start_file(name, o).unwrap();
+            w.write_all(body.as_bytes()).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    let (units, lint) = build_units(UpdateKind::Core, "wordpress", &zip, &site, &site, "0000cccc").unwrap();
+    assert_eq!(
+        units.iter().map(|u| u.target.clone()).collect::<Vec<_>>(),
+        vec![site.join("index.php"), site.join("wp-admin")]
+    );
+    assert_eq!(lint.len(), 2, "{lint:?}");
+    for mut u in units {
+        u.move_old(&site).unwrap();
+        u.put_new(&site).unwrap();
+        u.finish(&site).unwrap();
+    }
+    assert_eq!(std::fs::read_to_string(site.join("index.php")).unwrap(), "<?php // 6.2\n");
+    assert_eq!(std::fs::read_to_string(site.join("wp-config.php")).unwrap(), "<?php // the owner's\n");
+    assert_eq!(std::fs::read_to_string(site.join("wp-content/index.php")).unwrap(), "<?php // the owner's\n");
+    let md = std::fs::metadata(site.join("wp-admin/admin.php")).unwrap();
+    assert!(md.uid() == t.uid && md.mode() & 0o777 == 0o644);
+    assert!(std::fs::read_dir(&site).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains(".vigil-")));
+
+    // The rollback's restore: a single file and a directory, back from the backup beside their targets.
+    let (parent, _) = files::open_parent(&site, &site.join("index.php")).unwrap();
+    std::os::unix::fs::symlink(t.secret(), site.join(".index.php.vigil-new-0000dddd")).unwrap();
+    for (name, sub) in [("index.php", "index.php"), ("wp-admin", "wp-admin")] {
+        let u = Unit::new(&site, &site.join(name), "0000dddd").unwrap();
+        u.clear(&site).unwrap();
+        files::extract_sub(&backup, sub, &parent, u.new.file_name().unwrap()).unwrap();
+        let mut u = u;
+        u.move_old(&site).unwrap();
+        u.put_new(&site).unwrap();
+        u.finish(&site).unwrap();
+    }
+    assert_eq!(std::fs::read_to_string(site.join("index.php")).unwrap(), "<?php // 6.1\n");
+    assert_eq!(std::fs::read_to_string(site.join("wp-admin/admin.php")).unwrap(), "<?php // 6.1\n");
+    assert_eq!(std::fs::metadata(site.join("index.php")).unwrap().uid(), t.uid);
+    assert_eq!(t.victim(), before, "the targets' contents, owners and modes are unchanged");
+}
