@@ -61,8 +61,21 @@ pub fn backup_dir(dir: &Path, out: &Path) -> Result<(u64, Vec<String>), ToolErro
     let w = gz.finish().map_err(ctx)?;
     let f = w.into_inner().map_err(|e| failed(format!("archiving {}: {}", dir.display(), e.error())))?;
     f.sync_all().map_err(failed)?;
-    Ok((verify_archive(out)?, skipped))
+    Ok((verify_archive(out)?, cap_notes(skipped)))
 }
+
+/// At most [`MAX_NOTES`] notes (a busy cache directory can lose thousands of files mid-walk).
+fn cap_notes(mut v: Vec<String>) -> Vec<String> {
+    if v.len() > MAX_NOTES {
+        let more = v.len() - MAX_NOTES;
+        v.truncate(MAX_NOTES);
+        v.push(format!("… and {more} more"));
+    }
+    v
+}
+
+/// Notes kept about what a walk left out.
+pub const MAX_NOTES: usize = 50;
 
 fn archive_rec<W: Write>(
     b: &mut tar::Builder<W>,
@@ -245,6 +258,7 @@ pub fn copy_tree(src: &Path, dst: &Path) -> Result<Copied, ToolError> {
     let mut out = Copied::default();
     copy_rec(&s, &d, Path::new(""), 0, &mut out).map_err(ctx)?;
     d.set_owner_mode(st.st_uid, st.st_gid, st.st_mode).map_err(ctx)?;
+    out.skipped = cap_notes(out.skipped);
     Ok(out)
 }
 
