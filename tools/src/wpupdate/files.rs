@@ -101,6 +101,7 @@ fn archive_rec<W: Write>(
                 h.set_entry_type(tar::EntryType::Directory);
                 b.append_data(&mut h, &rp, io::empty())?;
                 let sub = e.open_dir(d.path().join(&name))?;
+                drop(e); // one descriptor per level, not two
                 archive_rec(b, &sub, &rp, depth + 1, skipped)?;
             }
             Kind::File => {
@@ -282,6 +283,7 @@ fn copy_rec(s: &Dir, d: &Dir, rel: &Path, depth: usize, out: &mut Copied) -> io:
         match e.kind {
             Kind::Dir => {
                 let sub = e.open_dir(s.path().join(&name))?;
+                drop(e); // one descriptor per level, not two
                 // Root's (0700) while it is filled; its owner and mode once complete.
                 let dd = d.mkdir(&name, 0o700)?;
                 copy_rec(&sub, &dd, &rp, depth + 1, out)?;

@@ -599,3 +599,21 @@ fn a_core_update_and_its_rollback_write_only_vigils_own_names() {
     assert_eq!(std::fs::metadata(site.join("index.php")).unwrap().uid(), t.uid);
     assert_eq!(t.victim(), before, "the targets' contents, owners and modes are unchanged");
 }
+
+#[test]
+fn a_tree_nested_too_deep_is_refused_not_a_crash() {
+    let d = tempfile::tempdir().unwrap();
+    let site = d.path().join("site");
+    let mut p = site.clone();
+    for _ in 0..200 {
+        p.push("d");
+    }
+    std::fs::create_dir_all(&p).unwrap();
+    let e = files::copy_tree(&site, &d.path().join("copy")).unwrap_err();
+    assert!(e.to_string().contains("nested more than 128 deep"), "{e}");
+    let e = files::backup_dir(&site, &d.path().join("b.tar.gz")).unwrap_err();
+    assert!(e.to_string().contains("nested more than 128 deep"), "{e}");
+    // Removing it (as a leftover beside a plugin would be) stops at the same depth, cleanly.
+    let e = Dir::open(d.path()).unwrap().remove(std::ffi::OsStr::new("site")).unwrap_err();
+    assert!(e.to_string().contains("nested more than 128 deep"), "{e}");
+}

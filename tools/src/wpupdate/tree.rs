@@ -24,8 +24,8 @@ use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Stat, Uid};
 
-/// How deep a tree vigil walks before it gives up (one descriptor per level).
-pub const MAX_DEPTH: usize = 256;
+/// How deep a tree vigil walks before it gives up (a copy holds two descriptors per level).
+pub const MAX_DEPTH: usize = 128;
 
 /// Most symlinks followed while opening a root path (only root-placed ones are followed at all).
 const MAX_LINKS: usize = 40;
