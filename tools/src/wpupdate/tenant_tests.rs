@@ -373,17 +373,13 @@ fn unpack_chown_and_swap_hold_while_the_owner_swaps_in_symlinks() {
             Ok(()) => done += 1,
             Err(e) => failures.push(e.to_string()),
         }
-        // Whatever the racer did, the plugin directory is a real directory again for the next round.
-        if std::fs::symlink_metadata(&target).is_ok_and(|m| m.file_type().is_symlink()) {
-            std::fs::remove_file(&target).unwrap();
-        }
-        if !target.exists() {
-            t.file("wp-content/plugins/akismet/f0.php", "tenant data\n");
-        }
+        // Whatever the racer left at the plugin's name (a link, nothing) is what the next round
+        // replaces. (No path-based repair here: the racer would turn it against the test itself.)
         assert!(start.elapsed() < Duration::from_secs(60), "too slow: {failures:?}");
     }
     drop(racer);
     println!("{done} updates unpacked and swapped under attack; failures: {failures:?}");
+    assert!(done > 0, "no update went through under attack: {failures:?}");
     assert_eq!(t.victim(), before, "nothing was written into, chowned or chmodded outside the site");
     // The racer really stole vigil's directories: it left them (root's, 0700) beside the plugin.
     let stolen = std::fs::read_dir(&plugins)
