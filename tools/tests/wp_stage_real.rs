@@ -6,7 +6,9 @@
 //! Covers: a bad zip is refused; the fatal package is caught on staging and
 //! production stays byte-identical; an apply killed with SIGKILL at its health
 //! check is undone by `recover` to identical files and tables; apply and
-//! rollback (which first says what it discards). Packages: `.ci/packages/wpstage.txt`.
+//! rollback (which first says what it discards); stage and apply while the site's
+//! owner swaps files, directories and vigil's own new directories for symlinks to
+//! root's files. Packages: `.ci/packages/wpstage.txt`.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed setup should panic")]
 
 use std::collections::{BTreeMap, HashMap};
@@ -826,4 +828,211 @@ async fn inventory_lists_admins_and_flags_a_new_one() {
     for text in [first.to_string(), second.to_string(), third.to_string(), down.to_string(), recorded] {
         assert!(!text.contains("S3cret"), "the database password never appears");
     }
+}
+
+/// The site's owner races `wp stage` and `wp apply`: a process running as the owner (setpriv)
+/// swaps files and directories in the site for symlinks to a root-owned file and a root-owned
+/// directory outside it, in a tight loop, and replaces every `.vigil-` directory vigil makes
+/// beside the plugin (in production, and in the staging copy it finds through its PHP server's
+/// command line) with a link to that directory. The root-owned targets stay exactly as they
+/// were, and the backups hold the links as links, never the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stage_and_apply_hold_while_the_owner_races_symlinks() {
+    if !need(&[
+        "mariadbd",
+        "mariadb-install-db",
+        "mariadb",
+        "mariadb-dump",
+        "mariadb-admin",
+        "php",
+        "setpriv",
+        "curl",
+        "python3",
+    ]) {
+        return;
+    }
+    const SECRET: &str = "root:$6$vigil-e2e-shadow:20000:0:99999:7:::\n";
+    let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+    let (good, sums) = akismet_zip(Path::new("/usr/share/wordpress"), bump("5.0.3"), &[]);
+    let listed: serde_json::Map<String, Value> =
+        sums.iter().map(|(k, v)| (k.clone(), json!({"md5": "x", "sha256": v}))).collect();
+    files.insert("/plugin/akismet.5.0.3.zip".into(), good);
+    files.insert(
+        "/plugin-checksums/akismet/5.0.3.json".into(),
+        serde_json::to_vec(&json!({"plugin": "akismet", "files": listed})).unwrap(),
+    );
+    let port = serve(Arc::new(files)).await;
+    let wp = tokio::task::spawn_blocking(move || setup(port)).await.unwrap();
+    let ctx = wp.ctx();
+    let site = wp.site();
+    // Root's targets, outside the site.
+    let victim = wp.dir.join("victim");
+    std::fs::create_dir_all(victim.join("dir")).unwrap();
+    std::fs::write(victim.join("secret"), SECRET).unwrap();
+    std::fs::write(victim.join("dir/inside"), "root's file\n").unwrap();
+    ok(&format!("chmod 755 {0} {0}/dir; chmod 644 {0}/secret {0}/dir/inside", victim.display()));
+    let snapshot = || {
+        let mut m = BTreeMap::new();
+        for p in [victim.join("secret"), victim.join("dir"), victim.join("dir/inside")] {
+            use std::os::unix::fs::MetadataExt;
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            let body = if md.is_dir() {
+                let mut n: Vec<String> =
+                    std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+                n.sort();
+                n.join(",")
+            } else {
+                std::fs::read_to_string(&p).unwrap()
+            };
+            m.insert(p.display().to_string(), format!("{}:{} {:o} {body}", md.uid(), md.gid(), md.mode() & 0o7777));
+        }
+        m
+    };
+    let before = snapshot();
+    // The owner's tree under attack, and two links planted in advance.
+    let race = site.join("wp-content/uploads/race");
+    let mut flip = Vec::new();
+    for d in 0..3 {
+        std::fs::create_dir_all(race.join(format!("d{d}/sub"))).unwrap();
+        std::fs::write(race.join(format!("d{d}/sub/x.txt")), "tenant data\n").unwrap();
+        flip.push(race.join(format!("d{d}/sub")));
+        for f in 0..4 {
+            std::fs::write(race.join(format!("d{d}/f{f}.txt")), "tenant data\n").unwrap();
+            flip.push(race.join(format!("d{d}/f{f}.txt")));
+        }
+    }
+    std::os::unix::fs::symlink(victim.join("secret"), race.join("shadow")).unwrap();
+    std::os::unix::fs::symlink(victim.join("dir"), race.join("etc")).unwrap();
+    ok(&format!("chown -hR {OWNER}:{OWNER} {}", site.join("wp-content/uploads").display()));
+    let script = r#"
+import os, sys
+secret, vdir, staging = sys.argv[1], sys.argv[2], sys.argv[3]
+flips = [(p, os.path.isdir(p)) for p in sys.argv[4].split('\n') if p]
+hunts = [h for h in sys.argv[5].split('\n') if h]
+n = 0
+while True:
+    n += 1
+    for p, isdir in flips:
+        try:
+            if isdir:
+                if os.path.islink(p):
+                    os.unlink(p); os.rename(p + '.away', p)
+                else:
+                    os.rename(p, p + '.away'); os.symlink(vdir, p)
+            else:
+                t = p + '.racetmp'
+                if os.path.islink(p):
+                    with open(t, 'w') as f: f.write('tenant data\n')
+                else:
+                    os.symlink(secret, t)
+                os.rename(t, p)
+        except OSError:
+            pass
+    if n % 20 == 0:
+        # The staging copy's path is on the owner's own PHP server's command line.
+        for pid in os.listdir('/proc'):
+            try:
+                for a in open('/proc/%s/cmdline' % pid, 'rb').read().decode(errors='replace').split('\0'):
+                    if a.startswith(staging) and a.endswith('/site'):
+                        h = a + '/wp-content/plugins'
+                        if h not in hunts:
+                            hunts.append(h)
+            except OSError:
+                pass
+    for h in hunts:
+        try:
+            for name in os.listdir(h):
+                if '.vigil-' in name and 'stolen' not in name:
+                    p = os.path.join(h, name)
+                    if not os.path.islink(p):
+                        os.rename(p, p + '.stolen%d' % n)
+                        os.symlink(vdir, p)
+                        print('stole ' + p, flush=True)
+        except OSError:
+            pass
+"#;
+    let join = |v: &[PathBuf]| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("\n");
+    // `staging`: where to look for the staging copy ("-": production only).
+    let start_racer = |staging: &str| {
+        let mut c = Command::new("setpriv")
+            .args([
+                &format!("--reuid={OWNER}"),
+                &format!("--regid={OWNER}"),
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+                script,
+            ])
+            .arg(victim.join("secret"))
+            .arg(victim.join("dir"))
+            .arg(staging)
+            .arg(join(&flip))
+            .arg(site.join("wp-content/plugins"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(c.try_wait().unwrap().is_none(), "the racer did not start");
+        c
+    };
+    let stop = |mut c: Child| {
+        let _ = c.kill();
+        let out = c.wait_with_output().unwrap();
+        wp.kill_leftovers();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let site_s = site.display().to_string();
+    let input = json!({"site": site_s, "updates": [{"kind": "plugin", "slug": "akismet", "version": "5.0.3"}]});
+    let shown = |r: &Result<Value, String>, k: &str| {
+        r.as_ref().map(|v| v["facts"][k].to_string()).unwrap_or_else(|e| e.clone())
+    };
+
+    // 1. Staging under attack: the copy, the backup, and the update inside the copy.
+    let racer = start_racer(&wp.dir.join("staging").display().to_string());
+    let staged = gated(&ctx, "wordpress_stage_update", input.clone()).await;
+    let stolen_staging = stop(racer);
+    println!("stage under attack: {}; the racer: {}", shown(&staged, "ok"), stolen_staging.trim());
+    assert_eq!(snapshot(), before, "the root-owned file and directory are unchanged after staging");
+    assert!(
+        stolen_staging.contains("/staging/"),
+        "the racer never got at the staging copy: the test did not test anything"
+    );
+
+    // 2. Apply under attack: the backup, the unpack beside production and the swap.
+    let staged = gated(&ctx, "wordpress_stage_update", input).await.unwrap();
+    assert_eq!(staged["facts"]["ok"], true, "{staged:#}");
+    let id = staged["facts"]["id"].as_str().unwrap().to_string();
+    let racer = start_racer("-");
+    let applied = gated(&ctx, "wordpress_apply_update", json!({"site": site_s, "staged_id": id})).await;
+    let stolen = stop(racer);
+    println!("apply under attack: {}; the racer: {}", shown(&applied, "result"), stolen.trim());
+    assert_eq!(snapshot(), before, "the root-owned file and directory are unchanged");
+    assert!(
+        stolen.contains(".vigil-"),
+        "the racer never got at a directory vigil made: the test did not test anything"
+    );
+    // Every backup taken holds the owner's links as links and never the secret's bytes.
+    let mut links = 0;
+    for b in std::fs::read_dir(wp.state().join("wp-backups")).unwrap().flatten() {
+        for f in std::fs::read_dir(b.path())
+            .unwrap()
+            .flatten()
+            .filter(|f| f.file_name().to_string_lossy().ends_with(".tar.gz"))
+        {
+            let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(f.path()).unwrap()));
+            for e in ar.entries().unwrap() {
+                let mut e = e.unwrap();
+                let name = e.path().unwrap().display().to_string();
+                assert!(!name.ends_with("/inside"), "the victim directory was archived as {name}");
+                if e.header().entry_type().is_symlink() {
+                    links += 1;
+                } else if e.header().entry_type().is_file() {
+                    let mut s = Vec::new();
+                    std::io::Read::read_to_end(&mut e, &mut s).unwrap();
+                    assert_ne!(s, SECRET.as_bytes(), "the secret was archived as {name}");
+                }
+            }
+        }
+    }
+    assert!(links >= 2, "the planted links are archived as links ({links})");
 }
