@@ -1,7 +1,7 @@
 //! Secrets planted in a fixture host never leave it: not in `vigil review`'s
 //! output in any format, the report files, the summary request to the API
-//! (including the "changes" since the last review), `vigil ask`'s requests,
-//! the transcript, the audit log, nor an MCP tool result.
+//! (including the "changes" since the last review), the webhook notification,
+//! `vigil ask`'s requests, the transcript, the audit log, nor an MCP tool result.
 //!
 //! The fixture host web1 is copied, then given cron lines in the shapes that
 //! passed the redactor before (issue 14: `curl -u user:S`, `sshpass -p S`,
@@ -15,8 +15,11 @@
 
 mod support;
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -92,6 +95,35 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// A webhook receiver on 127.0.0.1: answers 200 and sends on the bodies it got.
+fn webhook() -> (String, mpsc::Receiver<String>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in l.incoming().take(4) {
+            let Ok(mut s) = stream else { continue };
+            s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).ok();
+            let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
+            let _ = write!(s, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, rx)
+}
+
 #[test]
 fn planted_secrets_reach_no_report_request_transcript_or_audit_log() {
     let t = planted_root();
@@ -103,11 +135,19 @@ fn planted_secrets_reach_no_report_request_transcript_or_audit_log() {
     assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
     plant_cron(&root);
 
-    // The scheduled review: the summary request, and the report files in every format.
+    // The scheduled review: the summary request, the report files in every format, the webhook.
+    let (url, bodies) = webhook();
+    let cfg = t.path().join("config.toml");
+    std::fs::write(&cfg, format!("[[notify.webhooks]]\nurl = \"{url}\"\nkind = \"json\"\n")).unwrap();
+    std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let api = FakeApi::start(vec![Reply::Sse(text_sse("1. Close tcp:9200."))]);
-    let r = run(vigil_cmd_at(&state, Some(&api), &root, &["review", "--scheduled"]), "");
+    let cfg_arg = cfg.display().to_string();
+    let r = run(vigil_cmd_at(&state, Some(&api), &root, &["--config", &cfg_arg, "review", "--scheduled"]), "");
     assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
     assert_clean("the scheduled review's output", &format!("{}{}", r.stdout, r.stderr));
+    let note = bodies.recv_timeout(Duration::from_secs(10)).expect("the webhook got the notification");
+    assert_clean("the webhook notification", &note);
+    assert!(note.contains("[REDACTED]"), "the planted cron lines are in the notification's changes: {note}");
     let got = api.received();
     assert_eq!(got.len(), 1, "one summary request");
     assert_clean("the summary request", &got[0].raw);
