@@ -190,13 +190,17 @@ impl Rule {
                 Cow::Borrowed(_) => None,
             };
         }
+        let tools: Option<(Vec<usize>, Vec<usize>)> = self
+            .tool
+            .as_ref()
+            .map(|t| (t.find_iter(s).map(|m| m.end()).collect(), s.match_indices('\n').map(|(i, _)| i).collect()));
         let mut out = String::new();
         let mut last = 0;
         let mut pos = 0;
         while pos <= s.len() {
             let Some(c) = self.re.captures_at(s, pos) else { break };
             let Some(whole) = c.get(0) else { break };
-            match c.name("v").filter(|v| self.accepts(s, &c, v.as_str())) {
+            match c.name("v").filter(|v| self.accepts(&c, v.as_str(), tools.as_ref())) {
                 Some(v) => {
                     out.push_str(&s[last..v.start()]);
                     out.push_str(&mask_value(v.as_str()));
@@ -220,16 +224,21 @@ impl Rule {
     }
 
     /// Is the value `v` of this match a secret to mask?
-    fn accepts(&self, s: &str, c: &Captures, v: &str) -> bool {
+    /// `tools`: where this rule's tool pattern matches in `s` (match ends) and where its lines end,
+    /// both sorted, so each candidate is checked in logarithmic time.
+    fn accepts(&self, c: &Captures, v: &str, tools: Option<&(Vec<usize>, Vec<usize>)>) -> bool {
         if !maskable(v) {
             return false;
         }
         let name = c.name("name").map_or("", |n| n.as_str());
         let start = c.get(0).map_or(0, |m| m.start());
-        if let Some(tool) = &self.tool {
-            // The command this flag belongs to, from the start of its line.
-            let line = s[..start].rfind('\n').map_or(0, |i| i + 1);
-            if !tool.is_match(&s[line..start]) {
+        if self.tool.is_some() {
+            // The command this flag belongs to: a match of the tool's pattern earlier on the same line.
+            let Some((ends, newlines)) = tools else { return false };
+            let i = ends.partition_point(|&e| e <= start);
+            let Some(&end) = i.checked_sub(1).and_then(|i| ends.get(i)) else { return false };
+            let next_newline = newlines.get(newlines.partition_point(|&n| n < end));
+            if next_newline.is_some_and(|&n| n < start) {
                 return false;
             }
         }
@@ -351,6 +360,52 @@ mod tests {
         assert_eq!(r(pem), "[REDACTED OPENSSH PRIVATE KEY]");
         assert_eq!(r("-----BEGIN RSA PRIVATE KEY-----\nMIIE"), "[REDACTED RSA PRIVATE KEY]");
         assert_eq!(r("https://hooks.slack.com/services/T0/B0/xyz"), "https://hooks.slack.com/services/[REDACTED]");
+    }
+
+    #[test]
+    fn the_issue_14_shapes() {
+        assert_eq!(r("sshpass -p S3cr3t ssh h"), "sshpass -p [REDACTED] ssh h");
+        assert_eq!(r("curl -u user:S3cr3t https://x"), "curl -u user:[REDACTED] https://x");
+        assert_eq!(r("lftp -u user,S3cr3t h"), "lftp -u user,[REDACTED] h");
+        assert_eq!(r("redis-server --requirepass -S"), "redis-server --requirepass [REDACTED]");
+        assert_eq!(r("mongodb://u:pa/ss@h/db"), "mongodb://u:[REDACTED]@h/db");
+        assert_eq!(r("postgres://u:a@b@h/db"), "postgres://u:[REDACTED]@h/db");
+        assert_eq!(r("x '--password=two words' y"), "x '--password=[REDACTED]' y");
+        // A placeholder the admin is told to replace stays readable; a value equal to it in
+        // lower case (a real password) does not.
+        assert_eq!(r("IDENTIFIED BY 'NEW-PASSWORD';"), "IDENTIFIED BY 'NEW-PASSWORD';");
+        assert_eq!(r("IDENTIFIED BY 'new-password';"), "IDENTIFIED BY '[REDACTED]';");
+    }
+
+    /// Hostile input (huge, repetitive, every rule's prefix over and over) is redacted in bounded
+    /// time and without a panic; multi-byte characters next to matches are kept intact.
+    #[test]
+    fn hostile_input_is_linear_and_never_panics() {
+        for unit in [
+            "a:",
+            "://a:",
+            "--password ",
+            "x=",
+            "-p",
+            "mysql -p",
+            "'--token=",
+            "\"",
+            "<password>",
+            "é=ü ",
+            "DB_PASSWORD=\u{202E}",
+            "https://u:p@",
+            "@",
+            "htpasswd -b ",
+            "PASSWORD ",
+        ] {
+            let big = unit.repeat(20_000);
+            let t = std::time::Instant::now();
+            let out = r(&big);
+            // About 1 s at most in a debug build; quadratic behaviour took 9–20 s here.
+            assert!(t.elapsed() < std::time::Duration::from_secs(8), "{unit:?} x 20000: {:?}", t.elapsed());
+            assert!(!out.is_empty());
+        }
+        assert_eq!(r("é --password=ü x"), "é --password=[REDACTED] x");
     }
 
     #[test]
