@@ -171,6 +171,14 @@ fn planted_secrets_reach_no_report_request_transcript_or_audit_log() {
     }
     let r = run(vigil_cmd_at(&state, None, &root, &["review", "--offline", "--format", "json"]), "");
     assert!(r.stdout.contains("lftp -u backup,[REDACTED]"), "the cron line is in the review, redacted");
+    // A fix the admin follows by typing a value names a placeholder, never the mask.
+    let review: Value = serde_json::from_str(&r.stdout).unwrap();
+    let fixes: Vec<&str> =
+        review["findings"].as_array().unwrap().iter().filter_map(|f| f["remediation"].as_str()).collect();
+    assert!(fixes.iter().any(|f| f.contains("IDENTIFIED BY 'NEW-PASSWORD'")), "{fixes:#?}");
+    for f in &fixes {
+        assert!(!f.contains("[REDACTED"), "a fix tells the admin to type the mask: {f}");
+    }
 
     // `vigil ask`: the model calls the tools that read processes and cron jobs.
     let api = FakeApi::start(vec![
