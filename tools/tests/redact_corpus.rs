@@ -273,3 +273,20 @@ fn must_not_mask_lines_stay_unchanged_whatever_their_numbers() {
         }));
     }
 }
+
+#[test]
+fn private_key_blocks_of_every_kind_are_removed_whole() {
+    let body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7PLANTEDKEYBODY";
+    for kind in ["", "RSA ", "EC ", "DSA ", "OPENSSH ", "ENCRYPTED "] {
+        let block = format!("-----BEGIN {kind}PRIVATE KEY-----\n{body}\n{body}\n-----END {kind}PRIVATE KEY-----");
+        let text = format!("found in /root/key.pem:\n{block}\nend of file");
+        assert_eq!(r(&text), format!("found in /root/key.pem:\n[REDACTED {kind}PRIVATE KEY]\nend of file"));
+        // Cut off mid-block (a capped read): the rest is removed too.
+        let cut = format!("head\n-----BEGIN {kind}PRIVATE KEY-----\n{body}\n{}", &body[..20]);
+        assert_eq!(r(&cut), format!("head\n[REDACTED {kind}PRIVATE KEY]"));
+    }
+    let pgp = format!("-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n{body}\n-----END PGP PRIVATE KEY BLOCK-----");
+    assert_eq!(r(&pgp), "[REDACTED PGP PRIVATE KEY]");
+    let putty = format!("PuTTY-User-Key-File-3: ssh-ed25519\nPrivate-Lines: 1\n{body}\nPrivate-MAC: abc\n");
+    assert!(!r(&putty).contains("PLANTEDKEYBODY"), "{}", r(&putty));
+}
