@@ -250,3 +250,47 @@ fn chat_shows_overdue_and_failed_notifications_and_reviews_on_request() {
     p.send("\x04");
     assert_eq!(p.wait(T), 0);
 }
+
+/// A secret typed at the prompt is kept neither in the history file nor in the transcript nor in
+/// the request; a history saved before redaction existed is scrubbed when chat starts; bidi and
+/// zero-width characters in the model's answer reach the terminal only as visible `<U+…>`.
+#[test]
+fn typed_secrets_stay_out_of_history_and_transcript_and_bidi_is_shown() {
+    let t = tempfile::tempdir().unwrap();
+    let hist = t.path().join("chat_history");
+    std::fs::write(&hist, "#V2\nexport DB_PASSWORD=OldHistorySecret-77\nwhich ports are open?\n").unwrap();
+    let api =
+        FakeApi::start(vec![Reply::Sse(text_sse("Noted. Run \u{202E}fdp.exe\u{202C} and rm\u{200B} -rf nothing."))]);
+    let mut p = chat(t.path(), &api);
+    p.send("the site uses DB_PASSWORD=Typed-Secret-2024 and redis-cli -a Other-Typed-99 is that ok?\r");
+    p.expect("Noted.", T);
+    p.expect("vigil> ", T);
+    p.send("\x04");
+    assert_eq!(p.wait(T), 0);
+
+    let raw = p.raw_screen();
+    assert!(raw.contains("<U+202E>fdp.exe<U+202C>") && raw.contains("rm<U+200B> -rf"), "{raw}");
+    assert!(
+        !raw.contains('\u{202E}') && !raw.contains('\u{200B}'),
+        "a bidi or zero-width character reached the terminal"
+    );
+    assert!(raw.contains("a secret-looking value was removed"), "{raw}");
+
+    let history = std::fs::read_to_string(&hist).unwrap();
+    for secret in ["Typed-Secret-2024", "Other-Typed-99", "OldHistorySecret-77"] {
+        assert!(!history.contains(secret), "{secret} in chat_history:\n{history}");
+    }
+    assert!(history.contains("DB_PASSWORD=[REDACTED]") && history.contains("which ports are open?"), "{history}");
+    assert_eq!(std::fs::metadata(&hist).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let transcripts: Vec<_> =
+        std::fs::read_dir(t.path().join("transcripts")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(transcripts.len(), 1);
+    let transcript = std::fs::read_to_string(&transcripts[0]).unwrap();
+    assert!(transcript.contains("DB_PASSWORD=[REDACTED]"), "{transcript}");
+    let got = api.check();
+    for secret in ["Typed-Secret-2024", "Other-Typed-99"] {
+        assert!(!transcript.contains(secret), "{secret} in the transcript");
+        assert!(!got[0].raw.contains(secret), "{secret} sent to the API");
+    }
+}

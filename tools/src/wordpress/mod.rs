@@ -499,7 +499,7 @@ fn credential_findings(sites: &[Site]) -> Vec<(Option<usize>, Finding)> {
                 Some(i),
                 f.fix(format!(
                     "Generate a random password (`openssl rand -base64 24`), set it for the database user \
-                     (ALTER USER '{}'@'{}' IDENTIFIED BY '…';) and in {file}; keep it in a password manager.",
+                     (ALTER USER '{}'@'{}' IDENTIFIED BY 'NEW-PASSWORD';) and in {file}; keep it in a password manager.",
                     s.db.user.as_deref().unwrap_or("wp"),
                     db_client_host(s)
                 )),
@@ -576,7 +576,7 @@ fn credential_findings(sites: &[Site]) -> Vec<(Option<usize>, Finding)> {
                 .evidence(format!("DB_USER is 'root' in {}", s.password_file.as_deref().or(s.config_path.as_deref()).unwrap_or("wp-config.php")))
                 .evidence("a SQL injection or a leaked wp-config.php then reaches every database on the server")
                 .fix(format!(
-                    "CREATE USER '{0}'@'localhost' IDENTIFIED BY '<random>'; GRANT ALL ON `{0}`.* TO '{0}'@'localhost'; then set DB_USER/DB_PASSWORD in wp-config.php.",
+                    "CREATE USER '{0}'@'localhost' IDENTIFIED BY 'NEW-PASSWORD'; GRANT ALL ON `{0}`.* TO '{0}'@'localhost'; then set DB_USER/DB_PASSWORD in wp-config.php.",
                     s.db.name.as_deref().unwrap_or("site")
                 )),
             ));
