@@ -26,13 +26,20 @@ fn scan(dir: &Path, ids: &mut BTreeSet<String>) {
         if p.is_dir() {
             scan(&p, ids);
         } else if p.extension().is_some_and(|x| x == "rs") && p.file_name().is_some_and(|n| n != "tests.rs") {
+            // (tests.rs files plant made-up ids; inline test modules use real ones)
             println!("cargo:rerun-if-changed={}", p.display());
             let Ok(text) = std::fs::read_to_string(&p) else { continue };
-            // Test modules plant made-up ids; only the code above them counts.
-            let code = text.split("#[cfg(test)]").next().unwrap_or("");
-            for (i, part) in code.split('"').enumerate() {
-                if i % 2 == 1 && is_id(part) {
-                    ids.insert(part.to_string());
+            // Look for `"prefix.` and read to the closing quote: counting quotes from the start of
+            // the file would be thrown off by `'"'` and escaped quotes.
+            for prefix in PREFIXES {
+                let open = format!("\"{prefix}.");
+                for (at, _) in text.match_indices(&open) {
+                    let rest = &text[at + 1..];
+                    if let Some(end) = rest.find('"') {
+                        if is_id(&rest[..end]) {
+                            ids.insert(rest[..end].to_string());
+                        }
+                    }
                 }
             }
         }
