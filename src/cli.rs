@@ -295,7 +295,11 @@ pub enum AuthAction {
         wordfence: bool,
     },
     /// Say where the keys come from, without printing them.
-    Status,
+    Status {
+        /// As JSON (where each key comes from; never the key).
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove the key from the OS keyring.
     Logout {
         /// Remove the Wordfence Intelligence API key instead.

@@ -369,3 +369,30 @@ fn an_edited_audit_log_fails_verification_naming_the_line() {
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("BROKEN at line 3") && r.stdout.contains("cut off"), "{}", r.stdout);
 }
+
+#[test]
+fn report_says_when_the_trend_starts_and_auth_status_has_json() {
+    let t = tempfile::tempdir().unwrap();
+    let state = t.path().join("state");
+    let r = vigil_at(&state, &web1(), &["review", "--offline"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rep = vigil_at(&state, &web1(), &["report"]);
+    assert_eq!(rep.code, 0, "{}", rep.stderr);
+    assert!(
+        rep.stdout.contains("TREND: starts with next month's review (only 2026-11 is saved so far"),
+        "{}",
+        rep.stdout
+    );
+    assert!(!rep.stdout.contains("month     critical"), "no one-row table posing as a trend: {}", rep.stdout);
+
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    c.arg("--state-dir").arg(&state).args(["auth", "status", "--json"]);
+    c.env_clear().env("PATH", "/usr/bin:/bin").env("HOME", &state).env("VIGIL_KEYRING", "kernel");
+    c.env("ANTHROPIC_API_KEY", support::KEY);
+    let out = c.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(v["api_key"]["present"], true, "{v}");
+    assert!(v["api_key"]["source"].as_str().unwrap().contains("ANTHROPIC_API_KEY"), "{v}");
+    assert!(!text.contains(support::KEY), "the key itself is never shown");
+}

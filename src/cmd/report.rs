@@ -35,9 +35,18 @@ pub fn run(app: &App, args: ReportArgs) -> Result<u8> {
         bail!("no saved review of {} yet: run `vigil review` first", app.host.root().display());
     };
     let points = render::trend(&reviews);
+    let trend = if points.len() > 1 {
+        trend_text(&points)
+    } else {
+        // One month is no trend: say when it starts instead of repeating the review as one.
+        let month = points.first().map(|p| p.label.clone()).unwrap_or_default();
+        format!(
+            "\nTREND: starts with next month's review (only {month} is saved so far; a review in a later month adds the first point of comparison).\n"
+        )
+    };
     let out = match args.format {
-        Format::Text => render::text(latest) + &trend_text(&points),
-        Format::Md => render::markdown(latest) + &format!("\n## Trend\n\n```\n{}```\n", trend_text(&points)),
+        Format::Text => render::text(latest) + &trend,
+        Format::Md => render::markdown(latest) + &format!("\n## Trend\n\n```\n{trend}```\n"),
         Format::Json => {
             let trend: Vec<_> = points
                 .iter()
