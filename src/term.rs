@@ -14,24 +14,84 @@ use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static COLOR: AtomicBool = AtomicBool::new(false);
+static COLOR_ERR: AtomicBool = AtomicBool::new(false);
 
-/// Decide once whether stderr/stdout may carry colour.
+/// Decide once whether stdout and stderr may carry colour: each only when it is a
+/// terminal, and neither with `--no-color`, a non-empty `NO_COLOR` or `TERM=dumb`.
 pub fn init_color(no_color_flag: bool) {
     let allowed = !no_color_flag
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && std::io::stdout().is_terminal()
         && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true);
-    COLOR.store(allowed, Ordering::Relaxed);
+    COLOR.store(allowed && std::io::stdout().is_terminal(), Ordering::Relaxed);
+    COLOR_ERR.store(allowed && std::io::stderr().is_terminal(), Ordering::Relaxed);
 }
 
-/// True when colour is on.
+/// True when colour is on for stdout.
 pub fn color() -> bool {
     COLOR.load(Ordering::Relaxed)
 }
 
-/// Wrap `s` in an SGR colour code when colour is on.
+/// Wrap `s` in an SGR colour code when stdout may carry colour.
 pub fn paint(code: &str, s: &str) -> String {
     if color() { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+}
+
+/// [`paint`] for text going to stderr (warnings, progress, tool activity).
+pub fn paint_err(code: &str, s: &str) -> String {
+    if COLOR_ERR.load(Ordering::Relaxed) { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+}
+
+/// The width of the terminal on stdout, or `None` when stdout is not a terminal
+/// (then nothing is wrapped: a pipe or a file gets whole lines).
+pub fn width() -> Option<usize> {
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    // SAFETY: TIOCGWINSZ fills a winsize struct we own; fd 1 is open.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } == 0;
+    let cols = if ok && ws.ws_col > 0 { usize::from(ws.ws_col) } else { 80 };
+    Some(cols.max(40))
+}
+
+/// Wrap `text` at spaces to `width` columns: the first line starts after `lead`
+/// columns already printed, the others start with `indent`. Words longer than a
+/// line are kept whole.
+pub fn wrap(text: &str, lead: usize, indent: &str, width: usize) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut col = lead;
+    let indent_w = indent.chars().count();
+    for (i, word) in text.split(' ').enumerate() {
+        let w = word.chars().count();
+        if i > 0 {
+            if col + 1 + w > width && col > indent_w {
+                out.push('\n');
+                out.push_str(indent);
+                col = indent_w;
+            } else {
+                out.push(' ');
+                col += 1;
+            }
+        }
+        out.push_str(word);
+        col += w;
+    }
+    out
+}
+
+/// The first sentence of a description: up to the first `. ` that ends a sentence,
+/// not one that ends an abbreviation ("incl.", "e.g.", "etc.").
+pub fn first_sentence(s: &str) -> &str {
+    const ABBREV: [&str; 10] = ["incl", "e.g", "i.e", "etc", "vs", "approx", "no", "cf", "esp", "min"];
+    let mut from = 0;
+    while let Some(at) = s[from..].find(". ").map(|i| from + i) {
+        let word = s[..at].rsplit([' ', '(']).next().unwrap_or("");
+        if !ABBREV.contains(&word.to_ascii_lowercase().as_str()) {
+            return &s[..at];
+        }
+        from = at + 2;
+    }
+    s.trim_end_matches('.')
 }
 
 /// Remove terminal control sequences from untrusted text, keeping `\n` and `\t`.
@@ -116,6 +176,21 @@ pub fn invisible(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sentences_end_at_a_full_stop_not_at_an_abbreviation() {
+        assert_eq!(first_sentence("Checks backups (incl. restic). More here."), "Checks backups (incl. restic)");
+        assert_eq!(first_sentence("Lists ports, e.g. 9200. Then more"), "Lists ports, e.g. 9200");
+        assert_eq!(first_sentence("One sentence."), "One sentence");
+    }
+
+    #[test]
+    fn wrapping_keeps_words_and_indents_continuations() {
+        let w = wrap("aaa bbb ccc ddd", 4, "    ", 12);
+        assert_eq!(w, "aaa bbb\n    ccc ddd");
+        assert!(w.lines().all(|l| l.chars().count() <= 12 - 4 || l.starts_with("    ")));
+        assert_eq!(wrap("averyveryverylongword x", 0, "  ", 10), "averyveryverylongword\n  x");
+    }
 
     #[test]
     fn strips_escapes_that_could_fake_a_prompt() {

@@ -28,7 +28,7 @@ use crate::app::App;
 use crate::audit::Origin;
 use crate::claude::pricing::price_of;
 use crate::gate::Terminal;
-use crate::term::{paint, strip_controls};
+use crate::term::{paint_err, strip_controls};
 
 const HELP: &str = "\
 Ask anything about this server in plain words, e.g. \"which ports are open to the internet?\".
@@ -80,7 +80,7 @@ pub async fn run(app: &App) -> Result<u8> {
     scrub_history(&mut rl, &history);
     eprintln!(
         "{}",
-        paint(
+        paint_err(
             "1",
             &format!(
                 "vigil {} — {} on {}. /help for commands, Ctrl-D to leave.",
@@ -91,7 +91,7 @@ pub async fn run(app: &App) -> Result<u8> {
         )
     );
     for n in start_notices(app) {
-        eprintln!("{}", paint("1;31", &format!("!! {}", strip_controls(&n))));
+        eprintln!("{}", paint_err("1;31", &format!("!! {}", strip_controls(&n))));
     }
     loop {
         let line = match read_input(&mut rl) {
@@ -116,7 +116,7 @@ pub async fn run(app: &App) -> Result<u8> {
                 "/tools" => {
                     for t in app.registry.list() {
                         let effect = if t.effect == Effect::ReadOnly { "read-only" } else { "mutating " };
-                        println!("{:<24} {effect}  {}", t.name, super::tools::first_sentence(t.description));
+                        println!("{}", super::tools::list_line(t.name, effect, t.description));
                     }
                 }
                 "/cost" => print_cost(&agent),
@@ -139,12 +139,12 @@ pub async fn run(app: &App) -> Result<u8> {
         match result {
             None => {
                 agent.cancel_turn();
-                eprintln!("{}", paint("33", "(cancelled: not sent)"));
+                eprintln!("{}", paint_err("33", "(cancelled: not sent)"));
             }
-            Some(Err(e)) => eprintln!("{}", paint("31", &format!("error: {}", strip_controls(&format!("{e:#}"))))),
+            Some(Err(e)) => eprintln!("{}", paint_err("31", &format!("error: {}", strip_controls(&format!("{e:#}"))))),
             Some(Ok(t)) => {
                 if let Some(why) = t.stop.explain() {
-                    eprintln!("{}", paint("33", &why));
+                    eprintln!("{}", paint_err("33", &why));
                 }
             }
         }
@@ -182,8 +182,8 @@ async fn run_review(app: &App) {
         _ = tokio::signal::ctrl_c() => None,
     };
     match result {
-        None => eprintln!("{}", paint("33", "(cancelled)")),
-        Some(Err(e)) => eprintln!("{}", paint("31", &format!("error: {}", strip_controls(&format!("{e:#}"))))),
+        None => eprintln!("{}", paint_err("33", "(cancelled)")),
+        Some(Err(e)) => eprintln!("{}", paint_err("31", &format!("error: {}", strip_controls(&format!("{e:#}"))))),
         // Evidence comes from the host: escape-stripped like any tool output (so without colour).
         Some(Ok(r)) => print!("{}", strip_controls(&crate::review::render::text(&r))),
     }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::agent::{Sink, ToolCall, ToolRecord};
 use crate::gate::Decision;
-use crate::term::{paint, strip_controls};
+use crate::term::{paint_err, strip_controls};
 
 /// A terminal spinner on stderr, on its own thread.
 struct Spinner {
@@ -109,11 +109,11 @@ pub fn outcome_line(rec: &ToolRecord) -> String {
                 n => format!("{n} findings"),
             };
             let confirmed = if rec.decision == Decision::Confirmed { "confirmed, " } else { "" };
-            paint("32", &format!("✓ {name}: {confirmed}{} ms, {f}", rec.millis))
+            paint_err("32", &format!("✓ {name}: {confirmed}{} ms, {f}", rec.millis))
         }
-        (Decision::Refused, Some(e)) => paint("31", &format!("✗ {name} refused: {}", first_line(e))),
-        (Decision::Declined, Some(e)) => paint("31", &format!("✗ {name} declined: {}", first_line(e))),
-        (_, Some(e)) => paint("31", &format!("✗ {name} failed: {}", first_line(e))),
+        (Decision::Refused, Some(e)) => paint_err("31", &format!("✗ {name} refused: {}", first_line(e))),
+        (Decision::Declined, Some(e)) => paint_err("31", &format!("✗ {name} declined: {}", first_line(e))),
+        (_, Some(e)) => paint_err("31", &format!("✗ {name} failed: {}", first_line(e))),
     }
 }
 
@@ -148,7 +148,7 @@ impl Sink for Console {
         self.end_line();
         eprintln!(
             "{}",
-            paint(
+            paint_err(
                 "33",
                 &format!("… {}; retrying in {:.1} s (attempt {})", first_line(why), delay.as_secs_f64(), attempt + 1)
             )
@@ -170,7 +170,7 @@ impl Sink for Console {
     fn tool_start(&mut self, call: &ToolCall) {
         self.spinner = None;
         self.end_line();
-        eprintln!("{}", paint("2", &format!("→ {} {}", strip_controls(&call.name), show_input(&call.input))));
+        eprintln!("{}", paint_err("2", &format!("→ {} {}", strip_controls(&call.name), show_input(&call.input))));
     }
 
     fn tool_done(&mut self, rec: &ToolRecord) {
@@ -181,6 +181,6 @@ impl Sink for Console {
     fn notice(&mut self, msg: &str) {
         self.spinner = None;
         self.end_line();
-        eprintln!("{}", paint("33", &format!("vigil: {}", strip_controls(msg))));
+        eprintln!("{}", paint_err("33", &format!("vigil: {}", strip_controls(msg))));
     }
 }

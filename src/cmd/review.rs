@@ -47,7 +47,7 @@ pub async fn review(app: &App, scheduled: bool, notices: Vec<String>) -> Result<
     let show = std::io::stderr().is_terminal();
     let progress = move |name: &str, run: &ToolRun, n: usize| {
         if show {
-            let mark = if run.ok { crate::term::paint("32", "ok") } else { crate::term::paint("31", "FAILED") };
+            let mark = if run.ok { crate::term::paint_err("32", "ok") } else { crate::term::paint_err("31", "FAILED") };
             eprintln!("  {mark:>6} {name:<22} {:>5} ms  {n} findings", run.ms);
         }
     };
@@ -317,7 +317,11 @@ pub async fn run(app: &App, args: ReviewArgs) -> Result<u8> {
         reports = save_reports(app, &r)?;
         notify_errors = notify(app, &r, &reports).await;
     }
-    let out = render_as(app, &r, args.format)?;
+    let out = match (args.format, &args.out) {
+        // On a terminal the long lines are wrapped to its width; files and pipes get whole lines.
+        (Format::Text, None) => render::text_to_width(&r, crate::term::width()),
+        _ => render_as(app, &r, args.format)?,
+    };
     match &args.out {
         Some(p) => crate::state::write_report(p, out.as_bytes())?,
         None if args.scheduled => {}

@@ -14,7 +14,21 @@ use crate::gate::{Decision, Terminal};
 
 /// The first sentence of a description.
 pub fn first_sentence(s: &str) -> &str {
-    s.split_once(". ").map(|(a, _)| a).unwrap_or(s).trim_end_matches('.')
+    crate::term::first_sentence(s)
+}
+
+/// One line of `tools list` and `/tools`: name, effect, the description's first
+/// sentence, wrapped under its column on a terminal.
+pub fn list_line(name: &str, effect: &str, description: &str) -> String {
+    let head = format!("{name:<24} {effect}  ");
+    let text = first_sentence(description);
+    match crate::term::width() {
+        Some(w) => {
+            let lead = head.chars().count();
+            head.clone() + &crate::term::wrap(text, lead, &" ".repeat(lead), w)
+        }
+        None => head + text,
+    }
 }
 
 /// Run `vigil tools …`.
@@ -37,7 +51,7 @@ pub async fn run(app: &App, action: ToolsAction) -> Result<u8> {
                         Effect::ReadOnly => "read-only",
                         Effect::Mutating => "mutating ",
                     };
-                    writeln!(out, "{:<24} {effect}  {}", t.name, first_sentence(t.description))?;
+                    writeln!(out, "{}", list_line(t.name, effect, t.description))?;
                 }
             }
             Ok(0)

@@ -86,6 +86,12 @@ fn sev_color(s: Severity) -> &'static str {
 
 /// Plain text, grouped by severity, one line per finding with its remediation.
 pub fn text(r: &Review) -> String {
+    text_to_width(r, None)
+}
+
+/// [`text`] with long lines (what was seen, the fix) wrapped to `width` columns under
+/// their label, for a terminal; `None` keeps whole lines (files, pipes).
+pub fn text_to_width(r: &Review, width: Option<usize>) -> String {
     let mut o = String::new();
     for n in &r.notices {
         let _ = writeln!(o, "{}", paint("1;31", &format!("!! {n}")));
@@ -217,7 +223,39 @@ pub fn text(r: &Review) -> String {
             format!("; could not run: {}", failed.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))
         }
     );
-    o
+    match width {
+        Some(w) => fit(&o, w),
+        None => o,
+    }
+}
+
+/// Wrap every line of `text` wider than `width`: continuations start under the text
+/// after a label (`seen:`, `fix:`, `1.`), else four columns in.
+fn fit(text: &str, width: usize) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for line in text.lines() {
+        if line.chars().count() <= width {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let lead = line.len() - line.trim_start().len();
+        let body = &line[lead..];
+        let label = ["seen: ", "fix:  ", "fix: ", "on:   "]
+            .iter()
+            .find(|l| body.starts_with(**l))
+            .map(|l| l.len())
+            .or_else(|| {
+                let digits = body.chars().take_while(char::is_ascii_digit).count();
+                (digits > 0 && body[digits..].starts_with(". ")).then_some(digits + 2)
+            })
+            .unwrap_or(4);
+        let indent = " ".repeat(lead + label);
+        out.push_str(&line[..lead]);
+        out.push_str(&crate::term::wrap(body, lead, &indent, width));
+        out.push('\n');
+    }
+    out
 }
 
 fn md_escape(s: &str) -> String {
