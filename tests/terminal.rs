@@ -1,5 +1,6 @@
 //! What a person sees at a terminal: long lines wrapped to its width, colour only
 //! where it can be shown, descriptions not cut at an abbreviation.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests: a failed unwrap is a failed test")]
 
 mod support;
 
