@@ -3,8 +3,8 @@
 //! a read-only call, a refused change — and the JSON-RPC error codes for malformed calls.
 //!
 //! Needs python3 with venv and the package index. Missing: fails under
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests: a failed unwrap is a failed test")]
 //! `VIGIL_SYSTEM_TESTS=1`, else says so and returns.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests: a failed unwrap is a failed test")]
 
 mod support;
 
