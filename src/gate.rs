@@ -344,9 +344,7 @@ impl Gate {
                 self.finish(name, &shown_input, Decision::Confirmed, started, r, extra)
             }
             Answer::Declined => {
-                let msg = format!(
-                    "The administrator declined `{name}`; nothing was changed. Do not retry it unless they ask."
-                );
+                let msg = format!("The administrator declined `{name}`; nothing was changed.{TO_MODEL_DECLINED}");
                 self.finish(name, &shown_input, Decision::Declined, started, Err(msg), plan_json)
             }
             Answer::Unavailable(why) => {
@@ -357,10 +355,23 @@ impl Gate {
     }
 }
 
+/// Said to the model after a decline; a person does not need to read it.
+const TO_MODEL_DECLINED: &str = " Do not retry it unless they ask.";
+/// Said to the model after a refusal.
+const TO_MODEL_REFUSED: &str = " Tell the administrator the plan and how to run it interactively (`vigil chat`).";
+/// What a person reads instead.
+const TO_PERSON_REFUSED: &str = " To make this change, run it at a terminal (`vigil chat`, or `vigil tools run` / `vigil wp` in an interactive shell).";
+
+/// A gate message as a person should read it: the sentences addressed to the model
+/// ("Do not retry it…", "Tell the administrator…") dropped or put in the person's terms.
+pub fn for_person(msg: &str) -> String {
+    msg.replace(TO_MODEL_DECLINED, "").replace(TO_MODEL_REFUSED, TO_PERSON_REFUSED)
+}
+
 /// What the caller reads when a change is refused because nobody can confirm it.
 fn refused_message(name: &str, why: &str) -> String {
     format!(
-        "`{name}` changes the host and needs a human to confirm it at the terminal, but {why}; it was refused and nothing was changed. Tell the administrator the plan and how to run it interactively (`vigil chat`)."
+        "`{name}` changes the host and needs a human to confirm it at the terminal, but {why}; it was refused and nothing was changed.{TO_MODEL_REFUSED}"
     )
 }
 
@@ -373,6 +384,16 @@ fn applied_undo(facts: &Value) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_person_reads_their_own_wording_not_the_models() {
+        let declined = format!("The administrator declined `x`; nothing was changed.{TO_MODEL_DECLINED}");
+        assert_eq!(for_person(&declined), "The administrator declined `x`; nothing was changed.");
+        let refused = refused_message("x", "there is no terminal");
+        assert!(refused.contains("Tell the administrator"));
+        let shown = for_person(&refused);
+        assert!(!shown.contains("Tell the administrator") && shown.contains("run it at a terminal"), "{shown}");
+    }
     use schemars::JsonSchema;
     use serde::{Deserialize, Serialize};
     use std::sync::atomic::{AtomicUsize, Ordering};

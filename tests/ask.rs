@@ -218,6 +218,8 @@ fn a_mutating_tool_without_a_terminal_is_refused_and_the_model_told() {
     let got = api.check();
     let msg = tool_results(&got[1].body)["toolu_vr"]["content"].as_str().unwrap().to_string();
     assert!(msg.contains("needs a human to confirm") && msg.contains("no terminal"), "{msg}");
+    assert!(msg.contains("Tell the administrator the plan"), "the model is told what to do: {msg}");
+    assert!(!r.stderr.contains("Tell the administrator"), "the person sees their own wording: {}", r.stderr);
     assert_eq!(restore_records(t.path()), serde_json::json!({}), "a piped confirmation ran nothing");
     let ev = audit_events(t.path());
     assert!(ev.iter().any(|e| e["tool"] == "verify_backup_restore" && e["decision"] == "refused"), "{ev:?}");

@@ -94,7 +94,7 @@ pub fn show_input(v: &serde_json::Value) -> String {
 }
 
 fn first_line(s: &str) -> String {
-    let s = strip_controls(s);
+    let s = strip_controls(&crate::gate::for_person(s));
     let line = s.lines().next().unwrap_or("").to_string();
     if line.chars().count() > 300 { line.chars().take(300).collect::<String>() + "…" } else { line }
 }

@@ -109,7 +109,7 @@ pub async fn run(app: &App, action: WpAction) -> Result<u8> {
             Ok(2)
         }
         (_, Err(e)) => {
-            eprintln!("vigil: {}", crate::term::strip_controls(&e));
+            eprintln!("vigil: {}", crate::term::strip_controls(&crate::gate::for_person(&e)));
             Ok(1)
         }
     }
