@@ -327,7 +327,13 @@ fn has_esm_lists(host: &Host) -> bool {
 /// Installed packages: name → [(architecture, version)].
 pub type Installed = HashMap<String, Vec<(String, String)>>;
 
-/// Parse `var/lib/dpkg/status`, keeping packages whose status is `installed`.
+/// dpkg states in which a package's files are on disk: each counts as installed, so a
+/// package left `half-configured`, `unpacked` or waiting on triggers still has its pending
+/// security updates reported (`not-installed` and `config-files` have no program on disk).
+const ON_DISK: [&[u8]; 6] =
+    [b"installed", b"triggers-pending", b"triggers-awaited", b"half-configured", b"unpacked", b"half-installed"];
+
+/// Parse `var/lib/dpkg/status`, keeping packages whose files are on disk (see [`ON_DISK`]).
 pub fn parse_status(bytes: &[u8]) -> Installed {
     let mut out: Installed = HashMap::new();
     for stanza in stanzas(bytes) {
@@ -340,7 +346,9 @@ pub fn parse_status(bytes: &[u8]) -> Installed {
             } else if let Some(v) = line.strip_prefix(b"Architecture: ") {
                 arch = Some(v);
             } else if let Some(v) = line.strip_prefix(b"Status: ") {
-                ok = v.ends_with(b" installed");
+                // `want flag state`: the state is the last word.
+                let state = v.rsplit(|b| *b == b' ').next().unwrap_or(b"").trim_ascii_end();
+                ok = ON_DISK.contains(&state);
             }
         }
         if let (true, Some(n), Some(v)) = (ok, name, ver) {

@@ -168,3 +168,28 @@ async fn live_review_is_fast() {
         assert!(out.facts.installed_packages > 0);
     }
 }
+
+#[test]
+fn every_dpkg_state_with_files_on_disk_counts_as_installed() {
+    let mut status = String::new();
+    for (i, state) in [
+        "installed",
+        "triggers-pending",
+        "triggers-awaited",
+        "half-configured",
+        "unpacked",
+        "half-installed",
+        "config-files",
+        "not-installed",
+    ]
+    .iter()
+    .enumerate()
+    {
+        status.push_str(&format!("Package: p{i}\nStatus: install ok {state}\nArchitecture: amd64\nVersion: 1.{i}\n\n"));
+    }
+    let got = parse_status(status.as_bytes());
+    for i in 0..6 {
+        assert!(got.contains_key(&format!("p{i}")), "state {i} has files on disk: {got:?}");
+    }
+    assert!(!got.contains_key("p6") && !got.contains_key("p7"), "config-files and not-installed have no program");
+}
