@@ -116,15 +116,25 @@ impl SshdConfig {
         }
     }
 
-    /// The TCP ports sshd listens on: `Port` lines, ports in `ListenAddress`,
-    /// else 22. Empty when no server is configured.
+    /// The TCP ports sshd listens on, as sshd decides them: a `ListenAddress` with its own
+    /// port listens on that port only; one without uses every `Port` (default 22); with no
+    /// `ListenAddress` at all, every `Port`. So `Port 22` with only `ListenAddress
+    /// 0.0.0.0:2200` listens on 2200 alone. Empty when no server is configured.
     pub fn ports(&self) -> Vec<u16> {
         if !self.present {
             return Vec::new();
         }
-        let mut ports: Vec<u16> =
+        let mut port_lines: Vec<u16> =
             self.all("Port").iter().flat_map(|s| s.value.split_whitespace()).filter_map(|p| p.parse().ok()).collect();
-        for la in self.all("ListenAddress") {
+        if port_lines.is_empty() {
+            port_lines.push(22);
+        }
+        let listen = self.all("ListenAddress");
+        let mut ports = Vec::new();
+        if listen.is_empty() {
+            ports = port_lines.clone();
+        }
+        for la in listen {
             let addr = la.value.split_whitespace().next().unwrap_or("");
             let port: Option<u16> = if let Some(rest) = addr.strip_prefix('[') {
                 rest.split_once("]:").and_then(|(_, p)| p.parse().ok())
@@ -133,14 +143,30 @@ impl SshdConfig {
             } else {
                 None
             };
-            ports.extend(port);
-        }
-        if ports.is_empty() {
-            ports.push(22);
+            match port {
+                Some(p) => ports.push(p),
+                None => ports.extend(&port_lines),
+            }
         }
         ports.sort_unstable();
         ports.dedup();
         ports
+    }
+
+    /// Whether a password can log in, judged as sshd does: `PasswordAuthentication`, or
+    /// keyboard-interactive (`KbdInteractiveAuthentication`, or its old name
+    /// `ChallengeResponseAuthentication`, default yes) backed by PAM (`UsePAM yes`), whose
+    /// default conversation asks for the password. Returns the keyword that lets it in.
+    pub fn password_login(&self) -> Option<&'static str> {
+        if self.password_authentication() {
+            return Some("PasswordAuthentication");
+        }
+        let kbd = match self.get("KbdInteractiveAuthentication").or_else(|| self.get("ChallengeResponseAuthentication"))
+        {
+            Some(v) => v.eq_ignore_ascii_case("yes"),
+            None => true,
+        };
+        (kbd && self.flag("UsePAM", false)).then_some("KbdInteractiveAuthentication")
     }
 
     /// `AuthenticationMethods` as chains of methods (`publickey,keyboard-interactive`
@@ -564,7 +590,7 @@ pub fn judge(cfg: &SshdConfig) -> (SshFacts, Vec<Finding>) {
     let key_only = cfg
         .authentication_methods()
         .is_some_and(|chains| chains.iter().all(|c| c.iter().any(|m| m.starts_with("publickey"))));
-    if cfg.password_authentication() && !key_only {
+    if let (Some(via), false) = (cfg.password_login(), key_only) {
         let mut f = Finding::new(
             "hardening.ssh-password-auth",
             Severity::Medium,
@@ -576,10 +602,25 @@ pub fn judge(cfg: &SshdConfig) -> (SshFacts, Vec<Finding>) {
         for o in overrides(cfg, "PasswordAuthentication") {
             f = f.evidence(o);
         }
-        findings.push(f.fix(format!(
-            "Give every admin an SSH key, then set `PasswordAuthentication no` in {SSHD_CONFIG} \
-             (before any Include that could override it); {reload}."
-        )));
+        let fix = if via == "KbdInteractiveAuthentication" {
+            f = f
+                .evidence(format!(
+                    "PasswordAuthentication is off, but keyboard-interactive login is on with UsePAM yes: PAM asks for \
+                     the password there ({})",
+                    where_set(cfg, "KbdInteractiveAuthentication")
+                ))
+                .evidence(where_set(cfg, "UsePAM"));
+            format!(
+                "Set `KbdInteractiveAuthentication no` in {SSHD_CONFIG} as well (keep it only with \
+                 `AuthenticationMethods publickey,keyboard-interactive` for a second factor); {reload}."
+            )
+        } else {
+            format!(
+                "Give every admin an SSH key, then set `PasswordAuthentication no` and \
+                 `KbdInteractiveAuthentication no` in {SSHD_CONFIG} (before any Include that could override them); {reload}."
+            )
+        };
+        findings.push(f.fix(fix));
     }
 
     if cfg.flag("PermitEmptyPasswords", false) {
@@ -688,7 +729,8 @@ mod tests {
         assert_eq!(c.setting("permitrootlogin").unwrap().file, "/etc/ssh/sshd_config.d/10-first.conf");
         // The included file came first, so its `PasswordAuthentication yes` wins over the main file.
         assert!(c.password_authentication());
-        assert_eq!(c.ports(), vec![22, 2200, 2222]);
+        // A ListenAddress with its own port listens there only: the Port lines apply to none.
+        assert_eq!(c.ports(), vec![2200]);
         assert!(!c.flag("PermitEmptyPasswords", false), "README does not match *.conf");
         assert_eq!(c.files.len(), 3);
     }
@@ -714,6 +756,50 @@ mod tests {
         let (facts, findings) = judge(&c);
         assert_eq!(facts.match_blocks.len(), 2);
         assert!(findings.is_empty(), "{:?}", ids(&findings));
+    }
+
+    #[test]
+    fn ports_follow_listen_addresses_as_sshd_does() {
+        let ports = |text: &str| {
+            let (_d, h) = host_with(&[("/etc/ssh/sshd_config", text)]);
+            effective_config(&h).ports()
+        };
+        assert_eq!(ports("Port 22\nListenAddress 0.0.0.0:2200\n"), vec![2200]);
+        assert_eq!(ports("Port 22\nPort 2222\nListenAddress 10.0.0.1\n"), vec![22, 2222]);
+        assert_eq!(ports("ListenAddress 10.0.0.1\nListenAddress [::1]:2201\n"), vec![22, 2201]);
+        assert_eq!(ports("Port 2222\n"), vec![2222]);
+        assert_eq!(ports("PermitRootLogin no\n"), vec![22]);
+    }
+
+    #[test]
+    fn keyboard_interactive_through_pam_is_a_password_login() {
+        let judge_of = |text: &str| {
+            let (_d, h) = host_with(&[("/etc/ssh/sshd_config", text)]);
+            judge(&effective_config(&h)).1
+        };
+        let f = judge_of("PasswordAuthentication no\nKbdInteractiveAuthentication yes\nUsePAM yes\n");
+        let pw = f.iter().find(|f| f.id == "hardening.ssh-password-auth").expect("passwords still log in");
+        assert!(pw.evidence.iter().any(|e| e.contains("keyboard-interactive")), "{:?}", pw.evidence);
+        assert!(pw.remediation.contains("KbdInteractiveAuthentication no"), "{}", pw.remediation);
+        // The old name, and the default (keyboard-interactive is on unless turned off).
+        assert!(
+            ids(&judge_of("PasswordAuthentication no\nChallengeResponseAuthentication yes\nUsePAM yes\n"))
+                .iter()
+                .any(|(id, _, _)| *id == "hardening.ssh-password-auth")
+        );
+        assert!(
+            ids(&judge_of("PasswordAuthentication no\nUsePAM yes\n"))
+                .iter()
+                .any(|(id, _, _)| *id == "hardening.ssh-password-auth")
+        );
+        // Debian's own default and PAM off are not password logins.
+        for ok in [
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM yes\n",
+            "PasswordAuthentication no\nKbdInteractiveAuthentication yes\nUsePAM no\n",
+            "PasswordAuthentication no\nUsePAM yes\nAuthenticationMethods publickey,keyboard-interactive\n",
+        ] {
+            assert!(!ids(&judge_of(ok)).iter().any(|(id, _, _)| *id == "hardening.ssh-password-auth"), "{ok}");
+        }
     }
 
     #[test]
