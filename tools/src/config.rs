@@ -344,6 +344,10 @@ impl Config {
     }
 
     /// Load a config file: `Ok(None)` when absent, an error when unsafe or malformed.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "vigil's config, named by the administrator and checked not to be writable by others first"
+    )]
     pub fn load(path: &Path) -> Result<Option<Config>, ConfigError> {
         let meta = match std::fs::metadata(path) {
             Ok(m) => m,

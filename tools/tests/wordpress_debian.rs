@@ -1,6 +1,7 @@
 //! `wordpress_inventory` against Debian's real `wordpress` package (6.1.9 with
 //! Akismet 5.0.2), through its `/etc/wordpress/config-<host>.php` indirection
 //! and its `md5sums`. Needs the packages in `.ci/packages/wordpress.txt`.
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test setup: a failure should stop the test")]
 
 use std::path::Path;

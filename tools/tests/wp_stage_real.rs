@@ -7,6 +7,7 @@
 //! production stays byte-identical; an apply killed with SIGKILL at its health
 //! check is undone by `recover` to identical files and tables; apply and
 //! rollback (which first says what it discards). Packages: `.ci/packages/wpstage.txt`.
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed setup should panic")]
 
 use std::collections::{BTreeMap, HashMap};
