@@ -218,6 +218,19 @@ pub async fn collect(
     (facts, tools, findings)
 }
 
+/// One note per file the reader refused (a FIFO, a device, a file over its size cap, a
+/// file on a tenant's FUSE mount, a name that is not UTF-8), whichever tool met it: a
+/// planted trap is named in the report, never silently absorbed as "unreadable".
+pub fn skipped_files(host: &vigil_tools::Host) -> Vec<Finding> {
+    host.skipped_files()
+        .into_iter()
+        .map(|(path, line)| {
+            Finding::new("review.file-not-read", Severity::Info, Category::Hardening, path, line)
+                .fix("Look at this file: a FIFO, device or huge file where a configuration belongs is unusual and may be planted to stop reviews. Replace it with a regular file (or remove it) so it can be checked.")
+        })
+        .collect()
+}
+
 /// Sort most severe first, then by category, id and subject; drop exact duplicates.
 pub fn sort_findings(findings: &mut Vec<Finding>) {
     findings.sort_by(|a, b| {
@@ -243,6 +256,7 @@ pub async fn run(gate: &Gate, ctx: &Ctx, host: HostInfo, opts: Options<'_>) -> R
     let started = Instant::now();
     let (facts, tools, mut findings) = collect(gate, opts.progress).await;
     let snap = snapshot::Snapshot::take(&ctx.host, &facts);
+    findings.extend(skipped_files(&ctx.host));
     sort_findings(&mut findings);
     let generated_at = rfc3339(ctx.host.now());
     let state = ctx.state_dir.clone();

@@ -149,6 +149,23 @@ impl HostError {
         }
     }
 
+    /// The path the error concerns, shown escaped (the program name for a command).
+    pub fn shown_path(&self) -> String {
+        match self {
+            HostError::NotFound { path }
+            | HostError::PermissionDenied { path }
+            | HostError::Io { path, .. }
+            | HostError::BadPath { path }
+            | HostError::NotRegular { path, .. }
+            | HostError::TooLarge { path, .. }
+            | HostError::Foreign { path } => shown(path),
+            HostError::BadName { path } => path.clone(),
+            HostError::NotLive { program, .. }
+            | HostError::NoProgram { program }
+            | HostError::Timeout { program, .. } => shown(program),
+        }
+    }
+
     fn from_io(path: &str, e: io::Error) -> Self {
         match e.kind() {
             io::ErrorKind::NotFound => HostError::NotFound { path: path.to_string() },
@@ -182,8 +199,8 @@ pub struct Host {
     root: PathBuf,
     live: bool,
     now: SystemTime,
-    /// Files refused so far (shared by every clone), named in the review.
-    skipped: Arc<Mutex<Vec<String>>>,
+    /// Files refused so far (shared by every clone), named in the review: (path shown escaped, full line).
+    skipped: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl Host {
@@ -260,14 +277,19 @@ impl Host {
             && let Ok(mut n) = self.skipped.lock()
         {
             let line = e.to_string();
-            if !n.contains(&line) {
-                n.push(line);
+            if !n.iter().any(|(_, l)| *l == line) {
+                n.push((e.shown_path(), line));
             }
         }
     }
 
     /// Files this host (and every clone of it) refused to read, as readable lines naming each path.
     pub fn skipped(&self) -> Vec<String> {
+        self.skipped_files().into_iter().map(|(_, line)| line).collect()
+    }
+
+    /// [`Host::skipped`] as `(path shown escaped, line)`, sorted by path.
+    pub fn skipped_files(&self) -> Vec<(String, String)> {
         let mut v = self.skipped.lock().map(|n| n.clone()).unwrap_or_default();
         v.sort();
         v
