@@ -189,9 +189,15 @@ pub async fn collect(
     progress: Progress<'_>,
 ) -> (BTreeMap<String, Value>, BTreeMap<String, ToolRun>, Vec<Finding>) {
     let names = gate.registry().read_only();
+    // Each tool has its own limit (`tool_timeout_seconds`, enforced where the registry runs it);
+    // this is the whole review's, for the tools still running when it ends.
+    let limit = std::time::Duration::from_secs(gate.ctx().config.review.timeout_seconds.max(1));
     let runs = names.iter().map(|name| async move {
         let started = Instant::now();
-        let r = gate.call(name, serde_json::json!({})).await;
+        let r = match tokio::time::timeout(limit, gate.call(name, serde_json::json!({}))).await {
+            Ok(g) => g.result,
+            Err(_) => Err(format!("not checked (the review's time limit of {} s ran out)", limit.as_secs())),
+        };
         let ms = started.elapsed().as_millis() as u64;
         (*name, r, ms)
     });
@@ -199,7 +205,7 @@ pub async fn collect(
     let mut tools = BTreeMap::new();
     let mut findings = Vec::new();
     for (name, r, ms) in join_all(runs).await {
-        match r.result {
+        match r {
             Ok(res) => {
                 let run = ToolRun { ok: true, ms, error: None };
                 progress(name, &run, res.findings.len());
