@@ -128,3 +128,102 @@ fn a_review_of_the_trap_root_finishes_and_names_every_trap() {
     let ssh = review["facts"]["check_ssh"].to_string();
     assert!(ssh.contains("2299"), "sshd_config was not read through the in-root symlink: {ssh}");
 }
+
+/// The lock file of the (only) host in `state`.
+fn lock_file(state: &Path) -> std::path::PathBuf {
+    let hosts: Vec<_> = std::fs::read_dir(state.join("hosts")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(hosts.len(), 1, "{hosts:?}");
+    hosts[0].join("lock")
+}
+
+fn web1() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hosts/web1")
+}
+
+fn spawn_review(state: &Path, root: &Path, out: &Path) -> std::process::Child {
+    support::vigil_cmd_at(
+        state,
+        None,
+        root,
+        &["review", "--offline", "--format", "json", "--out", out.to_str().unwrap()],
+    )
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap()
+}
+
+fn wait_exit(child: std::process::Child) -> (i32, String) {
+    let out = child.wait_with_output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn runs_on_one_host_never_interleave() {
+    let t = tempfile::tempdir().unwrap();
+    let state = t.path().join("state");
+    let out = t.path().join("r.json");
+    let (code, err) = wait_exit(spawn_review(&state, &web1(), &out));
+    assert!(code == 0 || code == 1, "{err}");
+    // Another run holds the host's lock: the review waits for it, then runs.
+    let lock = std::fs::OpenOptions::new().read(true).write(true).open(lock_file(&state)).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+    std::fs::remove_file(&out).unwrap();
+    let mut child = spawn_review(&state, &web1(), &out);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(child.try_wait().unwrap().is_none(), "the review ran while another held the host");
+    assert!(!out.exists(), "a report was written while another run held the host");
+    drop(lock);
+    let (code, err) = wait_exit(child);
+    assert!(code == 0 || code == 1, "{err}");
+    assert!(err.contains("waiting for another vigil run"), "{err}");
+    assert!(out.exists());
+}
+
+#[test]
+fn sigterm_stops_a_review_cleanly() {
+    let t = tempfile::tempdir().unwrap();
+    let state = t.path().join("state");
+    let root = t.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    build(&root);
+    let out = t.path().join("r.json");
+    // First run creates the host's state directory (and a history to compare with).
+    let (code, err) = wait_exit(spawn_review(&state, &root, &out));
+    assert!(code == 0 || code == 1, "{err}");
+    std::fs::remove_file(&out).unwrap();
+    let child = spawn_review(&state, &root, &out);
+    let pid = child.id();
+    // The lock holds the pid once the run has started reviewing: stop it then.
+    let lock = lock_file(&state);
+    let until = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_to_string(&lock).unwrap_or_default().trim() != pid.to_string() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SAFETY: signalling the child this test started.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let started = Instant::now();
+    let (code, err) = wait_exit(child);
+    assert_eq!(code, 143, "{err}");
+    assert!(err.contains("stopped by SIGTERM"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(!out.exists(), "no half report");
+    let leftovers: Vec<_> = walk(&state).into_iter().filter(|p| p.to_string_lossy().ends_with(".tmp")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn walk(d: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -5,6 +5,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use vigil_tools::Severity;
@@ -14,6 +15,7 @@ use crate::app::App;
 use crate::audit::Origin;
 use crate::cli::{AckArgs, Format, ReviewArgs};
 use crate::gate::{NoHuman, Scheduled};
+use crate::review::lock::HostLock;
 use crate::review::{self, HostInfo, ModelSummary, Review, ToolRun, acks, history, render};
 use crate::state::host_name;
 
@@ -285,7 +287,37 @@ pub async fn notify(app: &App, r: &Review, reports: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// `vigil review`.
+/// How long a run waits for another run on the same host before giving up.
+fn lock_wait(app: &App) -> Duration {
+    Duration::from_secs(app.config.review.timeout_seconds.saturating_mul(2).max(600))
+}
+
+/// SIGTERM (systemd stopping the job, `timeout`) and SIGINT, caught from the moment
+/// this is made: a signal that arrives before the first `recv` is kept, not fatal.
+struct StopSignals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn catch() -> StopSignals {
+        use tokio::signal::unix::{SignalKind, signal};
+        StopSignals { term: signal(SignalKind::terminate()).ok(), int: signal(SignalKind::interrupt()).ok() }
+    }
+
+    /// The first signal: its name and number.
+    async fn recv(&mut self) -> (&'static str, u8) {
+        match (&mut self.term, &mut self.int) {
+            (Some(term), Some(int)) => tokio::select! {
+                _ = term.recv() => ("SIGTERM", 15),
+                _ = int.recv() => ("SIGINT", 2),
+            },
+            _ => std::future::pending().await,
+        }
+    }
+}
+
+/// `vigil review`: one run per host at a time; SIGTERM/SIGINT stop it cleanly.
 pub async fn run(app: &App, args: ReviewArgs) -> Result<u8> {
     let fail_on = match args.fail_on.as_deref() {
         None => None,
@@ -293,6 +325,25 @@ pub async fn run(app: &App, args: ReviewArgs) -> Result<u8> {
             Severity::parse(s).with_context(|| format!("--fail-on {s}: use critical, high, medium, low or info"))?,
         ),
     };
+    let mut stop = StopSignals::catch();
+    let locked = async {
+        let _lock = HostLock::acquire(&app.host_dir()?, lock_wait(app)).await?;
+        reviewed(app, args, fail_on).await
+    };
+    tokio::select! {
+        code = locked => code,
+        (name, num) = stop.recv() => {
+            // The review future is dropped: every running check is cancelled, which kills its
+            // child processes (kill_on_drop) and removes its scratch directories; give the tool
+            // threads a moment to do that before the process exits.
+            vigil_tools::registry::settle(Duration::from_secs(3)).await;
+            eprintln!("vigil: stopped by {name}: the review did not finish (what was already saved is intact)");
+            Ok(128 + num)
+        }
+    }
+}
+
+async fn reviewed(app: &App, args: ReviewArgs, fail_on: Option<Severity>) -> Result<u8> {
     let started = app.host.now_unix();
     if args.scheduled {
         scheduled_restores(app).await?;
@@ -319,7 +370,8 @@ pub async fn run(app: &App, args: ReviewArgs) -> Result<u8> {
     }
     let out = render_as(app, &r, args.format)?;
     match &args.out {
-        Some(p) => std::fs::write(p, out).with_context(|| format!("cannot write {}", p.display()))?,
+        // Whole or not at all: a reader (or the next run) never sees half a report.
+        Some(p) => write_report(p, out.as_bytes())?,
         None if args.scheduled => {}
         None => std::io::stdout().lock().write_all(out.as_bytes())?,
     }
@@ -331,8 +383,34 @@ pub async fn run(app: &App, args: ReviewArgs) -> Result<u8> {
     Ok(code)
 }
 
-/// `vigil ack`.
-pub fn ack(app: &App, args: AckArgs) -> Result<u8> {
+/// Write `--out FILE` atomically (a temp file beside it, then rename), keeping the
+/// mode an existing file had, else 0644 (less the umask).
+fn write_report(p: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = p.file_name().with_context(|| format!("--out {}: not a file name", p.display()))?.to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mode = std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777).unwrap_or(0o644);
+    let written = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
+        .and_then(|_| std::fs::rename(&tmp, p));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", p.display()));
+    }
+    Ok(())
+}
+
+/// `vigil ack` (under the host lock: acknowledgements are read-modify-write).
+pub async fn ack(app: &App, args: AckArgs) -> Result<u8> {
     if let Some(u) = &args.until {
         if parse_date(u).is_none() {
             bail!("--until {u}: use a date like 2027-01-31");
@@ -351,6 +429,7 @@ pub fn ack(app: &App, args: AckArgs) -> Result<u8> {
         by,
         at: acks::date_of_day(today),
     };
+    let _lock = HostLock::acquire(&app.host_dir()?, lock_wait(app)).await?;
     acks::add(&app.host_dir()?, ack.clone())?;
     app.audit().append(serde_json::json!({"kind": "ack", "ack": ack}))?;
     let what = args.subject.as_deref().map(|s| format!(" on {s}")).unwrap_or_else(|| " (every subject)".into());

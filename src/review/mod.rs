@@ -12,11 +12,13 @@
 //!
 //! - [`acks`]: acknowledged findings (shown, not counted, until they expire).
 //! - [`history`]: saved reviews and the comparison with the previous one.
+//! - [`lock`]: one run at a time per host (acks, history and run records are read-modify-write).
 //! - [`snapshot`]: the host inventory the comparison of host changes uses.
 //! - [`render`]: text, Markdown, JSON and HTML.
 
 pub mod acks;
 pub mod history;
+pub mod lock;
 pub mod render;
 pub mod snapshot;
 

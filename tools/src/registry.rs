@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -287,6 +288,36 @@ impl Registry {
     }
 }
 
+/// Tool threads still running (a cancelled one is cleaning up: killing its children,
+/// removing its scratch directory).
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one tool thread for [`settle`] while it lives.
+struct Running;
+
+impl Running {
+    fn start() -> Running {
+        RUNNING.fetch_add(1, Ordering::SeqCst);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Wait (at most `max`) for the tool threads to finish: after a run is cancelled (a
+/// signal), so their child processes are killed and scratch directories removed
+/// before the process exits. A thread stuck in the kernel is not waited for past `max`.
+pub async fn settle(max: Duration) {
+    let until = std::time::Instant::now() + max;
+    while RUNNING.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Run `t` on a thread of its own, driven by the current runtime, for at most `limit`.
 ///
 /// Its own thread, so a tool stuck in a blocking call (a slow NFS read, a hung
@@ -299,9 +330,11 @@ async fn call_within(t: Arc<dyn Erased>, ctx: Ctx, input: Value, limit: Duration
     let handle = tokio::runtime::Handle::current();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = Running::start();
     std::thread::Builder::new()
         .name(format!("tool {name}"))
         .spawn(move || {
+            let _running = running;
             let r = handle.block_on(async move {
                 tokio::select! {
                     r = t.call(&ctx, input) => Some(r),
