@@ -6,6 +6,7 @@
 //! # Layout
 //!
 //! - [`host`]: `Host`, the only way a tool reads a file or runs a command.
+//! - [`inroot`]: how `Host` resolves a path inside the audited root and opens only regular files.
 //! - [`tool`]: the `Tool` trait, `Effect`, `Plan`, `Outcome`, `Ctx`, `ToolError`.
 //! - [`registry`]: every tool type-erased, inputs validated against their schema.
 //! - [`finding`]: `Finding`, `Severity`, `Category` (the seven patterns).
