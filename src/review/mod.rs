@@ -320,3 +320,72 @@ pub fn rfc3339(t: std::time::SystemTime) -> String {
         .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use schemars::JsonSchema;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use vigil_tools::{Effect, Host, Outcome, Registry, Tool, ToolError};
+
+    /// A read-only check that answers at once, or blocks its thread for 30 s.
+    struct Check {
+        name: &'static str,
+        stuck: bool,
+    }
+    #[derive(serde::Deserialize, JsonSchema)]
+    struct NoInput {}
+    #[derive(serde::Serialize, JsonSchema)]
+    struct Out {
+        ok: bool,
+    }
+    #[async_trait]
+    impl Tool for Check {
+        type Input = NoInput;
+        type Output = Out;
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn description(&self) -> &'static str {
+            "test check"
+        }
+        fn effect(&self) -> Effect {
+            Effect::ReadOnly
+        }
+        async fn run(&self, _ctx: &Ctx, _i: NoInput) -> Result<Outcome<Out>, ToolError> {
+            if self.stuck {
+                std::thread::sleep(Duration::from_secs(30));
+            }
+            Ok(Outcome::new(Out { ok: true }, vec![]))
+        }
+    }
+
+    fn gate(tool_secs: u64, review_secs: u64) -> Gate {
+        let mut r = Registry::empty();
+        r.add(Check { name: "quick", stuck: false });
+        r.add(Check { name: "stuck", stuck: true });
+        let mut cfg = vigil_tools::Config::default();
+        cfg.review.tool_timeout_seconds = tool_secs;
+        cfg.review.timeout_seconds = review_secs;
+        let ctx = Ctx::new(Host::at("/nonexistent")).with_config(cfg);
+        Gate::new(Arc::new(r), ctx, Arc::new(crate::gate::NoHuman("test".into())), None, crate::audit::Origin::Review)
+    }
+
+    #[tokio::test]
+    async fn a_stuck_check_is_not_checked_and_the_rest_is_kept() {
+        for (tool_secs, review_secs, why) in [
+            (1, 300, "not checked (timed out after 1 s)"),
+            (300, 1, "not checked (the review's time limit of 1 s ran out)"),
+        ] {
+            let g = gate(tool_secs, review_secs);
+            let started = Instant::now();
+            let (facts, tools, findings) = collect(&g, &|_, _, _| {}).await;
+            assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+            assert!(tools["quick"].ok && facts["quick"]["ok"] == true);
+            assert_eq!(tools["stuck"].error.as_deref(), Some(why));
+            assert!(findings.iter().any(|f| f.subject.starts_with("stuck") && f.evidence == [why]), "{findings:?}");
+        }
+    }
+}
