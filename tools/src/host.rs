@@ -12,7 +12,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
@@ -201,19 +201,27 @@ pub struct Host {
     now: SystemTime,
     /// Files refused so far (shared by every clone), named in the review: (path shown escaped, full line).
     skipped: Arc<Mutex<Vec<(String, String)>>>,
+    /// The root directory, opened on first use.
+    root_dir: Arc<OnceLock<std::os::fd::OwnedFd>>,
 }
 
 impl Host {
     /// The live machine, rooted at `/`.
     pub fn live() -> Self {
-        Host { root: PathBuf::from("/"), live: true, now: SystemTime::now(), skipped: Arc::default() }
+        Host {
+            root: PathBuf::from("/"),
+            live: true,
+            now: SystemTime::now(),
+            skipped: Arc::default(),
+            root_dir: Arc::default(),
+        }
     }
 
     /// A host rooted at `root`; it is the live one only when `root` is `/`.
     pub fn at(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         let live = root == Path::new("/") || std::fs::canonicalize(&root).map(|p| p == Path::new("/")).unwrap_or(false);
-        Host { root, live, now: SystemTime::now(), skipped: Arc::default() }
+        Host { root, live, now: SystemTime::now(), skipped: Arc::default(), root_dir: Arc::default() }
     }
 
     /// Fix "now" (for reproducible reviews of fixtures).
@@ -252,14 +260,21 @@ impl Host {
     }
 
     /// The root, opened to resolve beneath; a missing root means every path in it is missing.
-    fn root_fd(&self, path: &str) -> Result<std::os::fd::OwnedFd, HostError> {
-        inroot::open_root(&self.root).map_err(|e| match e.kind() {
+    /// Opened once per host (and its clones): every read resolves beneath the same directory.
+    fn root_fd(&self, path: &str) -> Result<std::os::fd::BorrowedFd<'_>, HostError> {
+        if let Some(fd) = self.root_dir.get() {
+            return Ok(fd.as_fd());
+        }
+        let fd = inroot::open_root(&self.root).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => HostError::NotFound { path: path.to_string() },
             _ => HostError::Io {
                 path: path.to_string(),
                 source: io::Error::new(e.kind(), format!("cannot open the audited root {}: {e}", self.root.display())),
             },
-        })
+        })?;
+        // A racing first open loses its descriptor here; both name the same directory.
+        let _ = self.root_dir.set(fd);
+        self.root_dir.get().map(|fd| fd.as_fd()).ok_or_else(|| HostError::NotFound { path: path.to_string() })
     }
 
     /// `path` opened `O_PATH` inside the root (symlinks resolved inside it; the
@@ -335,10 +350,9 @@ impl Host {
                 return Err(e);
             }
         }
-        let proc_path =
-            |fd: &std::os::fd::OwnedFd| std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok();
+        let proc_path = |fd: i32| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok();
         // Where the kernel says the resolved file is, re-expressed under the root as it was given.
-        let real = match (proc_path(&root), proc_path(&fd)) {
+        let real = match (proc_path(root.as_raw_fd()), proc_path(fd.as_raw_fd())) {
             (Some(r), Some(f)) => f.strip_prefix(&r).ok().map(|rel| self.root.join(rel)),
             _ => None,
         }
