@@ -33,6 +33,8 @@ use crate::gate::{Decision, Gate};
 
 /// Where a turn's progress goes.
 pub trait Sink: Send {
+    /// A request to the model has left; nothing has come back yet.
+    fn waiting(&mut self) {}
     /// Model text as it arrives (untrusted: strip controls before display).
     fn text(&mut self, s: &str);
     /// Thinking text as it arrives.
@@ -191,7 +193,7 @@ pub fn client_for(app: &App) -> Result<Option<Client>> {
         }
     };
     match found {
-        Some((key, _)) => Ok(Some(Client::new(key, None)?)),
+        Some((key, source)) => Ok(Some(Client::new(key, None)?.with_key_source(source))),
         None => Ok(None),
     }
 }
@@ -207,6 +209,10 @@ pub struct Agent {
     tools: Vec<ToolDef>,
     messages: Vec<Message>,
     usage: Usage,
+    /// The model the API said answered (it can differ from the alias asked for).
+    answered_by: Option<String>,
+    /// The conversation as it was before the running turn, to go back to if it is cancelled.
+    before_turn: Option<Vec<Message>>,
     transcript: Option<Transcript>,
     transcripts_dir: Option<(PathBuf, usize)>,
 }
@@ -241,6 +247,8 @@ impl Agent {
             tools,
             messages: Vec::new(),
             usage: Usage::default(),
+            answered_by: None,
+            before_turn: None,
             transcript: None,
             transcripts_dir,
         }
@@ -249,6 +257,11 @@ impl Agent {
     /// The model in use.
     pub fn model(&self) -> &str {
         &self.model
+    }
+
+    /// The model the API reported in its last answer, else the one asked for.
+    pub fn answered_by(&self) -> &str {
+        self.answered_by.as_deref().unwrap_or(&self.model)
     }
 
     /// The conversation so far.
@@ -263,7 +276,7 @@ impl Agent {
 
     /// Approximate cost of this conversation in USD.
     pub fn cost_usd(&self) -> f64 {
-        cost_usd(&self.model, &self.usage)
+        cost_usd(self.answered_by(), &self.usage)
     }
 
     /// The transcript file, once something was saved.
@@ -281,6 +294,18 @@ impl Agent {
     pub fn repair(&mut self) {
         drop_dangling(&mut self.messages);
         self.save();
+    }
+
+    /// After Ctrl-C: the cancelled turn is gone from the conversation — the question is not
+    /// sent again with the next one, and no half answer is kept.
+    pub fn cancel_turn(&mut self) {
+        match self.before_turn.take() {
+            Some(before) => {
+                self.messages = before;
+                self.save();
+            }
+            None => self.repair(),
+        }
     }
 
     fn push(&mut self, m: Message) {
@@ -325,6 +350,7 @@ impl Agent {
         if clean != user {
             sink.notice("a secret-looking value was removed from your message before sending it");
         }
+        self.before_turn = Some(self.messages.clone());
         self.push_user_text(clean);
         let mut turn_usage = Usage::default();
         let mut answer = String::new();
@@ -341,12 +367,16 @@ impl Agent {
         while model_turns < self.max_turns {
             model_turns += 1;
             let req = self.request();
+            sink.waiting();
             let mut on = |n: Note<'_>| match n {
                 Note::Text(t) => sink.text(t),
                 Note::Thinking(t) => sink.thinking(t),
                 Note::Retrying { attempt, delay, why } => sink.retrying(attempt, delay, &why),
             };
             let resp = self.client.send(&req, &mut on).await?;
+            if !resp.model.is_empty() {
+                self.answered_by = Some(resp.model.clone());
+            }
             turn_usage.add(&resp.usage);
             self.usage.add(&resp.usage);
             let text: String = resp

@@ -32,11 +32,14 @@ pub struct App {
 }
 
 /// `VIGIL_NOW` (RFC 3339) fixes "now" for reproducible reviews of images and fixtures.
-fn fixed_now() -> Result<Option<SystemTime>> {
-    let Ok(v) = std::env::var("VIGIL_NOW") else { return Ok(None) };
-    let t = time::OffsetDateTime::parse(&v, &time::format_description::well_known::Rfc3339)
+/// It has no effect on the live root: a stray value left in root's environment or a
+/// cron file must not move a real review's clock (and hide an expired certificate).
+fn host_at(root: &Path, vigil_now: Option<&str>) -> Result<Host> {
+    let host = Host::at(root);
+    let Some(v) = vigil_now.filter(|_| !host.is_live()) else { return Ok(host) };
+    let t = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
         .with_context(|| format!("VIGIL_NOW={v} is not an RFC 3339 time like 2026-11-27T00:00:00Z"))?;
-    Ok(Some(SystemTime::UNIX_EPOCH + Duration::from_secs(t.unix_timestamp().max(0) as u64)))
+    Ok(host.with_now(SystemTime::UNIX_EPOCH + Duration::from_secs(t.unix_timestamp().max(0) as u64)))
 }
 
 impl App {
@@ -46,10 +49,7 @@ impl App {
         if !root.is_dir() {
             anyhow::bail!("--root {}: not a directory", root.display());
         }
-        let mut host = Host::at(&root);
-        if let Some(now) = fixed_now()? {
-            host = host.with_now(now);
-        }
+        let host = host_at(&root, std::env::var("VIGIL_NOW").ok().as_deref())?;
         let config_path = match &global.config {
             Some(p) => p.clone(),
             None => host.path("/etc/vigil/config.toml").context("config path")?,
@@ -59,6 +59,9 @@ impl App {
         let mut config = loaded.unwrap_or_default();
         if let Some(feed) = &global.vuln_feed {
             config.wordpress.vuln_feed = Some(feed.clone());
+        }
+        if let Some(s) = &config.audit.syslog {
+            crate::audit::anchor::SyslogTarget::parse(s).with_context(|| format!("in {}", config_path.display()))?;
         }
         let state = StateDir::open(global.state_dir.as_deref())?;
         // The one place a downloaded feed is found: `vigil vulndb update` keeps it at the top of the
@@ -99,9 +102,11 @@ impl App {
         v
     }
 
-    /// The audit log.
+    /// The audit log, anchored in the journal and the configured syslog.
     pub fn audit(&self) -> AuditLog {
-        AuditLog::in_dir(self.state.path())
+        let syslog =
+            self.config.audit.syslog.as_deref().and_then(|s| crate::audit::anchor::SyslogTarget::parse(s).ok());
+        AuditLog::in_dir(self.state.path()).with_syslog(syslog)
     }
 
     /// A gate for calls from `origin`, asking `confirmer`.
@@ -117,5 +122,23 @@ impl App {
     /// The config directory (for user prompts): the config file's directory.
     pub fn config_dir(&self) -> &Path {
         self.config_path.parent().unwrap_or_else(|| Path::new("/etc/vigil"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vigil_now_moves_the_clock_of_a_fixture_never_of_the_live_root() {
+        let fixed = "2020-01-01T00:00:00Z";
+        let live = host_at(Path::new("/"), Some(fixed)).unwrap();
+        let drift = SystemTime::now().duration_since(live.now()).unwrap_or_default();
+        assert!(drift < Duration::from_secs(60), "the live root keeps the real clock");
+        let dir = tempfile::tempdir().unwrap();
+        let image = host_at(dir.path(), Some(fixed)).unwrap();
+        assert_eq!(image.now_unix(), 1_577_836_800);
+        assert!(host_at(dir.path(), Some("yesterday")).is_err());
+        assert!(host_at(Path::new("/"), Some("yesterday")).is_ok(), "not even read on the live root");
     }
 }

@@ -1,4 +1,4 @@
-//! The command line: the contract in DESIGN.md that users and tests rely on.
+//! The command line: the contract users and tests rely on (see `docs/architecture.md`).
 
 use std::path::PathBuf;
 
@@ -50,7 +50,7 @@ pub enum Format {
     Text,
     /// Markdown.
     Md,
-    /// JSON (the shape in DESIGN.md).
+    /// JSON (the shape in `docs/architecture.md`).
     Json,
     /// One self-contained HTML file.
     Html,
@@ -153,18 +153,42 @@ pub struct ReviewArgs {
 
 /// `vigil ack`.
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct AckArgs {
+    /// List or remove acknowledgements instead of adding one.
+    #[command(subcommand)]
+    pub action: Option<AckAction>,
     /// Finding id, e.g. ports.undocumented.
-    pub id: String,
+    #[arg(required = true)]
+    pub id: Option<String>,
     /// Only this subject (e.g. tcp:8080); all subjects when absent.
     #[arg(long)]
     pub subject: Option<String>,
     /// Why it is acceptable.
-    #[arg(long)]
-    pub reason: String,
+    #[arg(long, required = true)]
+    pub reason: Option<String>,
     /// Until when (YYYY-MM-DD); forever when absent.
     #[arg(long, value_name = "DATE")]
     pub until: Option<String>,
+}
+
+/// `vigil ack list|remove`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AckAction {
+    /// The acknowledgements of this host, with their reasons and expiry.
+    List {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw an acknowledgement: the finding counts again from the next review.
+    Remove {
+        /// Finding id.
+        id: String,
+        /// Only the acknowledgement for this subject; otherwise every one for the id.
+        #[arg(long)]
+        subject: Option<String>,
+    },
 }
 
 /// `vigil report`.
@@ -271,7 +295,11 @@ pub enum AuthAction {
         wordfence: bool,
     },
     /// Say where the keys come from, without printing them.
-    Status,
+    Status {
+        /// As JSON (where each key comes from; never the key).
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove the key from the OS keyring.
     Logout {
         /// Remove the Wordfence Intelligence API key instead.
@@ -286,13 +314,18 @@ pub enum ScheduleAction {
     /// Install the scheduled review.
     Install(ScheduleInstallArgs),
     /// The schedule, the last run and its result, the next run.
-    Status,
+    Status {
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove everything `install` did.
     Remove,
 }
 
 /// `vigil schedule install`.
 #[derive(Debug, Clone, Args)]
+#[command(override_usage = "vigil schedule install <--monthly|--weekly|--cron EXPR> [OPTIONS]")]
 #[group(required = true, multiple = false, id = "when")]
 pub struct ScheduleInstallArgs {
     /// Once a month.

@@ -64,6 +64,13 @@ pub enum Answer {
 pub trait Confirmer: Send + Sync {
     /// Ask about one request.
     async fn confirm(&self, req: &ConfirmRequest) -> Answer;
+
+    /// Why every change is refused without asking anyone, when that is so (no human can
+    /// answer here). The gate then says so first, even when the call could not be planned,
+    /// so a planning error never hides that the change would have been refused anyway.
+    fn refuses_all(&self) -> Option<String> {
+        None
+    }
 }
 
 /// No human: every mutating call is refused.
@@ -73,6 +80,10 @@ pub struct NoHuman(pub String);
 impl Confirmer for NoHuman {
     async fn confirm(&self, _req: &ConfirmRequest) -> Answer {
         Answer::Unavailable(self.0.clone())
+    }
+
+    fn refuses_all(&self) -> Option<String> {
+        Some(self.0.clone())
     }
 }
 
@@ -220,6 +231,11 @@ impl Gate {
         &self.ctx
     }
 
+    /// The audit log's chain head now (reports and notifications carry it off the host).
+    pub fn audit_head(&self) -> Option<crate::audit::Head> {
+        self.audit.as_ref().and_then(|a| a.head())
+    }
+
     /// The effect the gate assumes: unknown tools are mutating.
     pub fn effect(&self, name: &str) -> Effect {
         self.registry.effect(name)
@@ -285,8 +301,15 @@ impl Gate {
             let msg = format!("There is no tool named `{name}`; nothing was run.");
             return self.finish(name, &shown_input, Decision::Refused, started, Err(msg), json!({}));
         };
+        let refused_anyway = |why: String, problem: String| {
+            format!("{} Besides, the call itself could not be planned: {problem}", refused_message(name, &why))
+        };
         if let Err(e) = self.registry.validate(name, &input) {
-            return self.finish(name, &shown_input, Decision::Refused, started, Err(e.to_string()), json!({}));
+            let msg = match (info.effect, self.confirmer.refuses_all()) {
+                (Effect::Mutating, Some(why)) => refused_anyway(why, e.to_string()),
+                _ => e.to_string(),
+            };
+            return self.finish(name, &shown_input, Decision::Refused, started, Err(msg), json!({}));
         }
         if info.effect == Effect::ReadOnly {
             let r = self.registry.call(&self.ctx, name, input).await.map_err(|e| e.to_string());
@@ -295,7 +318,10 @@ impl Gate {
         let plan = match self.registry.plan(&self.ctx, name, input.clone()).await {
             Ok(p) => p,
             Err(e) => {
-                let msg = format!("could not plan `{name}`: {e}");
+                let msg = match self.confirmer.refuses_all() {
+                    Some(why) => refused_anyway(why, e.to_string()),
+                    None => format!("could not plan `{name}`: {e}"),
+                };
                 return self.finish(name, &shown_input, Decision::Refused, started, Err(msg), json!({}));
             }
         };
@@ -324,13 +350,18 @@ impl Gate {
                 self.finish(name, &shown_input, Decision::Declined, started, Err(msg), plan_json)
             }
             Answer::Unavailable(why) => {
-                let msg = format!(
-                    "`{name}` changes the host and needs a human to confirm it at the terminal, but {why}; it was refused and nothing was changed. Tell the administrator the plan and how to run it interactively (`vigil chat`)."
-                );
+                let msg = refused_message(name, &why);
                 self.finish(name, &shown_input, Decision::Refused, started, Err(msg), plan_json)
             }
         }
     }
+}
+
+/// What the caller reads when a change is refused because nobody can confirm it.
+fn refused_message(name: &str, why: &str) -> String {
+    format!(
+        "`{name}` changes the host and needs a human to confirm it at the terminal, but {why}; it was refused and nothing was changed. Tell the administrator the plan and how to run it interactively (`vigil chat`)."
+    )
 }
 
 /// The undo commands a mutating tool reports in its facts (`"undo": ["cmd", …]`), if any.
@@ -431,6 +462,22 @@ mod tests {
         let r = g.call("firewall_deny_port", json!({"port": "all"})).await;
         assert_eq!(r.decision, Decision::Refused);
         assert!(r.result.unwrap_err().contains("invalid input"));
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_refuses_every_change_says_so_before_any_input_or_planning_error() {
+        let mut r = Registry::builtin();
+        r.add(Change);
+        let ctx = Ctx::new(Host::at("/nonexistent"));
+        let g = Gate::new(Arc::new(r), ctx, Arc::new(NoHuman("nobody is at a terminal".into())), None, Origin::Mcp);
+        let r = g.call("firewall_deny_port", json!({"port": "all"})).await;
+        assert_eq!(r.decision, Decision::Refused);
+        let msg = r.result.unwrap_err();
+        assert!(msg.starts_with("`firewall_deny_port` changes the host"), "{msg}");
+        assert!(msg.contains("nobody is at a terminal") && msg.contains("invalid input"), "{msg}");
+        // A caller that could ask someone still gets the input error alone.
+        let r = gate(Answer::Confirmed, &[], None).call("firewall_deny_port", json!({"port": "all"})).await;
+        assert!(!r.result.unwrap_err().contains("changes the host"));
     }
 
     #[tokio::test]

@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the command line (the contract in DESIGN.md).
+//! - [`cli`]: the command line (the contract in `docs/architecture.md`).
 //! - [`app`]: host, config, state directory and registry, resolved once.
 //! - [`gate`]: the policy gate every tool call passes.
 //! - [`claude`]: the Messages API client (SSE, retries, recording, prices).

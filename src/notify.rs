@@ -15,7 +15,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSendmailTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use vigil_tools::Redactor;
@@ -82,6 +82,9 @@ impl Note {
         for f in r.findings.iter().filter(|f| f.severity >= vigil_tools::Severity::High).take(10) {
             body.push_str(&format!("  [{}] {} {}\n      fix: {}\n", f.severity, f.subject, f.title, f.remediation));
         }
+        if let Some(a) = render::audit_line(r) {
+            body.push_str(&format!("\n{a}\n"));
+        }
         if !reports.is_empty() {
             body.push_str("\nFull reports on the host:\n");
             for p in reports {
@@ -97,6 +100,7 @@ impl Note {
             "changes": r.changes,
             "top_findings": r.findings.iter().filter(|f| f.severity >= vigil_tools::Severity::High).take(10).collect::<Vec<_>>(),
             "reports": reports,
+            "audit_head": r.audit_head,
         });
         Note { subject, body: Redactor::global().text(&body).into_owned(), json: Redactor::global().value(json) }
     }
@@ -258,8 +262,10 @@ impl Sender<'_> {
         let msg = b.body(note.body.clone()).context("cannot build the email")?;
         match &self.cfg.smtp {
             None => {
-                let t = AsyncSendmailTransport::<Tokio1Executor>::new();
-                t.send(msg).await.map_err(|e| anyhow!("sendmail: {e}"))?;
+                let prog = vigil_tools::spawn::resolve("sendmail")
+                    .or_else(|| vigil_tools::spawn::resolve("/usr/lib/sendmail"))
+                    .ok_or_else(|| anyhow!("sendmail: no local `sendmail` is installed; set smtp in [notify]"))?;
+                sendmail(&prog, &msg).await?;
             }
             Some(server) => {
                 let (host, port) = match server.rsplit_once(':') {
@@ -368,4 +374,70 @@ impl Sender<'_> {
 /// Used by tests: does a path exist (for sendmail discovery messages).
 pub fn sendmail_available() -> bool {
     Path::new("/usr/sbin/sendmail").exists() || Path::new("/usr/lib/sendmail").exists()
+}
+
+/// Hand `msg` to the local sendmail as lettre's transport would (`sendmail -i -f FROM --
+/// TO…`, the message on stdin), but started by the one spawner: the mailer gets none
+/// of vigil's environment (the API key, proxies) or descriptors.
+async fn sendmail(prog: &Path, msg: &Message) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let envelope = msg.envelope();
+    let mut args: Vec<String> = vec!["-i".into()];
+    if let Some(from) = envelope.from() {
+        args.extend(["-f".to_string(), from.to_string()]);
+    }
+    args.push("--".into());
+    args.extend(envelope.to().iter().map(|a| a.to_string()));
+    let mut child = vigil_tools::spawn::command(prog, &args, &[])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("sendmail: cannot start {}", prog.display()))?;
+    let run = async {
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(&msg.formatted()).await?;
+        }
+        child.wait_with_output().await
+    };
+    let out = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .map_err(|_| anyhow!("sendmail: {} did not finish within 60 s", prog.display()))?
+        .context("sendmail")?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        bail!("sendmail: {} failed ({}): {}", prog.display(), out.status, why.trim().lines().next().unwrap_or(""));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod sendmail_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sendmail_gets_the_message_and_nothing_of_our_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("sendmail");
+        let d = dir.path().display();
+        std::fs::write(&fake, format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > {d}/args\nenv > {d}/env\ncat > {d}/msg\n"))
+            .unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        // SAFETY: no other test in this binary reads this variable.
+        unsafe { std::env::set_var("VIGIL_NOTIFY_TEST_SECRET", "sk-ant-notify-test") };
+        let msg = Message::builder()
+            .from("vigil@host.example".parse().unwrap())
+            .to("admin@example.com".parse().unwrap())
+            .subject("vigil: 2 new findings")
+            .body("the body".to_string())
+            .unwrap();
+        sendmail(&fake, &msg).await.unwrap();
+        let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+        assert_eq!(args, "-i\n-f\nvigil@host.example\n--\nadmin@example.com\n");
+        let body = std::fs::read_to_string(dir.path().join("msg")).unwrap();
+        assert!(body.contains("Subject: vigil: 2 new findings") && body.contains("the body"), "{body}");
+        let env = std::fs::read_to_string(dir.path().join("env")).unwrap();
+        assert!(!env.contains("sk-ant") && !env.contains("HOME="), "{env}");
+        assert!(env.contains("LC_ALL=C"), "{env}");
+    }
 }

@@ -109,6 +109,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
 }
 
+/// Write a report the user asked for with `--out`: 0600 and atomic for a regular file (a
+/// report names accounts and weaknesses), a plain write for anything else the user named on
+/// purpose (`/dev/stdout`, a FIFO, a symlink they made), which must not be replaced.
+pub fn write_report(path: &Path, bytes: &[u8]) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => {
+            std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+        }
+        _ => {
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let name = path.file_name().context("--out names no file")?;
+            write_atomic(&dir.join(name), bytes).with_context(|| format!("cannot write {}", path.display()))
+        }
+    }
+}
+
 impl StateDir {
     /// Resolve and create the state directory.
     pub fn open(explicit: Option<&Path>) -> Result<StateDir> {

@@ -102,6 +102,11 @@ fn unauthorized_fails_fast_with_the_request_id() {
     assert!(r.stderr.contains("invalid x-api-key"), "{r:?}");
     assert!(r.stderr.contains("req_011CUnauthorized"), "{r:?}");
     assert!(r.stderr.contains("401"), "{r:?}");
+    assert!(
+        r.stderr.contains("ANTHROPIC_API_KEY environment variable was refused")
+            && r.stderr.contains("vigil auth login"),
+        "a refused key says where it came from and what to run: {r:?}"
+    );
     assert!(!r.stderr.contains(KEY) && !r.stdout.contains(KEY));
     assert_eq!(api.check().len(), 1, "a 401 is not retried");
 }

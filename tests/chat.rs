@@ -38,6 +38,8 @@ fn chat_streams_answers_refuses_unknown_tools_and_keeps_private_history() {
     p.expect("vigil> ", T);
     p.send("/cost\r");
     p.expect("cache-read tokens", T);
+    // The model the API said answered, not the alias configured.
+    p.expect("claude-sonnet-4-5-20250929", T);
     p.expect("vigil> ", T);
     p.send("/tools\r");
     p.expect("list_open_ports", T);
@@ -80,7 +82,7 @@ fn ctrl_c_cancels_the_turn_not_the_program() {
     p.send("think hard\r");
     p.expect("Let me think about that", T);
     p.send("\x03");
-    p.expect("(cancelled)", T);
+    p.expect("(cancelled: not sent)", T);
     p.expect("vigil> ", T);
     p.send("again\r");
     p.expect("second answer", T);
@@ -89,11 +91,27 @@ fn ctrl_c_cancels_the_turn_not_the_program() {
     assert_eq!(p.wait(T), 0);
     let got = api.check();
     assert_eq!(got.len(), 2);
-    // The cancelled question stays, merged with the next; no half assistant turn is sent.
+    // The cancelled turn is gone: neither the question nor a half answer is sent again.
     let msgs = got[1].body["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 1, "{msgs:#?}");
-    assert_eq!(msgs[0]["content"][0]["text"], "think hard");
-    assert_eq!(msgs[0]["content"][1]["text"], "again");
+    assert_eq!(msgs[0]["content"].as_array().map(Vec::len), Some(1), "{msgs:#?}");
+    assert_eq!(msgs[0]["content"][0]["text"], "again");
+    assert!(!got[1].body.to_string().contains("think hard"), "the cancelled question is not resent");
+}
+
+/// Between Enter and the first token the terminal says what it is waiting for.
+#[test]
+fn a_spinner_shows_while_waiting_for_the_first_token() {
+    let t = tempfile::tempdir().unwrap();
+    let api = FakeApi::start(vec![Reply::Stall(String::new())]);
+    let mut p = chat(t.path(), &api);
+    p.send("anyone there?\r");
+    p.expect("waiting for Claude", T);
+    p.send("\x03");
+    p.expect("(cancelled: not sent)", T);
+    p.expect("vigil> ", T);
+    p.send("/exit\r");
+    assert_eq!(p.wait(T), 0);
 }
 
 /// `vigil chat` on the small backup root (`support::backup_root`).
@@ -170,7 +188,7 @@ fn ctrl_c_at_the_confirmation_prompt_cancels_cleanly() {
     p.send("test the site backup\r");
     p.expect("Type `verify_backup_restore` to run it", T);
     p.send("\x03");
-    p.expect("(cancelled)", T);
+    p.expect("(cancelled: not sent)", T);
     p.expect("vigil> ", T);
     // Give the abandoned prompt time to notice before typing the next line.
     std::thread::sleep(Duration::from_millis(400));
@@ -184,7 +202,7 @@ fn ctrl_c_at_the_confirmation_prompt_cancels_cleanly() {
     let got = api.check();
     let msgs = got[1].body["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 1, "the unanswered tool call was dropped: {msgs:#?}");
-    assert_eq!(msgs[0]["content"][1]["text"], "what now?");
+    assert_eq!(msgs[0]["content"][0]["text"], "what now?", "the cancelled question is not resent");
 }
 
 /// Chat starts with what must not be missed (an overdue schedule; a failed notification, once),
@@ -232,4 +250,48 @@ fn chat_shows_overdue_and_failed_notifications_and_reviews_on_request() {
     assert!(!screen.contains("A notification failed"), "{screen}");
     p.send("\x04");
     assert_eq!(p.wait(T), 0);
+}
+
+/// A secret typed at the prompt is kept neither in the history file nor in the transcript nor in
+/// the request; a history saved before redaction existed is scrubbed when chat starts; bidi and
+/// zero-width characters in the model's answer reach the terminal only as visible `<U+…>`.
+#[test]
+fn typed_secrets_stay_out_of_history_and_transcript_and_bidi_is_shown() {
+    let t = tempfile::tempdir().unwrap();
+    let hist = t.path().join("chat_history");
+    std::fs::write(&hist, "#V2\nexport DB_PASSWORD=OldHistorySecret-77\nwhich ports are open?\n").unwrap();
+    let api =
+        FakeApi::start(vec![Reply::Sse(text_sse("Noted. Run \u{202E}fdp.exe\u{202C} and rm\u{200B} -rf nothing."))]);
+    let mut p = chat(t.path(), &api);
+    p.send("the site uses DB_PASSWORD=Typed-Secret-2024 and redis-cli -a Other-Typed-99 is that ok?\r");
+    p.expect("Noted.", T);
+    p.expect("vigil> ", T);
+    p.send("\x04");
+    assert_eq!(p.wait(T), 0);
+
+    let raw = p.raw_screen();
+    assert!(raw.contains("<U+202E>fdp.exe<U+202C>") && raw.contains("rm<U+200B> -rf"), "{raw}");
+    assert!(
+        !raw.contains('\u{202E}') && !raw.contains('\u{200B}'),
+        "a bidi or zero-width character reached the terminal"
+    );
+    assert!(raw.contains("a secret-looking value was removed"), "{raw}");
+
+    let history = std::fs::read_to_string(&hist).unwrap();
+    for secret in ["Typed-Secret-2024", "Other-Typed-99", "OldHistorySecret-77"] {
+        assert!(!history.contains(secret), "{secret} in chat_history:\n{history}");
+    }
+    assert!(history.contains("DB_PASSWORD=[REDACTED]") && history.contains("which ports are open?"), "{history}");
+    assert_eq!(std::fs::metadata(&hist).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let transcripts: Vec<_> =
+        std::fs::read_dir(t.path().join("transcripts")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(transcripts.len(), 1);
+    let transcript = std::fs::read_to_string(&transcripts[0]).unwrap();
+    assert!(transcript.contains("DB_PASSWORD=[REDACTED]"), "{transcript}");
+    let got = api.check();
+    for secret in ["Typed-Secret-2024", "Other-Typed-99"] {
+        assert!(!transcript.contains(secret), "{secret} in the transcript");
+        assert!(!got[0].raw.contains(secret), "{secret} sent to the API");
+    }
 }

@@ -210,7 +210,12 @@ fn check_html(text: &str) -> scraper::Html {
             assert!(!name.starts_with("on"), "event handler {name} on <{}>", el.value().name());
             if ["src", "href", "xlink:href", "action", "srcset", "poster", "data"].contains(&name) {
                 let v = value.trim().to_ascii_lowercase();
-                assert!(v.starts_with('#'), "external or script URL in {name}={value:?}");
+                // A link the reader may click loads nothing by itself; only http(s) ones are made.
+                let link = el.value().name() == "a" && name == "href";
+                assert!(
+                    v.starts_with('#') || (link && (v.starts_with("https://") || v.starts_with("http://"))),
+                    "external or script URL in {name}={value:?}"
+                );
             }
         }
     }
@@ -262,7 +267,30 @@ fn html_report_is_self_contained_escaped_and_counts_match() {
     let headline = doc.select(&sel("section#summary strong")).next().unwrap().text().collect::<String>();
     assert!(headline.starts_with(&format!("{} critical, {} high", got["critical"], got["high"])), "{headline}");
     let rows = doc.select(&sel("table.findings tr")).count() - 1;
-    assert_eq!(rows, json["findings"].as_array().unwrap().len(), "one row per open finding");
+    let mut kinds: Vec<(String, String)> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["id"].as_str().unwrap().to_string(), f["severity"].as_str().unwrap().to_string()))
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    assert_eq!(rows, kinds.len(), "one row per kind of open finding: repeats are folded");
+    let weak = doc
+        .select(&sel("table.findings tr"))
+        .map(|r| r.inner_html())
+        .find(|h| h.contains("credentials.weak-db-password"))
+        .expect("the weak passwords row");
+    assert_eq!(weak.matches("/wp-config.php").count(), 3, "one row names the three sites' files: {weak}");
+    // "Fix first": five rows, each with a fix, commands copyable as <code>.
+    let first: Vec<String> = doc.select(&sel("section#fix-first li")).map(|l| l.inner_html()).collect();
+    assert_eq!(first.len(), 5, "{first:?}");
+    assert!(first.iter().all(|l| l.contains("Fix: ")), "{first:?}");
+    assert!(first.iter().any(|l| l.contains("<code>passwd -l guest</code>")), "{first:?}");
+    assert!(first[0].contains("critical"), "the most severe first: {}", first[0]);
+    assert_eq!(doc.select(&sel("#legend .badge")).count(), 5, "a severity legend");
+    let links: Vec<&str> = doc.select(&sel("a")).filter_map(|a| a.value().attr("href")).collect();
+    assert!(links.contains(&"https://api.wordpress.org/secret-key/1.1/salt/"), "URLs in fixes are links: {links:?}");
     assert_eq!(doc.select(&sel("svg")).count(), 0, "no trend with a single month");
 }
 
@@ -386,11 +414,15 @@ fn html_report_renders_in_headless_chromium_without_console_errors() {
 // ---------------------------------------------------------------------------------------------
 // The golden review and what the fixture hosts catch
 
-/// The review exactly as printed, with what differs from run to run replaced: timings, the checkout's path.
+/// The review exactly as printed, with what differs from run to run replaced: timings, the checkout's path,
+/// the audit chain head's hash.
 fn normalise(text: &str) -> String {
     let root = fixture_host("web1").display().to_string();
     let timings = regex::Regex::new(r#""(duration_ms|ms)": \d+"#).unwrap();
-    timings.replace_all(&text.replace(&root, "fixtures/hosts/web1"), "\"$1\": 0").into_owned()
+    let text = timings.replace_all(&text.replace(&root, "fixtures/hosts/web1"), "\"$1\": 0").into_owned();
+    // The audit chain head's hash covers the entries' wall-clock times.
+    let head = regex::Regex::new(r#""hash": "[0-9a-f]{64}""#).unwrap();
+    head.replace_all(&text, "\"hash\": \"(audit chain head)\"").into_owned()
 }
 
 fn offline_text(state: &Path, host: &str) -> String {
@@ -487,4 +519,25 @@ fn the_clean_host_has_nothing_above_info() {
         .collect();
     assert!(loud.is_empty(), "the clean host cries wolf:\n{}", loud.join("\n"));
     assert!(v["tools"].as_object().unwrap().values().all(|t| t["ok"] == true), "{:#}", v["tools"]);
+}
+
+#[test]
+fn the_text_report_says_what_to_fix_first_and_folds_repeats() {
+    prepare_fixtures();
+    let t = tempfile::tempdir().unwrap();
+    let r = run(review_cmd(t.path(), &fixture_host("web1"), None, &["--offline"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let text = &r.stdout;
+    let first = text.split("FIX FIRST\n").nth(1).expect("a FIX FIRST section").split("\n\n").next().unwrap();
+    let items: Vec<&str> = first.lines().filter(|l| l.trim_start().starts_with(char::is_numeric)).collect();
+    assert_eq!(items.len(), 5, "{first}");
+    assert!(
+        items[0].contains("[ports.exposed-datastore] tcp:9200"),
+        "critical and open to the internet first: {first}"
+    );
+    assert_eq!(first.matches("\n     fix: ").count() + usize::from(first.starts_with("     fix: ")), 5, "{first}");
+    assert!(text.find("FIX FIRST") < text.find("CRITICAL ("), "Fix first comes before the full list");
+    assert!(text.contains("3 subjects [credentials.weak-db-password] Weak database password for …"), "{text}");
+    assert_eq!(text.matches("[credentials.weak-db-password]").count(), 1, "one row for the three sites");
+    assert!(text.contains("fix: Run `vigil vulndb update`"), "notes show their fix as the HTML does: {text}");
 }

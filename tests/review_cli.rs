@@ -143,6 +143,8 @@ fn every_format_goes_to_the_file_named() {
         assert!(r.stdout.is_empty(), "{fmt}: with --out nothing goes to stdout: {}", r.stdout);
         let text = std::fs::read_to_string(&out).unwrap();
         assert!(check(&text), "{fmt}:\n{}", &text[..text.len().min(2000)]);
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&out).unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600, "{fmt}: a report names accounts and weaknesses: only its owner reads it");
         assert!(!text.contains(support::PLANTED), "{fmt}: the planted password is in the report");
     }
     let r = vigil_at(&state, &web1(), &["review", "--offline", "--out", "/nonexistent/dir/r.txt"]);
@@ -286,9 +288,40 @@ fn acknowledged_findings_stop_counting_until_they_expire() {
     let text = vigil_at(&state, &web1, &["review", "--offline"]);
     assert!(text.stdout.contains("accepted by the test"), "acknowledgements are shown with their reason");
 
-    let bad = vigil_at(&state, &web1, &["ack", "x.y", "--reason", "r", "--until", "next week"]);
+    let bad = vigil_at(&state, &web1, &["ack", &critical[0].0, "--reason", "r", "--until", "next week"]);
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("--until next week"), "{}", bad.stderr);
+
+    // An id no check produces is refused, with the closest ones.
+    let typo = vigil_at(&state, &web1, &["ack", "ports.exposed-datstore", "--reason", "r"]);
+    assert_eq!(typo.code, 2, "{}", typo.stderr);
+    assert!(
+        typo.stderr.contains("no check produces") && typo.stderr.contains("ports.exposed-datastore"),
+        "{}",
+        typo.stderr
+    );
+
+    // list (text and JSON) and remove.
+    let list = vigil_at(&state, &web1, &["ack", "list"]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert_eq!(list.stdout.lines().count(), critical.len(), "{}", list.stdout);
+    assert!(
+        list.stdout.contains("accepted by the test") && list.stdout.contains("until 2027-01-31"),
+        "{}",
+        list.stdout
+    );
+    let json = vigil_at(&state, &web1, &["ack", "list", "--json"]);
+    let all: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(all.as_array().map(Vec::len), Some(critical.len()));
+    let (id, subject) = &critical[0];
+    let rm = vigil_at(&state, &web1, &["ack", "remove", id, "--subject", subject]);
+    assert_eq!(rm.code, 0, "{}", rm.stderr);
+    assert!(rm.stdout.contains("Removed 1 acknowledgement"), "{}", rm.stdout);
+    let (code, v) = review_json(&state, &web1, &["--fail-on", "critical"]);
+    assert_eq!(code, 1, "the removed acknowledgement counts again");
+    assert!(pairs(&v["findings"]).contains(&critical[0]));
+    let again = vigil_at(&state, &web1, &["ack", "remove", id, "--subject", subject]);
+    assert_eq!(again.code, 2, "nothing left to remove is an error: {}", again.stdout);
 }
 
 #[test]
@@ -335,4 +368,31 @@ fn an_edited_audit_log_fails_verification_naming_the_line() {
     let r = vigil_at(state, &web1(), &["log", "verify"]);
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("BROKEN at line 3") && r.stdout.contains("cut off"), "{}", r.stdout);
+}
+
+#[test]
+fn report_says_when_the_trend_starts_and_auth_status_has_json() {
+    let t = tempfile::tempdir().unwrap();
+    let state = t.path().join("state");
+    let r = vigil_at(&state, &web1(), &["review", "--offline"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rep = vigil_at(&state, &web1(), &["report"]);
+    assert_eq!(rep.code, 0, "{}", rep.stderr);
+    assert!(
+        rep.stdout.contains("TREND: starts with next month's review (only 2026-11 is saved so far"),
+        "{}",
+        rep.stdout
+    );
+    assert!(!rep.stdout.contains("month     critical"), "no one-row table posing as a trend: {}", rep.stdout);
+
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    c.arg("--state-dir").arg(&state).args(["auth", "status", "--json"]);
+    c.env_clear().env("PATH", "/usr/bin:/bin").env("HOME", &state).env("VIGIL_KEYRING", "kernel");
+    c.env("ANTHROPIC_API_KEY", support::KEY);
+    let out = c.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(v["api_key"]["present"], true, "{v}");
+    assert!(v["api_key"]["source"].as_str().unwrap().contains("ANTHROPIC_API_KEY"), "{v}");
+    assert!(!text.contains(support::KEY), "the key itself is never shown");
 }

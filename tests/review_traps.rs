@@ -106,7 +106,7 @@ fn a_review_of_the_trap_root_finishes_and_names_every_trap() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|f| f["id"] == "review.file-not-read")
+        .filter(|f| f["id"] == "hardening.file-not-read")
         .map(|f| f["title"].as_str().unwrap().to_string())
         .collect();
     let named = |needle: &str| notes.iter().any(|n| n.contains(needle));

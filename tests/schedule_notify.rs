@@ -135,6 +135,10 @@ fn systemd_install_then_exec_start_by_hand_reports_and_notifies() {
     }
     let (_, status, _) = run(&[&g[..], &["schedule", "status"]].concat());
     assert!(status.contains("Last run: never") && status.contains("Next run: "), "{status}");
+    let (_, json, _) = run(&[&g[..], &["schedule", "status", "--json"]].concat());
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["installed"]["backend"], "systemd", "{v}");
+    assert!(v["last_run"].is_null() && v["next_run"].is_i64(), "{v}");
 
     // Run the service's ExecStart line by hand.
     let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).unwrap();
@@ -151,6 +155,11 @@ fn systemd_install_then_exec_start_by_hand_reports_and_notifies() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(v["headline"].as_str().unwrap().contains("critical"), "{v}");
     assert!(!body.contains("Company2024"), "a secret reached the webhook");
+    // The audit chain head leaves the host with the notification.
+    let head = &v["audit_head"];
+    assert!(head["seq"].as_u64().unwrap() > 0 && head["hash"].as_str().unwrap().len() == 64, "{v}");
+    let log = std::fs::read_to_string(state.join("audit.jsonl")).unwrap();
+    assert!(log.contains(&format!("\"hash\":{}", head["hash"])), "the head is an entry of the log: {head}");
     let (_, status, _) = run(&[&g[..], &["schedule", "status"]].concat());
     assert!(status.contains("Last run: 20"), "{status}");
 

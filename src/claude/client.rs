@@ -46,7 +46,7 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(8);
 #[derive(Debug, Error)]
 pub enum ApiError {
     /// The API answered with an error status.
-    #[error("the Claude API answered {status} {kind}: {message}{}", rid(.request_id))]
+    #[error("the Claude API answered {status} {kind}: {message}{}{}", rid(.request_id), key_hint(*.status, .key_source))]
     Status {
         /// HTTP status.
         status: u16,
@@ -56,6 +56,8 @@ pub enum ApiError {
         message: String,
         /// The `request-id` header.
         request_id: Option<String>,
+        /// Where the key came from (said when the key is refused).
+        key_source: Option<String>,
     },
     /// An `error` event on a 200 stream.
     #[error("the Claude API stream failed with {kind}: {message}{}", rid(.request_id))]
@@ -130,6 +132,19 @@ pub struct Client {
     key: SecretString,
     recorder: Option<Recorder>,
     max_attempts: u32,
+    key_source: Option<String>,
+}
+
+/// What to do about a refused key (401): where it came from and what to run.
+fn key_hint(status: u16, source: &Option<String>) -> String {
+    if status != 401 {
+        return String::new();
+    }
+    let from = source.as_deref().map(|s| format!(" the key from {s} was refused;")).unwrap_or_default();
+    format!(
+        " —{from} check it with `vigil auth status` and store a working one with `vigil auth login` \
+         (or fix ANTHROPIC_API_KEY)"
+    )
 }
 
 impl std::fmt::Debug for Client {
@@ -166,7 +181,13 @@ impl Client {
             Some(d) => Some(Recorder::new(PathBuf::from(d), key.clone())?),
             None => None,
         };
-        Ok(Client { http, base_url, key, recorder, max_attempts: MAX_ATTEMPTS })
+        Ok(Client { http, base_url, key, recorder, max_attempts: MAX_ATTEMPTS, key_source: None })
+    }
+
+    /// Say where the key came from, so a refused key (401) names it.
+    pub fn with_key_source(mut self, source: impl std::fmt::Display) -> Client {
+        self.key_source = Some(source.to_string());
+        self
     }
 
     /// The endpoint.
@@ -246,7 +267,7 @@ impl Client {
                 r.body.extend_from_slice(text.as_bytes());
             }
             let (kind, message) = api_error(&text, status);
-            let error = ApiError::Status { status, kind, message, request_id };
+            let error = ApiError::Status { status, kind, message, request_id, key_source: self.key_source.clone() };
             let retry = match header(&headers, "x-should-retry") {
                 Some("true") => true,
                 Some("false") => false,

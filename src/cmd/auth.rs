@@ -70,7 +70,25 @@ pub fn run(app: &App, action: AuthAction) -> Result<u8> {
             println!("Stored the API key in the {}.", store.backend());
             Ok(0)
         }
-        AuthAction::Status => {
+        AuthAction::Status { json: true } => {
+            let key_file = app.config.schedule.api_key_file.as_deref();
+            let wordfence = match crate::cmd::vulndb::wordfence_key(&store) {
+                Ok(Some((_, src))) => serde_json::json!({"present": true, "source": src.to_string()}),
+                Ok(None) => serde_json::json!({"present": false}),
+                Err(e) => serde_json::json!({"present": false, "error": format!("{e:#}")}),
+            };
+            let (api, code) = match find_api_key(&store, key_file) {
+                Ok(Some((k, src))) => {
+                    (serde_json::json!({"present": true, "source": src.to_string(), "kind": describe_key(&k)}), 0)
+                }
+                Ok(None) => (serde_json::json!({"present": false}), 1),
+                Err(e) => (serde_json::json!({"present": false, "error": format!("{e:#}")}), 1),
+            };
+            let v = serde_json::json!({"api_key": api, "wordfence_key": wordfence, "keyring": store.backend()});
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(code)
+        }
+        AuthAction::Status { json: false } => {
             match crate::cmd::vulndb::wordfence_key(&store) {
                 Ok(Some((_, src))) => println!("Wordfence API key: from {src}."),
                 Ok(None) => println!(

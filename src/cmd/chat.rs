@@ -1,9 +1,12 @@
 //! `vigil chat` (and bare `vigil` on a terminal): the conversational shell.
 //!
 //! A rustyline prompt with a persistent, private (0600) history in the state
-//! directory. A line ending in `\` continues on the next. Ctrl-C during a turn
-//! cancels that turn — the stream is dropped and the conversation repaired —
-//! not the program; Ctrl-C at the prompt clears the line; Ctrl-D leaves.
+//! directory; what is saved there is redacted like the transcript (a typed
+//! `DB_PASSWORD=…` is kept as `DB_PASSWORD=[REDACTED]`), and a history written
+//! by an older version is scrubbed when chat starts. A line ending in `\` continues
+//! on the next. Ctrl-C during a turn cancels that turn — the stream is dropped and
+//! the turn removed from the conversation, so the question is not sent again — not
+//! the program; Ctrl-C at the prompt clears the line; Ctrl-D leaves.
 //! Commands: `/help /tools /review /cost /clear /exit`; `/review` runs the
 //! deterministic review (no model) and prints it. At start it shows what the
 //! administrator must not miss: an overdue schedule and notifications that
@@ -17,7 +20,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use rustyline::error::ReadlineError;
-use vigil_tools::Effect;
+use vigil_tools::{Effect, Redactor};
 
 use super::console::Console;
 use crate::agent::{Agent, NO_KEY, client_for};
@@ -44,6 +47,23 @@ fn private_history(path: &Path) {
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
 }
 
+/// Rewrite a history that holds secrets (saved before history was redacted) without them.
+fn scrub_history(rl: &mut rustyline::DefaultEditor, path: &Path) {
+    let entries: Vec<String> = rl.history().iter().cloned().collect();
+    let clean: Vec<String> = entries.iter().map(|e| Redactor::global().text(e).into_owned()).collect();
+    if clean == entries {
+        return;
+    }
+    let _ = rl.clear_history();
+    for e in &clean {
+        let _ = rl.add_history_entry(e.as_str());
+    }
+    if let Err(e) = rl.save_history(path) {
+        eprintln!("vigil: warning: cannot rewrite {} without its secrets: {e}", path.display());
+    }
+    private_history(path);
+}
+
 /// Run the REPL.
 pub async fn run(app: &App) -> Result<u8> {
     let Some(client) = client_for(app)? else {
@@ -57,6 +77,7 @@ pub async fn run(app: &App) -> Result<u8> {
     let history = app.state.path().join("chat_history");
     private_history(&history);
     let _ = rl.load_history(&history);
+    scrub_history(&mut rl, &history);
     eprintln!(
         "{}",
         paint(
@@ -85,7 +106,8 @@ pub async fn run(app: &App) -> Result<u8> {
         if line.is_empty() {
             continue;
         }
-        let _ = rl.add_history_entry(line.as_str());
+        // Recalled with the arrow keys and kept on disk: the redacted line, never a typed secret.
+        let _ = rl.add_history_entry(Redactor::global().text(&line).as_ref());
         let _ = rl.append_history(&history);
         if line.starts_with('/') {
             match line.split_whitespace().next().unwrap_or("") {
@@ -116,8 +138,8 @@ pub async fn run(app: &App) -> Result<u8> {
         console.end_line();
         match result {
             None => {
-                agent.repair();
-                eprintln!("{}", paint("33", "(cancelled)"));
+                agent.cancel_turn();
+                eprintln!("{}", paint("33", "(cancelled: not sent)"));
             }
             Some(Err(e)) => eprintln!("{}", paint("31", &format!("error: {}", strip_controls(&format!("{e:#}"))))),
             Some(Ok(t)) => {
@@ -197,7 +219,7 @@ fn read_input(rl: &mut rustyline::DefaultEditor) -> Result<Option<String>, Readl
 
 fn print_cost(agent: &Agent) {
     let u = agent.usage();
-    let p = price_of(agent.model());
+    let p = price_of(agent.answered_by());
     println!(
         "{} input, {} output, {} cache-write, {} cache-read tokens: ≈ ${:.4} ({}; list prices ${}/${} per MTok, approximate)",
         u.input_tokens,
@@ -205,7 +227,7 @@ fn print_cost(agent: &Agent) {
         u.cache_creation_input_tokens,
         u.cache_read_input_tokens,
         agent.cost_usd(),
-        agent.model(),
+        agent.answered_by(),
         p.input,
         p.output
     );

@@ -1,6 +1,7 @@
 //! How `ask` and `chat` show a turn: the model's text streamed on stdout,
 //! tool activity on stderr (`→ list_open_ports {…}`, `✓ …`, `✗ refused: …`),
-//! a spinner on stderr while read-only tools run (only on a terminal). Every
+//! a spinner on stderr from the moment a request leaves until the first token
+//! ("waiting for Claude…") and while read-only tools run (only on a terminal). Every
 //! string from the model or a tool passes `strip_controls` first.
 
 use std::io::{IsTerminal, Write};
@@ -117,7 +118,15 @@ pub fn outcome_line(rec: &ToolRecord) -> String {
 }
 
 impl Sink for Console {
+    fn waiting(&mut self) {
+        if self.spinner_ok {
+            self.end_line();
+            self.spinner = Some(Spinner::start("waiting for Claude…".into()));
+        }
+    }
+
     fn text(&mut self, s: &str) {
+        self.spinner = None;
         if !self.stream_text {
             return;
         }
@@ -130,7 +139,12 @@ impl Sink for Console {
         self.mid_line = !clean.ends_with('\n');
     }
 
+    fn thinking(&mut self, _s: &str) {
+        self.spinner = None;
+    }
+
     fn retrying(&mut self, attempt: u32, delay: Duration, why: &str) {
+        self.spinner = None;
         self.end_line();
         eprintln!(
             "{}",
@@ -142,6 +156,7 @@ impl Sink for Console {
     }
 
     fn batch_start(&mut self, calls: &[ToolCall]) {
+        self.spinner = None;
         if self.spinner_ok {
             let names: Vec<String> = calls.iter().map(|c| strip_controls(&c.name)).collect();
             self.spinner = Some(Spinner::start(format!("running {}…", names.join(", "))));
@@ -153,6 +168,7 @@ impl Sink for Console {
     }
 
     fn tool_start(&mut self, call: &ToolCall) {
+        self.spinner = None;
         self.end_line();
         eprintln!("{}", paint("2", &format!("→ {} {}", strip_controls(&call.name), show_input(&call.input))));
     }
@@ -163,6 +179,7 @@ impl Sink for Console {
     }
 
     fn notice(&mut self, msg: &str) {
+        self.spinner = None;
         self.end_line();
         eprintln!("{}", paint("33", &format!("vigil: {}", strip_controls(msg))));
     }

@@ -35,9 +35,18 @@ pub fn run(app: &App, args: ReportArgs) -> Result<u8> {
         bail!("no saved review of {} yet: run `vigil review` first", app.host.root().display());
     };
     let points = render::trend(&reviews);
+    let trend = if points.len() > 1 {
+        trend_text(&points)
+    } else {
+        // One month is no trend: say when it starts instead of repeating the review as one.
+        let month = points.first().map(|p| p.label.clone()).unwrap_or_default();
+        format!(
+            "\nTREND: starts with next month's review (only {month} is saved so far; a review in a later month adds the first point of comparison).\n"
+        )
+    };
     let out = match args.format {
-        Format::Text => render::text(latest) + &trend_text(&points),
-        Format::Md => render::markdown(latest) + &format!("\n## Trend\n\n```\n{}```\n", trend_text(&points)),
+        Format::Text => render::text(latest) + &trend,
+        Format::Md => render::markdown(latest) + &format!("\n## Trend\n\n```\n{trend}```\n"),
         Format::Json => {
             let trend: Vec<_> = points
                 .iter()
@@ -53,7 +62,7 @@ pub fn run(app: &App, args: ReportArgs) -> Result<u8> {
         (None, false) => None,
     };
     match &target {
-        Some(p) => std::fs::write(p, &out).with_context(|| format!("cannot write {}", p.display()))?,
+        Some(p) => crate::state::write_report(p, out.as_bytes())?,
         None => std::io::stdout().lock().write_all(out.as_bytes())?,
     }
     if args.open {
@@ -61,10 +70,22 @@ pub fn run(app: &App, args: ReportArgs) -> Result<u8> {
         if args.format != Format::Html {
             eprintln!("vigil: --open shows HTML; use --format html for the chart");
         }
-        let status = std::process::Command::new("xdg-open").arg(&p).status();
+        let status = open_in_browser(&p);
         if !status.map(|s| s.success()).unwrap_or(false) {
             eprintln!("vigil: could not open a browser; the report is at {}", p.display());
         }
     }
     Ok(0)
+}
+
+/// `xdg-open FILE` through the one spawner: the desktop session's own variables
+/// (display, session bus, home) and nothing else of vigil's environment.
+fn open_in_browser(file: &std::path::Path) -> std::io::Result<std::process::ExitStatus> {
+    let prog = vigil_tools::spawn::resolve("xdg-open")
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "xdg-open is not installed"))?;
+    let keep =
+        ["DISPLAY", "WAYLAND_DISPLAY", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "HOME", "XAUTHORITY", "BROWSER"];
+    let vars: Vec<(&str, String)> = keep.iter().filter_map(|k| std::env::var(k).ok().map(|v| (*k, v))).collect();
+    let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vigil_tools::spawn::std_command(&prog, &[file], &env).status()
 }

@@ -13,7 +13,7 @@ use vigil_tools::config::parse_date;
 
 use crate::app::App;
 use crate::audit::Origin;
-use crate::cli::{AckArgs, Format, ReviewArgs};
+use crate::cli::{AckAction, AckArgs, Format, ReviewArgs};
 use crate::gate::{NoHuman, Scheduled};
 use crate::review::lock::HostLock;
 use crate::review::{self, HostInfo, ModelSummary, Review, ToolRun, acks, history, render};
@@ -179,7 +179,7 @@ async fn summary_for(app: &App, r: &Review) -> Option<ModelSummary> {
     let key_file = if app.config_trusted { app.config.schedule.api_key_file.as_deref() } else { None };
     let model = crate::agent::model_for(app);
     let key = match crate::auth::find_api_key(&store, key_file) {
-        Ok(Some((key, _))) => key,
+        Ok(Some((key, source))) => (key, source),
         Ok(None) => {
             eprintln!(
                 "vigil: no API key, so this review has no model summary (the findings never need one); \
@@ -194,8 +194,8 @@ async fn summary_for(app: &App, r: &Review) -> Option<ModelSummary> {
             return Some(ModelSummary { model, text: None, error: Some(format!("no usable API key: {e}")) });
         }
     };
-    let client = match crate::claude::Client::new(key, None) {
-        Ok(c) => c,
+    let client = match crate::claude::Client::new(key.0, None) {
+        Ok(c) => c.with_key_source(key.1),
         Err(e) => return Some(ModelSummary { model, text: None, error: Some(format!("{e:#}")) }),
     };
     let m = model_summary(app, client, r).await;
@@ -370,8 +370,7 @@ async fn reviewed(app: &App, args: ReviewArgs, fail_on: Option<Severity>) -> Res
     }
     let out = render_as(app, &r, args.format)?;
     match &args.out {
-        // Whole or not at all: a reader (or the next run) never sees half a report.
-        Some(p) => write_report(p, out.as_bytes())?,
+        Some(p) => crate::state::write_report(p, out.as_bytes())?,
         None if args.scheduled => {}
         None => std::io::stdout().lock().write_all(out.as_bytes())?,
     }
@@ -383,48 +382,42 @@ async fn reviewed(app: &App, args: ReviewArgs, fail_on: Option<Severity>) -> Res
     Ok(code)
 }
 
-/// Write `--out FILE` atomically (a temp file beside it, then rename), keeping the
-/// mode an existing file had, else 0644 (less the umask).
-fn write_report(p: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let dir = match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = p.file_name().with_context(|| format!("--out {}: not a file name", p.display()))?.to_string_lossy();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let mode = std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777).unwrap_or(0o644);
-    let written = std::fs::OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
-        .and_then(|_| std::fs::rename(&tmp, p));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", p.display()));
-    }
-    Ok(())
-}
-
-/// `vigil ack` (under the host lock: acknowledgements are read-modify-write).
+/// `vigil ack`, `vigil ack list`, `vigil ack remove` (changes under the host lock:
+/// acknowledgements are read-modify-write).
 pub async fn ack(app: &App, args: AckArgs) -> Result<u8> {
+    match args.action {
+        Some(AckAction::List { json }) => return ack_list(app, json),
+        Some(AckAction::Remove { id, subject }) => {
+            let _lock = HostLock::acquire(&app.host_dir()?, lock_wait(app)).await?;
+            return ack_remove(app, &id, subject.as_deref());
+        }
+        None => {}
+    }
+    let (Some(id), Some(reason)) = (args.id.clone(), args.reason.clone()) else {
+        bail!("usage: vigil ack ID --reason WHY [--subject S] [--until DATE] (or `vigil ack list`)");
+    };
+    if !vigil_tools::finding::KNOWN_IDS.contains(&id.as_str()) && !seen_on_this_host(app, &id) {
+        let close = vigil_tools::finding::closest_ids(&id, 3);
+        bail!(
+            "no check produces the finding id `{}`; the closest are: {} (ids are shown in brackets in every review)",
+            crate::term::strip_controls(&id),
+            close.join(", ")
+        );
+    }
     if let Some(u) = &args.until {
         if parse_date(u).is_none() {
             bail!("--until {u}: use a date like 2027-01-31");
         }
     }
-    if args.reason.trim().is_empty() {
+    if reason.trim().is_empty() {
         bail!("--reason must say why this is acceptable");
     }
     let by = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into());
     let today = app.host.now_unix() / 86_400;
     let ack = acks::Ack {
-        id: args.id.clone(),
+        id: id.clone(),
         subject: args.subject.clone(),
-        reason: args.reason.clone(),
+        reason,
         until: args.until.clone(),
         by,
         at: acks::date_of_day(today),
@@ -434,6 +427,53 @@ pub async fn ack(app: &App, args: AckArgs) -> Result<u8> {
     app.audit().append(serde_json::json!({"kind": "ack", "ack": ack}))?;
     let what = args.subject.as_deref().map(|s| format!(" on {s}")).unwrap_or_else(|| " (every subject)".into());
     let until = args.until.as_deref().map(|u| format!(" until {u}")).unwrap_or_else(|| " with no end date".into());
-    println!("Acknowledged {}{what}{until}: shown in reviews, not counted.", args.id);
+    println!("Acknowledged {id}{what}{until}: shown in reviews, not counted.");
+    Ok(0)
+}
+
+/// True when a saved review of this host has a finding with this id (a check from another version).
+fn seen_on_this_host(app: &App, id: &str) -> bool {
+    app.host_dir().map(|d| history::all(&d).iter().any(|r| r.findings.iter().any(|f| f.id == id))).unwrap_or(false)
+}
+
+fn ack_list(app: &App, json: bool) -> Result<u8> {
+    let all = acks::load(&app.host_dir()?)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(0);
+    }
+    if all.is_empty() {
+        println!("No acknowledgements for this host.");
+        return Ok(0);
+    }
+    let today = app.host.now_unix() / 86_400;
+    for a in &all {
+        let subject = a.subject.as_deref().unwrap_or("(every subject)");
+        let until = match (&a.until, a.active(today)) {
+            (Some(u), true) => format!("until {u}"),
+            (Some(u), false) => format!("EXPIRED {u}"),
+            (None, _) => "no end date".into(),
+        };
+        let line = format!("{} {subject} — \"{}\" ({}, {}, {until})", a.id, a.reason, a.by, a.at);
+        println!("{}", crate::term::strip_controls(&line));
+    }
+    Ok(0)
+}
+
+fn ack_remove(app: &App, id: &str, subject: Option<&str>) -> Result<u8> {
+    let gone = acks::remove(&app.host_dir()?, id, subject)?;
+    if gone == 0 {
+        let what = subject.map(|s| format!(" on {s}")).unwrap_or_default();
+        bail!(
+            "no acknowledgement of `{}`{} to remove (see `vigil ack list`)",
+            crate::term::strip_controls(id),
+            crate::term::strip_controls(&what)
+        );
+    }
+    app.audit().append(serde_json::json!({"kind": "ack_removed", "id": id, "subject": subject}))?;
+    println!(
+        "Removed {gone} acknowledgement{} of {id}: it counts again from the next review.",
+        if gone == 1 { "" } else { "s" }
+    );
     Ok(0)
 }

@@ -47,10 +47,18 @@ pub async fn run(app: &App, action: ScheduleAction) -> Result<u8> {
                 println!("  - {n}");
             }
             println!("The job runs: {}", inst.exec);
+            if let Some(why) = schedule::nothing_runs_it(&app.host, &inst.backend) {
+                println!("WARNING: nothing will run this job yet: {why}.");
+            }
             Ok(0)
         }
-        ScheduleAction::Status => {
-            print!("{}", schedule::status(&app.state, app.host.now_unix()));
+        ScheduleAction::Status { json: true } => {
+            let v = schedule::status_json(&app.host, &app.state, app.host.now_unix());
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(0)
+        }
+        ScheduleAction::Status { json: false } => {
+            print!("{}", schedule::status(&app.host, &app.state, app.host.now_unix()));
             Ok(0)
         }
         ScheduleAction::Remove => {

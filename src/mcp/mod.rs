@@ -140,6 +140,13 @@ impl Confirmer for McpConfirmer {
             MutatingPolicy::Elicit => self.elicit(req).await,
         }
     }
+
+    fn refuses_all(&self) -> Option<String> {
+        match &self.policy {
+            MutatingPolicy::Refuse(why) => Some(why.clone()),
+            MutatingPolicy::Elicit => None,
+        }
+    }
 }
 
 /// The MCP server: the registry, the tool context, the audit log and the policy.
@@ -193,13 +200,91 @@ impl McpServer {
     }
 }
 
-/// `list_open_ports` → `List open ports`.
+/// `list_open_ports` → `List open ports`, `check_os_updates` → `Check OS updates`,
+/// `wordpress_inventory` → `WordPress inventory`: sentence case with names spelled properly.
 pub fn title_of(name: &str) -> String {
-    let words = name.replace('_', " ");
-    let mut c = words.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
+    let words: Vec<String> =
+        name.split('_')
+            .filter(|w| !w.is_empty())
+            .enumerate()
+            .map(|(i, w)| match w {
+                "os" | "ssh" | "tls" | "php" | "db" | "sql" | "url" | "http" | "https" | "mcp" | "cpu" | "tcp"
+                | "udp" => w.to_uppercase(),
+                "wordpress" => "WordPress".into(),
+                "mariadb" => "MariaDB".into(),
+                "mysql" => "MySQL".into(),
+                _ if i == 0 => {
+                    let mut c = w.chars();
+                    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+                }
+                _ => w.to_string(),
+            })
+            .collect();
+    words.join(" ")
+}
+
+/// JSON Schema's own `format` names: the only ones MCP clients (the Inspector, the SDKs) know.
+const STANDARD_FORMATS: &[&str] = &[
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uuid",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+/// Rewrite a schema so it uses only standard formats: schemars writes Rust's integer types as
+/// `"format": "uint16"` and the like, which clients warn about; the range they mean becomes
+/// `minimum`/`maximum` (an existing bound is kept), and any other unknown format is dropped.
+pub fn portable_schema(schema: &mut Value) {
+    match schema {
+        Value::Object(m) => {
+            if let Some(Value::String(f)) = m.get("format")
+                && !STANDARD_FORMATS.contains(&f.as_str())
+            {
+                let range: Option<(i128, i128)> = match f.as_str() {
+                    "uint8" => Some((0, u8::MAX.into())),
+                    "uint16" => Some((0, u16::MAX.into())),
+                    "uint32" | "uint" => Some((0, u32::MAX.into())),
+                    "uint64" => Some((0, u64::MAX.into())),
+                    "int8" => Some((i8::MIN.into(), i8::MAX.into())),
+                    "int16" => Some((i16::MIN.into(), i16::MAX.into())),
+                    "int32" | "int" => Some((i32::MIN.into(), i32::MAX.into())),
+                    "int64" => Some((i64::MIN.into(), i64::MAX.into())),
+                    _ => None,
+                };
+                let is_integer = m
+                    .get("type")
+                    .is_some_and(|t| t == "integer" || t.as_array().is_some_and(|a| a.iter().any(|x| x == "integer")));
+                if let (Some((lo, hi)), true) = (range, is_integer) {
+                    // Bounds past 2^53 are not exact in every client's number type: leave those out.
+                    let exact = |n: i128| (n.abs() <= (1i128 << 53)).then(|| json!(n as i64));
+                    if let Some(lo) = exact(lo) {
+                        m.entry("minimum").or_insert(lo);
+                    }
+                    if let Some(hi) = exact(hi) {
+                        m.entry("maximum").or_insert(hi);
+                    }
+                }
+                m.remove("format");
+            }
+            m.values_mut().for_each(portable_schema);
+        }
+        Value::Array(a) => a.iter_mut().for_each(portable_schema),
+        _ => {}
     }
 }
 
@@ -258,9 +343,13 @@ pub fn mcp_tool(info: &ToolInfo) -> Tool {
     };
     let annotations =
         ToolAnnotations::with_title(title.clone()).read_only(read_only).destructive(!read_only).open_world(false);
-    Tool::new(info.name, description, Arc::new(object(info.input_schema.clone())))
+    let mut input = info.input_schema.clone();
+    portable_schema(&mut input);
+    let mut output = output_schema(&info.output_schema);
+    portable_schema(&mut output);
+    Tool::new(info.name, description, Arc::new(object(input)))
         .with_title(title)
-        .with_raw_output_schema(Arc::new(object(output_schema(&info.output_schema))))
+        .with_raw_output_schema(Arc::new(object(output)))
         .with_annotations(annotations)
 }
 
@@ -406,6 +495,10 @@ mod tests {
     #[test]
     fn titles_and_policy() {
         assert_eq!(title_of("list_open_ports"), "List open ports");
+        assert_eq!(title_of("check_os_updates"), "Check OS updates");
+        assert_eq!(title_of("wordpress_inventory"), "WordPress inventory");
+        assert_eq!(title_of("check_ssh"), "Check SSH");
+        assert_eq!(title_of("wordpress_stage_update"), "WordPress stage update");
         let p = std::path::Path::new("/etc/vigil/config.toml");
         assert_eq!(MutatingPolicy::from_config(McpMutating::Elicit, true, p), MutatingPolicy::Elicit);
         let MutatingPolicy::Refuse(why) = MutatingPolicy::from_config(McpMutating::Elicit, false, p) else {
@@ -413,6 +506,43 @@ mod tests {
         };
         assert!(why.contains("not owned by root"), "{why}");
         assert!(matches!(MutatingPolicy::from_config(McpMutating::Refuse, true, p), MutatingPolicy::Refuse(_)));
+    }
+
+    fn formats(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(f)) = m.get("format") {
+                    out.push(f.clone());
+                }
+                m.values().for_each(|x| formats(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| formats(x, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn listed_schemas_use_only_standard_formats_with_ranges_for_integers() {
+        let reg = Registry::builtin();
+        let mut seen = Vec::new();
+        for info in reg.list() {
+            formats(&info.input_schema, &mut seen);
+            let tool = mcp_tool(info);
+            let mut left = Vec::new();
+            formats(&Value::Object((*tool.input_schema).clone()), &mut left);
+            if let Some(o) = &tool.output_schema {
+                formats(&Value::Object((**o).clone()), &mut left);
+            }
+            let odd: Vec<&String> = left.iter().filter(|f| !STANDARD_FORMATS.contains(&f.as_str())).collect();
+            assert!(odd.is_empty(), "{}: non-standard formats {odd:?}", info.name);
+        }
+        assert!(seen.iter().any(|f| f.starts_with("uint")), "the registry has integer inputs to rewrite: {seen:?}");
+        let mut port = json!({"type": "integer", "format": "uint16", "minimum": 1});
+        portable_schema(&mut port);
+        assert_eq!(port, json!({"type": "integer", "minimum": 1, "maximum": 65535}));
+        let mut big = json!({"type": ["integer", "null"], "format": "uint64"});
+        portable_schema(&mut big);
+        assert_eq!(big, json!({"type": ["integer", "null"], "minimum": 0}));
     }
 
     #[test]

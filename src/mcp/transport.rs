@@ -47,6 +47,39 @@ pub fn error_line(id: Value, code: i64, message: &str) -> String {
     format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{code},"message":{message}}}}}"#)
 }
 
+/// The requests `vigil mcp` serves.
+const SERVED: &[&str] = &["initialize", "ping", "tools/list", "tools/call"];
+
+/// A request the SDK would answer vaguely (an unknown method is echoed back as the whole
+/// message; `tools/call` without usable params is treated as an unknown method), answered
+/// here with the right code and a reason the client's developer can act on.
+fn check_request(method: &str, params: Option<&Value>) -> Option<(i64, String)> {
+    let shown: String = method.chars().filter(|c| !c.is_control()).take(80).collect();
+    if !SERVED.contains(&method) {
+        return Some((-32601, format!("Method not found: `{shown}` (vigil mcp serves {})", SERVED.join(", "))));
+    }
+    let invalid = |why: &str| Some((-32602, format!("Invalid params for {method}: {why}")));
+    match (method, params) {
+        ("tools/call", None | Some(Value::Null)) => {
+            invalid("`params` is missing; send {\"name\": TOOL, \"arguments\": {…}}")
+        }
+        ("tools/call", Some(Value::Object(p))) => match (p.get("name"), p.get("arguments")) {
+            (Some(Value::String(_)), None | Some(Value::Null | Value::Object(_))) => None,
+            (Some(Value::String(_)), Some(_)) => invalid("`arguments` must be a JSON object"),
+            (None, _) => invalid("`name` (the tool to call) is missing"),
+            (Some(_), _) => invalid("`name` must be a string"),
+        },
+        ("tools/call", Some(_)) => invalid("`params` must be a JSON object"),
+        ("tools/list", Some(Value::Object(p))) => match p.get("cursor") {
+            None | Some(Value::Null) => None,
+            Some(_) => invalid("unknown cursor: tools/list returns every tool in one page and never a nextCursor"),
+        },
+        ("tools/list", Some(Value::Null) | None) => None,
+        ("tools/list", Some(_)) => invalid("`params` must be a JSON object"),
+        _ => None,
+    }
+}
+
 fn classify(line: &[u8]) -> Line {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
@@ -63,6 +96,11 @@ fn classify(line: &[u8]) -> Line {
     };
     let is_response = value.get("result").is_some() || value.get("error").is_some();
     let is_notification = id.is_none() && value.get("method").is_some();
+    if let (Some(id), Some(Value::String(method))) = (&id, value.get("method"))
+        && let Some((code, message)) = check_request(method, value.get("params"))
+    {
+        return Line::Reply(error_line(id.clone(), code, &message));
+    }
     match serde_json::from_value::<RxJsonRpcMessage<RoleServer>>(value) {
         Ok(m) => Line::Message(Box::new(m)),
         // A response we cannot read must not be answered (that could ping-pong);
@@ -195,6 +233,47 @@ mod tests {
         assert!(matches!(classify(b"  \r"), Line::Skip));
         assert!(matches!(classify(br#"{"jsonrpc":"2.0","id":3,"result":{"weird":1}}"#), Line::Message(_) | Line::Skip));
         assert!(matches!(classify(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#), Line::Message(_)));
+    }
+
+    fn reply(line: &[u8]) -> Value {
+        match classify(line) {
+            Line::Reply(r) => parse(&r),
+            _ => panic!("no error reply to {}", String::from_utf8_lossy(line)),
+        }
+    }
+
+    #[test]
+    fn bad_params_and_unknown_methods_get_the_right_code_and_a_reason() {
+        for (line, code, says) in [
+            (&br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#[..], -32602, "`params` is missing"),
+            (br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":[1]}"#, -32602, "must be a JSON object"),
+            (
+                br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"x","arguments":[1]}}"#,
+                -32602,
+                "`arguments` must be",
+            ),
+            (br#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"arguments":{}}}"#, -32602, "`name`"),
+            (br#"{"jsonrpc":"2.0","id":5,"method":"tools/list","params":{"cursor":"abc"}}"#, -32602, "unknown cursor"),
+            (br#"{"jsonrpc":"2.0","id":6,"method":"frobnicate/now"}"#, -32601, "`frobnicate/now`"),
+        ] {
+            let r = reply(line);
+            assert_eq!(r["error"]["code"], code, "{r}");
+            assert!(r["error"]["message"].as_str().unwrap().contains(says), "{r}");
+            assert!(r["id"].is_number(), "the error carries the request's id: {r}");
+        }
+        for ok in [
+            &br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"check_ssh"}}"#[..],
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"check_ssh","arguments":{}}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+        ] {
+            assert!(matches!(classify(ok), Line::Message(_)), "{}", String::from_utf8_lossy(ok));
+        }
+        // A notification of an unknown kind is not answered.
+        assert!(matches!(
+            classify(br#"{"jsonrpc":"2.0","method":"notifications/whatever"}"#),
+            Line::Skip | Line::Message(_)
+        ));
     }
 
     #[tokio::test]

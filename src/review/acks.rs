@@ -80,6 +80,18 @@ pub fn add(dir: &Path, ack: Ack) -> Result<()> {
     write_atomic(&path(dir), &serde_json::to_vec_pretty(&all)?)
 }
 
+/// Remove the acknowledgements of `id` (only the one for `subject` when given); how many went.
+pub fn remove(dir: &Path, id: &str, subject: Option<&str>) -> Result<usize> {
+    let mut all = load(dir)?;
+    let before = all.len();
+    all.retain(|a| !(a.id == id && subject.is_none_or(|s| a.subject.as_deref() == Some(s))));
+    let gone = before - all.len();
+    if gone > 0 {
+        write_atomic(&path(dir), &serde_json::to_vec_pretty(&all)?)?;
+    }
+    Ok(gone)
+}
+
 /// Split findings into open and acknowledged.
 pub fn split(findings: Vec<Finding>, acks: &[Ack], today: i64) -> (Vec<Finding>, Vec<Acknowledged>) {
     let mut open = Vec::new();

@@ -14,11 +14,13 @@
 //! - [`history`]: saved reviews and the comparison with the previous one.
 //! - [`lock`]: one run at a time per host (acks, history and run records are read-modify-write).
 //! - [`snapshot`]: the host inventory the comparison of host changes uses.
+//! - [`priority`]: what to fix first, and repeated findings folded into one row.
 //! - [`render`]: text, Markdown, JSON and HTML.
 
 pub mod acks;
 pub mod history;
 pub mod lock;
+pub mod priority;
 pub mod render;
 pub mod snapshot;
 
@@ -155,6 +157,9 @@ pub struct Review {
     /// The model's summary (never the findings' source).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_summary: Option<ModelSummary>,
+    /// The audit log's chain head when the review was written (compare with `vigil log verify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_head: Option<crate::audit::Head>,
 }
 
 impl Review {
@@ -233,7 +238,7 @@ pub fn skipped_files(host: &vigil_tools::Host) -> Vec<Finding> {
     host.skipped_files()
         .into_iter()
         .map(|(path, line)| {
-            Finding::new("review.file-not-read", Severity::Info, Category::Hardening, path, line)
+            Finding::new("hardening.file-not-read", Severity::Info, Category::Hardening, path, line)
                 .fix("Look at this file: a FIFO, device or huge file where a configuration belongs is unusual and may be planted to stop reviews. Replace it with a regular file (or remove it) so it can be checked.")
         })
         .collect()
@@ -288,6 +293,7 @@ pub async fn run(gate: &Gate, ctx: &Ctx, host: HostInfo, opts: Options<'_>) -> R
         changes,
         snapshot: snap,
         model_summary: None,
+        audit_head: gate.audit_head(),
     };
     Ok(review)
 }

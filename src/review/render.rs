@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 use vigil_tools::{Category, Finding, Severity};
 
+use super::priority::{self, Row, plural};
 use super::{Review, Summary};
 use crate::term::paint;
 
@@ -67,6 +68,12 @@ pub fn headline(r: &Review) -> String {
     line
 }
 
+/// The audit log's chain head at review time, as one line (every format carries it, so a copy
+/// of the head leaves the host with each report).
+pub fn audit_line(r: &Review) -> Option<String> {
+    r.audit_head.as_ref().map(|h| format!("audit log head: {h} (compare with `vigil log verify` on the host)"))
+}
+
 fn sev_color(s: Severity) -> &'static str {
     match s {
         Severity::Critical => "1;31",
@@ -85,6 +92,9 @@ pub fn text(r: &Review) -> String {
     }
     let _ = writeln!(o, "vigil review of {} ({}) at {}", r.host.name, r.host.root, r.generated_at);
     let _ = writeln!(o, "{}", paint("1", &headline(r)));
+    if let Some(a) = audit_line(r) {
+        let _ = writeln!(o, "{a}");
+    }
     if let Some(m) = &r.model_summary {
         let _ = writeln!(
             o,
@@ -101,22 +111,62 @@ pub fn text(r: &Review) -> String {
             _ => {}
         }
     }
+    let first = priority::fix_first(&r.findings);
+    if !first.is_empty() {
+        let _ = writeln!(o, "\n{}", paint("1", "FIX FIRST"));
+        for (i, row) in first.iter().enumerate() {
+            let sev = row.severity();
+            let _ = writeln!(
+                o,
+                "  {}. {} [{}] {} — {}",
+                i + 1,
+                paint(sev_color(sev), sev.as_str()),
+                row.id(),
+                row.subjects().join(", "),
+                row.title()
+            );
+            let (fix, same) = row.fix();
+            if !fix.is_empty() {
+                let each = if same && row.findings.len() > 1 { " (the same for each)" } else { "" };
+                let _ = writeln!(o, "     fix: {fix}{each}");
+            }
+        }
+    }
+    let rows = priority::rows(&r.findings);
     for sev in Severity::ALL.into_iter().filter(|s| *s > Severity::Info) {
-        let group: Vec<&Finding> = r.findings.iter().filter(|f| f.severity == sev).collect();
+        let group: Vec<&Row> = rows.iter().filter(|row| row.severity() == sev).collect();
         if group.is_empty() {
             continue;
         }
-        let _ =
-            writeln!(o, "\n{}", paint(sev_color(sev), &format!("{} ({})", sev.as_str().to_uppercase(), group.len())));
-        for f in group {
-            let _ = writeln!(o, "  {} [{}] {}", paint(sev_color(sev), &f.subject), f.id, f.title);
+        let n: usize = group.iter().map(|row| row.findings.len()).sum();
+        let _ = writeln!(o, "\n{}", paint(sev_color(sev), &format!("{} ({n})", sev.as_str().to_uppercase())));
+        for row in group {
+            let f = row.first();
+            if row.findings.len() == 1 {
+                let _ = writeln!(o, "  {} [{}] {}", paint(sev_color(sev), &f.subject), f.id, f.title);
+            } else {
+                let _ = writeln!(
+                    o,
+                    "  {} [{}] {}",
+                    paint(sev_color(sev), &plural(row.findings.len(), "subject", "subjects")),
+                    f.id,
+                    row.title()
+                );
+                let _ = writeln!(o, "      on:   {}", row.subjects().join(", "));
+            }
             if let Some(e) = f.evidence.first() {
                 let more =
                     if f.evidence.len() > 1 { format!(" (+{} more)", f.evidence.len() - 1) } else { String::new() };
                 let _ = writeln!(o, "      seen: {e}{more}");
             }
-            if !f.remediation.is_empty() {
-                let _ = writeln!(o, "      fix:  {}", f.remediation);
+            let (fix, same) = row.fix();
+            if !fix.is_empty() {
+                let each = match (row.findings.len() > 1, same) {
+                    (false, _) => "",
+                    (true, true) => " (the same for each)",
+                    (true, false) => " (shown for the first; the HTML report has each)",
+                };
+                let _ = writeln!(o, "      fix:  {fix}{each}");
             }
         }
     }
@@ -150,6 +200,9 @@ pub fn text(r: &Review) -> String {
         let _ = writeln!(o, "\n{}", paint("2", "NOTES"));
         for f in info {
             let _ = writeln!(o, "  {} {}", paint("2", &format!("[{}]", f.id)), f.title);
+            if !f.remediation.is_empty() {
+                let _ = writeln!(o, "      {}", paint("2", &format!("fix: {}", f.remediation)));
+            }
         }
     }
     let failed: Vec<&String> = r.tools.iter().filter(|(_, t)| !t.ok).map(|(n, _)| n).collect();
@@ -187,6 +240,9 @@ pub fn markdown(r: &Review) -> String {
         r.tools.len(),
         r.duration_ms
     );
+    if let Some(a) = audit_line(r) {
+        let _ = writeln!(o, "{}\n", md_escape(&a));
+    }
     if let Some(m) = &r.model_summary {
         let _ = writeln!(o, "## Summary by {} (advisory)\n", md_escape(&m.model));
         match (&m.text, &m.error) {
@@ -200,6 +256,24 @@ pub fn markdown(r: &Review) -> String {
             _ => {}
         }
     }
+    let first = priority::fix_first(&r.findings);
+    if !first.is_empty() {
+        let _ = writeln!(o, "## Fix first\n");
+        for (i, row) in first.iter().enumerate() {
+            let (fix, _) = row.fix();
+            let _ = writeln!(
+                o,
+                "{}. **{}** `{}` {} — {}  \n   Fix: {}",
+                i + 1,
+                row.severity(),
+                row.id(),
+                md_escape(&row.subjects().join(", ")),
+                md_escape(&row.title()),
+                md_escape(fix)
+            );
+        }
+        o.push('\n');
+    }
     let _ = writeln!(o, "## By pattern\n\n| # | pattern | open |\n|---|---|---|");
     for c in Category::ALL {
         let _ = writeln!(
@@ -211,16 +285,19 @@ pub fn markdown(r: &Review) -> String {
         );
     }
     let _ = writeln!(o, "\n## Findings\n\n| severity | finding | subject | what | fix |\n|---|---|---|---|---|");
-    for f in &r.findings {
+    for row in priority::rows(&r.findings) {
+        let f = row.first();
+        let (fix, same) = row.fix();
+        let each = if row.findings.len() > 1 && same { " (the same for each)" } else { "" };
         let _ = writeln!(
             o,
-            "| {} | `{}` | {} | {}{} | {} |",
+            "| {} | `{}` | {} | {}{} | {}{each} |",
             f.severity,
             f.id,
-            md_escape(&f.subject),
-            md_escape(&f.title),
+            md_escape(&row.subjects().join(", ")),
+            md_escape(&row.title()),
             if f.evidence.is_empty() { String::new() } else { format!("<br>{}", md_escape(&f.evidence.join("; "))) },
-            md_escape(&f.remediation)
+            md_escape(fix)
         );
     }
     if r.changes.since.is_some() {
@@ -265,6 +342,37 @@ pub fn esc(s: &str) -> String {
             c => o.push(c),
         }
     }
+    o
+}
+
+/// HTML-escape a fix text, showing `backticked` commands as copyable `<code>` and
+/// http(s) URLs as links (every other scheme stays text).
+pub fn rich(s: &str) -> String {
+    let mut o = String::new();
+    for (i, part) in s.split('`').enumerate() {
+        // Odd parts were inside backticks (an unpaired last one stays text).
+        if i % 2 == 1 && s.split('`').count() > i + 1 {
+            let _ = write!(o, "<code>{}</code>", esc(part));
+        } else {
+            o.push_str(&linked(part));
+        }
+    }
+    o
+}
+
+fn linked(s: &str) -> String {
+    let mut o = String::new();
+    let mut rest = s;
+    while let Some(at) = rest.find("https://").into_iter().chain(rest.find("http://")).min() {
+        o.push_str(&esc(&rest[..at]));
+        let url_len = rest[at..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | ')' | '`'))
+            .unwrap_or(rest.len() - at);
+        let url = rest[at..at + url_len].trim_end_matches(['.', ',', ';', ':']);
+        let _ = write!(o, "<a href=\"{0}\" rel=\"noreferrer\">{0}</a>", esc(url));
+        rest = &rest[at + url.len()..];
+    }
+    o.push_str(&esc(rest));
     o
 }
 
@@ -316,6 +424,9 @@ pub fn html(r: &Review, trend_points: &[TrendPoint]) -> String {
         r.tools.len(),
         r.duration_ms
     );
+    if let Some(a) = audit_line(r) {
+        let _ = write!(o, "<p class=\"muted\" id=\"audit-head\">{}</p>", esc(&a));
+    }
     if let Some(m) = &r.model_summary {
         let _ = write!(
             o,
@@ -332,6 +443,23 @@ pub fn html(r: &Review, trend_points: &[TrendPoint]) -> String {
             _ => {}
         }
         o.push_str("</section>");
+    }
+    let first = priority::fix_first(&r.findings);
+    if !first.is_empty() {
+        o.push_str("<section id=\"fix-first\"><h2>Fix first</h2><ol>");
+        for row in &first {
+            let (fix, _) = row.fix();
+            let _ = write!(
+                o,
+                "<li><span class=\"badge {0}\">{0}</span> <code>{1}</code> {2} — {3}<div>Fix: {4}</div></li>",
+                row.severity().as_str(),
+                esc(row.id()),
+                esc(&row.subjects().join(", ")),
+                esc(&row.title()),
+                rich(fix)
+            );
+        }
+        o.push_str("</ol></section>");
     }
     let _ = write!(
         o,
@@ -354,19 +482,36 @@ pub fn html(r: &Review, trend_points: &[TrendPoint]) -> String {
         o,
         "<h2>Findings</h2><table class=\"findings\"><tr><th>severity</th><th>finding</th><th>subject</th><th>what was seen</th><th>fix</th></tr>"
     );
-    for f in &r.findings {
+    for row in priority::rows(&r.findings) {
+        let f = row.first();
+        // Folded rows keep every finding's own fix: they often name their own file.
+        let fixes: Vec<String> = if row.fix().1 || row.findings.len() == 1 {
+            vec![rich(row.fix().0)]
+        } else {
+            row.findings.iter().map(|g| format!("{}: {}", esc(&g.subject), rich(&g.remediation))).collect()
+        };
+        let each = if row.findings.len() > 1 && row.fix().1 {
+            " <span class=\"muted\">(the same for each)</span>"
+        } else {
+            ""
+        };
         let _ = write!(
             o,
-            "<tr><td><span class=\"badge {0}\">{0}</span></td><td><code>{1}</code></td><td>{2}</td><td>{3}<div class=\"ev\">{4}</div></td><td>{5}</td></tr>",
+            "<tr><td><span class=\"badge {0}\">{0}</span></td><td><code>{1}</code></td><td>{2}</td><td>{3}<div class=\"ev\">{4}</div></td><td>{5}{each}</td></tr>",
             f.severity.as_str(),
             esc(&f.id),
-            esc(&f.subject),
-            esc(&f.title),
+            row.subjects().iter().map(|s| esc(s)).collect::<Vec<_>>().join("<br>"),
+            esc(&row.title()),
             f.evidence.iter().map(|e| esc(e)).collect::<Vec<_>>().join("<br>"),
-            esc(&f.remediation)
+            fixes.join("<br>")
         );
     }
     o.push_str("</table>");
+    o.push_str(
+        "<p class=\"legend muted\" id=\"legend\"><span class=\"badge critical\">critical</span> exploitable now, fix today \
+         <span class=\"badge high\">high</span> fix this week <span class=\"badge medium\">medium</span> fix this month \
+         <span class=\"badge low\">low</span> when convenient <span class=\"badge info\">info</span> a note, not counted</p>",
+    );
     if r.changes.since.is_some() {
         let _ = write!(o, "<h2>Since the last review ({})</h2><ul>", esc(r.changes.since.as_deref().unwrap_or("")));
         for n in &r.changes.new {

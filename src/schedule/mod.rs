@@ -147,6 +147,41 @@ pub fn systemd_running(host: &Host) -> bool {
     host.is_live() && Path::new("/run/systemd/system").is_dir()
 }
 
+/// Why nothing would run a job of `backend` on this host, if that is so: systemd is not the
+/// running init, or no cron daemon runs. Off the live root nothing can be told (`None`).
+pub fn nothing_runs_it(host: &Host, backend: &str) -> Option<String> {
+    if !host.is_live() {
+        return None;
+    }
+    match backend {
+        "systemd" if !systemd_running(host) => {
+            Some("systemd is not the running init here, so the timer never fires".into())
+        }
+        "cron" if !cron_daemon_running() => Some(
+            "no cron daemon (cron, crond, cronie, busybox crond) is running, so /etc/cron.d/vigil is never read: \
+             start one (`service cron start`, or enable it at boot) or schedule vigil with what this host runs"
+                .into(),
+        ),
+        _ => None,
+    }
+}
+
+/// Is a cron daemon among the running processes?
+fn cron_daemon_running() -> bool {
+    let live = Host::live();
+    let Ok(pids) = live.read_dir("/proc") else { return false };
+    pids.iter().filter(|n| n.bytes().all(|b| b.is_ascii_digit())).any(|pid| {
+        let comm = live.read_to_string(&format!("/proc/{pid}/comm")).unwrap_or_default();
+        let comm = comm.trim();
+        ["cron", "crond", "cronie", "fcron", "dcron"].contains(&comm)
+            || (comm == "busybox"
+                && live
+                    .read(&format!("/proc/{pid}/cmdline"))
+                    .map(|c| c.split(|b| *b == 0).any(|a| a == b"crond"))
+                    .unwrap_or(false))
+    })
+}
+
 /// A minute and hour derived from the host name, so a fleet does not all run at once.
 fn spread(host: &Host) -> (u32, u32) {
     let name = crate::state::host_name(host);
@@ -363,10 +398,11 @@ pub async fn remove(host: &Host, state: &StateDir) -> Result<Vec<String>> {
 }
 
 /// `status` text.
-pub fn status(state: &StateDir, now: i64) -> String {
+pub fn status(host: &Host, state: &StateDir, now: i64) -> String {
     let Some(inst) = installed(state) else {
         return "No schedule installed: `vigil schedule install --monthly` sets one up.".into();
     };
+    let idle = nothing_runs_it(host, &inst.backend);
     let date = |t: i64| {
         time::OffsetDateTime::from_unix_timestamp(t)
             .ok()
@@ -391,13 +427,14 @@ pub fn status(state: &StateDir, now: i64) -> String {
         }
         None => o.push_str("Last run: never\n"),
     }
-    match Cron::parse(&inst.cron).ok().and_then(|c| c.next_after(now)) {
-        Some(n) => o.push_str(&format!(
+    match (&idle, Cron::parse(&inst.cron).ok().and_then(|c| c.next_after(now))) {
+        (Some(why), _) => o.push_str(&format!("Next run: none — nothing will run the job: {why}\n")),
+        (None, Some(n)) => o.push_str(&format!(
             "Next run: {}{}\n",
             date(n),
             if inst.backend == "systemd" { " (plus up to 1 h randomised delay)" } else { "" }
         )),
-        None => o.push_str("Next run: unknown\n"),
+        (None, None) => o.push_str("Next run: unknown\n"),
     }
     if let Some(n) = overdue_notice(state, now) {
         o.push_str(&format!("OVERDUE:  {n}\n"));
@@ -405,9 +442,48 @@ pub fn status(state: &StateDir, now: i64) -> String {
     o
 }
 
+/// [`status`] as JSON: the installation, the last run, the next run, and whether anything runs the job.
+pub fn status_json(host: &Host, state: &StateDir, now: i64) -> serde_json::Value {
+    let Some(inst) = installed(state) else {
+        return serde_json::json!({"installed": null});
+    };
+    let idle = nothing_runs_it(host, &inst.backend);
+    let next = if idle.is_some() { None } else { Cron::parse(&inst.cron).ok().and_then(|c| c.next_after(now)) };
+    serde_json::json!({
+        "installed": inst,
+        "last_run": runs(state).last(),
+        "next_run": next,
+        "runs_here": idle.is_none(),
+        "why_not": idle,
+        "overdue": overdue_notice(state, now),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_schedule_nothing_runs_is_said_so() {
+        // Off the live root nothing can be told.
+        assert_eq!(nothing_runs_it(&Host::at("/nonexistent"), "cron"), None);
+        if !Path::new("/run/systemd/system").is_dir() {
+            let why = nothing_runs_it(&Host::live(), "systemd").unwrap_or_default();
+            assert!(why.contains("systemd is not the running init"), "{why}");
+        }
+        // A process named crond counts as a cron daemon.
+        let t = tempfile::tempdir().unwrap();
+        let fake = t.path().join("crond");
+        std::fs::copy("/bin/sleep", &fake).unwrap();
+        let mut child = std::process::Command::new(&fake).arg("30").spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let seen = cron_daemon_running();
+        let verdict = nothing_runs_it(&Host::live(), "cron");
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(seen, "a running crond is found");
+        assert_eq!(verdict, None, "with a cron daemon running, the cron job will run");
+    }
 
     #[test]
     fn units_are_hardened_and_persistent() {

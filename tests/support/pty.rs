@@ -70,6 +70,11 @@ impl Pty {
         vigil::term::strip_controls(&self.screen.lock().unwrap())
     }
 
+    /// Everything written to the terminal so far, byte for byte (lossy UTF-8).
+    pub fn raw_screen(&self) -> String {
+        self.screen.lock().unwrap().clone()
+    }
+
     /// Wait until `pat` appears after what earlier `expect`s consumed; panics with the screen on timeout.
     pub fn expect(&mut self, pat: &str, timeout: Duration) -> String {
         let start = Instant::now();

@@ -72,6 +72,8 @@ pub struct Config {
     pub docker: DockerConfig,
     /// The policy gate.
     pub gate: GateConfig,
+    /// Where the audit log's chain is anchored besides the state directory.
+    pub audit: AuditConfig,
     /// `vigil mcp`.
     pub mcp: McpConfig,
     /// Scheduled runs.
@@ -163,6 +165,10 @@ pub struct BackupJob {
     /// A restic/borg password file, so the repository can be checked with its own `check`.
     #[serde(default)]
     pub password_file: Option<String>,
+    /// `verify_backup_restore` stops after this many archive members (default 1,000,000;
+    /// the scratch filesystem's free-inode floor is the guard that always holds).
+    #[serde(default)]
+    pub max_members: Option<u64>,
 }
 
 fn default_max_age() -> u64 {
@@ -226,6 +232,15 @@ impl Default for DockerConfig {
 pub struct GateConfig {
     /// Tools refused outright, whatever anyone answers.
     pub deny: Vec<String>,
+}
+
+/// `[audit]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// A remote syslog that receives each audit entry's sequence number and hash:
+    /// `udp://HOST:PORT` or `tcp://HOST:PORT` (RFC 5424 lines; port 514 when absent).
+    pub syslog: Option<String>,
 }
 
 /// `[mcp]`

@@ -2,13 +2,40 @@
 //!
 //! A finding has a stable `id` (`ports.exposed-datastore`) and a `subject`
 //! (`0.0.0.0:9200`), so reviews a month apart can be compared by
-//! `(id, subject)`. Its `category` is one of the seven patterns of
-//! `seed/seven-mistakes.txt`. Evidence says what was seen, never a secret.
+//! `(id, subject)`. Its `category` is one of the seven patterns (see
+//! `docs/architecture.md`). Evidence says what was seen, never a secret.
+//! [`KNOWN_IDS`] lists every id a check can produce.
 
 use std::fmt;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+/// Every finding id a check can produce (collected from the source by `build.rs`), sorted.
+pub const KNOWN_IDS: &[&str] = include!(concat!(env!("OUT_DIR"), "/finding_ids.rs"));
+
+/// The known ids closest to `id` (edit distance, at most `n`), for "did you mean".
+pub fn closest_ids(id: &str, n: usize) -> Vec<&'static str> {
+    let mut scored: Vec<(usize, &'static str)> = KNOWN_IDS.iter().map(|k| (distance(id, k), *k)).collect();
+    scored.sort();
+    scored.into_iter().take(n).map(|(_, k)| k).collect()
+}
+
+/// Levenshtein distance over characters.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
 
 /// How bad a finding is. Ordered: `Info < Low < Medium < High < Critical`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
@@ -99,7 +126,7 @@ impl Category {
         }
     }
 
-    /// The pattern number (1–7) in `seven-mistakes.txt`.
+    /// The pattern number (1–7) of the seven mistakes (`docs/architecture.md`).
     pub fn pattern(self) -> u8 {
         self as u8 + 1
     }
@@ -196,6 +223,20 @@ impl Finding {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_catalogue_knows_the_checks_ids_and_suggests_the_closest() {
+        for id in ["ports.exposed-datastore", "accounts.admin-unused", "credentials.weak-db-password", "backups.stale"]
+        {
+            assert!(KNOWN_IDS.contains(&id), "{id} missing from {KNOWN_IDS:?}");
+        }
+        assert!(KNOWN_IDS.len() > 60, "{}", KNOWN_IDS.len());
+        assert!(KNOWN_IDS.windows(2).all(|w| w[0] < w[1]), "sorted and unique");
+        // (Built at run time: a literal here would itself land in the catalogue.)
+        let typo = format!("ports.{}", "exposed-datstore");
+        assert!(!KNOWN_IDS.contains(&typo.as_str()));
+        assert_eq!(closest_ids(&typo, 1), vec!["ports.exposed-datastore"]);
+    }
+
     use super::*;
 
     #[test]

@@ -523,7 +523,9 @@ impl Host {
 
     /// [`Host::run`] with extra environment variables: the way to hand a secret to a
     /// program (e.g. `MYSQL_PWD`) without putting it on its command line, where any
-    /// local user could read it in `/proc/PID/cmdline`.
+    /// local user could read it in `/proc/PID/cmdline`. The program gets these, `PATH`
+    /// and `LC_ALL=C`, nothing else of vigil's environment and none of its descriptors
+    /// (see [`crate::spawn`]).
     pub async fn run_env(
         &self,
         program: &str,
@@ -535,18 +537,14 @@ impl Host {
             return Err(HostError::NotLive { program: program.to_string(), root: self.root.display().to_string() });
         }
         let path = if program.contains('/') {
-            program.to_string()
+            crate::spawn::resolve(program)
         } else {
-            self.which(program).ok_or_else(|| HostError::NoProgram { program: program.to_string() })?
-        };
-        let child = tokio::process::Command::new(&path)
-            .args(args)
-            .env("LC_ALL", "C")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
+            self.which(program).map(std::path::PathBuf::from)
+        }
+        .ok_or_else(|| HostError::NoProgram { program: program.to_string() })?;
+        let child = crate::spawn::command(&path, args, env)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
             .map_err(|e| HostError::from_io(program, e))?;
         match tokio::time::timeout(timeout, child.wait_with_output()).await {

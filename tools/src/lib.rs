@@ -7,6 +7,8 @@
 //!
 //! - [`host`]: `Host`, the only way a tool reads a file or runs a command.
 //! - [`inroot`]: how `Host` resolves a path inside the audited root and opens only regular files.
+//! - [`spawn`]: the one way a child process starts (clean environment, no inherited
+//!   descriptors; site code also without a terminal, in its own PID namespace).
 //! - [`tool`]: the `Tool` trait, `Effect`, `Plan`, `Outcome`, `Ctx`, `ToolError`.
 //! - [`registry`]: every tool type-erased, inputs validated against their schema.
 //! - [`finding`]: `Finding`, `Severity`, `Category` (the seven patterns).
@@ -30,6 +32,7 @@ pub mod inroot;
 pub mod ports;
 pub mod redact;
 pub mod registry;
+pub mod spawn;
 pub mod ssh;
 pub mod tls;
 pub mod tool;

@@ -6,7 +6,9 @@
 //! Covers: a bad zip is refused; the fatal package is caught on staging and
 //! production stays byte-identical; an apply killed with SIGKILL at its health
 //! check is undone by `recover` to identical files and tables; apply and
-//! rollback (which first says what it discards). Packages: `.ci/packages/wpstage.txt`.
+//! rollback (which first says what it discards); stage and apply while the site's
+//! owner swaps files, directories and vigil's own new directories for symlinks to
+//! root's files. Packages: `.ci/packages/wpstage.txt`.
 #![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed setup should panic")]
 
@@ -516,6 +518,260 @@ async fn child_apply() {
     let _ = r.call(&ctx, "wordpress_apply_update", input).await;
 }
 
+/// Site code that attacks the administrator's terminal (issue 13, item 1): every
+/// request runs a helper that forks one process staying in PHP's session and one
+/// that double-forks and calls `setsid()`; both try `TIOCSTI` on `/dev/tty` and on
+/// every descriptor they hold, record the outcome and their environment, and keep
+/// trying for minutes. `VIGIL_SITE_MARKER` in their command line finds them in `/proc`.
+const TIOCSTI_HELPER: &str = r#"
+import fcntl, json, os, sys, termios, time
+
+out_dir, marker = sys.argv[1], sys.argv[2]
+
+def sti(fd):
+    try:
+        fcntl.ioctl(fd, termios.TIOCSTI, b"x")
+        return "INJECTED"
+    except OSError as e:
+        return "failed: " + (e.strerror or str(e))
+
+def attempts():
+    out = []
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError as e:
+        out.append(["/dev/tty", "open failed: " + (e.strerror or str(e))])
+    else:
+        out.append(["/dev/tty", sti(fd)])
+        os.close(fd)
+    for name in sorted(os.listdir("/proc/self/fd"), key=int):
+        try:
+            target = os.readlink("/proc/self/fd/" + name)
+        except OSError:
+            continue
+        out.append(["fd %s (%s)" % (name, target), sti(int(name))])
+    return out
+
+if os.fork() > 0:
+    os._exit(0)
+role = "session"
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    role = "setsid"
+path = os.path.join(out_dir, "%s-%d-%d.json" % (role, os.getpid(), time.time_ns()))
+report = {"role": role, "env": dict(os.environ), "rounds": 0, "first": None, "last": None, "injected": 0}
+for _ in range(3000):
+    r = attempts()
+    report["rounds"] += 1
+    report["first"] = report["first"] or r
+    report["last"] = r
+    report["injected"] += sum(1 for a in r if a[1] == "INJECTED")
+    with open(path + ".tmp", "w") as f:
+        json.dump(report, f)
+    os.rename(path + ".tmp", path)
+    time.sleep(0.1)
+"#;
+
+/// A pseudo-terminal pair: (master, slave), the slave in raw mode so anything typed
+/// into it (or pushed with `TIOCSTI`) waits, uncooked and unechoed, in its input queue.
+fn raw_pty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let (mut m, mut s) = (-1, -1);
+    // SAFETY: openpty writes two descriptors; name, termios and winsize may be null.
+    let r = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened and are owned here.
+    let (m, s) = unsafe { (std::os::fd::OwnedFd::from_raw_fd(m), std::os::fd::OwnedFd::from_raw_fd(s)) };
+    // SAFETY: tcgetattr/cfmakeraw/tcsetattr on our own terminal, into a zeroed struct.
+    unsafe {
+        use std::os::fd::AsRawFd;
+        let mut t: libc::termios = std::mem::zeroed();
+        assert_eq!(libc::tcgetattr(s.as_raw_fd(), &mut t), 0);
+        libc::cfmakeraw(&mut t);
+        assert_eq!(libc::tcsetattr(s.as_raw_fd(), libc::TCSANOW, &t), 0);
+    }
+    (m, s)
+}
+
+/// Bytes waiting in a terminal's input queue (what the shell would read next).
+fn pending_input(fd: &std::os::fd::OwnedFd) -> i32 {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = -1;
+    // SAFETY: FIONREAD writes one int.
+    assert_eq!(unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) }, 0);
+    n
+}
+
+/// Processes whose command line contains `marker`: (pid, command line).
+fn processes_with(marker: &str) -> Vec<(i32, String)> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter_map(|pid| {
+            let cmd = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).ok()?).replace('\0', " ");
+            cmd.contains(marker).then_some((pid, cmd))
+        })
+        .collect()
+}
+
+/// Issue 13, item 1, performed for real: the site's PHP starts a helper that tries to
+/// type into the administrator's terminal (`TIOCSTI`) and to outlive the check
+/// (double fork + `setsid()`), while `wordpress_stage_update` runs on a real pty that
+/// is its controlling terminal, with secrets in its environment. Nothing is typed,
+/// every attempt fails, no secret reaches the site code, and no helper survives the stage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_code_cannot_type_into_the_terminal_or_outlive_the_check() {
+    if !need(&[
+        "mariadbd",
+        "mariadb-install-db",
+        "mariadb",
+        "mariadb-dump",
+        "mariadb-admin",
+        "php",
+        "setpriv",
+        "unshare",
+        "curl",
+        "python3",
+    ]) {
+        return;
+    }
+    let site_src = Path::new("/usr/share/wordpress");
+    let (good, good_sums) = akismet_zip(site_src, bump("5.0.3"), &[]);
+    let files: serde_json::Map<String, Value> =
+        good_sums.iter().map(|(k, v)| (k.clone(), json!({"md5": "x", "sha256": v}))).collect();
+    let mut served: HashMap<String, Vec<u8>> = HashMap::new();
+    served.insert("/plugin/akismet.5.0.3.zip".into(), good);
+    served.insert(
+        "/plugin-checksums/akismet/5.0.3.json".into(),
+        serde_json::to_vec(&json!({"plugin": "akismet", "files": files})).unwrap(),
+    );
+    let port = serve(Arc::new(served)).await;
+    let wp = tokio::task::spawn_blocking(move || setup(port)).await.unwrap();
+
+    // The attacker's code: a must-use plugin, loaded on every request, starting the helper.
+    let marker = format!("VIGIL_SITE_MARKER_{}", std::process::id());
+    let attack = wp.dir.join("attack");
+    std::fs::create_dir_all(attack.join("out")).unwrap();
+    std::fs::write(attack.join("helper.py"), TIOCSTI_HELPER).unwrap();
+    ok(&format!("chmod 755 {0} && chmod 644 {0}/helper.py && chmod 777 {0}/out", attack.display()));
+    let mu = wp.site().join("wp-content/mu-plugins");
+    std::fs::create_dir_all(&mu).unwrap();
+    std::fs::write(
+        mu.join("helper.php"),
+        format!(
+            "<?php\nexec('/usr/bin/python3 {}/helper.py {}/out {marker} </dev/null >/dev/null 2>&1 &');\n",
+            attack.display(),
+            attack.display()
+        ),
+    )
+    .unwrap();
+    ok(&format!("chown -R {OWNER}:{OWNER} {}", mu.display()));
+
+    // The administrator's terminal: a pty that is the stage's controlling terminal,
+    // its stdin, stdout and stderr; secrets in the environment the stage inherits.
+    let (master, slave) = raw_pty();
+    let mut drain = std::fs::File::from(master.try_clone().unwrap());
+    let screen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = screen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut drain, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let outcome = wp.dir.join("stage-outcome.json");
+    let spec = json!({"dir": wp.dir, "downloads": port, "out": outcome});
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "child_stage", "--ignored", "--nocapture"])
+        .env("VIGIL_SITE_CHILD", spec.to_string())
+        .env("ANTHROPIC_API_KEY", "sk-ant-site-code-test-key")
+        .env("MYSQL_PWD", "site-code-test-mysql-pwd")
+        .env("LD_PRELOAD", "/nonexistent/vigil-site-code-preload.so")
+        .stdin(std::process::Stdio::from(slave.try_clone().unwrap()))
+        .stdout(std::process::Stdio::from(slave.try_clone().unwrap()))
+        .stderr(std::process::Stdio::from(slave.try_clone().unwrap()));
+    // SAFETY: setsid and ioctl are async-signal-safe; fd 0 is the pty's slave by now.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let t = Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    println!("TIMING stage on a pty with hostile site code: {} ms", t.elapsed().as_millis());
+    let screen_text = String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
+    assert!(status.success(), "the staging child failed: {status}\n{screen_text}");
+
+    // Give any survivor time to act: the helpers try ten times a second.
+    std::thread::sleep(Duration::from_secs(2));
+    let survivors = processes_with(&marker);
+    let typed = pending_input(&slave);
+    let mut reports = Vec::new();
+    for e in std::fs::read_dir(attack.join("out")).unwrap().flatten() {
+        if e.file_name().to_string_lossy().ends_with(".json") {
+            reports.push(serde_json::from_str::<Value>(&std::fs::read_to_string(e.path()).unwrap()).unwrap());
+        }
+    }
+    wp.kill_leftovers();
+    for role in ["session", "setsid"] {
+        if let Some(r) = reports.iter().find(|r| r["role"] == role) {
+            println!("site code ({role}, {} rounds, {} injected): {}", r["rounds"], r["injected"], r["first"]);
+        }
+    }
+    println!("{} helper reports, {typed} byte(s) typed into the terminal, survivors {survivors:?}", reports.len());
+    assert!(survivors.is_empty(), "site code outlived the check: {survivors:?}");
+    assert_eq!(typed, 0, "characters were pushed into the administrator's terminal");
+    let roles: Vec<&str> = reports.iter().filter_map(|r| r["role"].as_str()).collect();
+    assert!(roles.contains(&"session") && roles.contains(&"setsid"), "the site code ran: {roles:?}");
+    for r in &reports {
+        assert_eq!(r["injected"], 0, "a TIOCSTI succeeded: {r:#}");
+        for round in [&r["first"], &r["last"]] {
+            let tries = round.as_array().unwrap();
+            let tty = tries.iter().find(|a| a[0] == "/dev/tty").unwrap();
+            assert!(tty[1].as_str().unwrap().contains("failed"), "{r:#}");
+            assert!(tries.iter().all(|a| a[1].as_str().unwrap().contains("failed")), "{r:#}");
+        }
+        let env = r["env"].as_object().unwrap();
+        for secret in ["ANTHROPIC_API_KEY", "MYSQL_PWD", "LD_PRELOAD"] {
+            assert!(!env.contains_key(secret), "{secret} reached site code: {env:?}");
+        }
+        assert!(!r["env"].to_string().contains("site-code-test"), "{env:?}");
+    }
+    // And the check itself still works with such a site.
+    let out: Value = serde_json::from_str(&std::fs::read_to_string(&outcome).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no stage outcome ({e}):\n{screen_text}"));
+    assert_eq!(out["facts"]["ok"], true, "{out}");
+}
+
+/// The stage the test above runs on a pty: run in a child process (not a test on its own).
+#[tokio::test]
+#[ignore = "run by site_code_cannot_type_into_the_terminal_or_outlive_the_check in a child process"]
+async fn child_stage() {
+    let Ok(spec) = std::env::var("VIGIL_SITE_CHILD") else { return };
+    let v: Value = serde_json::from_str(&spec).unwrap();
+    let dir = PathBuf::from(v["dir"].as_str().unwrap());
+    let mut c = Config::default();
+    c.wordpress.web_roots = vec![dir.join("www").display().to_string()];
+    c.wordpress.download_base = Some(format!("http://127.0.0.1:{}", v["downloads"]));
+    c.wordpress.staging_dir = Some(dir.join("staging").display().to_string());
+    c.wordpress.key_pages = vec!["/?p=1".into()];
+    let ctx = Ctx::new(Host::live()).with_config(c).with_state_dir(dir.join("state"));
+    let site = dir.join("www/site").display().to_string();
+    let input = json!({"site": site, "updates": [{"kind": "plugin", "slug": "akismet", "version": "5.0.3"}]});
+    let out = gated(&ctx, "wordpress_stage_update", input).await.unwrap();
+    std::fs::write(v["out"].as_str().unwrap(), out.to_string()).unwrap();
+}
+
 /// `wordpress_inventory` lists the site's administrators with the site's own credentials
 /// (MariaDB over TCP, password in `MYSQL_PWD`), records them, and flags one added by SQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -573,4 +829,211 @@ async fn inventory_lists_admins_and_flags_a_new_one() {
     for text in [first.to_string(), second.to_string(), third.to_string(), down.to_string(), recorded] {
         assert!(!text.contains("S3cret"), "the database password never appears");
     }
+}
+
+/// The site's owner races `wp stage` and `wp apply`: a process running as the owner (setpriv)
+/// swaps files and directories in the site for symlinks to a root-owned file and a root-owned
+/// directory outside it, in a tight loop, and replaces every `.vigil-` directory vigil makes
+/// beside the plugin (in production, and in the staging copy it finds through its PHP server's
+/// command line) with a link to that directory. The root-owned targets stay exactly as they
+/// were, and the backups hold the links as links, never the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stage_and_apply_hold_while_the_owner_races_symlinks() {
+    if !need(&[
+        "mariadbd",
+        "mariadb-install-db",
+        "mariadb",
+        "mariadb-dump",
+        "mariadb-admin",
+        "php",
+        "setpriv",
+        "curl",
+        "python3",
+    ]) {
+        return;
+    }
+    const SECRET: &str = "root:$6$vigil-e2e-shadow:20000:0:99999:7:::\n";
+    let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+    let (good, sums) = akismet_zip(Path::new("/usr/share/wordpress"), bump("5.0.3"), &[]);
+    let listed: serde_json::Map<String, Value> =
+        sums.iter().map(|(k, v)| (k.clone(), json!({"md5": "x", "sha256": v}))).collect();
+    files.insert("/plugin/akismet.5.0.3.zip".into(), good);
+    files.insert(
+        "/plugin-checksums/akismet/5.0.3.json".into(),
+        serde_json::to_vec(&json!({"plugin": "akismet", "files": listed})).unwrap(),
+    );
+    let port = serve(Arc::new(files)).await;
+    let wp = tokio::task::spawn_blocking(move || setup(port)).await.unwrap();
+    let ctx = wp.ctx();
+    let site = wp.site();
+    // Root's targets, outside the site.
+    let victim = wp.dir.join("victim");
+    std::fs::create_dir_all(victim.join("dir")).unwrap();
+    std::fs::write(victim.join("secret"), SECRET).unwrap();
+    std::fs::write(victim.join("dir/inside"), "root's file\n").unwrap();
+    ok(&format!("chmod 755 {0} {0}/dir; chmod 644 {0}/secret {0}/dir/inside", victim.display()));
+    let snapshot = || {
+        let mut m = BTreeMap::new();
+        for p in [victim.join("secret"), victim.join("dir"), victim.join("dir/inside")] {
+            use std::os::unix::fs::MetadataExt;
+            let md = std::fs::symlink_metadata(&p).unwrap();
+            let body = if md.is_dir() {
+                let mut n: Vec<String> =
+                    std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+                n.sort();
+                n.join(",")
+            } else {
+                std::fs::read_to_string(&p).unwrap()
+            };
+            m.insert(p.display().to_string(), format!("{}:{} {:o} {body}", md.uid(), md.gid(), md.mode() & 0o7777));
+        }
+        m
+    };
+    let before = snapshot();
+    // The owner's tree under attack, and two links planted in advance.
+    let race = site.join("wp-content/uploads/race");
+    let mut flip = Vec::new();
+    for d in 0..3 {
+        std::fs::create_dir_all(race.join(format!("d{d}/sub"))).unwrap();
+        std::fs::write(race.join(format!("d{d}/sub/x.txt")), "tenant data\n").unwrap();
+        flip.push(race.join(format!("d{d}/sub")));
+        for f in 0..4 {
+            std::fs::write(race.join(format!("d{d}/f{f}.txt")), "tenant data\n").unwrap();
+            flip.push(race.join(format!("d{d}/f{f}.txt")));
+        }
+    }
+    std::os::unix::fs::symlink(victim.join("secret"), race.join("shadow")).unwrap();
+    std::os::unix::fs::symlink(victim.join("dir"), race.join("etc")).unwrap();
+    ok(&format!("chown -hR {OWNER}:{OWNER} {}", site.join("wp-content/uploads").display()));
+    let script = r#"
+import os, sys
+secret, vdir, staging = sys.argv[1], sys.argv[2], sys.argv[3]
+flips = [(p, os.path.isdir(p)) for p in sys.argv[4].split('\n') if p]
+hunts = [h for h in sys.argv[5].split('\n') if h]
+n = 0
+while True:
+    n += 1
+    for p, isdir in flips:
+        try:
+            if isdir:
+                if os.path.islink(p):
+                    os.unlink(p); os.rename(p + '.away', p)
+                else:
+                    os.rename(p, p + '.away'); os.symlink(vdir, p)
+            else:
+                t = p + '.racetmp'
+                if os.path.islink(p):
+                    with open(t, 'w') as f: f.write('tenant data\n')
+                else:
+                    os.symlink(secret, t)
+                os.rename(t, p)
+        except OSError:
+            pass
+    if n % 20 == 0:
+        # The staging copy's path is on the owner's own PHP server's command line.
+        for pid in os.listdir('/proc'):
+            try:
+                for a in open('/proc/%s/cmdline' % pid, 'rb').read().decode(errors='replace').split('\0'):
+                    if a.startswith(staging) and a.endswith('/site'):
+                        h = a + '/wp-content/plugins'
+                        if h not in hunts:
+                            hunts.append(h)
+            except OSError:
+                pass
+    for h in hunts:
+        try:
+            for name in os.listdir(h):
+                if '.vigil-' in name and 'stolen' not in name:
+                    p = os.path.join(h, name)
+                    if not os.path.islink(p):
+                        os.rename(p, p + '.stolen%d' % n)
+                        os.symlink(vdir, p)
+                        print('stole ' + p, flush=True)
+        except OSError:
+            pass
+"#;
+    let join = |v: &[PathBuf]| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("\n");
+    // `staging`: where to look for the staging copy ("-": production only).
+    let start_racer = |staging: &str| {
+        let mut c = Command::new("setpriv")
+            .args([
+                &format!("--reuid={OWNER}"),
+                &format!("--regid={OWNER}"),
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+                script,
+            ])
+            .arg(victim.join("secret"))
+            .arg(victim.join("dir"))
+            .arg(staging)
+            .arg(join(&flip))
+            .arg(site.join("wp-content/plugins"))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(c.try_wait().unwrap().is_none(), "the racer did not start");
+        c
+    };
+    let stop = |mut c: Child| {
+        let _ = c.kill();
+        let out = c.wait_with_output().unwrap();
+        wp.kill_leftovers();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let site_s = site.display().to_string();
+    let input = json!({"site": site_s, "updates": [{"kind": "plugin", "slug": "akismet", "version": "5.0.3"}]});
+    let shown = |r: &Result<Value, String>, k: &str| {
+        r.as_ref().map(|v| v["facts"][k].to_string()).unwrap_or_else(|e| e.clone())
+    };
+
+    // 1. Staging under attack: the copy, the backup, and the update inside the copy.
+    let racer = start_racer(&wp.dir.join("staging").display().to_string());
+    let staged = gated(&ctx, "wordpress_stage_update", input.clone()).await;
+    let stolen_staging = stop(racer);
+    println!("stage under attack: {}; the racer: {}", shown(&staged, "ok"), stolen_staging.trim());
+    assert_eq!(snapshot(), before, "the root-owned file and directory are unchanged after staging");
+    assert!(
+        stolen_staging.contains("/staging/"),
+        "the racer never got at the staging copy: the test did not test anything"
+    );
+
+    // 2. Apply under attack: the backup, the unpack beside production and the swap.
+    let staged = gated(&ctx, "wordpress_stage_update", input).await.unwrap();
+    assert_eq!(staged["facts"]["ok"], true, "{staged:#}");
+    let id = staged["facts"]["id"].as_str().unwrap().to_string();
+    let racer = start_racer("-");
+    let applied = gated(&ctx, "wordpress_apply_update", json!({"site": site_s, "staged_id": id})).await;
+    let stolen = stop(racer);
+    println!("apply under attack: {}; the racer: {}", shown(&applied, "result"), stolen.trim());
+    assert_eq!(snapshot(), before, "the root-owned file and directory are unchanged");
+    assert!(
+        stolen.contains(".vigil-"),
+        "the racer never got at a directory vigil made: the test did not test anything"
+    );
+    // Every backup taken holds the owner's links as links and never the secret's bytes.
+    let mut links = 0;
+    for b in std::fs::read_dir(wp.state().join("wp-backups")).unwrap().flatten() {
+        for f in std::fs::read_dir(b.path())
+            .unwrap()
+            .flatten()
+            .filter(|f| f.file_name().to_string_lossy().ends_with(".tar.gz"))
+        {
+            let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(f.path()).unwrap()));
+            for e in ar.entries().unwrap() {
+                let mut e = e.unwrap();
+                let name = e.path().unwrap().display().to_string();
+                assert!(!name.ends_with("/inside"), "the victim directory was archived as {name}");
+                if e.header().entry_type().is_symlink() {
+                    links += 1;
+                } else if e.header().entry_type().is_file() {
+                    let mut s = Vec::new();
+                    std::io::Read::read_to_end(&mut e, &mut s).unwrap();
+                    assert_ne!(s, SECRET.as_bytes(), "the secret was archived as {name}");
+                }
+            }
+        }
+    }
+    assert!(links >= 2, "the planted links are archived as links ({links})");
 }

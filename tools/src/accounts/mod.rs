@@ -712,9 +712,22 @@ fn judge_account(
     let who = format!("{name} (uid {}): privileged via {via}", a.e.uid);
     let last = fmt_last(&a.last, today);
     let keys = key_summary(&a.keys);
+    // Name the admin groups the evidence found (`group sudo`), and the sudoers grant if that is the way in.
+    let groups: Vec<&str> = a.privileged.iter().filter_map(|p| p.strip_prefix("group ")).collect();
+    let ungroup = match groups.as_slice() {
+        [] => "remove its sudoers grant (`visudo`)".to_string(),
+        gs => {
+            let cmds: Vec<String> = gs.iter().map(|g| format!("`gpasswd -d {name} {g}`")).collect();
+            format!(
+                "remove it from {} ({})",
+                if gs.len() == 1 { "the admin group" } else { "the admin groups" },
+                cmds.join(", ")
+            )
+        }
+    };
     let lock = format!(
-        "If {name} no longer needs access, lock it now (`usermod -L -e 1 {name}`), remove it from the admin \
-         group (`gpasswd -d {name} GROUP`) and its keys (`{}/.ssh/authorized_keys`); delete it later with `userdel -r {name}`.",
+        "If {name} no longer needs access, lock it now (`usermod -L -e 1 {name}`), {ungroup} and its keys \
+         (`{}/.ssh/authorized_keys`); delete it later with `userdel -r {name}`.",
         a.e.home.trim_end_matches('/')
     );
 

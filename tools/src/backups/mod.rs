@@ -490,6 +490,7 @@ fn discovered_cfg(dir: &str, max_age_hours: u64) -> BackupJob {
         offsite: None,
         offsite_log: None,
         password_file: None,
+        max_members: None,
     }
 }
 

@@ -100,7 +100,11 @@ pub async fn scan(
         args.push(h);
     }
     args.push(image);
-    let out = host.run("trivy", &args, timeout).await.map_err(|e| e.to_string())?;
+    // trivy finds its vulnerability database under $HOME/.cache/trivy: it gets the
+    // HOME of the user vigil runs as (from the password database) and nothing else.
+    let home = crate::spawn::own_home();
+    let env: Vec<(&str, &str)> = home.as_deref().map(|h| ("HOME", h)).into_iter().collect();
+    let out = host.run_env("trivy", &args, &env, timeout).await.map_err(|e| e.to_string())?;
     if !out.success() {
         let why = out.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim();
         return Err(format!("trivy exited with status {}: {}", out.status, why.chars().take(300).collect::<String>()));

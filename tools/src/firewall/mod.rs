@@ -1,7 +1,7 @@
 //! `check_firewall`: is anything filtering incoming traffic, what does it let
 //! in, and which rules changed or went unreviewed since the last review.
 //!
-//! Pattern 3 of `seed/seven-mistakes.txt` is the staging box whose firewall
+//! Pattern 3 of the seven mistakes (`docs/architecture.md`) is the staging box whose firewall
 //! was switched off "for debugging" and which then became production; pattern
 //! 5 is the port someone opened through the firewall and nobody reviewed. On
 //! the live host the runtime rules are read (`ufw status verbose`,

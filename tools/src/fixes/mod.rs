@@ -1,6 +1,6 @@
 //! The fixes: the three mutating tools a review can offer in a conversation
 //! (`firewall_deny_port`, `lock_account`, `verify_backup_restore`), for
-//! patterns 5, 7 and 4 of `seven-mistakes.txt`.
+//! patterns 5, 7 and 4 of the seven mistakes (`docs/architecture.md`).
 //!
 //! They share what makes a change safe to offer: a [`Cmd`] that renders
 //! exactly the argv that will run (so the plan shows the real command), a
@@ -12,6 +12,7 @@
 pub mod deny_port;
 pub mod lock_account;
 pub mod restore;
+mod restore_db;
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};

@@ -6,10 +6,14 @@
 //! scratch directory it creates (0700, under the state directory or
 //! /var/tmp) and always removes, checks it reads to the end (a truncated
 //! archive fails: sizes, gzip trailers, zip CRCs, the tar end marker), counts
-//! files and bytes, and loads a SQL dump into a throwaway MariaDB server on a
-//! private socket (`--skip-networking`) when one is installed. Members with
-//! absolute paths or `..` are refused and extraction stops before the scratch
-//! filesystem runs low. The result goes to `STATE/restore-tests.json`
+//! files and bytes, and loads a SQL dump (a `.sql`/`.sql.gz` archive, or `.sql`
+//! members of a tar or zip that start like `mariadb-dump` output) into a
+//! confined throwaway MariaDB server when one is installed (`restore_db`).
+//! Members with absolute paths or `..` are refused; extraction stops after
+//! `max_members` members or before the scratch filesystem nears its free-space
+//! or free-inode floor. An archive with no files, a dump without tables, a dump
+//! that errors or one the installed client cannot load sandboxed is a failed
+//! test. The result goes to `STATE/restore-tests.json`
 //! (`{"JOB": {"at", "ok", "archive", "files", "detail"}}`), which
 //! `check_backups` reads. Nothing else on the host changes.
 
@@ -17,12 +21,12 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::restore_db::{self, DbTools, Floor};
 use super::{check_plan, remember_plan};
 use crate::backups::restore_record::{self, RestoreTest};
 use crate::config::BackupJob;
@@ -123,14 +127,6 @@ struct Prepared {
     why_no_db: Option<String>,
 }
 
-#[derive(Debug, Clone)]
-struct DbTools {
-    server: String,
-    install: String,
-    client: String,
-    admin: String,
-}
-
 fn scratch_parent(ctx: &Ctx) -> PathBuf {
     ctx.state_dir.clone().unwrap_or_else(|| PathBuf::from("/var/tmp"))
 }
@@ -172,23 +168,9 @@ fn prepare(ctx: &Ctx, input: &RestoreInput) -> Result<Prepared, ToolError> {
     };
     let format = Format::of(&archive).ok_or_else(|| ToolError::Failed("unsupported archive".into()))?;
     let real = ctx.host.path(&archive)?;
-    let (db, why_no_db) = if !format.is_sql() {
-        (None, None)
-    } else if !ctx.host.is_live() {
-        (None, Some("not loaded into MariaDB: servers only run when auditing the live root".to_string()))
-    } else {
-        let pick = |names: &[&str]| names.iter().find_map(|n| ctx.host.which(n));
-        match (
-            pick(&["mariadbd", "mysqld"]),
-            pick(&["mariadb-install-db", "mysql_install_db"]),
-            pick(&["mariadb", "mysql"]),
-            pick(&["mariadb-admin", "mysqladmin"]),
-        ) {
-            (Some(server), Some(install), Some(client), Some(admin)) => {
-                (Some(DbTools { server, install, client, admin }), None)
-            }
-            _ => (None, Some("not loaded: no MariaDB/MySQL server (mariadbd + mariadb-install-db) installed".into())),
-        }
+    let (db, why_no_db) = match restore_db::find_tools(ctx) {
+        Ok(t) => (Some(t), None),
+        Err(why) => (None, Some(why)),
     };
     Ok(Prepared { job, archive, real, size, mtime, format, parent: scratch_parent(ctx), db, why_no_db })
 }
@@ -214,28 +196,36 @@ fn render_plan(ctx: &Ctx, p: &Prepared) -> Plan {
         Some(format!("{s} is removed afterwards, also when the restore fails")),
     )
     .step(
-        "restore every member into it and read the archive to the end (truncation, gzip and zip checksum \
-         errors fail the test); members with absolute paths or `..` are refused; extraction stops before the \
-         scratch filesystem runs low; count files and bytes"
-            .to_string(),
+        format!(
+            "restore every member into it and read the archive to the end (truncation, gzip and zip checksum \
+         errors fail the test); members with absolute paths or `..` are refused; extraction stops after {} \
+         members or before the scratch filesystem nears its free-space or free-inode floor; count files and \
+         bytes; no files at all fails the test",
+            max_members(&p.job)
+        ),
         None,
         None,
     );
+    let dumps = if p.format.is_sql() {
+        "the dump".to_string()
+    } else {
+        format!("each SQL dump found in it (at most {MAX_DUMPS} `.sql` members that start like mariadb-dump output)")
+    };
     if let Some(db) = &p.db {
         plan = plan.step(
-            "load the dump into a throwaway MariaDB server on a private socket in the scratch directory (no \
-             network), count its tables, shut it down",
-            Some(format!(
-                "{} --no-defaults --datadir={s}/db --skip-test-db; {} --no-defaults --datadir={s}/db \
-                 --socket={s}/mysqld.sock --skip-networking --skip-grant-tables; {} --no-defaults \
-                 --socket={s}/mysqld.sock -e 'CREATE DATABASE restore_check; USE restore_check; SOURCE {s}/dump.sql'; \
-                 {} --no-defaults --socket={s}/mysqld.sock shutdown",
-                db.install, db.server, db.client, db.admin
-            )),
-            Some("the server is stopped and its data removed with the scratch directory".into()),
+            format!(
+                "load {dumps} into a throwaway MariaDB server run as `{}` (never root) in its own network namespace, \
+                 its files in its own scratch directory under {}: the dump goes to a sandboxed client on stdin as \
+                 an account without FILE or admin privileges; an error in it, or no tables, fails the test",
+                db.user.name,
+                restore_db::SERVER_PARENT
+            ),
+            Some(restore_db::plan_commands(db)),
+            Some("the server is stopped and its directory removed, also when loading fails".into()),
         );
     } else if let Some(why) = &p.why_no_db {
-        plan = plan.warn(format!("SQL dump {why}; it is only decompressed and read to the end"));
+        let what = if p.format.is_sql() { "the SQL dump is" } else { "SQL dumps in it, if any, are" };
+        plan = plan.warn(format!("{what} {why}; only decompressed and read to the end"));
     }
     match &ctx.state_dir {
         Some(d) => plan.step(
@@ -259,8 +249,9 @@ impl Tool for VerifyBackupRestore {
     fn description(&self) -> &'static str {
         "Test-restore the newest archive of a configured backup job (by job name from [[backups]]; tar, \
          tar.gz/tgz, zip, sql, sql.gz) into a private scratch directory that is removed afterwards: checks the \
-         archive reads to the end (a truncated or corrupt archive fails), counts files and bytes, and loads a SQL \
-         dump into a throwaway MariaDB server (no network) and counts its tables when MariaDB is installed. \
+         archive reads to the end (a truncated or corrupt archive fails; so does one with no files), counts files \
+         and bytes, and loads a SQL dump (or the mariadb-dump `.sql` files inside the archive) into a sandboxed \
+         throwaway MariaDB server (unprivileged user, no network) and counts its tables when MariaDB is installed. \
          Records the date and result so check_backups can report when a restore was last tested. Nothing else on \
          the host changes. Use it when check_backups says a job was never restore-tested."
     }
@@ -368,12 +359,22 @@ struct Failure {
     detail: String,
 }
 
+/// Members restored before `verify_backup_restore` stops, unless the job says otherwise.
+pub const DEFAULT_MAX_MEMBERS: u64 = 1_000_000;
+
+/// Dumps found inside one archive that are loaded; more are counted in the detail.
+const MAX_DUMPS: usize = 8;
+
+fn max_members(job: &BackupJob) -> u64 {
+    job.max_members.unwrap_or(DEFAULT_MAX_MEMBERS)
+}
+
 async fn restore_into(ctx: &Ctx, p: &Prepared, scratch: &Path) -> Result<Restored, Failure> {
-    let cap = extraction_cap(scratch);
     let (real, format, dest) = (p.real.clone(), p.format, scratch.to_path_buf());
     let files_dir = if format.is_sql() { dest.clone() } else { dest.join("files") };
+    let mut c = Counter::new(extraction_cap(scratch), max_members(&p.job));
+    c.floor = Some(Floor::at(scratch));
     let joined = tokio::task::spawn_blocking(move || {
-        let mut c = Counter { cap, ..Default::default() };
         let r = extract(&real, format, &files_dir, &mut c);
         (c, r)
     })
@@ -381,6 +382,12 @@ async fn restore_into(ctx: &Ctx, p: &Prepared, scratch: &Path) -> Result<Restore
     let (c, r) = joined.map_err(|e| Failure { files: 0, bytes: 0, detail: format!("the restore task failed: {e}") })?;
     let fail = |detail: String| Failure { files: c.files, bytes: c.bytes, detail };
     r.map_err(fail)?;
+    if c.files == 0 {
+        return Err(fail(format!(
+            "the archive has no files ({} members, {} links): it restores nothing",
+            c.members, c.links
+        )));
+    }
     let mut out = Restored { files: c.files, bytes: c.bytes, links: c.links, tables: None, detail: String::new() };
     let mut detail = match format {
         Format::Sql | Format::SqlGz => format!("SQL dump read to the end ({} bytes)", c.bytes),
@@ -389,43 +396,69 @@ async fn restore_into(ctx: &Ctx, p: &Prepared, scratch: &Path) -> Result<Restore
     if out.links > 0 {
         detail.push_str(&format!("; {} links not recreated", out.links));
     }
-    if format.is_sql() {
-        let dump = scratch.join("dump.sql");
-        let scan = scan_dump(&dump).map_err(|e| fail(format!("cannot read the restored dump: {e}")))?;
+    let dumps: Vec<PathBuf> = if format.is_sql() {
+        vec![scratch.join("dump.sql")]
+    } else {
+        c.dumps.iter().map(|r| scratch.join("files").join(r)).filter(|d| looks_like_dump(d)).collect()
+    };
+    if dumps.is_empty() {
+        out.detail = detail;
+        return Ok(out);
+    }
+    let mut creates = 0;
+    for dump in &dumps {
+        let shown = if format.is_sql() {
+            String::new()
+        } else {
+            format!(" {}", dump.strip_prefix(scratch.join("files")).unwrap_or(dump).display())
+        };
+        let scan = scan_dump(dump).map_err(|e| fail(format!("cannot read the restored dump{shown}: {e}")))?;
         if scan.create_tables == 0 {
-            return Err(fail(format!("{detail}, but it has no CREATE TABLE statement: it restores nothing")));
-        }
-        detail.push_str(&format!(", {} CREATE TABLE statements", scan.create_tables));
-        if scan.mysqldump && !scan.completed {
             return Err(fail(format!(
-                "{detail}, but it has no `-- Dump completed` line at the end: the dump was cut off"
+                "{detail}, but the dump{shown} has no CREATE TABLE statement: it restores nothing"
             )));
         }
-        match &p.db {
-            Some(db) => {
-                let tables =
-                    load_into_mariadb(ctx, db, scratch, &dump).await.map_err(|e| fail(format!("{detail}; {e}")))?;
-                detail.push_str(&format!("; loaded into a throwaway MariaDB: {tables} tables"));
-                out.tables = Some(tables);
-            }
-            None => detail.push_str(&format!("; {}", p.why_no_db.clone().unwrap_or_default())),
+        if scan.mysqldump && !scan.completed {
+            return Err(fail(format!(
+                "{detail}, but the dump{shown} has no `-- Dump completed` line at the end: the dump was cut off"
+            )));
         }
+        creates += scan.create_tables;
+    }
+    if format.is_sql() {
+        detail.push_str(&format!(", {creates} CREATE TABLE statements"));
+    } else {
+        detail.push_str(&format!("; {} SQL dumps with {creates} CREATE TABLE statements", dumps.len()));
+        if c.dumps_over > 0 {
+            detail.push_str(&format!(" ({} more `.sql` members not loaded)", c.dumps_over));
+        }
+    }
+    match &p.db {
+        Some(db) => {
+            let tables = restore_db::load(ctx, db, &dumps).await.map_err(|e| fail(format!("{detail}; {e}")))?;
+            detail.push_str(&format!("; loaded into a throwaway MariaDB: {tables} tables"));
+            out.tables = Some(tables);
+        }
+        None => detail.push_str(&format!("; {}", p.why_no_db.clone().unwrap_or_default())),
     }
     out.detail = detail;
     Ok(out)
 }
 
+/// Does this `.sql` member start like `mariadb-dump`/`mysqldump` output?
+fn looks_like_dump(path: &Path) -> bool {
+    let Ok(f) = File::open(path) else { return false };
+    let mut head = Vec::new();
+    if f.take(4096).read_to_end(&mut head).is_err() {
+        return false;
+    }
+    String::from_utf8_lossy(&head).lines().any(|l| l.starts_with("-- MySQL dump") || l.starts_with("-- MariaDB dump"))
+}
+
 /// Bytes extraction may write: the scratch filesystem's free space less a reserve
 /// (512 MiB or a tenth of it, whichever is less).
 fn extraction_cap(dir: &Path) -> u64 {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return 0 };
-    // SAFETY: statvfs writes into the zeroed struct we own; the path is a valid C string.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return 0;
-    }
-    let free = (st.f_bavail as u64).saturating_mul(st.f_frsize as u64);
+    let free = restore_db::fs_free(dir).map_or(0, |f| f.0);
     free.saturating_sub((512 << 20).min(free / 10))
 }
 
@@ -435,6 +468,47 @@ struct Counter {
     bytes: u64,
     links: u64,
     cap: u64,
+    /// Members seen (files, directories, links, anything else).
+    members: u64,
+    max_members: u64,
+    /// The scratch filesystem's floor, checked before every member.
+    floor: Option<Floor>,
+    /// `.sql` members written, relative to the extraction directory.
+    dumps: Vec<PathBuf>,
+    dumps_over: u64,
+}
+
+impl Counter {
+    fn new(cap: u64, max_members: u64) -> Counter {
+        Counter { cap, max_members, ..Default::default() }
+    }
+
+    /// One more member: within the member cap and above the filesystem's floor?
+    fn member(&mut self) -> Result<(), String> {
+        self.members += 1;
+        if self.members > self.max_members {
+            return Err(format!(
+                "the archive has more than {} members (max_members of the job): stopped after {} files",
+                self.max_members, self.files
+            ));
+        }
+        match &self.floor {
+            Some(f) => f.check().map_err(|e| format!("after {} members, {e}", self.members - 1)),
+            None => Ok(()),
+        }
+    }
+
+    /// Remember a restored member that may be a SQL dump.
+    fn maybe_dump(&mut self, rel: &Path) {
+        if !rel.to_string_lossy().to_ascii_lowercase().ends_with(".sql") {
+            return;
+        }
+        if self.dumps.len() < MAX_DUMPS {
+            self.dumps.push(rel.to_path_buf());
+        } else {
+            self.dumps_over += 1;
+        }
+    }
 }
 
 /// A member's path, made relative; absolute paths and `..` are refused.
@@ -486,6 +560,7 @@ fn write_member(
     }
     c.bytes += n;
     c.files += 1;
+    c.maybe_dump(rel);
     if let Some(e) = expected {
         if n != e {
             return Err(format!("member `{name}` is truncated: {e} bytes expected, {n} read"));
@@ -517,8 +592,12 @@ fn extract(real: &Path, format: Format, dest: &Path, c: &mut Counter) -> Result<
             Ok(())
         }
         Format::Zip => extract_zip(open()?, dest, c),
-        Format::Sql => write_member(dest, Path::new("dump.sql"), "dump.sql", &mut BufReader::new(open()?), None, c),
+        Format::Sql => {
+            c.member()?;
+            write_member(dest, Path::new("dump.sql"), "dump.sql", &mut BufReader::new(open()?), None, c)
+        }
         Format::SqlGz => {
+            c.member()?;
             let mut gz = flate2::read::MultiGzDecoder::new(BufReader::new(open()?));
             write_member(dest, Path::new("dump.sql"), "dump.sql", &mut gz, None, c)
                 .map_err(|e| e.replace("member `dump.sql`", "gzip stream"))
@@ -531,6 +610,7 @@ fn extract_tar<R: Read>(r: R, dest: &Path, c: &mut Counter) -> Result<(), String
     let entries = ar.entries().map_err(|e| format!("not a tar archive: {e}"))?;
     for entry in entries {
         let mut e = entry.map_err(|e| format!("tar archive unreadable after {} files: {e}", c.files))?;
+        c.member()?;
         let name = e.path().map_err(|e| format!("bad member name: {e}"))?.to_string_lossy().into_owned();
         let rel = safe_rel(&name)?;
         let kind = e.header().entry_type();
@@ -567,7 +647,15 @@ fn tar_end_marker(f: &mut File) -> Result<(), String> {
 fn extract_zip(f: File, dest: &Path, c: &mut Counter) -> Result<(), String> {
     let mut ar =
         zip::ZipArchive::new(BufReader::new(f)).map_err(|e| format!("zip archive unreadable (truncated?): {e}"))?;
+    if ar.len() as u64 > c.max_members {
+        return Err(format!(
+            "the zip archive has {} members, more than {} (max_members of the job): not restored",
+            ar.len(),
+            c.max_members
+        ));
+    }
     for i in 0..ar.len() {
+        c.member()?;
         let mut m = ar.by_index(i).map_err(|e| format!("zip member {i}: {e}"))?;
         let name = m.name().to_string();
         let rel = safe_rel(&name)?;
@@ -609,113 +697,12 @@ fn scan_dump(path: &Path) -> io::Result<DumpScan> {
     Ok(s)
 }
 
-/// Load `dump` into a throwaway server on a socket in `scratch`; the number of tables it made.
-async fn load_into_mariadb(ctx: &Ctx, db: &DbTools, scratch: &Path, dump: &Path) -> Result<u64, String> {
-    let d = scratch.display().to_string();
-    let sock = format!("{d}/mysqld.sock");
-    if sock.len() > 100 {
-        return Err(format!("not loaded: the socket path {sock} is too long for a unix socket"));
-    }
-    let datadir = format!("--datadir={d}/db");
-    // A private tmpdir: servers bootstrapping at the same time in /tmp collide on temp table names.
-    std::fs::create_dir_all(format!("{d}/tmp")).map_err(|e| format!("not loaded: cannot create {d}/tmp: {e}"))?;
-    let tmpdir = format!("--tmpdir={d}/tmp");
-    let root = unsafe { libc::geteuid() } == 0;
-    let mut install =
-        vec!["--no-defaults", &datadir, &tmpdir, "--auth-root-authentication-method=socket", "--skip-test-db"];
-    if root {
-        install.push("--user=root");
-    }
-    let out = ctx
-        .host
-        .run(&db.install, &install, Duration::from_secs(180))
-        .await
-        .map_err(|e| format!("mariadb-install-db: {e}"))?;
-    if !out.success() {
-        return Err(format!("mariadb-install-db failed: {}", super::first_line(&out)));
-    }
-    let socket = format!("--socket={sock}");
-    let pid = format!("--pid-file={d}/mysqld.pid");
-    let log = format!("--log-error={d}/mysqld.err");
-    let mut server_args =
-        vec!["--no-defaults", &datadir, &tmpdir, &socket, &pid, &log, "--skip-networking", "--skip-grant-tables"];
-    if root {
-        server_args.push("--user=root");
-    }
-    let server = ctx.host.run(&db.server, &server_args, Duration::from_secs(3600));
-    tokio::pin!(server);
-    let shutting_down = std::sync::atomic::AtomicBool::new(false);
-    let client = async {
-        let mut ready = false;
-        for _ in 0..120 {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            if let Ok(o) = ctx.host.run(&db.admin, &["--no-defaults", &socket, "ping"], Duration::from_secs(5)).await {
-                if o.success() {
-                    ready = true;
-                    break;
-                }
-            }
-        }
-        if !ready {
-            return Err("the throwaway MariaDB did not start within 30 s".to_string());
-        }
-        let source = format!("CREATE DATABASE restore_check; USE restore_check; SOURCE {};", dump.display());
-        let r = async {
-            let o = ctx
-                .host
-                .run(&db.client, &["--no-defaults", &socket, "--batch", "-e", &source], Duration::from_secs(3600))
-                .await
-                .map_err(|e| format!("loading the dump: {e}"))?;
-            // The client does not fail on errors inside a SOURCEd file: it prints them.
-            if let Some(err) = o.stderr.lines().find(|l| l.starts_with("ERROR")) {
-                return Err(format!("the dump does not load: {err}"));
-            }
-            if !o.success() {
-                return Err(format!("the dump does not load: {}", super::first_line(&o)));
-            }
-            let q = "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA NOT IN \
-                     ('mysql','information_schema','performance_schema','sys')";
-            let o = ctx
-                .host
-                .run(&db.client, &["--no-defaults", &socket, "-N", "-B", "-e", q], Duration::from_secs(60))
-                .await
-                .map_err(|e| format!("counting tables: {e}"))?;
-            o.stdout.trim().parse::<u64>().map_err(|_| format!("counting tables: {}", super::first_line(&o)))
-        }
-        .await;
-        shutting_down.store(true, std::sync::atomic::Ordering::SeqCst);
-        let _ = ctx.host.run(&db.admin, &["--no-defaults", &socket, "shutdown"], Duration::from_secs(60)).await;
-        r
-    };
-    tokio::pin!(client);
-    tokio::select! {
-        exited = &mut server => {
-            if shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
-                // It stopped because we asked it to: the client's answer is the result.
-                return client.await;
-            }
-            let tail = std::fs::read_to_string(format!("{d}/mysqld.err")).unwrap_or_default();
-            let last = tail.lines().rev().find(|l| l.contains("ERROR")).unwrap_or("").to_string();
-            let how = match exited {
-                Ok(o) => format!("exit {}", o.status),
-                Err(e) => e.to_string(),
-            };
-            Err(format!("the throwaway MariaDB stopped unexpectedly ({how}): {last}"))
-        }
-        r = &mut client => {
-            // Give the server time to shut down cleanly; dropping it kills it otherwise.
-            let _ = tokio::time::timeout(Duration::from_secs(30), &mut server).await;
-            r
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn counter() -> Counter {
-        Counter { cap: 1 << 30, ..Default::default() }
+        Counter::new(1 << 30, DEFAULT_MAX_MEMBERS)
     }
 
     fn raw_tar(name: &str, body: &[u8]) -> Vec<u8> {
@@ -751,7 +738,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("a.tar");
         std::fs::write(&p, raw_tar("big.bin", &[7u8; 4096])).unwrap();
-        let mut c = Counter { cap: 1000, ..Default::default() };
+        let mut c = Counter::new(1000, DEFAULT_MAX_MEMBERS);
         let e = extract(&p, Format::Tar, &d.path().join("out"), &mut c).unwrap_err();
         assert!(e.contains("nearly full"), "{e}");
         let mut c = counter();

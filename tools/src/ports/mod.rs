@@ -394,13 +394,22 @@ fn socket_inode(link: &str) -> Option<u64> {
 fn read_owner(host: &Host, pid: u32) -> Owner {
     let name = host.read_to_string(&format!("/proc/{pid}/comm")).map(|s| s.trim().to_string()).unwrap_or_default();
     let raw = host.read(&format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    // An argument with a space is quoted, so `--password=two words` stays one word for the
+    // redactor; it is redacted before it is cut, so a cut never splits a secret from its flag.
     let cmdline = raw
         .split(|b| *b == 0)
         .filter(|p| !p.is_empty())
-        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .map(|p| {
+            let a = String::from_utf8_lossy(p);
+            match (a.contains(char::is_whitespace), a.contains('\''), a.contains('"')) {
+                (true, false, _) => format!("'{a}'"),
+                (true, true, false) => format!("\"{a}\""),
+                _ => a.into_owned(),
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ");
-    let cmdline: String = cmdline.chars().take(300).collect();
+    let cmdline: String = crate::redact::Redactor::global().text(&cmdline).chars().take(300).collect();
     Owner { pid, name, cmdline }
 }
 

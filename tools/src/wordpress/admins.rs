@@ -5,7 +5,10 @@
 //! survives plugin updates and password resets of the known accounts. The
 //! list of administrators is read on the live host with the site's own
 //! credentials from `wp-config.php` (the password goes to the client in
-//! `MYSQL_PWD`, never on its command line), bounded in time per site, and
+//! `MYSQL_PWD`, never on its command line), only once `DB_HOST` has been
+//! verified to be the real database server ([`super::dbendpoint::verify`]:
+//! never a remote host or a listener someone else runs), with a client that
+//! cannot be switched to clear-text authentication, bounded in time per site, and
 //! kept in `wp-admins.json` under the state directory so the next review
 //! names any login that was not an administrator before. A database that
 //! cannot be reached is a note in the facts, not a finding.
@@ -18,10 +21,10 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::Site;
+use super::dbendpoint::{self, Endpoint};
 use crate::finding::{Category, Finding, Severity};
 use crate::host::Host;
 use crate::tool::Ctx;
-use crate::wpupdate::db::parse_db_host;
 
 /// The state file's name under `ctx.state_dir`.
 pub const STATE_FILE: &str = "wp-admins.json";
@@ -75,8 +78,9 @@ pub fn admin_query(prefix: &str) -> String {
     )
 }
 
-/// The client's arguments for a site (no password: that goes in `MYSQL_PWD`).
-pub fn client_args(site: &Site) -> Result<Vec<String>, String> {
+/// The client's arguments for a site whose database is at the verified `endpoint`
+/// (no password: that goes in `MYSQL_PWD`).
+pub fn client_args(site: &Site, endpoint: &Endpoint) -> Result<Vec<String>, String> {
     let user = site.db.user.as_deref().filter(|u| !u.is_empty()).ok_or("DB_USER is not a literal in wp-config.php")?;
     let name = site.db.name.as_deref().filter(|n| !n.is_empty()).ok_or("DB_NAME is not a literal in wp-config.php")?;
     let prefix = safe_prefix(site)?;
@@ -86,14 +90,7 @@ pub fn client_args(site: &Site) -> Result<Vec<String>, String> {
         "--skip-column-names".into(),
         format!("--connect-timeout={}", PER_SITE.as_secs().saturating_sub(1).max(1)),
     ];
-    let (h, port, socket) = parse_db_host(site.db.host.as_deref().unwrap_or("localhost"));
-    a.push(format!("--host={}", h.filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into())));
-    if let Some(p) = port {
-        a.push(format!("--port={p}"));
-    }
-    if let Some(s) = socket {
-        a.push(format!("--socket={s}"));
-    }
+    a.extend(endpoint.client_args());
     a.push(format!("--user={user}"));
     a.push(format!("--database={name}"));
     a.push("-e".into());
@@ -103,10 +100,26 @@ pub fn client_args(site: &Site) -> Result<Vec<String>, String> {
 
 /// Ask one site's database for its administrators.
 pub async fn site_admins(host: &Host, client: &str, site: &Site) -> Admins {
+    // Who is at DB_HOST is settled before anything is sent there.
+    let db_host = site.db.host.clone().unwrap_or_else(|| "localhost".into());
+    let h = host.clone();
+    // Bounded: a server too busy to accept would otherwise hold the review.
+    let check = tokio::task::spawn_blocking(move || dbendpoint::verify(&h, &db_host));
+    let endpoint = match tokio::time::timeout(PER_SITE, check).await {
+        Ok(Ok(Ok(e))) => e,
+        Ok(Ok(Err(why))) => return Admins::Unavailable(why.to_string()),
+        Ok(Err(e)) => return Admins::Unavailable(format!("not checked: the database check stopped: {e}")),
+        Err(_) => {
+            return Admins::Unavailable(format!(
+                "database not reached: who serves DB_HOST was not settled within {} s",
+                PER_SITE.as_secs()
+            ));
+        }
+    };
     let Some(pw) = site.db_password() else {
         return Admins::Unavailable("DB_PASSWORD is not a literal in wp-config.php".into());
     };
-    let args = match client_args(site) {
+    let args = match client_args(site, &endpoint) {
         Ok(a) => a,
         Err(e) => return Admins::Unavailable(e),
     };
@@ -261,6 +274,7 @@ mod tests {
             path: path.into(),
             config_path: Some(format!("{path}/wp-config.php")),
             config_files: vec![],
+            refused_includes: vec![],
             password_file: Some(format!("{path}/wp-config.php")),
             host: None,
             url: None,
@@ -282,20 +296,34 @@ mod tests {
     }
 
     #[test]
-    fn arguments_follow_db_host_and_never_carry_the_password() {
-        let a = client_args(&site("/var/www/shop", "localhost:/run/mysqld/m.sock", "wp_")).unwrap();
+    fn arguments_follow_the_verified_endpoint_and_never_carry_the_password() {
+        let sock = Endpoint {
+            target: dbendpoint::Target::Socket("/run/mysqld/m.sock".into()),
+            pid: 1,
+            program: "mariadbd".into(),
+            user: "mysql".into(),
+        };
+        let a = client_args(&site("/var/www/shop", "localhost:/run/mysqld/m.sock", "wp_"), &sock).unwrap();
         assert!(a.contains(&"--socket=/run/mysqld/m.sock".to_string()), "{a:?}");
         assert!(a.contains(&"--host=localhost".to_string()) && a.contains(&"--user=shopuser".to_string()));
+        assert!(a.contains(&"--default-auth=mysql_native_password".to_string()), "{a:?}");
         assert_eq!(a[0], "--no-defaults");
-        let a = client_args(&site("/var/www/shop", "10.0.0.5:3307", "shop_")).unwrap();
-        assert!(a.contains(&"--port=3307".to_string()) && a.contains(&"--host=10.0.0.5".to_string()), "{a:?}");
+        let tcp = Endpoint { target: dbendpoint::Target::Tcp("127.0.0.1:3307".parse().unwrap()), ..sock };
+        let a = client_args(&site("/var/www/shop", "127.0.0.1:3307", "shop_"), &tcp).unwrap();
+        assert!(a.contains(&"--port=3307".to_string()) && a.contains(&"--host=127.0.0.1".to_string()), "{a:?}");
         assert!(a.last().unwrap().contains("`shop_usermeta`") && a.last().unwrap().contains("'shop_capabilities'"));
         assert!(!a.join(" ").contains("secret"));
     }
 
     #[test]
     fn an_odd_table_prefix_is_refused_not_put_into_sql() {
-        let e = client_args(&site("/var/www/shop", "localhost", "wp_`; DROP TABLE x; -- ")).unwrap_err();
+        let ep = Endpoint {
+            target: dbendpoint::Target::Socket("/run/mysqld/mysqld.sock".into()),
+            pid: 1,
+            program: "mariadbd".into(),
+            user: "mysql".into(),
+        };
+        let e = client_args(&site("/var/www/shop", "localhost", "wp_`; DROP TABLE x; -- "), &ep).unwrap_err();
         assert!(e.contains("$table_prefix"), "{e}");
     }
 

@@ -118,6 +118,10 @@ pub struct Site {
     pub config_path: Option<String>,
     /// Every config file read (the main one and what it includes).
     pub config_files: Vec<String>,
+    /// Config files not read because they are not the site's own (another user's, or outside
+    /// the site's directory): their settings are not the site's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused_includes: Vec<RefusedInclude>,
     /// The file that defines `DB_PASSWORD`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<String>,
@@ -321,6 +325,79 @@ pub(crate) fn join(dir: &str, name: &str) -> String {
     if dir.ends_with('/') { format!("{dir}{name}") } else { format!("{dir}/{name}") }
 }
 
+/// An include (or a `wp-config.php`) that was not read because it is not the site's own file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct RefusedInclude {
+    /// The file whose `require`/`include` named it (the file itself for a `wp-config.php`).
+    pub from: String,
+    /// The path that was not followed.
+    pub path: String,
+    /// Why (owner or location; never its contents).
+    pub why: String,
+    /// The file belongs to another user (not only somewhere else).
+    pub other_owner: bool,
+}
+
+/// Who may have written the files a site's settings come from.
+struct Trust {
+    /// Owners trusted everywhere: root and the owner of the audited system's `/`.
+    root_uids: [u32; 2],
+    /// The site's directory (where its `wp-config.php` is), canonical, inside the audited system.
+    site_root: String,
+}
+
+impl Trust {
+    fn is_root(&self, uid: u32) -> bool {
+        self.root_uids.contains(&uid)
+    }
+
+    fn inside(&self, path: &str) -> bool {
+        path == self.site_root || path.starts_with(&format!("{}/", self.site_root.trim_end_matches('/')))
+    }
+}
+
+/// A config file opened once: its text, the owner of what was opened (a symlink counts as
+/// its target) and where it really is.
+struct Opened {
+    text: String,
+    uid: u32,
+    real: String,
+}
+
+/// The largest config file read: a `wp-config.php` is a few KiB.
+const MAX_CONFIG: u64 = 1024 * 1024;
+
+/// `real` (a path on this machine) as a path inside the audited system.
+fn in_host(host: &Host, real: &std::path::Path) -> Option<String> {
+    let root = std::fs::canonicalize(host.root()).ok()?;
+    let rel = real.strip_prefix(&root).ok()?;
+    phpconf::normalize(&format!("/{}", rel.display()))
+}
+
+/// Open a regular file without blocking (a FIFO planted as `wp-config.php` must not hang the
+/// review) and judge it by the descriptor: `Ok(None)` when absent or not a regular file.
+fn open_config(host: &Host, path: &str) -> Result<Option<Opened>, HostError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let real = host.path(path)?;
+    let f = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&real) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(host_err(path, e)),
+    };
+    let meta = f.metadata().map_err(|e| host_err(path, e))?;
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let opened_at = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd()))
+        .or_else(|_| std::fs::canonicalize(&real))
+        .map_err(|e| host_err(path, e))?;
+    let real = in_host(host, &opened_at).unwrap_or_else(|| opened_at.display().to_string());
+    let mut buf = Vec::new();
+    f.take(MAX_CONFIG).read_to_end(&mut buf).map_err(|e| host_err(path, e))?;
+    Ok(Some(Opened { text: String::from_utf8_lossy(&buf).into_owned(), uid: meta.uid(), real }))
+}
+
 /// A config file and what it includes, `define`s first-wins as PHP does.
 #[derive(Default)]
 struct Loaded {
@@ -329,19 +406,88 @@ struct Loaded {
     files: Vec<String>,
     password_file: Option<String>,
     debian: bool,
+    refused: Vec<RefusedInclude>,
 }
 
 impl Loaded {
-    fn load(&mut self, host: &Host, file: &str, abspath: &str, depth: usize, debian_host: Option<&str>) {
-        if depth > 4 || self.files.iter().any(|f| f == file) {
-            return;
+    fn refuse(&mut self, from: &str, path: &str, why: String, other_owner: bool) {
+        let r = RefusedInclude { from: from.to_string(), path: path.to_string(), why, other_owner };
+        if !self.refused.contains(&r) {
+            self.refused.push(r);
         }
-        let Ok(Some(text)) = host.read_optional(file) else {
+    }
+
+    /// Read the site's `wp-config.php` (owned by root or the owner of the site's directory) and
+    /// what it includes.
+    fn load_main(&mut self, host: &Host, config: &str, dir: &str, debian_host: Option<&str>) {
+        let Ok(Some(opened)) = open_config(host, config) else {
             return;
         };
+        let root_owner = host.metadata("/").map(|m| m.uid()).unwrap_or(0);
+        let site_owner = host.metadata(dir).map(|m| m.uid()).ok();
+        let trust = Trust { root_uids: [0, root_owner], site_root: phpconf::parent(&opened.real).to_string() };
+        if !trust.is_root(opened.uid) && Some(opened.uid) != site_owner {
+            let owner = site_owner.map_or_else(|| "unknown".to_string(), |u| format!("uid {u}"));
+            self.refuse(
+                config,
+                config,
+                format!("owned by uid {}, not by root or the owner of {dir} ({owner})", opened.uid),
+                true,
+            );
+            return;
+        }
+        let abspath = format!("{}/", dir.trim_end_matches('/'));
+        self.read(host, config, opened, &abspath, 0, debian_host, &trust);
+    }
+
+    /// Follow an include of `path` from `from` (owned by `from_uid`) if it is the site's own file.
+    #[allow(clippy::too_many_arguments)]
+    fn include(
+        &mut self,
+        host: &Host,
+        from: &str,
+        from_uid: u32,
+        path: &str,
+        abspath: &str,
+        depth: usize,
+        trust: &Trust,
+    ) {
+        if depth > 4 || self.files.iter().any(|f| f == path) {
+            return;
+        }
+        let Ok(Some(opened)) = open_config(host, path) else {
+            return;
+        };
+        let by_root = trust.is_root(from_uid) && trust.is_root(opened.uid);
+        if !trust.is_root(opened.uid) && opened.uid != from_uid {
+            let via =
+                if opened.real != path { format!(" (through a symlink to {})", opened.real) } else { String::new() };
+            let why = format!("owned by uid {}, another user than {from} (uid {from_uid}){via}", opened.uid);
+            self.refuse(from, path, why, true);
+        } else if trust.inside(&opened.real) || (by_root && !trust.inside(path)) {
+            // The site's own file, or root's layout outside it (Debian's /etc/wordpress).
+            self.read(host, path, opened, abspath, depth, None, trust);
+        } else {
+            let via =
+                if trust.inside(path) { format!(" (through a symlink to {})", opened.real) } else { String::new() };
+            self.refuse(from, path, format!("outside the site's directory {}{via}", trust.site_root), false);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read(
+        &mut self,
+        host: &Host,
+        file: &str,
+        opened: Opened,
+        abspath: &str,
+        depth: usize,
+        debian_host: Option<&str>,
+        trust: &Trust,
+    ) {
         self.files.push(file.to_string());
         let dir = phpconf::parent(file).to_string();
-        for st in phpconf::parse(&text) {
+        for st in phpconf::parse(&opened.text) {
             match st {
                 Stmt::Define(name, value) => {
                     if name == "DB_PASSWORD" && !self.defines.contains_key("DB_PASSWORD") {
@@ -355,14 +501,15 @@ impl Loaded {
                 Stmt::Include(pieces) => {
                     if let Some(p) = phpconf::resolve(&pieces, &dir, abspath) {
                         if !p.ends_with("/wp-settings.php") {
-                            self.load(host, &p, abspath, depth + 1, None);
+                            self.include(host, file, opened.uid, &p, abspath, depth + 1, trust);
                         }
                     }
                 }
                 Stmt::DebianHostConfig => {
                     self.debian = true;
                     if let Some(h) = debian_host {
-                        self.load(host, &format!("/etc/wordpress/config-{h}.php"), abspath, depth + 1, None);
+                        let p = format!("/etc/wordpress/config-{h}.php");
+                        self.include(host, file, opened.uid, &p, abspath, depth + 1, trust);
                     }
                 }
             }
@@ -384,10 +531,9 @@ fn config_for(host: &Host, dir: &str) -> Option<String> {
 /// The sites in one WordPress directory: one, or one per Debian host config.
 fn load_sites(host: &Host, dir: &str) -> Vec<Site> {
     let config = config_for(host, dir);
-    let abspath = format!("{}/", dir.trim_end_matches('/'));
     let mut probe = Loaded::default();
     if let Some(c) = &config {
-        probe.load(host, c, &abspath, 0, None);
+        probe.load_main(host, c, dir, None);
     }
     if !probe.debian {
         return vec![build_site(host, dir, config, probe, None)];
@@ -408,7 +554,7 @@ fn load_sites(host: &Host, dir: &str) -> Vec<Site> {
         .map(|h| {
             let mut l = Loaded::default();
             if let Some(c) = &config {
-                l.load(host, c, &abspath, 0, Some(&h));
+                l.load_main(host, c, dir, Some(&h));
             }
             build_site(host, dir, config.clone(), l, Some(h))
         })
@@ -452,6 +598,7 @@ fn build_site(host: &Host, dir: &str, config: Option<String>, l: Loaded, debian_
         path: dir.to_string(),
         config_path: config,
         config_files: l.files,
+        refused_includes: l.refused,
         password_file: l.password_file,
         host: host_name,
         url,

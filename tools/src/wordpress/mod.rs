@@ -13,6 +13,7 @@
 pub mod admins;
 pub mod checks;
 pub mod creds;
+pub mod dbendpoint;
 pub mod discover;
 pub mod feed;
 pub mod phpconf;
@@ -26,7 +27,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use discover::{Component, DbPassword, DbSettings, Discovery, Site, discover, discover_sites};
+pub use discover::{Component, DbPassword, DbSettings, Discovery, RefusedInclude, Site, discover, discover_sites};
 pub use feed::{FeedError, FeedIndex, FeedStats, Kind, validate_feed};
 
 use crate::finding::{Category, Finding, Severity};
@@ -261,6 +262,7 @@ pub fn inventory_sites(ctx: &Ctx) -> (Outcome<WordpressFacts>, Vec<Site>) {
 
     // Credentials.
     found.extend(credential_findings(sites));
+    found.extend(sites.iter().enumerate().flat_map(|(i, s)| refused_include_findings(s).map(move |f| (Some(i), f))));
 
     // Hardening and integrity.
     for (i, fs) in discover::par_map(sites, |s| checks::site_checks(host, s)).into_iter().enumerate() {
@@ -497,7 +499,7 @@ fn credential_findings(sites: &[Site]) -> Vec<(Option<usize>, Finding)> {
                 Some(i),
                 f.fix(format!(
                     "Generate a random password (`openssl rand -base64 24`), set it for the database user \
-                     (ALTER USER '{}'@'{}' IDENTIFIED BY '…';) and in {file}; keep it in a password manager.",
+                     (ALTER USER '{}'@'{}' IDENTIFIED BY 'NEW-PASSWORD';) and in {file}; keep it in a password manager.",
                     s.db.user.as_deref().unwrap_or("wp"),
                     db_client_host(s)
                 )),
@@ -574,7 +576,7 @@ fn credential_findings(sites: &[Site]) -> Vec<(Option<usize>, Finding)> {
                 .evidence(format!("DB_USER is 'root' in {}", s.password_file.as_deref().or(s.config_path.as_deref()).unwrap_or("wp-config.php")))
                 .evidence("a SQL injection or a leaked wp-config.php then reaches every database on the server")
                 .fix(format!(
-                    "CREATE USER '{0}'@'localhost' IDENTIFIED BY '<random>'; GRANT ALL ON `{0}`.* TO '{0}'@'localhost'; then set DB_USER/DB_PASSWORD in wp-config.php.",
+                    "CREATE USER '{0}'@'localhost' IDENTIFIED BY 'NEW-PASSWORD'; GRANT ALL ON `{0}`.* TO '{0}'@'localhost'; then set DB_USER/DB_PASSWORD in wp-config.php.",
                     s.db.name.as_deref().unwrap_or("site")
                 )),
             ));
@@ -620,6 +622,31 @@ fn credential_findings(sites: &[Site]) -> Vec<(Option<usize>, Finding)> {
     }
     // Findings with an empty subject only mark a site's flags; `inventory` drops them.
     out
+}
+
+/// Config files a site's `wp-config.php` names that are not the site's own: not read, said so.
+fn refused_include_findings(s: &Site) -> impl Iterator<Item = Finding> + '_ {
+    s.refused_includes.iter().map(move |r| {
+        let (severity, title) = if r.other_owner {
+            (Severity::High, format!("{} reads another user's file for its settings; it was not followed", s.subject()))
+        } else {
+            (Severity::Medium, format!("{} reads settings from outside its directory; they were not followed", s.subject()))
+        };
+        Finding::new("credentials.config-include-refused", severity, Category::Credentials, format!("{}: {}", s.subject(), r.path), title)
+            .evidence(format!("{} includes {}: {}", r.from, r.path, r.why))
+            .evidence(
+                "a site's database settings are taken only from its own files, so one site owner cannot make vigil \
+                 read (and send on) another site's password; this site's database checks use only what its own files say",
+            )
+            .fix(format!(
+                "If {path} is meant to be part of this site, move its settings into a file inside the site's directory \
+                 owned by the site's user. If nobody on your side wrote that include, treat it as an attempt to read \
+                 another site's configuration: check who changed {from} and when, and change the database password \
+                 of the site whose file it names.",
+                path = r.path,
+                from = r.from,
+            ))
+    })
 }
 
 fn db_client_host(s: &Site) -> String {

@@ -283,3 +283,103 @@ fn walk_is_bounded_and_skips_bulk_directories() {
     let out = inventory(&Ctx::new(crate::host::Host::at(root)));
     assert!(out.findings.iter().any(|f| f.id == "hardening.wp-not-configured" && f.subject == "/var/www/a"));
 }
+
+/// Root, or skipped with a line saying so (a failure under `VIGIL_SYSTEM_TESTS=1`).
+fn as_root(what: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert_ne!(std::env::var("VIGIL_SYSTEM_TESTS").as_deref(), Ok("1"), "{what} needs root (chown)");
+    println!("SKIPPED {what}: not root (files must belong to other users)");
+    false
+}
+
+/// A site's settings come from its own files: another user's file (named directly or
+/// through a symlink) and a file outside the site's directory are not read, and say so.
+#[test]
+fn only_the_sites_own_files_are_read() {
+    if !as_root("only_the_sites_own_files_are_read") {
+        return;
+    }
+    use std::os::unix::fs::{chown, symlink};
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let (attacker, victim) = (61001, 61002);
+    let mk = |site: &str, owner: u32, config: &str| {
+        let d = root.join("var/www").join(site);
+        std::fs::create_dir_all(d.join("wp-includes")).unwrap();
+        std::fs::write(d.join("wp-includes/version.php"), "<?php $wp_version = '6.4.1';\n").unwrap();
+        std::fs::write(d.join("wp-config.php"), config).unwrap();
+        for p in [d.clone(), d.join("wp-includes"), d.join("wp-includes/version.php"), d.join("wp-config.php")] {
+            chown(&p, Some(owner), Some(owner)).unwrap();
+        }
+        d
+    };
+    let v = mk(
+        "victim",
+        victim,
+        "<?php define('DB_NAME','vdb'); define('DB_USER','vuser'); define('DB_PASSWORD','Victim-Secret-31x');\n",
+    );
+    std::fs::set_permissions(v.join("wp-config.php"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    mk(
+        "direct",
+        attacker,
+        "<?php define('DB_HOST', '127.0.0.1:3399');\nrequire_once '/var/www/victim/wp-config.php';\n",
+    );
+    let linked = mk("linked", attacker, "<?php require_once __DIR__ . '/db.php';\n");
+    symlink(v.join("wp-config.php"), linked.join("db.php")).unwrap();
+    // The attacker's own file, but outside the site; and one inside it, which is read.
+    std::fs::create_dir_all(root.join("home/atk")).unwrap();
+    std::fs::write(root.join("home/atk/secrets.php"), "<?php define('DB_USER','elsewhere');\n").unwrap();
+    chown(root.join("home/atk/secrets.php"), Some(attacker), Some(attacker)).unwrap();
+    let own = mk(
+        "own",
+        attacker,
+        "<?php require __DIR__ . '/local.php';\nrequire '/home/atk/secrets.php';\ndefine('DB_HOST','localhost');\n",
+    );
+    std::fs::write(own.join("local.php"), "<?php define('DB_NAME','owndb');\n").unwrap();
+    chown(own.join("local.php"), Some(attacker), Some(attacker)).unwrap();
+
+    // The whole wp-config.php as a symlink to the victim's.
+    let whole = mk("whole", attacker, "<?php\n");
+    std::fs::remove_file(whole.join("wp-config.php")).unwrap();
+    symlink(v.join("wp-config.php"), whole.join("wp-config.php")).unwrap();
+
+    let ctx = Ctx::new(crate::host::Host::at(root));
+    let d = discover(&ctx);
+    let site = |n: &str| d.sites.iter().find(|s| s.path == format!("/var/www/{n}")).unwrap();
+    for n in ["direct", "linked"] {
+        let s = site(n);
+        assert!(s.db_password().is_none() && s.db.user.is_none(), "{n} took the victim's settings: {s:?}");
+        assert_eq!(s.refused_includes.len(), 1, "{n}: {:?}", s.refused_includes);
+        let r = &s.refused_includes[0];
+        assert!(r.other_owner && r.why.contains("uid 61002"), "{n}: {r:?}");
+    }
+    assert_eq!(site("direct").refused_includes[0].path, "/var/www/victim/wp-config.php");
+    assert!(site("linked").refused_includes[0].why.contains("through a symlink to /var/www/victim/wp-config.php"));
+    assert_eq!(site("direct").db.host.as_deref(), Some("127.0.0.1:3399"), "its own define stays");
+    let o = site("own");
+    assert_eq!(o.db.name.as_deref(), Some("owndb"), "a file of its own inside the site is read");
+    assert_eq!(o.db.user, None);
+    assert_eq!(o.refused_includes.len(), 1);
+    assert!(!o.refused_includes[0].other_owner && o.refused_includes[0].why.contains("outside the site's directory"));
+    assert_eq!(site("victim").db_password().map(|p| p.expose()), Some("Victim-Secret-31x"));
+    let w = site("whole");
+    assert!(w.db_password().is_none() && w.db.user.is_none(), "{w:?}");
+    assert!(w.refused_includes[0].why.contains("owned by uid 61002, not by root or the owner"), "{w:?}");
+
+    let out = inventory(&ctx);
+    let f = out
+        .findings
+        .iter()
+        .find(|f| f.id == "credentials.config-include-refused" && f.subject.starts_with("/var/www/direct"))
+        .unwrap();
+    assert_eq!(f.severity, Severity::High);
+    assert!(
+        f.evidence.iter().any(|e| e.contains("/var/www/direct/wp-config.php includes /var/www/victim/wp-config.php"))
+    );
+    let text =
+        format!("{}{}", serde_json::to_string(&out.facts).unwrap(), serde_json::to_string(&out.findings).unwrap());
+    assert!(!text.contains("Victim-Secret"), "the password never appears");
+}

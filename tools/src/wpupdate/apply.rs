@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::approval::{self, Approval};
-use super::db::{CNF_SHOWN, Db};
+use super::db::{CNF_SHOWN, Db, LOAD_SHOWN};
 use super::files::{self, BackupRef, Unit};
 use super::health::{self, Health};
 use super::journal::{Journal, Op, Phase};
@@ -395,7 +395,7 @@ fn apply_plan(ctx: &Ctx, r: &Ready, rec: &StagedRecord) -> Result<Plan, ToolErro
              restore the database from the backup just taken, at once, then check again"
                 .to_string(),
             None,
-            Some(format!("mariadb {CNF_SHOWN} {} < {}", quote(site.db.name.as_deref().unwrap_or("?")), b.join("apply-db.sql").display())),
+            Some(format!("mariadb {CNF_SHOWN} {LOAD_SHOWN} {} < {}", quote(site.db.name.as_deref().unwrap_or("?")), b.join("apply-db.sql").display())),
         )
         .warn("the site runs the new code from the swap on; writes made between the backup and a failed check are lost by the automatic restore"))
 }
@@ -516,12 +516,12 @@ fn rollback_plan(r: &Ready, rec: &StagedRecord) -> Plan {
                 from.db
             ),
             Some(format!(
-                "mariadb {CNF_SHOWN} {} < {}",
+                "mariadb {CNF_SHOWN} {LOAD_SHOWN} {} < {}",
                 quote(site.db.name.as_deref().unwrap_or("?")),
                 quote(&from.db)
             )),
             Some(format!(
-                "mariadb {CNF_SHOWN} {} < {}",
+                "mariadb {CNF_SHOWN} {LOAD_SHOWN} {} < {}",
                 quote(site.db.name.as_deref().unwrap_or("?")),
                 b.join("pre-rollback-db.sql").display()
             )),
@@ -593,7 +593,7 @@ fn recover_plan(r: &Ready, j: &Journal) -> Plan {
             plan = plan.step(
                 format!("restore the database to the backup taken when the {what} started ({})", fmt_time(b.at)),
                 Some(format!(
-                    "mariadb {CNF_SHOWN} {} < {}",
+                    "mariadb {CNF_SHOWN} {LOAD_SHOWN} {} < {}",
                     quote(site.db.name.as_deref().unwrap_or("?")),
                     quote(&b.db)
                 )),
@@ -736,12 +736,12 @@ async fn schedule(ctx: &Ctx, r: Ready, at: &str, digest: String) -> Result<Outco
 }
 
 /// Swap every prepared unit in, journalling each rename.
-fn swap_in(j: &mut Journal, state: &Path, now: i64) -> Result<(), ToolError> {
+fn swap_in(j: &mut Journal, state: &Path, root: &Path, now: i64) -> Result<(), ToolError> {
     for i in 0..j.units.len() {
-        j.units[i].move_old().map_err(|e| failed(format!("moving {} aside: {e}", j.units[i].target.display())))?;
+        j.units[i].move_old(root).map_err(|e| failed(format!("moving {} aside: {e}", j.units[i].target.display())))?;
         j.save(state)?;
         j.units[i]
-            .put_new()
+            .put_new(root)
             .map_err(|e| failed(format!("putting the new {} in place: {e}", j.units[i].target.display())))?;
         let what = format!("swapped {}", j.units[i].target.display());
         j.log.push((now, what));
@@ -756,7 +756,9 @@ async fn undo(ctx: &Ctx, site: &Site, state: &Path, j: &mut Journal, steps: &mut
     j.phase = Phase::Restore;
     j.save(state)?;
     for i in (0..j.units.len()).rev() {
-        j.units[i].undo().map_err(|e| failed(format!("putting back {}: {e}", j.units[i].target.display())))?;
+        j.units[i]
+            .undo(Path::new(&site.path))
+            .map_err(|e| failed(format!("putting back {}: {e}", j.units[i].target.display())))?;
         steps.push(format!("put back {}", j.units[i].target.display()));
         j.save(state)?;
     }
@@ -837,7 +839,7 @@ async fn transact(
     t.lap("prepare new files");
     j.step(&r.state, now, Phase::Swap, "swapping")?;
     let mut failure: Option<String> = None;
-    if let Err(e) = swap_in(&mut j, &r.state, now) {
+    if let Err(e) = swap_in(&mut j, &r.state, Path::new(&r.site.path), now) {
         failure = Some(e.to_string());
     } else {
         facts.steps.push(format!("swapped {} path(s)", j.units.len()));
@@ -875,7 +877,7 @@ async fn transact(
         None => {
             j.step(&r.state, now, Phase::Keep, "kept")?;
             for u in &j.units {
-                u.finish().map_err(|e| failed(format!("removing {}: {e}", u.old.display())))?;
+                u.finish(Path::new(&r.site.path)).map_err(|e| failed(format!("removing {}: {e}", u.old.display())))?;
             }
             Journal::remove(&r.state, &r.site.path)?;
             t.lap("cleanup");
@@ -975,22 +977,29 @@ async fn rollback(ctx: &Ctx, r: Ready) -> Result<Outcome<ApplyFacts>, ToolError>
     let updates = rec.updates.clone();
     let archive = PathBuf::from(&from.files);
     let prepare = move |j: &mut Journal| -> Result<Vec<PathBuf>, ToolError> {
+        // Each unit's old content, back from the archive beside its target, written through
+        // descriptors (the site's owner may change the site meanwhile).
+        let mut restore = |t: PathBuf, sub: &str| -> Result<(), ToolError> {
+            let ctx = |e: std::io::Error| failed(format!("restoring {}: {e}", t.display()));
+            let unit = Unit::new(&site_path, &t, &id).map_err(ctx)?;
+            let (parent, _) = files::open_parent(&site_path, &unit.new).map_err(ctx)?;
+            let new_name = unit.new.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+            unit.clear(&site_path).map_err(ctx)?;
+            files::extract_sub(&archive, sub, &parent, &new_name)?;
+            j.units.push(unit);
+            Ok(())
+        };
         for u in &updates {
             if u.kind == UpdateKind::Core {
                 // Every core entry the update replaced, back from the archive.
                 for name in core_entries(&archive)? {
-                    let unit = Unit::new(&site_path.join(&name), &id);
-                    files::remove_any(&unit.new).map_err(failed)?;
-                    files::extract_sub(&archive, &name, &unit.new)?;
-                    j.units.push(unit);
+                    restore(site_path.join(&name), &name)?;
                 }
             } else {
                 let t = PathBuf::from(&u.target);
                 let sub = t.strip_prefix(&site_path).map_err(|_| failed("target outside the site"))?;
-                let unit = Unit::new(&t, &id);
-                files::remove_any(&unit.new).map_err(failed)?;
-                files::extract_sub(&archive, &sub.to_string_lossy(), &unit.new)?;
-                j.units.push(unit);
+                let sub = sub.to_string_lossy().into_owned();
+                restore(t, &sub)?;
             }
         }
         Ok(Vec::new())
@@ -1033,7 +1042,7 @@ async fn recover(ctx: &Ctx, r: Ready) -> Result<Outcome<ApplyFacts>, ToolError> 
     let mut t = Timings::new();
     if j.phase == Phase::Keep {
         for u in &j.units {
-            u.finish().map_err(|e| failed(format!("removing {}: {e}", u.old.display())))?;
+            u.finish(Path::new(&r.site.path)).map_err(|e| failed(format!("removing {}: {e}", u.old.display())))?;
         }
         if let Some(mut rec) = r.rec.clone() {
             match j.op {

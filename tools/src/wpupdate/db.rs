@@ -2,6 +2,11 @@
 //! `wp-config.php`: they go into a 0600 option file in a private 0700
 //! directory (`--defaults-extra-file`), never onto a command line, into a
 //! plan or an output. The directory is removed when the handle drops.
+//!
+//! A dump is data whoever can write the backup directory controls, so it is
+//! only ever fed to the client on stdin with `--sandbox` (no `\\!`, `system`,
+//! `source`, `tee`) and `--local-infile=0`; a client without `--sandbox`
+//! (MariaDB before 10.11.8 / 10.6.18 / 10.5.25, or MySQL's) loads nothing.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -17,6 +22,65 @@ const DB_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// What the plan shows instead of the option file's path.
 pub const CNF_SHOWN: &str = "--defaults-extra-file=<0600 file with the site's DB credentials>";
+
+/// The client options every dump is loaded with: client commands that reach the
+/// file system or a shell are refused, and so is `LOAD DATA LOCAL`.
+pub const LOAD_FLAGS: [&str; 3] = ["--sandbox", "--local-infile=0", "--batch"];
+
+/// [`LOAD_FLAGS`] as plans show them.
+pub const LOAD_SHOWN: &str = "--sandbox --local-infile=0 --batch";
+
+/// Does `client` (a path) know `--sandbox`? Its `--help` lists every option it has,
+/// so this asks the installed program rather than guessing from a version number.
+pub async fn probe_sandbox(ctx: &Ctx, client: &str) -> Result<(), String> {
+    let out = ctx
+        .host
+        .run(client, &["--no-defaults", "--help"], Duration::from_secs(30))
+        .await
+        .map_err(|e| format!("cannot ask {client} for its options: {e}"))?;
+    if out.stdout.lines().any(|l| l.trim_start().starts_with("--sandbox ")) {
+        return Ok(());
+    }
+    Err(format!(
+        "{client} has no --sandbox option (MariaDB's client has it from 10.5.25, 10.6.18, 10.11.8 and 11.0.6 on): \
+         without it a dump could run shell commands and read files as root through the client, so no dump is \
+         loaded; upgrade the MariaDB client"
+    ))
+}
+
+/// The first `ERROR …` line the client printed (the statement echo around it is
+/// skipped), control characters escaped and cut to a readable length.
+pub fn client_error(out: &crate::host::CmdOutput) -> String {
+    let line = out
+        .stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("ERROR"))
+        .map(str::to_string)
+        .unwrap_or_else(|| crate::fixes::first_line(out));
+    printable(&line, 300)
+}
+
+/// At most `max` characters of `line`, control, bidi and zero-width characters escaped
+/// (`\u{1b}`), so text from a dump or a server log cannot paint the terminal.
+pub fn printable(line: &str, max: usize) -> String {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+    };
+    let mut s = String::new();
+    for c in line.chars().take(max) {
+        if hidden(c) {
+            s.extend(c.escape_unicode());
+        } else {
+            s.push(c);
+        }
+    }
+    if line.chars().count() > max {
+        s.push('…');
+    }
+    s
+}
 
 /// A connection to one site's database.
 #[derive(Debug)]
@@ -112,7 +176,10 @@ impl Db {
             .tempdir_in(private_parent)
             .map_err(|e| failed(format!("cannot create a private directory in {}: {e}", private_parent.display())))?;
         let cnf = dir.path().join("client.cnf");
-        let text = option_file(&user, password.expose(), site.db.host.as_deref().unwrap_or("localhost"));
+        // Credentials go only to the verified database server, pinned, never in clear text.
+        let endpoint = crate::wordpress::dbendpoint::verify(&ctx.host, site.db.host.as_deref().unwrap_or("localhost"))
+            .map_err(|e| ToolError::Refused(format!("{}: the site's database: {e}", site.path)))?;
+        let text = option_file(&user, password.expose(), &endpoint.db_host()) + &endpoint.option_lines();
         let mut f = std::fs::OpenOptions::new()
             .create_new(true)
             .write(true)
@@ -217,6 +284,10 @@ impl Db {
     /// Load a dump into `db`: the site's tables not in the dump are dropped first, so the
     /// site's tables are exactly the dump's afterwards.
     pub async fn restore(&self, ctx: &Ctx, db: &str, dump: &Path) -> Result<(), ToolError> {
+        // Asked before anything is dropped, so a client that cannot load it safely changes nothing.
+        probe_sandbox(ctx, &self.client)
+            .await
+            .map_err(|why| ToolError::Refused(format!("{} not loaded: {why}", dump.display())))?;
         let want = dump_tables(dump)?;
         let extra: Vec<String> = self.tables(ctx, db).await?.into_iter().filter(|t| !want.contains(t)).collect();
         if !extra.is_empty() {
@@ -226,16 +297,27 @@ impl Db {
         self.load(ctx, db, dump).await
     }
 
-    /// Feed a dump to the client in `db`.
+    /// The command that feeds a dump to the client in `db`: on stdin, sandboxed.
+    pub fn load_cmd(&self, db: &str, dump: &Path) -> Proc {
+        let mut a: Vec<String> = LOAD_FLAGS.iter().map(|f| f.to_string()).collect();
+        a.push(db.to_string());
+        self.client_cmd(&a).stdin(dump)
+    }
+
+    /// Feed a dump to the client in `db`; refused when the client has no `--sandbox`,
+    /// failed on the first error in it.
     pub async fn load(&self, ctx: &Ctx, db: &str, dump: &Path) -> Result<(), ToolError> {
-        let p = self.client_cmd(&[db.to_string()]).stdin(dump);
+        probe_sandbox(ctx, &self.client)
+            .await
+            .map_err(|why| ToolError::Refused(format!("{} not loaded: {why}", dump.display())))?;
+        let p = self.load_cmd(db, dump);
         let o = p.run(ctx, DB_TIMEOUT).await?;
         if !o.success() {
             return Err(failed(format!(
                 "loading {} failed: {}: {}",
                 dump.display(),
                 shown(&p.render(), &self.cnf),
-                crate::fixes::first_line(&o)
+                client_error(&o)
             )));
         }
         Ok(())
@@ -316,4 +398,41 @@ pub fn verify_dump(path: &Path) -> Result<usize, ToolError> {
         return Err(failed(format!("the dump {} is incomplete (no `-- Dump completed` at its end)", path.display())));
     }
     Ok(dump_tables(path)?.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::{CmdOutput, Host};
+
+    /// A stand-in client whose `--help` lists `options`.
+    fn fake_client(dir: &Path, options: &str) -> String {
+        let p = dir.join("mariadb");
+        std::fs::write(&p, format!("#!/bin/sh\nprintf '%s\\n' 'Usage: mariadb [OPTIONS]' {options}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p.display().to_string()
+    }
+
+    #[tokio::test]
+    async fn a_client_without_sandbox_loads_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let ctx = Ctx::new(Host::live());
+        let old = fake_client(d.path(), "'  --local-infile      Enable LOAD DATA LOCAL INFILE.'");
+        let e = probe_sandbox(&ctx, &old).await.unwrap_err();
+        assert!(e.contains("no --sandbox option") && e.contains("no dump is loaded"), "{e}");
+        let new = fake_client(d.path(), "'  --sandbox           Disallow commands that access the file system'");
+        probe_sandbox(&ctx, &new).await.unwrap();
+    }
+
+    #[test]
+    fn the_error_shown_is_the_clients_error_line_escaped() {
+        let out = CmdOutput {
+            status: 1,
+            stdout: String::new(),
+            stderr: "--------------\nSELECT 1\n--------------\n\nERROR 1064 (42000) at line 3: bad \u{1b}[2J\n".into(),
+        };
+        assert_eq!(client_error(&out), "ERROR 1064 (42000) at line 3: bad \\u{1b}[2J");
+        assert_eq!(printable("Can't \u{202e}x", 300), "Can't \\u{202e}x");
+        assert_eq!(printable("abcdef", 3), "abc…");
+    }
 }

@@ -1,6 +1,8 @@
 //! Running the programs staged updates need (`mariadb-dump`, `mariadb`, `php`)
 //! with what `Host::run` does not offer: a file as stdin, and PHP started as the
-//! site's owner through `setpriv`, never as root. Only on the live root.
+//! site's owner through `setpriv`, never as root, confined as site code (no
+//! terminal, its own PID namespace, killed as a whole: see [`crate::spawn`]).
+//! Only on the live root.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -18,12 +20,15 @@ pub struct Proc {
     pub cmd: Cmd,
     /// Standard input from this file.
     pub stdin: Option<PathBuf>,
+    /// Site code: `cmd` is `unshare … setpriv … php …` from [`as_user`], started in a
+    /// new session and killed with its whole PID namespace.
+    pub site_code: bool,
 }
 
 impl Proc {
     /// A command.
     pub fn new<S: AsRef<str>>(program: &str, args: &[S]) -> Proc {
-        Proc { cmd: Cmd::new(program, args), stdin: None }
+        Proc { cmd: Cmd::new(program, args), stdin: None, site_code: false }
     }
 
     /// Read standard input from `f`.
@@ -81,26 +86,27 @@ impl Proc {
                 self.cmd.program
             )));
         }
-        let path = if self.cmd.program.contains('/') {
-            self.cmd.program.clone()
-        } else {
-            ctx.host
-                .which(&self.cmd.program)
-                .ok_or_else(|| ToolError::Failed(format!("`{}` is not installed", self.cmd.program)))?
-        };
         let stdin = match &self.stdin {
             Some(f) => Stdio::from(
                 std::fs::File::open(f).map_err(|e| ToolError::Failed(format!("cannot read {}: {e}", f.display())))?,
             ),
             None => Stdio::null(),
         };
-        tokio::process::Command::new(&path)
-            .args(&self.cmd.args)
-            .env("LC_ALL", "C")
+        let mut command = if self.site_code {
+            crate::spawn::site_code(&self.cmd.args).map_err(ToolError::Refused)?
+        } else {
+            let path = if self.cmd.program.contains('/') {
+                crate::spawn::resolve(&self.cmd.program)
+            } else {
+                ctx.host.which(&self.cmd.program).map(PathBuf::from)
+            }
+            .ok_or_else(|| ToolError::Failed(format!("`{}` is not installed", self.cmd.program)))?;
+            crate::spawn::command(&path, &self.cmd.args, &[])
+        };
+        command
             .stdin(stdin)
             .stdout(stdout)
             .stderr(stderr)
-            .kill_on_drop(true)
             .spawn()
             .map_err(|e| ToolError::Failed(format!("cannot start `{}`: {e}", self.cmd.program)))
     }
@@ -112,31 +118,22 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// `args` run as `who`: through `setpriv` (clean environment, the user's groups) when
-/// we are root, directly when we already are that user; refused otherwise.
+/// `args` run as `who`, as site code: in a new session and PID namespace
+/// (`unshare --pid --fork --kill-child`), through `setpriv` (clean environment, the
+/// user's groups, no new privileges) when we are root, directly when we already are
+/// that user; refused otherwise, and refused when no PID namespace can be made.
 pub fn as_user(who: &RunAs, program: &str, args: &[String]) -> Result<Proc, ToolError> {
     if who.uid == 0 {
         return Err(ToolError::Refused("PHP is never run as root".into()));
     }
-    if is_root() {
-        let mut a = vec![
-            format!("--reuid={}", who.uid),
-            format!("--regid={}", who.gid),
-            if who.name.is_some() { "--init-groups".into() } else { "--clear-groups".into() },
-            "--reset-env".into(),
-            "--".into(),
-            program.to_string(),
-        ];
-        a.extend(args.iter().cloned());
-        return Ok(Proc::new("setpriv", &a));
-    }
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
-    if me == who.uid {
-        return Ok(Proc::new(program, args));
+    if me != 0 && me != who.uid {
+        return Err(ToolError::Refused(format!(
+            "PHP must run as uid {} (the site's owner); run vigil as root or as that user",
+            who.uid
+        )));
     }
-    Err(ToolError::Refused(format!(
-        "PHP must run as uid {} (the site's owner); run vigil as root or as that user",
-        who.uid
-    )))
+    let argv = crate::spawn::site_code_argv(who.uid, who.gid, who.name.is_some(), program, args);
+    Ok(Proc { cmd: Cmd::new("unshare", &argv), stdin: None, site_code: true })
 }

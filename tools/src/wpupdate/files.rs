@@ -1,17 +1,22 @@
 //! Files: the site's backup (tar.gz of its directory, symlinks kept as links,
 //! owners and modes kept, read back to the end), the staging copy, and the
 //! swap that replaces one directory with another by two renames on the same
-//! filesystem, so every moment is either the old tree or the new one.
+//! filesystem, so every moment is either the old tree or the new one. A site
+//! belongs to its owner, who can change it while vigil works in it: every
+//! operation inside one goes through [`tree`]'s descriptors, never a path.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::failed;
+use super::tree::{self, Dir, Kind, MAX_DEPTH};
 use crate::tool::ToolError;
 
 /// A backup of a site: its files and its database tables.
@@ -27,27 +32,107 @@ pub struct BackupRef {
     pub db: String,
     /// Tables in it.
     pub tables: usize,
+    /// What the file backup left out (FIFOs, sockets, devices; names removed while it ran).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
-/// Archive `dir` into `out` (tar.gz, 0600), then read it back to the end; the member count.
-pub fn backup_dir(dir: &Path, out: &Path) -> Result<u64, ToolError> {
+/// Archive the site `dir` into `out` (tar.gz, 0600), then read it back to the end: the member
+/// count and what was left out. The tree is walked through descriptors ([`tree`]): a symlink is
+/// archived as a link, a file is read from the inode that was checked, a FIFO, socket or device
+/// is noted and never opened.
+pub fn backup_dir(dir: &Path, out: &Path) -> Result<(u64, Vec<String>), ToolError> {
+    let ctx = |e: io::Error| failed(format!("archiving {}: {e}", dir.display()));
+    let root = Dir::open(dir).map_err(ctx)?;
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(out)
         .map_err(|e| failed(format!("cannot write {}: {e}", out.display())))?;
     f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
     let gz = flate2::write::GzEncoder::new(BufWriter::new(f), flate2::Compression::fast());
     let mut b = tar::Builder::new(gz);
-    b.follow_symlinks(false);
-    b.mode(tar::HeaderMode::Complete);
-    b.append_dir_all(".", dir).map_err(|e| failed(format!("archiving {}: {e}", dir.display())))?;
-    let gz = b.into_inner().map_err(|e| failed(format!("archiving {}: {e}", dir.display())))?;
-    let w = gz.finish().map_err(|e| failed(format!("archiving {}: {e}", dir.display())))?;
+    let mut skipped = Vec::new();
+    archive_rec(&mut b, &root, Path::new(""), 0, &mut skipped).map_err(ctx)?;
+    let gz = b.into_inner().map_err(ctx)?;
+    let w = gz.finish().map_err(ctx)?;
     let f = w.into_inner().map_err(|e| failed(format!("archiving {}: {}", dir.display(), e.error())))?;
     f.sync_all().map_err(failed)?;
-    verify_archive(out)
+    Ok((verify_archive(out)?, cap_notes(skipped)))
+}
+
+/// At most [`MAX_NOTES`] notes (a busy cache directory can lose thousands of files mid-walk).
+fn cap_notes(mut v: Vec<String>) -> Vec<String> {
+    if v.len() > MAX_NOTES {
+        let more = v.len() - MAX_NOTES;
+        v.truncate(MAX_NOTES);
+        v.push(format!("… and {more} more"));
+    }
+    v
+}
+
+/// Notes kept about what a walk left out.
+pub const MAX_NOTES: usize = 50;
+
+fn archive_rec<W: Write>(
+    b: &mut tar::Builder<W>,
+    d: &Dir,
+    rel: &Path,
+    depth: usize,
+    skipped: &mut Vec<String>,
+) -> io::Result<()> {
+    if depth >= MAX_DEPTH {
+        return Err(io::Error::other(format!("{} is nested more than {MAX_DEPTH} deep", d.path().display())));
+    }
+    for name in d.names()? {
+        let rp = rel.join(&name);
+        let Some(e) = pinned(d, &name, &rp, skipped)? else { continue };
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(e.stat.st_mode & 0o7777);
+        h.set_uid(u64::from(e.stat.st_uid));
+        h.set_gid(u64::from(e.stat.st_gid));
+        h.set_mtime(e.stat.st_mtime.max(0) as u64);
+        h.set_size(0);
+        match e.kind {
+            Kind::Dir => {
+                h.set_entry_type(tar::EntryType::Directory);
+                b.append_data(&mut h, &rp, io::empty())?;
+                let sub = e.open_dir(d.path().join(&name))?;
+                drop(e); // one descriptor per level, not two
+                archive_rec(b, &sub, &rp, depth + 1, skipped)?;
+            }
+            Kind::File => {
+                // Exactly the size checked: a file growing or shrinking meanwhile cannot break the archive.
+                let size = e.stat.st_size.max(0) as u64;
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(size);
+                let f = e.open_file()?;
+                b.append_data(&mut h, &rp, f.take(size).chain(io::repeat(0)).take(size))?;
+            }
+            Kind::Symlink => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                let t = e.read_link()?;
+                b.append_link(&mut h, &rp, Path::new(&t))?;
+            }
+            Kind::Special(what) => skipped.push(format!("{}: a {what}, not archived (never opened)", rp.display())),
+        }
+    }
+    Ok(())
+}
+
+/// `name` in `d`, pinned; `None` (noted) when it vanished meanwhile.
+fn pinned(d: &Dir, name: &OsStr, rp: &Path, skipped: &mut Vec<String>) -> io::Result<Option<tree::Entry>> {
+    match d.entry(name) {
+        Ok(e) => Ok(Some(e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            skipped.push(format!("{}: removed while being read", rp.display()));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Read a tar.gz to its end (every member, the gzip trailer); its member count.
@@ -71,35 +156,73 @@ pub fn verify_archive(path: &Path) -> Result<u64, ToolError> {
 }
 
 /// Extract the members under `sub` (relative to the site, e.g. `wp-content/plugins/akismet`)
-/// of a site backup into `dest` (which becomes that directory), keeping modes and owners.
-pub fn extract_sub(archive: &Path, sub: &str, dest: &Path) -> Result<u64, ToolError> {
+/// of a site backup as `name` in `parent` (a directory of the site, opened without following
+/// links), keeping modes and owners. Everything is created relative to descriptors with
+/// `O_EXCL`, inside a directory that stays root's (0700) until it is complete, so a symlink
+/// planted by the site's owner — or one earlier in the archive — is never written through.
+pub fn extract_sub(archive: &Path, sub: &str, parent: &Dir, name: &OsStr) -> Result<u64, ToolError> {
     let f = File::open(archive).map_err(|e| failed(format!("cannot read {}: {e}", archive.display())))?;
     let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(f)));
-    ar.set_preserve_permissions(true);
-    ar.set_preserve_ownerships(true);
     let want = Path::new(sub);
+    let shown = parent.path().join(name);
+    let ctx = |e: io::Error| failed(format!("restoring {sub} into {}: {e}", shown.display()));
+    let mut top: Option<Dir> = None;
+    let mut top_meta: Option<(u32, u32, u32)> = None;
+    let mut file_top = false;
     let mut n = 0;
-    std::fs::create_dir_all(dest).map_err(|e| failed(format!("cannot create {}: {e}", dest.display())))?;
     for e in ar.entries().map_err(failed)? {
         let mut e = e.map_err(|e| failed(format!("{}: {e}", archive.display())))?;
-        let name = e.path().map_err(failed)?.to_string_lossy().into_owned();
-        let rel = crate::fixes::restore::safe_rel(&name).map_err(failed)?;
+        let ename = e.path().map_err(failed)?.to_string_lossy().into_owned();
+        let rel = crate::fixes::restore::safe_rel(&ename).map_err(failed)?;
         let Ok(inner) = rel.strip_prefix(want) else { continue };
-        let to = dest.join(inner);
+        let h = e.header();
+        let (m, uid, gid) = (
+            h.mode().unwrap_or(0o600),
+            h.uid().ok().and_then(|u| u32::try_from(u).ok()).unwrap_or(u32::MAX),
+            h.gid().ok().and_then(|g| u32::try_from(g).ok()).unwrap_or(u32::MAX),
+        );
+        let et = h.entry_type();
         if inner.as_os_str().is_empty() {
-            // The directory itself: its mode and owner.
-            let h = e.header();
-            if let (Ok(mode), Ok(uid), Ok(gid)) = (h.mode(), h.uid(), h.gid()) {
-                let _ = std::fs::set_permissions(dest, std::fs::Permissions::from_mode(mode & 0o7777));
-                let _ = std::os::unix::fs::chown(dest, Some(uid as u32), Some(gid as u32));
+            if et.is_file() && top.is_none() && !file_top {
+                // `sub` is a single file (a core file such as index.php).
+                let mut w = parent.create(name, 0o600).map_err(ctx)?;
+                io::copy(&mut e, &mut w).map_err(ctx)?;
+                tree::set_owner_mode(&w, uid, gid, m).map_err(ctx)?;
+                file_top = true;
+                n += 1;
+            } else if et.is_dir() && !file_top {
+                top_meta = Some((uid, gid, m));
+                if top.is_none() {
+                    top = Some(parent.mkdir(name, 0o700).map_err(ctx)?);
+                }
             }
             continue;
         }
-        if let Some(p) = to.parent() {
-            std::fs::create_dir_all(p).map_err(|e| failed(format!("cannot create {}: {e}", p.display())))?;
+        if file_top {
+            return Err(failed(format!("{}: {sub} is both a file and a directory", archive.display())));
         }
-        e.unpack(&to).map_err(|err| failed(format!("restoring {name}: {err}")))?;
+        if top.is_none() {
+            top = Some(parent.mkdir(name, 0o700).map_err(ctx)?);
+        }
+        let Some(t) = top.as_ref() else { continue };
+        let (dir, last) = walk_create(t, inner).map_err(ctx)?;
+        if et.is_dir() {
+            dir.ensure_dir(&last, 0o700, None).and_then(|d| d.set_owner_mode(uid, gid, m)).map_err(ctx)?;
+        } else if et.is_file() {
+            let mut w = dir.create(&last, 0o600).map_err(ctx)?;
+            io::copy(&mut e, &mut w).map_err(ctx)?;
+            tree::set_owner_mode(&w, uid, gid, m).map_err(ctx)?;
+        } else if et.is_symlink() {
+            let target = e.link_name_bytes().ok_or_else(|| failed(format!("{ename}: a link without a target")))?;
+            dir.symlink(OsStr::from_bytes(&target), &last, Some((uid, gid))).map_err(ctx)?;
+        } else {
+            continue; // hard links, devices: a site backup has none
+        }
         n += 1;
+    }
+    if let Some(t) = &top {
+        let (uid, gid, m) = top_meta.unwrap_or((0, 0, 0o755));
+        t.set_owner_mode(uid, gid, m).map_err(ctx)?;
     }
     if n == 0 {
         return Err(failed(format!("{} holds nothing under {sub}", archive.display())));
@@ -107,60 +230,95 @@ pub fn extract_sub(archive: &Path, sub: &str, dest: &Path) -> Result<u64, ToolEr
     Ok(n)
 }
 
-/// Copy a tree: directories, files, symlinks as links; modes and owners kept.
-pub fn copy_tree(src: &Path, dst: &Path) -> Result<u64, ToolError> {
-    let mut n = 0;
-    copy_rec(src, dst, &mut n).map_err(|e| failed(format!("copying {} to {}: {e}", src.display(), dst.display())))?;
-    Ok(n)
+/// The directory holding `inner` below `top` (intermediate directories created 0755 root when
+/// missing, existing ones opened without following links) and `inner`'s last name.
+fn walk_create(top: &Dir, inner: &Path) -> io::Result<(Dir, OsString)> {
+    let comps: Vec<&OsStr> = inner.iter().collect();
+    let Some((last, dirs)) = comps.split_last() else {
+        return Err(io::Error::other("an empty path"));
+    };
+    let mut d = top.open_dir(Path::new(""))?;
+    for c in dirs {
+        d = d.ensure_dir(c, 0o755, None)?;
+    }
+    Ok((d, last.to_os_string()))
 }
 
-fn copy_rec(src: &Path, dst: &Path, n: &mut u64) -> io::Result<()> {
-    let meta = std::fs::symlink_metadata(src)?;
-    let ft = meta.file_type();
-    if ft.is_symlink() {
-        std::os::unix::fs::symlink(std::fs::read_link(src)?, dst)?;
-        let _ = std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid()));
-        return Ok(());
-    }
-    if ft.is_dir() {
-        std::fs::create_dir(dst)?;
-        for e in std::fs::read_dir(src)? {
-            let e = e?;
-            copy_rec(&e.path(), &dst.join(e.file_name()), n)?;
-        }
-    } else if ft.is_file() {
-        std::fs::copy(src, dst)?;
-        *n += 1;
-    } else {
-        return Ok(()); // sockets, fifos, devices: not part of a site
-    }
-    std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid()))?;
-    std::fs::set_permissions(dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+/// Copy the site `src` to `dst` (created here; its parent must be a directory only root can
+/// change): directories, files, symlinks as links, modes and owners kept. Read through
+/// descriptors: a symlink is copied as a link, never followed; a file's contents come from the
+/// inode that was checked; a FIFO, socket or device is noted and never opened.
+pub fn copy_tree(src: &Path, dst: &Path) -> Result<Copied, ToolError> {
+    let ctx = |e: io::Error| failed(format!("copying {} to {}: {e}", src.display(), dst.display()));
+    let s = Dir::open(src).map_err(ctx)?;
+    let st = s.stat().map_err(ctx)?;
+    let (Some(pp), Some(name)) = (dst.parent(), dst.file_name()) else {
+        return Err(failed(format!("{} has no parent directory", dst.display())));
+    };
+    let d = Dir::open(pp).and_then(|p| p.mkdir(name, 0o700)).map_err(ctx)?;
+    let mut out = Copied::default();
+    copy_rec(&s, &d, Path::new(""), 0, &mut out).map_err(ctx)?;
+    d.set_owner_mode(st.st_uid, st.st_gid, st.st_mode).map_err(ctx)?;
+    out.skipped = cap_notes(out.skipped);
+    Ok(out)
 }
 
-/// Give a tree to `uid:gid`, directories 0755 and files 0644 (a package's own modes are not trusted).
-pub fn own_tree(dir: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    let meta = std::fs::symlink_metadata(dir)?;
-    if meta.file_type().is_symlink() {
-        return Ok(());
+/// What [`copy_tree`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Copied {
+    /// Regular files copied.
+    pub files: u64,
+    /// What was left out, and why.
+    pub skipped: Vec<String>,
+}
+
+fn copy_rec(s: &Dir, d: &Dir, rel: &Path, depth: usize, out: &mut Copied) -> io::Result<()> {
+    if depth >= MAX_DEPTH {
+        return Err(io::Error::other(format!("{} is nested more than {MAX_DEPTH} deep", s.path().display())));
     }
-    std::os::unix::fs::lchown(dir, Some(uid), Some(gid))?;
-    if meta.is_dir() {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-        for e in std::fs::read_dir(dir)? {
-            own_tree(&e?.path(), uid, gid)?;
+    for name in s.names()? {
+        let rp = rel.join(&name);
+        let Some(e) = pinned(s, &name, &rp, &mut out.skipped)? else { continue };
+        let (uid, gid, m) = (e.stat.st_uid, e.stat.st_gid, e.stat.st_mode);
+        match e.kind {
+            Kind::Dir => {
+                let sub = e.open_dir(s.path().join(&name))?;
+                drop(e); // one descriptor per level, not two
+                // Root's (0700) while it is filled; its owner and mode once complete.
+                let dd = d.mkdir(&name, 0o700)?;
+                copy_rec(&sub, &dd, &rp, depth + 1, out)?;
+                dd.set_owner_mode(uid, gid, m)?;
+            }
+            Kind::File => {
+                let mut r = e.open_file()?;
+                let mut w = d.create(&name, 0o600)?;
+                io::copy(&mut r, &mut w)?;
+                tree::set_owner_mode(&w, uid, gid, m)?;
+                out.files += 1;
+            }
+            Kind::Symlink => d.symlink(&e.read_link()?, &name, Some((uid, gid)))?,
+            Kind::Special(what) => out.skipped.push(format!("{}: a {what}, not copied (never opened)", rp.display())),
         }
-    } else {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o644))?;
     }
     Ok(())
 }
 
-/// Remove a file or a tree, absent is fine.
+/// The directory holding `path` (which must be inside `root`), reached from `root` with every
+/// component opened without following symlinks, and `path`'s last name.
+pub fn open_parent(root: &Path, path: &Path) -> io::Result<(Dir, OsString)> {
+    let rel = path.strip_prefix(root).map_err(|_| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not inside {}", path.display(), root.display()))
+    })?;
+    Dir::open(root)?.parent_of(rel)
+}
+
+/// Remove a file or a tree, absent is fine. Only for paths whose directories nobody but root
+/// can change (the state directory, the staging root); inside a site use [`Dir::remove`].
 pub fn remove_any(p: &Path) -> io::Result<()> {
     match std::fs::symlink_metadata(p) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
+        // std's remove_dir_all does not follow symlinks inside the tree.
         Ok(m) if m.is_dir() => std::fs::remove_dir_all(p),
         Ok(_) => std::fs::remove_file(p),
     }
@@ -200,78 +358,79 @@ pub fn sibling(target: &Path, tag: &str, id: &str) -> PathBuf {
 }
 
 impl Unit {
-    /// A unit replacing `target` by what will be written at its `new` sibling.
-    pub fn new(target: &Path, id: &str) -> Unit {
-        Unit {
+    /// A unit replacing `target` (inside the site `root`) by what will be written at its `new` sibling.
+    pub fn new(root: &Path, target: &Path, id: &str) -> io::Result<Unit> {
+        let (d, name) = open_parent(root, target)?;
+        Ok(Unit {
             target: target.to_path_buf(),
             new: sibling(target, "new", id),
             old: sibling(target, "old", id),
-            existed: std::fs::symlink_metadata(target).is_ok(),
+            existed: d.lstat(&name)?.is_some(),
             state: UnitState::Prepared,
-        }
+        })
+    }
+
+    /// The directory the three names live in (reached from `root` without following links) and the names.
+    fn names(&self, root: &Path) -> io::Result<(Dir, OsString, OsString, OsString)> {
+        let (d, t) = open_parent(root, &self.target)?;
+        let name = |p: &Path| -> io::Result<OsString> {
+            match (p.parent() == self.target.parent(), p.file_name()) {
+                (true, Some(n)) => Ok(n.to_os_string()),
+                _ => Err(io::Error::other(format!("{} is not beside {}", p.display(), self.target.display()))),
+            }
+        };
+        Ok((d, t, name(&self.new)?, name(&self.old)?))
+    }
+
+    /// Before preparing: remove whatever sits at the `new` and `old` names (leftovers, or names
+    /// the site's owner planted), as names — a planted symlink is unlinked, never followed.
+    pub fn clear(&self, root: &Path) -> io::Result<()> {
+        let (d, _, new, old) = self.names(root)?;
+        d.remove(&new)?;
+        d.remove(&old)
     }
 
     /// Move the old content aside. (Journal the state after each call.)
-    pub fn move_old(&mut self) -> io::Result<()> {
+    pub fn move_old(&mut self, root: &Path) -> io::Result<()> {
         if self.existed {
-            std::fs::rename(&self.target, &self.old)?;
+            let (d, t, _, old) = self.names(root)?;
+            d.rename(&t, &d, &old)?;
         }
         self.state = UnitState::OldMoved;
         Ok(())
     }
 
     /// Put the new content in place.
-    pub fn put_new(&mut self) -> io::Result<()> {
-        std::fs::rename(&self.new, &self.target)?;
+    pub fn put_new(&mut self, root: &Path) -> io::Result<()> {
+        let (d, t, new, _) = self.names(root)?;
+        d.rename(&new, &d, &t)?;
         self.state = UnitState::Swapped;
         Ok(())
     }
 
     /// Undo the swap whatever point it reached (judged from the filesystem, since an
     /// interruption can leave it one step ahead of the journal): `target` is the old content again.
-    pub fn undo(&mut self) -> io::Result<()> {
-        if std::fs::symlink_metadata(&self.old).is_ok() {
+    pub fn undo(&mut self, root: &Path) -> io::Result<()> {
+        let (d, t, new, old) = self.names(root)?;
+        if d.lstat(&old)?.is_some() {
             // The old content is intact aside: whatever is at `target` is new (or nothing).
-            remove_any(&self.target)?;
-            std::fs::rename(&self.old, &self.target)?;
+            d.remove(&t)?;
+            d.rename(&old, &d, &t)?;
         } else if !self.existed {
             // Nothing was there before the update.
-            remove_any(&self.target)?;
+            d.remove(&t)?;
         }
-        remove_any(&self.new)?;
+        d.remove(&new)?;
         self.state = UnitState::Prepared;
         Ok(())
     }
 
     /// The update is kept: drop the old content.
-    pub fn finish(&self) -> io::Result<()> {
-        remove_any(&self.old)?;
-        remove_any(&self.new)
+    pub fn finish(&self, root: &Path) -> io::Result<()> {
+        let (d, _, new, old) = self.names(root)?;
+        d.remove(&old)?;
+        d.remove(&new)
     }
-}
-
-/// Every regular file under `dir`, relative, sorted.
-pub fn list_files(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    fn rec(base: &Path, d: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
-        for e in std::fs::read_dir(d)? {
-            let e = e?;
-            let ft = e.file_type()?;
-            if ft.is_dir() {
-                rec(base, &e.path(), out)?;
-            } else if ft.is_file() {
-                out.push(e.path().strip_prefix(base).map(Path::to_path_buf).unwrap_or_default());
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    if std::fs::symlink_metadata(dir)?.is_dir() {
-        rec(dir, dir, &mut out)?;
-    } else {
-        out.push(PathBuf::new());
-    }
-    out.sort();
-    Ok(out)
 }
 
 /// SHA-256 of a file.

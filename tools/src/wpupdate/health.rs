@@ -3,6 +3,10 @@
 //! request the front page, `wp-login.php` and the configured key pages, and
 //! expect no 5xx, no PHP fatal or parse error in a response or in the PHP log;
 //! `php -l` on the PHP files an update changes.
+//!
+//! Every PHP process here is site code: started by [`as_user`] without a
+//! terminal, with stdout/stderr to `/dev/null` or pipes, in its own PID
+//! namespace; stopping the server ends every process the site's PHP started.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -171,6 +175,19 @@ fn log_problems(text: &str, docroot: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Stop the server: killing `unshare` kills its PID namespace; wait (up to 5 s) until
+/// nothing in it still holds the port, so the next check can listen on it.
+async fn stop(child: &mut tokio::process::Child, port: u16) {
+    let _ = child.kill().await;
+    let _ = child.wait().await;
+    for _ in 0..50 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[expect(clippy::too_many_arguments, reason = "one call site per caller; a struct would only rename them")]
 /// Serve `docroot` as `who` and check `pages` with `Host: host`, then `php -l` the `lint` files.
 pub async fn check(
@@ -201,7 +218,7 @@ pub async fn check(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     if !ready {
-        let _ = child.kill().await;
+        stop(&mut child, port).await;
         return Err(failed(format!("`{}` did not listen within 10 s", cmd.render())));
     }
     let mut h = Health::default();
@@ -212,8 +229,7 @@ pub async fn check(
         };
         h.pages.push(PageCheck { path: p, status, problem });
     }
-    let _ = child.kill().await;
-    let _ = child.wait().await;
+    stop(&mut child, port).await;
     h.log_errors = log_problems(&std::fs::read_to_string(&log).unwrap_or_default(), docroot);
     drop(logs);
     for f in lint {

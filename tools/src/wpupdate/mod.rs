@@ -28,7 +28,10 @@ pub mod health;
 pub mod journal;
 pub mod package;
 pub mod stage;
+pub mod tree;
 
+#[cfg(test)]
+mod tenant_tests;
 #[cfg(test)]
 mod tests;
 

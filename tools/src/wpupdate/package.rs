@@ -5,7 +5,8 @@
 //! under a size cap; its version header must be the one asked for; and the
 //! checksums WordPress.org publishes (per-file SHA-256 for plugins, the zip's
 //! SHA-1/MD5 for core) must match. A missing checksum file is noted, a
-//! mismatch is fatal.
+//! mismatch is fatal. Unpacking into a site goes through descriptors
+//! ([`super::tree`]), so a name planted by the site's owner is never written through.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::tree::{self, Dir};
 use super::{UpdateKind, failed};
 use crate::fixes::restore::safe_rel;
 use crate::tool::{Ctx, ToolError};
@@ -102,8 +104,38 @@ pub fn top_dir(kind: UpdateKind, slug: &str) -> String {
     if kind == UpdateKind::Core { "wordpress".into() } else { slug.into() }
 }
 
-/// Unpack `zip` into `dest` (which becomes the package's top directory), refusing anything unsafe.
+/// Unpack `zip` into `dest` (which becomes the package's top directory; vigil's own private
+/// scratch space), refusing anything unsafe.
 pub fn unpack(zip: &Path, kind: UpdateKind, slug: &str, dest: &Path) -> Result<Unpacked, ToolError> {
+    let open = || {
+        std::fs::create_dir_all(dest)?;
+        Dir::open(dest)
+    };
+    unpack_with(zip, kind, slug, dest, open, None)
+}
+
+/// Unpack `zip` into `dest`, a directory vigil created (in a site, still root's 0700) and holds
+/// open: every directory and file is created relative to descriptors, files with `O_EXCL`, so
+/// nothing is written through a name the site's owner planted; each is given `owner` at once
+/// (directories 0755, files 0644 — a package's own modes are not trusted).
+pub fn unpack_into(
+    zip: &Path,
+    kind: UpdateKind,
+    slug: &str,
+    dest: &Dir,
+    owner: Option<(u32, u32)>,
+) -> Result<Unpacked, ToolError> {
+    unpack_with(zip, kind, slug, dest.path(), || dest.open_dir(Path::new("")), owner)
+}
+
+fn unpack_with(
+    zip: &Path,
+    kind: UpdateKind,
+    slug: &str,
+    shown: &Path,
+    open_dest: impl FnOnce() -> std::io::Result<Dir>,
+    owner: Option<(u32, u32)>,
+) -> Result<Unpacked, ToolError> {
     let top = top_dir(kind, slug);
     let f = std::fs::File::open(zip).map_err(|e| failed(format!("cannot read {}: {e}", zip.display())))?;
     let mut ar = zip::ZipArchive::new(std::io::BufReader::new(f))
@@ -112,10 +144,11 @@ pub fn unpack(zip: &Path, kind: UpdateKind, slug: &str, dest: &Path) -> Result<U
         return Err(ToolError::Refused(format!("the package has {} members (limit {MAX_MEMBERS})", ar.len())));
     }
     let refuse = |m: String| {
-        ToolError::Refused(format!("the package is unsafe: {m}; nothing was written outside {}", dest.display()))
+        ToolError::Refused(format!("the package is unsafe: {m}; nothing was written outside {}", shown.display()))
     };
     // Check every name before writing anything.
     let mut planned = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut declared = 0u64;
     for i in 0..ar.len() {
         let m = ar.by_index_raw(i).map_err(|e| refuse(format!("member {i}: {e}")))?;
@@ -127,28 +160,36 @@ pub fn unpack(zip: &Path, kind: UpdateKind, slug: &str, dest: &Path) -> Result<U
         let Ok(inner) = rel.strip_prefix(&top) else {
             return Err(refuse(format!("member `{name}` is outside the package's directory `{top}/`")));
         };
+        if !m.is_dir() && !seen.insert(inner.to_path_buf()) {
+            return Err(refuse(format!("member `{name}` appears twice")));
+        }
         declared = declared.saturating_add(m.size());
         planned.push((i, name, inner.to_path_buf(), m.is_dir()));
     }
     if declared > MAX_UNPACKED {
         return Err(refuse(format!("it would unpack to {} MiB (limit {} MiB)", declared >> 20, MAX_UNPACKED >> 20)));
     }
-    std::fs::create_dir_all(dest).map_err(|e| failed(format!("cannot create {}: {e}", dest.display())))?;
+    let dest = open_dest().map_err(|e| failed(format!("cannot create {}: {e}", shown.display())))?;
+    let wr = |e: std::io::Error| failed(format!("unpacking into {}: {e}", shown.display()));
     let mut out = Unpacked::default();
     for (i, name, inner, is_dir) in planned {
-        let to = dest.join(&inner);
+        let comps: Vec<&std::ffi::OsStr> = inner.iter().collect();
+        let Some((last, dirs)) = comps.split_last() else {
+            if is_dir {
+                continue; // the top directory itself
+            }
+            return Err(refuse(format!("member `{name}` is a file where the package's directory should be")));
+        };
+        let mut d = dest.open_dir(Path::new("")).map_err(wr)?;
+        for c in dirs {
+            d = d.ensure_dir(c, 0o755, owner).map_err(wr)?;
+        }
         if is_dir {
-            std::fs::create_dir_all(&to).map_err(|e| failed(format!("cannot create {}: {e}", to.display())))?;
+            d.ensure_dir(last, 0o755, owner).map_err(wr)?;
             continue;
         }
-        if inner.as_os_str().is_empty() {
-            return Err(refuse(format!("member `{name}` is a file where the package's directory should be")));
-        }
-        if let Some(p) = to.parent() {
-            std::fs::create_dir_all(p).map_err(|e| failed(format!("cannot create {}: {e}", p.display())))?;
-        }
         let mut m = ar.by_index(i).map_err(|e| refuse(format!("member `{name}`: {e}")))?;
-        let mut w = std::fs::File::create(&to).map_err(|e| failed(format!("cannot write {}: {e}", to.display())))?;
+        let mut w = d.create(last, 0o644).map_err(wr)?;
         let mut h = Sha256::new();
         let room = MAX_UNPACKED - out.bytes;
         let mut r = (&mut m).take(room + 1);
@@ -160,13 +201,16 @@ pub fn unpack(zip: &Path, kind: UpdateKind, slug: &str, dest: &Path) -> Result<U
                 break;
             }
             h.update(&buf[..k]);
-            w.write_all(&buf[..k]).map_err(|e| failed(format!("cannot write {}: {e}", to.display())))?;
+            w.write_all(&buf[..k]).map_err(wr)?;
             n += k as u64;
         }
         if n > room {
             return Err(refuse(format!("it unpacks to more than {} MiB", MAX_UNPACKED >> 20)));
         }
-        let _ = w.set_permissions(std::fs::Permissions::from_mode(0o644));
+        match owner {
+            Some((uid, gid)) => tree::set_owner_mode(&w, uid, gid, 0o644).map_err(wr)?,
+            None => w.set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(wr)?,
+        }
         out.bytes += n;
         out.files.insert(inner.to_string_lossy().into_owned(), hex::encode(h.finalize()));
     }

@@ -10,10 +10,11 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::db::{CNF_SHOWN, Db, staging_db_name};
+use super::db::{CNF_SHOWN, Db, LOAD_SHOWN, staging_db_name};
 use super::files::{self, BackupRef, Unit};
 use super::health::{self, Health};
 use super::package::{self, Verified};
+use super::tree;
 use super::{
     BACKUP_DIR, DEFAULT_STAGING_DIR, RunAs, StagedRecord, StagedUpdate, UpdateKind, UpdateSpec, failed, mkdir_private,
     new_id, resolve_site, run_as, state_dir,
@@ -202,7 +203,7 @@ fn render_plan(ctx: &Ctx, p: &Prepared) -> Result<Plan, ToolError> {
         .step(
             format!("create the staging database `{stg_db}` and load the dump into it"),
             Some(format!(
-                "mariadb {CNF_SHOWN} -e {}; mariadb {CNF_SHOWN} {} < {}",
+                "mariadb {CNF_SHOWN} -e {}; mariadb {CNF_SHOWN} {LOAD_SHOWN} {} < {}",
                 quote(&format!("CREATE DATABASE `{stg_db}`")),
                 quote(&stg_db),
                 quote(&b.join("db.sql").display().to_string())
@@ -289,6 +290,9 @@ pub struct StagingFacts {
     pub php_user: String,
     /// Removed afterwards.
     pub removed: bool,
+    /// What the copy left out (FIFOs, sockets, devices are never opened; names removed meanwhile).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 /// Facts of `wordpress_stage_update`.
@@ -323,6 +327,10 @@ pub struct StageFacts {
 
 /// Replace the units of one update inside `root` (a copy or production): unpack the verified
 /// zip beside each target, owned like the target. Returns the units and the PHP files to lint.
+/// `root` belongs to the site's owner, who may change it meanwhile: every step goes through
+/// descriptors opened without following links, the new tree is built in a directory that is
+/// root's (0700) until it is complete, and each file gets its owner on the descriptor that
+/// created it.
 pub(crate) fn build_units(
     kind: UpdateKind,
     slug: &str,
@@ -331,57 +339,54 @@ pub(crate) fn build_units(
     target: &Path,
     id: &str,
 ) -> Result<(Vec<Unit>, Vec<PathBuf>), ToolError> {
-    let owner = |p: &Path| -> (u32, u32) {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(p)
-            .or_else(|_| std::fs::metadata(p.parent().unwrap_or(p)))
-            .map(|m| (m.uid(), m.gid()))
-            .unwrap_or((0, 0))
-    };
+    let ctx = |e: std::io::Error| failed(format!("preparing the new {}: {e}", target.display()));
+    let site = tree::Dir::open(root).map_err(ctx)?;
     let mut units = Vec::new();
     let mut lint = Vec::new();
     if kind != UpdateKind::Core {
-        let u = Unit::new(target, id);
-        files::remove_any(&u.new).map_err(failed)?;
-        package::unpack(zip, kind, slug, &u.new)?;
-        let (uid, gid) = owner(target);
-        files::own_tree(&u.new, uid, gid).map_err(|e| failed(format!("chown {}: {e}", u.new.display())))?;
-        for f in files::list_files(&u.new).map_err(failed)? {
-            if f.extension().is_some_and(|x| x == "php") {
-                lint.push(target.join(f));
-            }
-        }
+        let (parent, name) = files::open_parent(root, target).map_err(ctx)?;
+        let u = Unit::new(root, target, id).map_err(ctx)?;
+        // Owned like what it replaces (never through a link), else like the directory it goes in.
+        let st = match parent.lstat(&name).map_err(ctx)? {
+            Some(st) => st,
+            None => parent.stat().map_err(ctx)?,
+        };
+        let new_name = u.new.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        u.clear(root).map_err(ctx)?;
+        let top = parent.mkdir(&new_name, 0o700).map_err(ctx)?;
+        let unpacked = package::unpack_into(zip, kind, slug, &top, Some((st.st_uid, st.st_gid)))?;
+        top.set_owner_mode(st.st_uid, st.st_gid, 0o755).map_err(ctx)?;
+        lint.extend(unpacked.files.keys().filter(|f| f.ends_with(".php")).map(|f| target.join(f)));
         units.push(u);
         return Ok((units, lint));
     }
-    let scratch = files::sibling(&root.join("wordpress"), "core", id);
-    files::remove_any(&scratch).map_err(failed)?;
+    let scratch = std::ffi::OsString::from(format!(".wordpress.vigil-core-{id}"));
+    site.remove(&scratch).map_err(ctx)?;
     let r = (|| {
-        package::unpack(zip, kind, slug, &scratch)?;
-        let (uid, gid) = owner(root);
-        let mut names: Vec<String> = std::fs::read_dir(&scratch)
-            .map_err(failed)?
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n != "wp-content" && n != "wp-config.php")
-            .collect();
-        names.sort();
-        for n in names {
-            let u = Unit::new(&root.join(&n), id);
-            files::remove_any(&u.new).map_err(failed)?;
-            std::fs::rename(scratch.join(&n), &u.new).map_err(|e| failed(format!("{}: {e}", u.new.display())))?;
-            files::own_tree(&u.new, uid, gid).map_err(|e| failed(format!("chown {}: {e}", u.new.display())))?;
-            for f in files::list_files(&u.new).map_err(failed)? {
-                let t = if f.as_os_str().is_empty() { u.target.clone() } else { u.target.join(f) };
-                if t.extension().is_some_and(|x| x == "php") {
-                    lint.push(t);
-                }
+        let st = site.stat().map_err(ctx)?;
+        let dir = site.mkdir(&scratch, 0o700).map_err(ctx)?;
+        let unpacked = package::unpack_into(zip, kind, slug, &dir, Some((st.st_uid, st.st_gid)))?;
+        for n in dir.names().map_err(ctx)? {
+            if n == "wp-content" || n == "wp-config.php" {
+                continue;
             }
+            let u = Unit::new(root, &root.join(&n), id).map_err(ctx)?;
+            let new_name = u.new.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+            u.clear(root).map_err(ctx)?;
+            dir.rename(&n, &site, &new_name).map_err(ctx)?;
+            let top = n.to_string_lossy().into_owned();
+            lint.extend(
+                unpacked
+                    .files
+                    .keys()
+                    .filter(|f| f.ends_with(".php") && (*f == &top || f.starts_with(&format!("{top}/"))))
+                    .map(|f| root.join(f)),
+            );
             units.push(u);
         }
         Ok::<_, ToolError>(())
     })();
-    let _ = files::remove_any(&scratch);
+    let _ = site.remove(&scratch);
     r?;
     Ok((units, lint))
 }
@@ -542,16 +547,24 @@ async fn stage(ctx: &Ctx, p: Prepared) -> Result<Outcome<StageFacts>, ToolError>
     let mut updates: Vec<StagedUpdate> = Vec::new();
     let mut baseline = None;
     let mut after = None;
+    let mut copy_skipped: Vec<String> = Vec::new();
     let r: Result<Option<String>, ToolError> = async {
         let (src, dst) = (PathBuf::from(&p.site.path), stg.join("site"));
-        blocking(move || files::copy_tree(&src, &dst)).await?;
+        let copied = blocking(move || files::copy_tree(&src, &dst)).await?;
+        copy_skipped = copied.skipped;
         db.create_database(ctx, &stg_db).await?;
         db_created = true;
         db.load(ctx, &stg_db, Path::new(&backup.db)).await?;
-        let cfg_text = config_text(ctx, &p.site)?;
-        let cfg = staging_config(&cfg_text, &stg_db, &url)?;
-        let cfg_path = stg.join("site/wp-config.php");
-        std::fs::write(&cfg_path, cfg).map_err(|e| failed(format!("cannot write {}: {e}", cfg_path.display())))?;
+        // The configuration comes from the copy (read without following a link: the copy keeps a
+        // symlinked wp-config.php as a link, and another file's contents never reach staging).
+        let stg_site = tree::Dir::open(&stg.join("site")).map_err(failed)?;
+        let cfg_text = stg_site
+            .read_regular(std::ffi::OsStr::new("wp-config.php"), 1 << 20)
+            .map_err(|e| ToolError::Refused(format!("staging needs the site's own wp-config.php: {e}")))?;
+        let cfg = staging_config(&String::from_utf8_lossy(&cfg_text), &stg_db, &url)?;
+        stg_site
+            .replace_file(std::ffi::OsStr::new("wp-config.php"), cfg.as_bytes(), &format!("tmp-{id}"))
+            .map_err(|e| failed(format!("cannot write the staging wp-config.php: {e}")))?;
         t.lap("staging copy (files + database)");
 
         let host = format!("127.0.0.1:{port}");
@@ -573,9 +586,9 @@ async fn stage(ctx: &Ctx, p: Prepared) -> Result<Outcome<StageFacts>, ToolError>
             let target = site_dir.join(rel);
             let (units, l) = build_units(w.kind, &w.slug, &v.zip, &site_dir, &target, &id)?;
             for mut u in units {
-                u.move_old().map_err(|e| failed(format!("staging swap {}: {e}", u.target.display())))?;
-                u.put_new().map_err(|e| failed(format!("staging swap {}: {e}", u.target.display())))?;
-                u.finish().map_err(failed)?;
+                u.move_old(&site_dir).map_err(|e| failed(format!("staging swap {}: {e}", u.target.display())))?;
+                u.put_new(&site_dir).map_err(|e| failed(format!("staging swap {}: {e}", u.target.display())))?;
+                u.finish(&site_dir).map_err(failed)?;
             }
             lint.extend(l);
             updates.push(StagedUpdate {
@@ -680,6 +693,7 @@ async fn stage(ctx: &Ctx, p: Prepared) -> Result<Outcome<StageFacts>, ToolError>
                 url,
                 php_user: who_name(&p.who),
                 removed,
+                skipped: copy_skipped,
             },
             apply_would,
             timings: t.into_inner(),
@@ -695,8 +709,15 @@ pub(crate) async fn backup_site(ctx: &Ctx, site: &Site, dir: &Path, tag: &str) -
     let files_path = dir.join(format!("{tag}files.tar.gz"));
     let db_path = dir.join(format!("{tag}db.sql"));
     let (src, out) = (PathBuf::from(&site.path), files_path.clone());
-    let file_count = blocking(move || files::backup_dir(&src, &out)).await?;
+    let (file_count, skipped) = blocking(move || files::backup_dir(&src, &out)).await?;
     let db = Db::open(ctx, site, dir)?;
     let tables = db.dump(ctx, &db.name, &db_path).await?;
-    Ok(BackupRef { at, files: files_path.display().to_string(), file_count, db: db_path.display().to_string(), tables })
+    Ok(BackupRef {
+        at,
+        files: files_path.display().to_string(),
+        file_count,
+        db: db_path.display().to_string(),
+        tables,
+        skipped,
+    })
 }

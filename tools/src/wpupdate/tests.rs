@@ -102,19 +102,19 @@ fn a_swap_undoes_from_any_point() {
     for stop_after in 0..3 {
         std::fs::create_dir_all(&target).unwrap();
         std::fs::write(target.join("v"), "old").unwrap();
-        let mut u = Unit::new(&target, "0a1b2c3d");
+        let mut u = Unit::new(d.path(), &target, "0a1b2c3d").unwrap();
         std::fs::create_dir_all(&u.new).unwrap();
         std::fs::write(u.new.join("v"), "new").unwrap();
         if stop_after >= 1 {
-            u.move_old().unwrap();
+            u.move_old(d.path()).unwrap();
         }
         if stop_after >= 2 {
-            u.put_new().unwrap();
+            u.put_new(d.path()).unwrap();
             assert_eq!(std::fs::read_to_string(target.join("v")).unwrap(), "new");
         }
         // The journal may lag one step behind the filesystem.
         u.state = UnitState::Prepared;
-        u.undo().unwrap();
+        u.undo(d.path()).unwrap();
         assert_eq!(std::fs::read_to_string(target.join("v")).unwrap(), "old", "stop after {stop_after}");
         assert!(!u.new.exists() && !u.old.exists());
     }

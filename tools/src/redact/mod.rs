@@ -1,0 +1,420 @@
+//! The `Redactor`: one pass that removes secrets from anything leaving the host.
+//!
+//! Tools judge secrets locally and report the judgement, never the value. As a
+//! second line of defence, every tool output, plan, log line, transcript and
+//! report passes through [`Redactor::text`] / [`Redactor::value`], which
+//! replace passwords and tokens on command lines (`--requirepass`, `-pSECRET`,
+//! `curl -u user:…`, `sshpass -p …`), in environments and config lines
+//! (`DB_PASSWORD=…`, `define('DB_PASSWORD', …)`), credentials in URLs, bearer
+//! tokens, well-known token shapes and private key blocks with `[REDACTED]`.
+//! The rules live in `rules`, the judgement of which names are secret in
+//! `names`; the corpora under `tools/tests/fixtures/redact/` pin both what must
+//! be masked and what must pass unchanged. Placeholders an admin is told to
+//! replace (`'NEW-PASSWORD'`, `<token>`) are not secrets and stay readable.
+
+mod names;
+mod rules;
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use regex::{Captures, Regex, RegexSet};
+use serde_json::Value;
+
+use crate::finding::Finding;
+use crate::tool::Plan;
+use rules::Check;
+
+pub use names::secret_name;
+
+/// The replacement text.
+pub const MASK: &str = "[REDACTED]";
+
+/// One compiled rule.
+#[derive(Debug)]
+struct Rule {
+    re: Regex,
+    check: Check,
+    /// The command before the match must match this (the tool the flag belongs to).
+    tool: Option<Regex>,
+    /// Index of this rule's trigger in [`Redactor::triggers`].
+    trigger: usize,
+}
+
+/// Removes secrets from text and JSON.
+#[derive(Debug)]
+pub struct Redactor {
+    rules: Vec<Rule>,
+    /// Every rule's trigger at once: one scan tells which rules can apply
+    /// (most strings, e.g. thousands of listeners' fields, have no secret).
+    triggers: RegexSet,
+}
+
+static GLOBAL: LazyLock<Redactor> = LazyLock::new(Redactor::new);
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Redactor::new()
+    }
+}
+
+impl Redactor {
+    /// The shared instance.
+    pub fn global() -> &'static Redactor {
+        &GLOBAL
+    }
+
+    #[expect(clippy::expect_used, reason = "the patterns are constants, covered by the tests below")]
+    fn new() -> Self {
+        let mut triggers: Vec<String> = Vec::new();
+        let mut rules = Vec::new();
+        for s in rules::specs() {
+            let trigger = match triggers.iter().position(|t| *t == s.trigger) {
+                Some(i) => i,
+                None => {
+                    triggers.push(s.trigger.clone());
+                    triggers.len() - 1
+                }
+            };
+            rules.push(Rule {
+                re: Regex::new(&s.pattern).expect("redaction pattern compiles"),
+                check: s.check,
+                tool: s.tool.map(|t| Regex::new(t).expect("tool pattern compiles")),
+                trigger,
+            });
+        }
+        let triggers = RegexSet::new(&triggers).expect("trigger patterns compile");
+        Redactor { rules, triggers }
+    }
+
+    /// Text with every secret replaced.
+    pub fn text<'a>(&self, s: &'a str) -> Cow<'a, str> {
+        // Replacements only insert the mask, which trips no trigger: the triggers of the
+        // original text decide which rules can apply.
+        let hit = self.triggers.matches(s);
+        if !hit.matched_any() {
+            return Cow::Borrowed(s);
+        }
+        let mut out = Cow::Borrowed(s);
+        for rule in self.rules.iter().filter(|r| hit.matched(r.trigger)) {
+            if let Some(changed) = rule.apply(&out) {
+                out = Cow::Owned(changed);
+            }
+        }
+        out
+    }
+    /// JSON with every string redacted and values under secret-named keys masked.
+    pub fn value(&self, mut v: Value) -> Value {
+        self.value_in_place(&mut v);
+        v
+    }
+
+    /// [`Redactor::value`] in place: only strings that change are rewritten, so a large
+    /// output with nothing secret is walked, not rebuilt.
+    pub fn value_in_place(&self, v: &mut Value) {
+        match v {
+            Value::String(s) => {
+                if let Cow::Owned(r) = self.text(s) {
+                    *s = r;
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| self.value_in_place(x)),
+            Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    if is_secret_key(k) && x.is_string() {
+                        *x = Value::String(MASK.into());
+                    } else {
+                        self.value_in_place(x);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A finding with its title, subject, evidence and remediation redacted.
+    pub fn finding(&self, mut f: Finding) -> Finding {
+        f.title = self.text(&f.title).into_owned();
+        f.subject = self.text(&f.subject).into_owned();
+        f.remediation = self.text(&f.remediation).into_owned();
+        f.evidence = f.evidence.iter().map(|e| self.text(e).into_owned()).collect();
+        f
+    }
+
+    /// A plan with every step redacted.
+    pub fn plan(&self, mut p: Plan) -> Plan {
+        p.summary = self.text(&p.summary).into_owned();
+        for s in &mut p.steps {
+            s.action = self.text(&s.action).into_owned();
+            s.command = s.command.as_deref().map(|c| self.text(c).into_owned());
+            s.undo = s.undo.as_deref().map(|c| self.text(c).into_owned());
+        }
+        p.warnings = p.warnings.iter().map(|w| self.text(w).into_owned()).collect();
+        p
+    }
+}
+
+fn is_secret_key(k: &str) -> bool {
+    let k = k.to_ascii_lowercase();
+    matches!(
+        k.as_str(),
+        "password"
+            | "passwd"
+            | "pass"
+            | "passphrase"
+            | "secret"
+            | "client_secret"
+            | "token"
+            | "access_token"
+            | "refresh_token"
+            | "auth_token"
+            | "api_token"
+            | "api_key"
+            | "api-key"
+            | "apikey"
+            | "secret_key"
+            | "private_key"
+            | "db_password"
+            | "x-api-key"
+            | "requirepass"
+            | "masterauth"
+    )
+}
+
+impl Rule {
+    /// This rule applied to `s`, or `None` when it changes nothing.
+    fn apply(&self, s: &str) -> Option<String> {
+        if let Check::Template(t) = self.check {
+            return match self.re.replace_all(s, t) {
+                Cow::Owned(o) => Some(o),
+                Cow::Borrowed(_) => None,
+            };
+        }
+        let tools: Option<(Vec<usize>, Vec<usize>)> = self
+            .tool
+            .as_ref()
+            .map(|t| (t.find_iter(s).map(|m| m.end()).collect(), s.match_indices('\n').map(|(i, _)| i).collect()));
+        let mut out = String::new();
+        let mut last = 0;
+        let mut pos = 0;
+        while pos <= s.len() {
+            let Some(c) = self.re.captures_at(s, pos) else { break };
+            let Some(whole) = c.get(0) else { break };
+            match c.name("v").filter(|v| self.accepts(&c, v.as_str(), tools.as_ref())) {
+                Some(v) => {
+                    out.push_str(&s[last..v.start()]);
+                    out.push_str(&mask_value(v.as_str()));
+                    last = v.end();
+                    pos = v.end();
+                }
+                None => {
+                    // Look again from just after the name, so `--user --password x` still finds
+                    // `--password x` after rejecting `--user --password`.
+                    let after_name = c.name("name").map_or(0, |n| n.end());
+                    let next_char = s[whole.start()..].chars().next().map_or(1, char::len_utf8);
+                    pos = after_name.max(whole.start() + next_char);
+                }
+            }
+        }
+        if last == 0 {
+            return None;
+        }
+        out.push_str(&s[last..]);
+        Some(out)
+    }
+
+    /// Is the value `v` of this match a secret to mask?
+    /// `tools`: where this rule's tool pattern matches in `s` (match ends) and where its lines end,
+    /// both sorted, so each candidate is checked in logarithmic time.
+    fn accepts(&self, c: &Captures, v: &str, tools: Option<&(Vec<usize>, Vec<usize>)>) -> bool {
+        if !maskable(v) {
+            return false;
+        }
+        let name = c.name("name").map_or("", |n| n.as_str());
+        let start = c.get(0).map_or(0, |m| m.start());
+        if self.tool.is_some() {
+            // The command this flag belongs to: a match of the tool's pattern earlier on the same line.
+            let Some((ends, newlines)) = tools else { return false };
+            let i = ends.partition_point(|&e| e <= start);
+            let Some(&end) = i.checked_sub(1).and_then(|i| ends.get(i)) else { return false };
+            let next_newline = newlines.get(newlines.partition_point(|&n| n < end));
+            if next_newline.is_some_and(|&n| n < start) {
+                return false;
+            }
+        }
+        match self.check {
+            Check::Always | Check::Template(_) => true,
+            Check::Name => names::secret_name(name),
+            Check::Flag => {
+                let sep = c.name("sep").map_or("", |m| m.as_str());
+                // `-pS3cret` is a short flag with its value attached, not a flag named "pS3cret":
+                // single-dash long flags (`-pass`, `-passin`) are lower-case words.
+                let single = c.name("dash").is_some_and(|d| d.as_str() == "-");
+                if single && name.bytes().any(|b| !(b.is_ascii_lowercase() || b == b'-' || b == b'_')) {
+                    return false;
+                }
+                names::secret_name(name) && (sep == "=" || !v.starts_with('-') || names::always_valued(name))
+            }
+            Check::Url => !port_and_path(v),
+        }
+    }
+}
+
+/// `8080/x` in `http://host:8080/x@y`: a port and a path, not a password.
+fn port_and_path(v: &str) -> bool {
+    match v.find(['/', '?', '#']) {
+        Some(i) => v[..i].bytes().all(|b| b.is_ascii_digit()),
+        None => false,
+    }
+}
+
+/// Values left as they are: empty, already masked, a placeholder an admin is told to
+/// replace (`'NEW-PASSWORD'`, `<token>`), a yes/no setting, or a `$VARIABLE` reference.
+fn maskable(v: &str) -> bool {
+    let inner = unquote(v);
+    if inner.trim().is_empty() || inner.starts_with("[REDACTED") || inner == "…" || inner == "..." {
+        return false;
+    }
+    !(placeholder(inner) || setting(inner) || variable(inner))
+}
+
+fn unquote(v: &str) -> &str {
+    for q in ['\'', '"'] {
+        if let Some(i) = v.strip_prefix(q).and_then(|x| x.strip_suffix(q)) {
+            return i;
+        }
+    }
+    v
+}
+
+/// `NEW-PASSWORD`, `YOUR_API_TOKEN`, `<password>`, `<new password>`.
+pub fn placeholder(v: &str) -> bool {
+    if let Some(i) = v.strip_prefix('<').and_then(|x| x.strip_suffix('>')) {
+        return !i.is_empty() && i.len() <= 40 && i.chars().all(|c| c.is_ascii_alphanumeric() || " _-".contains(c));
+    }
+    let head = ["NEW-", "NEW_", "YOUR-", "YOUR_"];
+    head.iter().any(|h| v.starts_with(h))
+        && v.len() <= 40
+        && v.chars().all(|c| c.is_ascii_uppercase() || c == '-' || c == '_')
+}
+
+fn setting(v: &str) -> bool {
+    matches!(
+        v.to_ascii_lowercase().as_str(),
+        "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "none" | "nil" | "required" | "optional"
+    )
+}
+
+fn variable(v: &str) -> bool {
+    let name = v.strip_prefix("${").and_then(|x| x.strip_suffix('}')).or_else(|| v.strip_prefix('$'));
+    name.is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+}
+
+/// The mask for a value, keeping its quotes.
+fn mask_value(v: &str) -> String {
+    for q in ['\'', '"'] {
+        if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
+            return format!("{q}{MASK}{q}");
+        }
+    }
+    MASK.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(s: &str) -> String {
+        Redactor::global().text(s).into_owned()
+    }
+
+    #[test]
+    fn command_lines() {
+        assert_eq!(r("redis-server *:6379 --requirepass hunter2"), "redis-server *:6379 --requirepass [REDACTED]");
+        assert_eq!(r("app --password=s3cr3t --port 80"), "app --password=[REDACTED] --port 80");
+        assert_eq!(r("mysqldump -u wp -pCompany2024! wpdb"), "mysqldump -u wp -p[REDACTED] wpdb");
+        assert_eq!(r("redis-cli -h x -a topsecret ping"), "redis-cli -h x -a [REDACTED] ping");
+        // -p is a port for most programs: left alone.
+        assert_eq!(r("ssh -p 2222 host"), "ssh -p 2222 host");
+    }
+
+    #[test]
+    fn environments_and_config_lines() {
+        assert_eq!(r("MYSQL_ROOT_PASSWORD=Company2024!"), "MYSQL_ROOT_PASSWORD=[REDACTED]");
+        assert_eq!(r("db_password = 'x y z'"), "db_password = '[REDACTED]'");
+        assert_eq!(r("DB_PASS=abc WP_USER=x"), "DB_PASS=[REDACTED] WP_USER=x");
+        assert_eq!(r(r#"{"api_key": "abc123"}"#), r#"{"api_key": "[REDACTED]"}"#);
+        assert_eq!(r("define( 'DB_PASSWORD', 'ClientName2024!' );"), "define( 'DB_PASSWORD', '[REDACTED]' );");
+        assert_eq!(r("define('AUTH_KEY', \"k\");"), "define('AUTH_KEY', \"[REDACTED]\");");
+        // sshd keywords are not secrets.
+        assert_eq!(r("PasswordAuthentication no"), "PasswordAuthentication no");
+    }
+
+    #[test]
+    fn urls_tokens_and_keys() {
+        assert_eq!(r("mysql://wp:pa55@db:3306/wp"), "mysql://wp:[REDACTED]@db:3306/wp");
+        assert_eq!(r("Authorization: Bearer abcdefghijkl"), "Authorization: Bearer [REDACTED]");
+        assert_eq!(r("key sk-ant-api03-AAAAAAAAAAAAAAAAAAAA"), "key [REDACTED]");
+        assert_eq!(r("AKIAABCDEFGHIJKLMNOP"), "[REDACTED]");
+        let pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n-----END OPENSSH PRIVATE KEY-----";
+        assert_eq!(r(pem), "[REDACTED OPENSSH PRIVATE KEY]");
+        assert_eq!(r("-----BEGIN RSA PRIVATE KEY-----\nMIIE"), "[REDACTED RSA PRIVATE KEY]");
+        assert_eq!(r("https://hooks.slack.com/services/T0/B0/xyz"), "https://hooks.slack.com/services/[REDACTED]");
+    }
+
+    #[test]
+    fn the_issue_14_shapes() {
+        assert_eq!(r("sshpass -p S3cr3t ssh h"), "sshpass -p [REDACTED] ssh h");
+        assert_eq!(r("curl -u user:S3cr3t https://x"), "curl -u user:[REDACTED] https://x");
+        assert_eq!(r("lftp -u user,S3cr3t h"), "lftp -u user,[REDACTED] h");
+        assert_eq!(r("redis-server --requirepass -S"), "redis-server --requirepass [REDACTED]");
+        assert_eq!(r("mongodb://u:pa/ss@h/db"), "mongodb://u:[REDACTED]@h/db");
+        assert_eq!(r("postgres://u:a@b@h/db"), "postgres://u:[REDACTED]@h/db");
+        assert_eq!(r("x '--password=two words' y"), "x '--password=[REDACTED]' y");
+        // A placeholder the admin is told to replace stays readable; a value equal to it in
+        // lower case (a real password) does not.
+        assert_eq!(r("IDENTIFIED BY 'NEW-PASSWORD';"), "IDENTIFIED BY 'NEW-PASSWORD';");
+        assert_eq!(r("IDENTIFIED BY 'new-password';"), "IDENTIFIED BY '[REDACTED]';");
+    }
+
+    /// Hostile input (huge, repetitive, every rule's prefix over and over) is redacted in bounded
+    /// time and without a panic; multi-byte characters next to matches are kept intact.
+    #[test]
+    fn hostile_input_is_linear_and_never_panics() {
+        for unit in [
+            "a:",
+            "://a:",
+            "--password ",
+            "x=",
+            "-p",
+            "mysql -p",
+            "'--token=",
+            "\"",
+            "<password>",
+            "é=ü ",
+            "DB_PASSWORD=\u{202E}",
+            "https://u:p@",
+            "@",
+            "htpasswd -b ",
+            "PASSWORD ",
+        ] {
+            let big = unit.repeat(20_000);
+            let t = std::time::Instant::now();
+            let out = r(&big);
+            // About 1 s at most in a debug build; quadratic behaviour took 9–20 s here.
+            assert!(t.elapsed() < std::time::Duration::from_secs(8), "{unit:?} x 20000: {:?}", t.elapsed());
+            assert!(!out.is_empty());
+        }
+        assert_eq!(r("é --password=ü x"), "é --password=[REDACTED] x");
+    }
+
+    #[test]
+    fn json_values() {
+        let v = serde_json::json!({"cmd": "x --token abc", "password": "p", "n": 3, "list": ["PASS=1"]});
+        let out = Redactor::global().value(v);
+        assert_eq!(out["cmd"], "x --token [REDACTED]");
+        assert_eq!(out["password"], "[REDACTED]");
+        assert_eq!(out["n"], 3);
+        assert_eq!(out["list"][0], "PASS=[REDACTED]");
+    }
+}

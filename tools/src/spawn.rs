@@ -1,0 +1,325 @@
+//! The one way vigil starts a child process.
+//!
+//! vigil runs as root with secrets in its environment (the API key, perhaps
+//! `MYSQL_PWD`, `RESTIC_PASSWORD`, proxies) and descriptors open on state files,
+//! sockets and the administrator's terminal. A child must see none of it: every
+//! program is started here with an empty environment plus `PATH`
+//! ([`CHILD_PATH`]), `LC_ALL=C` and only the variables its caller names, by an
+//! absolute path, with stdin from `/dev/null` unless the caller gives a file,
+//! and with every inherited descriptor from 3 up marked close-on-exec just
+//! before `exec`, so nothing the caller had open leaks into it.
+//!
+//! Site code (PHP a site owner wrote, run by the staged-update health check)
+//! gets more, through [`site_code`]: a new session (no controlling terminal, so
+//! no `TIOCSTI` into the administrator's shell), the parent-death signal, and a
+//! PID namespace (`unshare --pid --fork --kill-child`) whose first process is
+//! killed when vigil stops the check or dies, which kills every process in the
+//! namespace, however often they forked or called `setsid()`. Where a PID
+//! namespace cannot be created, site code is refused, never run unconfined.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+
+/// `PATH` of every child: system directories only, never one from the caller.
+pub const CHILD_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where programs are looked up (the local directories first, as a shell would).
+const BIN_DIRS: [&str; 6] = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+
+/// The absolute path of `program`: itself when absolute, else the first match
+/// in the system bin directories. `None` when not installed (or relative with a `/`).
+pub fn resolve(program: &str) -> Option<PathBuf> {
+    let p = Path::new(program);
+    if p.is_absolute() {
+        return p.is_file().then(|| p.to_path_buf());
+    }
+    if program.is_empty() || program.contains('/') {
+        return None;
+    }
+    BIN_DIRS.iter().map(|d| Path::new(d).join(program)).find(|p| p.is_file())
+}
+
+/// The home directory of the user vigil runs as, from the password database
+/// (never from an inherited `HOME`), for the few programs that need one (`trivy`'s cache).
+pub fn own_home() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    let passwd = crate::host::Host::live().read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 7 && f[2].parse::<u32>().ok() == Some(uid) && f[5].starts_with('/')).then(|| f[5].to_string())
+    })
+}
+
+/// A command for the program at the absolute path `program` with a clean start:
+/// environment cleared, then `PATH` and `LC_ALL=C` and `env`; stdin `/dev/null`
+/// (the caller may give a file); descriptors >= 3 closed on `exec`. The caller
+/// sets stdout/stderr.
+pub fn std_command(program: &Path, args: &[impl AsRef<OsStr>], env: &[(&str, &str)]) -> std::process::Command {
+    let mut c = std::process::Command::new(program);
+    c.args(args).env_clear().env("PATH", CHILD_PATH).env("LC_ALL", "C");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.stdin(Stdio::null());
+    // SAFETY: the closure only makes raw system calls (close_range, fcntl,
+    // getrlimit), which are async-signal-safe, and allocates nothing.
+    unsafe {
+        c.pre_exec(|| {
+            cloexec_from_3();
+            Ok(())
+        });
+    }
+    c
+}
+
+/// [`std_command`] for async callers: killed when the handle is dropped.
+pub fn command(program: &Path, args: &[impl AsRef<OsStr>], env: &[(&str, &str)]) -> tokio::process::Command {
+    let mut c = tokio::process::Command::from(std_command(program, args, env));
+    c.kill_on_drop(true);
+    c
+}
+
+/// How site code is started: `unshare` and `setpriv` in front of the program.
+pub const UNSHARE_ARGS: [&str; 3] = ["--pid", "--fork", "--kill-child"];
+
+/// Why site code cannot be confined on this machine (`None`: it can).
+/// Probed once: `unshare --pid --fork --kill-child /bin/true` as vigil would run it.
+pub fn site_code_unavailable() -> Option<String> {
+    static PROBE: OnceLock<Option<String>> = OnceLock::new();
+    PROBE.get_or_init(|| probe(resolve("unshare"))).clone()
+}
+
+/// Run `unshare [--map-current-user] --pid --fork --kill-child /bin/true`: `None` when it works.
+fn probe(unshare: Option<PathBuf>) -> Option<String> {
+    let Some(unshare) = unshare else {
+        return Some("`unshare` (util-linux) is not installed".into());
+    };
+    let Some(t) = resolve("true") else {
+        return Some("`true` (coreutils) is not installed".into());
+    };
+    let mut args: Vec<String> = Vec::new();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        args.push("--map-current-user".into());
+    }
+    args.extend(UNSHARE_ARGS.iter().map(|s| s.to_string()));
+    args.push(t.display().to_string());
+    match std_command(&unshare, &args, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).output() {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!(
+            "a PID namespace cannot be created here (`unshare --pid` failed: {})",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Some(format!("`unshare` cannot be started: {e}")),
+    }
+}
+
+/// Arguments that put `program args` in a new PID namespace as `uid:gid`:
+/// `unshare --pid --fork --kill-child setpriv … --pdeathsig keep -- program args`.
+/// When vigil already runs as `uid`, `setpriv` is left out and a user namespace
+/// (`--map-current-user`) makes the PID namespace possible without root.
+pub fn site_code_argv(uid: u32, gid: u32, init_groups: bool, program: &str, args: &[String]) -> Vec<String> {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut a: Vec<String> = Vec::new();
+    if !root {
+        a.push("--map-current-user".into());
+    }
+    a.extend(UNSHARE_ARGS.iter().map(|s| s.to_string()));
+    if root {
+        let setpriv = resolve("setpriv").map_or_else(|| "setpriv".to_string(), |p| p.display().to_string());
+        a.extend([
+            setpriv,
+            format!("--reuid={uid}"),
+            format!("--regid={gid}"),
+            if init_groups { "--init-groups".into() } else { "--clear-groups".into() },
+            "--reset-env".into(),
+            "--no-new-privs".into(),
+            // Changing the uid clears the parent-death signal `--kill-child` set;
+            // keep it, or the namespace would outlive `unshare`.
+            "--pdeathsig".into(),
+            "keep".into(),
+            "--".into(),
+        ]);
+    }
+    a.push(program.to_string());
+    a.extend(args.iter().cloned());
+    a
+}
+
+/// A command running site code: `argv` (from [`site_code_argv`]) under `unshare`,
+/// started in a new session (no controlling terminal) and killed with SIGKILL
+/// when the thread that started it ends. Refused when no PID namespace can be made.
+///
+/// The parent-death signal follows the starting *thread*, not the process: start
+/// site code from a runtime worker or the main thread, never from a short-lived
+/// thread (a `spawn_blocking` task), or the check is cut short when that thread exits.
+pub fn site_code(argv: &[String]) -> Result<tokio::process::Command, String> {
+    if let Some(why) = site_code_unavailable() {
+        return Err(format!("site code is not run: {why}; vigil only runs a site's PHP inside a PID namespace"));
+    }
+    let unshare = resolve("unshare").ok_or_else(|| "`unshare` (util-linux) is not installed".to_string())?;
+    let mut c = std_command(&unshare, argv, &[]);
+    let parent = std::process::id();
+    // SAFETY: setsid, prctl and getppid are async-signal-safe system calls; nothing is allocated.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died before the signal was armed.
+            if libc::getppid() as u32 != parent {
+                return Err(io::Error::other("vigil exited while starting site code"));
+            }
+            Ok(())
+        });
+    }
+    let mut c = tokio::process::Command::from(c);
+    c.kill_on_drop(true);
+    Ok(c)
+}
+
+/// Mark every descriptor from 3 up close-on-exec (`close_range`, else one by one).
+fn cloexec_from_3() {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 4;
+    // SAFETY: close_range only changes descriptor flags of this (forked) process.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) };
+    if r == 0 {
+        return;
+    }
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own.
+    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur.min(1 << 20) as libc::c_int
+    } else {
+        65536
+    };
+    for fd in 3..max {
+        // SAFETY: F_SETFD on a descriptor number; unused numbers fail with EBADF, harmlessly.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    fn sh() -> PathBuf {
+        resolve("sh").unwrap()
+    }
+
+    #[test]
+    fn programs_resolve_to_absolute_paths() {
+        assert!(resolve("sh").unwrap().is_absolute());
+        assert_eq!(resolve("/bin/sh"), Some(PathBuf::from("/bin/sh")));
+        assert_eq!(resolve("./sh"), None);
+        assert_eq!(resolve("vigil-no-such-program"), None);
+        assert_eq!(resolve(""), None);
+    }
+
+    #[test]
+    fn the_environment_is_cleared_to_what_the_caller_names() {
+        // A secret in vigil's own environment (HOME and whatever else the test runner
+        // has are there too); only PATH, LC_ALL and what the caller names may arrive.
+        // SAFETY: no other test in this binary reads this variable.
+        unsafe { std::env::set_var("VIGIL_SPAWN_TEST_SECRET", "sk-ant-spawn-test") };
+        let out = std_command(&sh(), &["-c", "env"], &[("RESTIC_PASSWORD_FILE", "/root/pw")])
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut vars: Vec<&str> = text.lines().map(|l| l.split('=').next().unwrap_or("")).collect();
+        vars.sort();
+        // sh itself adds PWD (and some shells SHLVL/_): everything else came from us.
+        vars.retain(|v| !["PWD", "SHLVL", "_"].contains(v));
+        assert_eq!(vars, vec!["LC_ALL", "PATH", "RESTIC_PASSWORD_FILE"], "{text}");
+        assert!(text.contains(&format!("PATH={CHILD_PATH}\n")), "{text}");
+        assert!(!text.contains("sk-ant"), "{text}");
+    }
+
+    #[test]
+    fn an_open_descriptor_is_not_inherited() {
+        // A descriptor opened without close-on-exec, as a library or a careless caller might.
+        let f = std::fs::File::open("/etc/hostname").unwrap();
+        let fd = f.as_raw_fd();
+        // SAFETY: clearing FD_CLOEXEC on our own open descriptor.
+        assert_eq!(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }, 0);
+        // Without the spawner the child sees it (the attack is real)...
+        let plain =
+            std::process::Command::new(sh()).args(["-c", &format!("readlink /proc/self/fd/{fd}")]).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&plain.stdout).trim(), "/etc/hostname");
+        // ...through it, the child has nothing from 3 up but what `ls` opens itself.
+        let out = std_command(&sh(), &["-c", &format!("readlink /proc/self/fd/{fd}; ls -l /proc/self/fd/")], &[])
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("/etc/hostname"), "{text}");
+        drop(f);
+    }
+
+    #[test]
+    fn stdin_is_dev_null_unless_given() {
+        let out = std_command(&sh(), &["-c", "readlink /proc/self/fd/0"], &[]).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "/dev/null");
+    }
+
+    #[test]
+    fn no_pid_namespace_is_a_clear_refusal() {
+        assert!(probe(None).unwrap().contains("`unshare` (util-linux) is not installed"));
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            println!("SKIPPED: not root");
+            return;
+        }
+        // The real unshare, denied by the kernel: run as `nobody`, it may not create a PID namespace.
+        let dir = tempfile::tempdir().unwrap();
+        let wrapper = dir.path().join("unshare");
+        let (setpriv, unshare) = (resolve("setpriv").unwrap(), resolve("unshare").unwrap());
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec {} --reuid=65534 --regid=65534 --clear-groups {} \"$@\"\n",
+                setpriv.display(),
+                unshare.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let why = probe(Some(wrapper)).unwrap();
+        assert!(
+            why.contains("a PID namespace cannot be created here") && why.contains("Operation not permitted"),
+            "{why}"
+        );
+    }
+
+    #[tokio::test]
+    async fn site_code_runs_without_a_terminal_in_its_own_pid_namespace() {
+        if let Some(why) = site_code_unavailable() {
+            if std::env::var("VIGIL_SYSTEM_TESTS").as_deref() == Ok("1") {
+                panic!("system test cannot run: {why}");
+            }
+            println!("SKIPPED: {why}");
+            return;
+        }
+        let argv =
+            site_code_argv(65534, 65534, false, "/bin/sh", &["-c".into(), "echo pid=$$; cat /proc/self/stat".into()]);
+        let out = site_code(&argv).unwrap().stdout(Stdio::piped()).stderr(Stdio::piped()).output().await.unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        // PID 1 of a new namespace (unshare's child became `sh`).
+        assert!(text.contains("pid=1\n"), "{text}");
+        // /proc/self/stat field 7 is tty_nr: 0 means no controlling terminal.
+        let stat = text.lines().find(|l| l.contains(") ")).unwrap();
+        let after = stat.rsplit_once(") ").unwrap().1;
+        assert_eq!(after.split(' ').nth(4), Some("0"), "{stat}");
+    }
+}
