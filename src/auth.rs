@@ -177,6 +177,10 @@ impl std::fmt::Display for KeySource {
 }
 
 /// Read a key file, refusing one that others can read or that root does not own when we are root.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the administrator's key file, checked to be private and root-owned first"
+)]
 pub fn read_key_file(path: &Path) -> Result<SecretString> {
     let meta = std::fs::metadata(path).with_context(|| format!("cannot read the key file {}", path.display()))?;
     if meta.mode() & 0o077 != 0 {

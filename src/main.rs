@@ -15,7 +15,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match rt.block_on(vigil::cmd::run(cli)) {
+    let result = rt.block_on(vigil::cmd::run(cli));
+    // Everything is written by now: a tool thread stuck in the kernel or a prompt still
+    // waiting on stdin must not keep vigil alive, so the runtime does not wait for them.
+    rt.shutdown_background();
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             if is_broken_pipe(&e) {

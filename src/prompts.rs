@@ -15,6 +15,7 @@ pub const SYSTEM: &str = include_str!("../prompts/system.md");
 pub const SAVED: &[(&str, &str)] = &[("monthly-review", include_str!("../prompts/monthly-review.md"))];
 
 /// The saved prompt `name`: the config directory's override, else the shipped one.
+#[expect(clippy::disallowed_methods, reason = "a prompt in vigil's own config directory, beside the root-owned config")]
 pub fn saved(name: &str, config_dir: &Path) -> Result<String> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         bail!("`{name}` is not a prompt name (letters, digits, - and _ only)");

@@ -165,7 +165,7 @@ pub fn host_name(host: &Host) -> String {
     let from_file = host.read_to_string("/etc/hostname").ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let name = from_file.or_else(|| {
         if host.is_live() {
-            std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string())
+            host.read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string())
         } else {
             None
         }

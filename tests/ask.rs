@@ -1,4 +1,5 @@
 //! `vigil ask` end to end: the real binary against a fake Messages API.
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 
 mod support;
 

@@ -8,7 +8,7 @@
 //!
 //! The journald test needs root, `unshare`, `nsenter` and `systemd-journald`:
 //! missing, it fails under `VIGIL_SYSTEM_TESTS=1` and is skipped (saying so) otherwise.
-
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod support;

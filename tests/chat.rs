@@ -1,4 +1,5 @@
 //! `vigil chat` on a pseudo-terminal, as a person uses it.
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 
 mod support;
 

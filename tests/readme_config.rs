@@ -1,7 +1,7 @@
 //! README's configuration section is the reference users copy from: it must
 //! parse with the real config loader (unknown keys are errors) and name every
 //! key the loader knows.
-
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::path::Path;

@@ -10,7 +10,7 @@
 //! processes with `--requirepass -S`, `--spring.datasource.password S` and an
 //! argument `--password=two words`. Every planted secret contains `PLANTED`,
 //! so one search finds any piece of any of them.
-
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed unwrap is a failed test")]
 
 mod support;

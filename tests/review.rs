@@ -2,7 +2,7 @@
 //! of the deterministic review (and the review surviving any model failure),
 //! the HTML report parsed and rendered in headless Chromium, the golden JSON
 //! review of fixtures/hosts/web1, and what the fixture hosts must catch.
-
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests: a failed unwrap is a failed test")]
 
 mod support;

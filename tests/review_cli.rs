@@ -5,7 +5,7 @@
 //! findings, acknowledgements that stop counting until they expire, and the
 //! clear refusals (a malformed or group/world-writable config, malformed tool
 //! input, an edited audit log).
-
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod support;

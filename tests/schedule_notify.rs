@@ -3,6 +3,7 @@
 //! conversation with STARTTLS (aiosmtpd), webhooks to a local HTTP server,
 //! a failed notification shown at the top of the next review, the overdue
 //! notice, and `remove` undoing `install`.
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed setup should panic")]
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -2,7 +2,7 @@
 //! the state directory and the next review uses it; a server error, a cut
 //! download or a body that is not a feed keeps the old one and exits 2; the
 //! key goes only into the bearer header.
-
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod support;

@@ -3,6 +3,7 @@
 //! changes; a forged or unknown `--approval` token opens nothing; on a
 //! pseudo-terminal (`script`) the plan is shown and anything but the tool's
 //! name declines. The run itself is covered by `tools/tests/wp_stage_real.rs`.
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed setup should panic")]
 
 use std::io::{Read, Write};

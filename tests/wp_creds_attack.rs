@@ -12,6 +12,7 @@
 //! the victim's administrators from the real server, and must never print a
 //! password. A last part shows the listener is a real threat: the plain
 //! client hands it the password; with vigil's client options it does not.
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed setup should panic")]
 
 mod support;

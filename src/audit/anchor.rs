@@ -195,8 +195,8 @@ fn param(s: &str) -> String {
 }
 
 fn hostname() -> String {
-    let h = std::fs::read("/proc/sys/kernel/hostname").unwrap_or_default();
-    token(String::from_utf8_lossy(&h).trim(), 255)
+    let h = vigil_tools::Host::live().read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    token(h.trim(), 255)
 }
 
 impl Anchors {
@@ -351,6 +351,7 @@ impl Anchors {
     }
 
     /// The journal's anchors of this log: (seq, hash) pairs, possibly repeated.
+    #[expect(clippy::disallowed_methods, reason = "a journal export the administrator names, not an audited file")]
     fn read_journal(&self) -> Result<Vec<(u64, String)>, String> {
         let text = match &self.journal_source {
             JournalSource::Export(p) => std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?,

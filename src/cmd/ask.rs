@@ -24,6 +24,7 @@ use crate::gate::Terminal;
 use crate::term::strip_controls;
 
 /// The prompt from `--prompt NAME`, `--prompt-file F` and the arguments, in that order.
+#[expect(clippy::disallowed_methods, reason = "a prompt file the administrator names on the command line")]
 pub fn prompt_of(app: &App, args: &AskArgs) -> Result<String> {
     let mut parts = Vec::new();
     if let Some(name) = &args.prompt_name {

@@ -35,7 +35,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Log { action } => log::run(&app, action),
         Command::Auth { action } => auth::run(&app, action),
         Command::Review(args) => review::run(&app, args).await,
-        Command::Ack(args) => review::ack(&app, args),
+        Command::Ack(args) => review::ack(&app, args).await,
         Command::Report(args) => report::run(&app, args),
         Command::Notify { action } => notify::run(&app, action).await,
         Command::Schedule { action } => schedule::run(&app, action).await,

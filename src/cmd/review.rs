@@ -5,6 +5,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use vigil_tools::Severity;
@@ -14,6 +15,7 @@ use crate::app::App;
 use crate::audit::Origin;
 use crate::cli::{AckAction, AckArgs, Format, ReviewArgs};
 use crate::gate::{NoHuman, Scheduled};
+use crate::review::lock::HostLock;
 use crate::review::{self, HostInfo, ModelSummary, Review, ToolRun, acks, history, render};
 use crate::state::host_name;
 
@@ -285,7 +287,37 @@ pub async fn notify(app: &App, r: &Review, reports: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// `vigil review`.
+/// How long a run waits for another run on the same host before giving up.
+fn lock_wait(app: &App) -> Duration {
+    Duration::from_secs(app.config.review.timeout_seconds.saturating_mul(2).max(600))
+}
+
+/// SIGTERM (systemd stopping the job, `timeout`) and SIGINT, caught from the moment
+/// this is made: a signal that arrives before the first `recv` is kept, not fatal.
+struct StopSignals {
+    term: Option<tokio::signal::unix::Signal>,
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn catch() -> StopSignals {
+        use tokio::signal::unix::{SignalKind, signal};
+        StopSignals { term: signal(SignalKind::terminate()).ok(), int: signal(SignalKind::interrupt()).ok() }
+    }
+
+    /// The first signal: its name and number.
+    async fn recv(&mut self) -> (&'static str, u8) {
+        match (&mut self.term, &mut self.int) {
+            (Some(term), Some(int)) => tokio::select! {
+                _ = term.recv() => ("SIGTERM", 15),
+                _ = int.recv() => ("SIGINT", 2),
+            },
+            _ => std::future::pending().await,
+        }
+    }
+}
+
+/// `vigil review`: one run per host at a time; SIGTERM/SIGINT stop it cleanly.
 pub async fn run(app: &App, args: ReviewArgs) -> Result<u8> {
     let fail_on = match args.fail_on.as_deref() {
         None => None,
@@ -293,6 +325,25 @@ pub async fn run(app: &App, args: ReviewArgs) -> Result<u8> {
             Severity::parse(s).with_context(|| format!("--fail-on {s}: use critical, high, medium, low or info"))?,
         ),
     };
+    let mut stop = StopSignals::catch();
+    let locked = async {
+        let _lock = HostLock::acquire(&app.host_dir()?, lock_wait(app)).await?;
+        reviewed(app, args, fail_on).await
+    };
+    tokio::select! {
+        code = locked => code,
+        (name, num) = stop.recv() => {
+            // The review future is dropped: every running check is cancelled, which kills its
+            // child processes (kill_on_drop) and removes its scratch directories; give the tool
+            // threads a moment to do that before the process exits.
+            vigil_tools::registry::settle(Duration::from_secs(3)).await;
+            eprintln!("vigil: stopped by {name}: the review did not finish (what was already saved is intact)");
+            Ok(128 + num)
+        }
+    }
+}
+
+async fn reviewed(app: &App, args: ReviewArgs, fail_on: Option<Severity>) -> Result<u8> {
     let started = app.host.now_unix();
     if args.scheduled {
         scheduled_restores(app).await?;
@@ -335,11 +386,15 @@ pub async fn run(app: &App, args: ReviewArgs) -> Result<u8> {
     Ok(code)
 }
 
-/// `vigil ack`, `vigil ack list`, `vigil ack remove`.
-pub fn ack(app: &App, args: AckArgs) -> Result<u8> {
+/// `vigil ack`, `vigil ack list`, `vigil ack remove` (changes under the host lock:
+/// acknowledgements are read-modify-write).
+pub async fn ack(app: &App, args: AckArgs) -> Result<u8> {
     match args.action {
         Some(AckAction::List { json }) => return ack_list(app, json),
-        Some(AckAction::Remove { id, subject }) => return ack_remove(app, &id, subject.as_deref()),
+        Some(AckAction::Remove { id, subject }) => {
+            let _lock = HostLock::acquire(&app.host_dir()?, lock_wait(app)).await?;
+            return ack_remove(app, &id, subject.as_deref());
+        }
         None => {}
     }
     let (Some(id), Some(reason)) = (args.id.clone(), args.reason.clone()) else {
@@ -371,6 +426,7 @@ pub fn ack(app: &App, args: AckArgs) -> Result<u8> {
         by,
         at: acks::date_of_day(today),
     };
+    let _lock = HostLock::acquire(&app.host_dir()?, lock_wait(app)).await?;
     acks::add(&app.host_dir()?, ack.clone())?;
     app.audit().append(serde_json::json!({"kind": "ack", "ack": ack}))?;
     let what = args.subject.as_deref().map(|s| format!(" on {s}")).unwrap_or_else(|| " (every subject)".into());

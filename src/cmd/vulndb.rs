@@ -211,6 +211,7 @@ async fn download(url: reqwest::Url, shown: &str, dest: &Path) -> Result<(FeedSt
         })?;
     std::fs::rename(&tmp_path, dest).with_context(|| format!("cannot replace {}; {kept}", dest.display()))?;
     guard.0 = None;
+    #[expect(clippy::disallowed_methods, reason = "vigil's own state directory, opened to fsync it")]
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }

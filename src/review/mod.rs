@@ -12,12 +12,14 @@
 //!
 //! - [`acks`]: acknowledged findings (shown, not counted, until they expire).
 //! - [`history`]: saved reviews and the comparison with the previous one.
+//! - [`lock`]: one run at a time per host (acks, history and run records are read-modify-write).
 //! - [`snapshot`]: the host inventory the comparison of host changes uses.
 //! - [`priority`]: what to fix first, and repeated findings folded into one row.
 //! - [`render`]: text, Markdown, JSON and HTML.
 
 pub mod acks;
 pub mod history;
+pub mod lock;
 pub mod priority;
 pub mod render;
 pub mod snapshot;
@@ -194,9 +196,15 @@ pub async fn collect(
     progress: Progress<'_>,
 ) -> (BTreeMap<String, Value>, BTreeMap<String, ToolRun>, Vec<Finding>) {
     let names = gate.registry().read_only();
+    // Each tool has its own limit (`tool_timeout_seconds`, enforced where the registry runs it);
+    // this is the whole review's, for the tools still running when it ends.
+    let limit = std::time::Duration::from_secs(gate.ctx().config.review.timeout_seconds.max(1));
     let runs = names.iter().map(|name| async move {
         let started = Instant::now();
-        let r = gate.call(name, serde_json::json!({})).await;
+        let r = match tokio::time::timeout(limit, gate.call(name, serde_json::json!({}))).await {
+            Ok(g) => g.result,
+            Err(_) => Err(format!("not checked (the review's time limit of {} s ran out)", limit.as_secs())),
+        };
         let ms = started.elapsed().as_millis() as u64;
         (*name, r, ms)
     });
@@ -204,7 +212,7 @@ pub async fn collect(
     let mut tools = BTreeMap::new();
     let mut findings = Vec::new();
     for (name, r, ms) in join_all(runs).await {
-        match r.result {
+        match r {
             Ok(res) => {
                 let run = ToolRun { ok: true, ms, error: None };
                 progress(name, &run, res.findings.len());
@@ -221,6 +229,19 @@ pub async fn collect(
         }
     }
     (facts, tools, findings)
+}
+
+/// One note per file the reader refused (a FIFO, a device, a file over its size cap, a
+/// file on a tenant's FUSE mount, a name that is not UTF-8), whichever tool met it: a
+/// planted trap is named in the report, never silently absorbed as "unreadable".
+pub fn skipped_files(host: &vigil_tools::Host) -> Vec<Finding> {
+    host.skipped_files()
+        .into_iter()
+        .map(|(path, line)| {
+            Finding::new("hardening.file-not-read", Severity::Info, Category::Hardening, path, line)
+                .fix("Look at this file: a FIFO, device or huge file where a configuration belongs is unusual and may be planted to stop reviews. Replace it with a regular file (or remove it) so it can be checked.")
+        })
+        .collect()
 }
 
 /// Sort most severe first, then by category, id and subject; drop exact duplicates.
@@ -248,6 +269,7 @@ pub async fn run(gate: &Gate, ctx: &Ctx, host: HostInfo, opts: Options<'_>) -> R
     let started = Instant::now();
     let (facts, tools, mut findings) = collect(gate, opts.progress).await;
     let snap = snapshot::Snapshot::take(&ctx.host, &facts);
+    findings.extend(skipped_files(&ctx.host));
     sort_findings(&mut findings);
     let generated_at = rfc3339(ctx.host.now());
     let state = ctx.state_dir.clone();
@@ -303,4 +325,73 @@ pub fn rfc3339(t: std::time::SystemTime) -> String {
         .ok()
         .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use schemars::JsonSchema;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use vigil_tools::{Effect, Host, Outcome, Registry, Tool, ToolError};
+
+    /// A read-only check that answers at once, or blocks its thread for 30 s.
+    struct Check {
+        name: &'static str,
+        stuck: bool,
+    }
+    #[derive(serde::Deserialize, JsonSchema)]
+    struct NoInput {}
+    #[derive(serde::Serialize, JsonSchema)]
+    struct Out {
+        ok: bool,
+    }
+    #[async_trait]
+    impl Tool for Check {
+        type Input = NoInput;
+        type Output = Out;
+        fn name(&self) -> &'static str {
+            self.name
+        }
+        fn description(&self) -> &'static str {
+            "test check"
+        }
+        fn effect(&self) -> Effect {
+            Effect::ReadOnly
+        }
+        async fn run(&self, _ctx: &Ctx, _i: NoInput) -> Result<Outcome<Out>, ToolError> {
+            if self.stuck {
+                std::thread::sleep(Duration::from_secs(30));
+            }
+            Ok(Outcome::new(Out { ok: true }, vec![]))
+        }
+    }
+
+    fn gate(tool_secs: u64, review_secs: u64) -> Gate {
+        let mut r = Registry::empty();
+        r.add(Check { name: "quick", stuck: false });
+        r.add(Check { name: "stuck", stuck: true });
+        let mut cfg = vigil_tools::Config::default();
+        cfg.review.tool_timeout_seconds = tool_secs;
+        cfg.review.timeout_seconds = review_secs;
+        let ctx = Ctx::new(Host::at("/nonexistent")).with_config(cfg);
+        Gate::new(Arc::new(r), ctx, Arc::new(crate::gate::NoHuman("test".into())), None, crate::audit::Origin::Review)
+    }
+
+    #[tokio::test]
+    async fn a_stuck_check_is_not_checked_and_the_rest_is_kept() {
+        for (tool_secs, review_secs, why) in [
+            (1, 300, "not checked (timed out after 1 s)"),
+            (300, 1, "not checked (the review's time limit of 1 s ran out)"),
+        ] {
+            let g = gate(tool_secs, review_secs);
+            let started = Instant::now();
+            let (facts, tools, findings) = collect(&g, &|_, _, _| {}).await;
+            assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+            assert!(tools["quick"].ok && facts["quick"]["ok"] == true);
+            assert_eq!(tools["stuck"].error.as_deref(), Some(why));
+            assert!(findings.iter().any(|f| f.subject.starts_with("stuck") && f.evidence == [why]), "{findings:?}");
+        }
+    }
 }

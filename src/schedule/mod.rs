@@ -168,13 +168,15 @@ pub fn nothing_runs_it(host: &Host, backend: &str) -> Option<String> {
 
 /// Is a cron daemon among the running processes?
 fn cron_daemon_running() -> bool {
-    let Ok(dir) = std::fs::read_dir("/proc") else { return false };
-    dir.flatten().filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit())).any(|e| {
-        let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+    let live = Host::live();
+    let Ok(pids) = live.read_dir("/proc") else { return false };
+    pids.iter().filter(|n| n.bytes().all(|b| b.is_ascii_digit())).any(|pid| {
+        let comm = live.read_to_string(&format!("/proc/{pid}/comm")).unwrap_or_default();
         let comm = comm.trim();
         ["cron", "crond", "cronie", "fcron", "dcron"].contains(&comm)
             || (comm == "busybox"
-                && std::fs::read(e.path().join("cmdline"))
+                && live
+                    .read(&format!("/proc/{pid}/cmdline"))
                     .map(|c| c.split(|b| *b == 0).any(|a| a == b"crond"))
                     .unwrap_or(false))
     })
@@ -224,6 +226,8 @@ pub fn service_unit(exec: &str, state_dir: &Path, key_file: Option<&Path>) -> St
          [Service]\n\
          Type=oneshot\n\
          ExecStart={exec}\n\
+         TimeoutStartSec=2h\n\
+         TimeoutStopSec=30s\n\
          {cred}\
          Nice=10\n\
          IOSchedulingClass=idle\n\
@@ -268,7 +272,7 @@ pub fn cron_file(cron: &str, exec: &str, key_file: Option<&Path>) -> String {
          SHELL=/bin/sh\n\
          PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n\
          {key}\
-         {cron} root {exec} >/dev/null 2>&1\n"
+         {cron} root timeout -k 60 2h {exec} >/dev/null 2>&1\n"
     )
 }
 
@@ -497,6 +501,7 @@ mod tests {
         ] {
             assert!(s.contains(want), "{want} missing:\n{s}");
         }
+        assert!(s.contains("TimeoutStartSec=2h"), "a oneshot has no time limit unless given one:\n{s}");
         let t = timer_unit("*-*-01 03:17:00", "monthly");
         assert!(t.contains("Persistent=true") && t.contains("RandomizedDelaySec="), "{t}");
     }
@@ -509,7 +514,9 @@ mod tests {
         let c = Cron::parse(&fields[..5].join(" ")).unwrap();
         assert_eq!(c.expr, "17 3 1 * *");
         assert_eq!(fields[5], "root");
-        assert_eq!(fields[6..9].join(" "), "/usr/local/bin/vigil review --scheduled");
+        // Under a time limit: a stuck run is stopped (SIGTERM, then SIGKILL a minute later).
+        assert_eq!(fields[6..10].join(" "), "timeout -k 60 2h");
+        assert_eq!(fields[10..13].join(" "), "/usr/local/bin/vigil review --scheduled");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! system prompt and tools, every `tool_use` answered by exactly one
 //! `tool_result` with its id, the previous assistant turn echoed verbatim, and
 //! no secret anywhere in the body.
-
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed unwrap is a failed test")]
 

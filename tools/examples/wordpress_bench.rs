@@ -89,6 +89,7 @@ fn cpu() -> std::time::Duration {
     us(ru.ru_utime) + us(ru.ru_stime)
 }
 
+#[expect(clippy::disallowed_methods, reason = "the benchmark's own /proc/self/status, not an audited file")]
 fn vm_hwm_kib() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -96,11 +96,23 @@ pub struct ReviewConfig {
     pub rule_review_days: u32,
     /// Reviews kept in the state directory.
     pub keep_reviews: usize,
+    /// A read-only tool still running after this many seconds is stopped and reported
+    /// "not checked (timed out after N s)"; the rest of the review is written.
+    pub tool_timeout_seconds: u64,
+    /// The whole review's time limit: tools still running when it ends are "not checked".
+    pub timeout_seconds: u64,
 }
 
 impl Default for ReviewConfig {
     fn default() -> Self {
-        ReviewConfig { unused_days: 90, password_max_age_days: 365, rule_review_days: 90, keep_reviews: 36 }
+        ReviewConfig {
+            unused_days: 90,
+            password_max_age_days: 365,
+            rule_review_days: 90,
+            keep_reviews: 36,
+            tool_timeout_seconds: 60,
+            timeout_seconds: 300,
+        }
     }
 }
 
@@ -359,6 +371,10 @@ impl Config {
     }
 
     /// Load a config file: `Ok(None)` when absent, an error when unsafe or malformed.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "vigil's config, named by the administrator and checked not to be writable by others first"
+    )]
     pub fn load(path: &Path) -> Result<Option<Config>, ConfigError> {
         let meta = match std::fs::metadata(path) {
             Ok(m) => m,

@@ -7,30 +7,63 @@
 //! Paths given to a `Host` are absolute paths *inside* the audited system;
 //! `..` components are refused so nothing escapes the root.
 
-use std::io;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
+
+use crate::inroot::{self, shown};
+
+/// Where tenants' files live: a file on a FUSE mount under one of these is skipped
+/// (the FUSE server may be the tenant's own process, answering slowly or not at all).
+const TENANT_DIRS: &[&str] = &["/home/", "/var/www/", "/srv/", "/var/customers/", "/var/vhosts/"];
+
+/// How much of a file a caller will read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    /// Most bytes read.
+    pub bytes: u64,
+    /// Over the cap: keep the first `bytes` (true) or fail naming path and size (false).
+    pub truncate: bool,
+}
+
+impl Limit {
+    /// The cap for configuration and state files: 16 MiB, over it an error.
+    pub const DEFAULT: Limit = Limit { bytes: 16 << 20, truncate: false };
+
+    /// At most `bytes`; a larger file is an error naming it and its size.
+    pub const fn max(bytes: u64) -> Limit {
+        Limit { bytes, truncate: false }
+    }
+
+    /// The first `bytes` of the file, however large it is.
+    pub const fn head(bytes: u64) -> Limit {
+        Limit { bytes, truncate: true }
+    }
+}
 
 /// An error reading the host, with the path (inside the audited root) it concerns.
 #[derive(Debug, Error)]
 pub enum HostError {
     /// The path does not exist.
-    #[error("{path}: not found")]
+    #[error("{}: not found", shown(path))]
     NotFound {
         /// Path inside the audited root.
         path: String,
     },
     /// Permission denied: the check needs more privileges.
-    #[error("{path}: permission denied (run vigil as root to read it)")]
+    #[error("{}: permission denied (run vigil as root to read it)", shown(path))]
     PermissionDenied {
         /// Path inside the audited root.
         path: String,
     },
     /// Any other I/O error.
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", shown(path))]
     Io {
         /// Path inside the audited root.
         path: String,
@@ -38,9 +71,42 @@ pub enum HostError {
         source: io::Error,
     },
     /// A path with `..` or a relative path was asked for.
-    #[error("{path}: refused: only absolute paths without '..' are read")]
+    #[error("{}: refused: only absolute paths without '..' are read", shown(path))]
     BadPath {
         /// The path as asked.
+        path: String,
+    },
+    /// Not a regular file (FIFO, socket, device, directory): never opened for reading.
+    #[error("{}: not read: it is a {kind}, not a regular file", shown(path))]
+    NotRegular {
+        /// Path inside the audited root.
+        path: String,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// Larger than the cap for this kind of file.
+    #[error("{}: not read: {} is over the {} limit for this file", shown(path), human(*size), human(*limit))]
+    TooLarge {
+        /// Path inside the audited root.
+        path: String,
+        /// Its size in bytes (at least).
+        size: u64,
+        /// The cap in bytes.
+        limit: u64,
+    },
+    /// On a FUSE file system under a tenant directory.
+    #[error(
+        "{}: skipped: it is on a FUSE file system, whose answers come from a program a tenant may run",
+        shown(path)
+    )]
+    Foreign {
+        /// Path inside the audited root.
+        path: String,
+    },
+    /// A name that is not valid UTF-8 (shown with `\xNN` escapes).
+    #[error("{path}: skipped: the name is not valid UTF-8")]
+    BadName {
+        /// Path inside the audited root, already escaped.
         path: String,
     },
     /// A command was asked for on a root that is not the live system.
@@ -71,6 +137,33 @@ impl HostError {
     /// True when the thing is simply absent (a fact), not unreadable (a problem).
     pub fn is_not_found(&self) -> bool {
         matches!(self, HostError::NotFound { .. } | HostError::NoProgram { .. })
+    }
+
+    /// True when the file was deliberately not read (FIFO, device, too large, FUSE, bad
+    /// name): the review lists these so a planted trap is named, never silently absorbed.
+    pub fn is_skipped(&self) -> bool {
+        match self {
+            HostError::NotRegular { kind, .. } => *kind != "directory",
+            HostError::TooLarge { .. } | HostError::Foreign { .. } | HostError::BadName { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The path the error concerns, shown escaped (the program name for a command).
+    pub fn shown_path(&self) -> String {
+        match self {
+            HostError::NotFound { path }
+            | HostError::PermissionDenied { path }
+            | HostError::Io { path, .. }
+            | HostError::BadPath { path }
+            | HostError::NotRegular { path, .. }
+            | HostError::TooLarge { path, .. }
+            | HostError::Foreign { path } => shown(path),
+            HostError::BadName { path } => path.clone(),
+            HostError::NotLive { program, .. }
+            | HostError::NoProgram { program }
+            | HostError::Timeout { program, .. } => shown(program),
+        }
     }
 
     fn from_io(path: &str, e: io::Error) -> Self {
@@ -106,19 +199,29 @@ pub struct Host {
     root: PathBuf,
     live: bool,
     now: SystemTime,
+    /// Files refused so far (shared by every clone), named in the review: (path shown escaped, full line).
+    skipped: Arc<Mutex<Vec<(String, String)>>>,
+    /// The root directory, opened on first use.
+    root_dir: Arc<OnceLock<std::os::fd::OwnedFd>>,
 }
 
 impl Host {
     /// The live machine, rooted at `/`.
     pub fn live() -> Self {
-        Host { root: PathBuf::from("/"), live: true, now: SystemTime::now() }
+        Host {
+            root: PathBuf::from("/"),
+            live: true,
+            now: SystemTime::now(),
+            skipped: Arc::default(),
+            root_dir: Arc::default(),
+        }
     }
 
     /// A host rooted at `root`; it is the live one only when `root` is `/`.
     pub fn at(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         let live = root == Path::new("/") || std::fs::canonicalize(&root).map(|p| p == Path::new("/")).unwrap_or(false);
-        Host { root, live, now: SystemTime::now() }
+        Host { root, live, now: SystemTime::now(), skipped: Arc::default(), root_dir: Arc::default() }
     }
 
     /// Fix "now" (for reproducible reviews of fixtures).
@@ -147,26 +250,179 @@ impl Host {
         self.live
     }
 
-    /// The real path of `path` (absolute inside the audited system).
-    pub fn path(&self, path: &str) -> Result<PathBuf, HostError> {
+    /// `path` checked (absolute, no `..`) and made relative to the root for a lookup.
+    fn checked<'a>(&self, path: &'a str) -> Result<&'a str, HostError> {
         let p = Path::new(path);
         if !p.is_absolute() || p.components().any(|c| matches!(c, Component::ParentDir)) {
             return Err(HostError::BadPath { path: path.to_string() });
         }
-        let rel: PathBuf = p.components().filter(|c| matches!(c, Component::Normal(_))).collect();
-        Ok(self.root.join(rel))
+        Ok(path)
     }
 
-    /// Read a whole text file (lossy UTF-8).
+    /// The root, opened to resolve beneath; a missing root means every path in it is missing.
+    /// Opened once per host (and its clones): every read resolves beneath the same directory.
+    fn root_fd(&self, path: &str) -> Result<std::os::fd::BorrowedFd<'_>, HostError> {
+        if let Some(fd) = self.root_dir.get() {
+            return Ok(fd.as_fd());
+        }
+        let fd = inroot::open_root(&self.root).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => HostError::NotFound { path: path.to_string() },
+            _ => HostError::Io {
+                path: path.to_string(),
+                source: io::Error::new(e.kind(), format!("cannot open the audited root {}: {e}", self.root.display())),
+            },
+        })?;
+        // A racing first open loses its descriptor here; both name the same directory.
+        let _ = self.root_dir.set(fd);
+        self.root_dir.get().map(|fd| fd.as_fd()).ok_or_else(|| HostError::NotFound { path: path.to_string() })
+    }
+
+    /// `path` opened `O_PATH` inside the root (symlinks resolved inside it; the
+    /// final one followed only when `follow`).
+    fn open_path(&self, path: &str, follow: bool) -> Result<std::os::fd::OwnedFd, HostError> {
+        let path = self.checked(path)?;
+        let root = self.root_fd(path)?;
+        inroot::resolve(root.as_fd(), path, follow).map_err(|e| HostError::from_io(path, e))
+    }
+
+    /// Remember a file that was skipped (FIFO, device, too large, on FUSE) so the
+    /// review names it even when the tool that met it only saw "unreadable".
+    fn note(&self, e: &HostError) {
+        if e.is_skipped()
+            && let Ok(mut n) = self.skipped.lock()
+        {
+            let line = e.to_string();
+            if !n.iter().any(|(_, l)| *l == line) {
+                n.push((e.shown_path(), line));
+            }
+        }
+    }
+
+    /// Files this host (and every clone of it) refused to read, as readable lines naming each path.
+    pub fn skipped(&self) -> Vec<String> {
+        self.skipped_files().into_iter().map(|(_, line)| line).collect()
+    }
+
+    /// [`Host::skipped`] as `(path shown escaped, line)`, sorted by path.
+    pub fn skipped_files(&self) -> Vec<(String, String)> {
+        let mut v = self.skipped.lock().map(|n| n.clone()).unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// The path on this machine of `path` inside the audited root, with every
+    /// symlink resolved *inside* the root (an image's absolute
+    /// `/etc/nginx/sites-enabled/x -> /etc/nginx/sites-available/x` stays in the
+    /// image). Components that do not exist are appended as given. A FIFO or a
+    /// device is refused (and noted): whoever opens the returned path could block
+    /// or trigger a device. Prefer the `read*` methods, which also check the type
+    /// on the descriptor they read; this is for callers that need a path.
+    pub fn path(&self, path: &str) -> Result<PathBuf, HostError> {
+        let path = self.checked(path)?;
+        let mut parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+        let root = match self.root_fd(path) {
+            Ok(fd) => fd,
+            // Nothing to resolve in a root that is not there (yet).
+            Err(e) if e.is_not_found() => return Ok(self.root.join(parts.join("/"))),
+            Err(e) => return Err(e),
+        };
+        let mut rest = Vec::new();
+        // Longest existing prefix, resolved in the root; the rest cannot contain symlinks.
+        let fd = loop {
+            let prefix = format!("/{}", parts.join("/"));
+            match inroot::resolve(root.as_fd(), &prefix, true) {
+                Ok(fd) => break fd,
+                Err(e) if parts.is_empty() => return Err(HostError::from_io(path, e)),
+                Err(_) => {
+                    if let Some(last) = parts.pop() {
+                        rest.push(last);
+                    }
+                }
+            }
+        };
+        if rest.is_empty() {
+            let meta = inroot::metadata_of(fd.try_clone().map_err(|e| HostError::from_io(path, e))?)
+                .map_err(|e| HostError::from_io(path, e))?;
+            let t = meta.file_type();
+            if t.is_fifo() || t.is_char_device() || t.is_block_device() {
+                let e = HostError::NotRegular { path: path.to_string(), kind: inroot::kind_of(&meta).unwrap_or("") };
+                self.note(&e);
+                return Err(e);
+            }
+        }
+        let proc_path = |fd: i32| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok();
+        // Where the kernel says the resolved file is, re-expressed under the root as it was given.
+        let real = match (proc_path(root.as_raw_fd()), proc_path(fd.as_raw_fd())) {
+            (Some(r), Some(f)) => f.strip_prefix(&r).ok().map(|rel| self.root.join(rel)),
+            _ => None,
+        }
+        .unwrap_or_else(|| self.root.join(parts.join("/")));
+        Ok(rest.iter().rev().fold(real, |p, c| p.join(c)))
+    }
+
+    /// Open a regular file for reading: resolved inside the root, checked on an
+    /// `O_PATH` descriptor first, so a FIFO, socket or device is an error naming
+    /// it (and a note in the review) and is never opened; a file on a FUSE mount
+    /// under a tenant directory is skipped likewise. Returns the file and its metadata.
+    pub fn open_file(&self, path: &str) -> Result<(std::fs::File, std::fs::Metadata), HostError> {
+        let r = self.open_file_inner(path);
+        if let Err(e) = &r {
+            self.note(e);
+        }
+        r
+    }
+
+    fn open_file_inner(&self, path: &str) -> Result<(std::fs::File, std::fs::Metadata), HostError> {
+        let path = self.checked(path)?;
+        let root = self.root_fd(path)?;
+        let io = |e: io::Error| HostError::from_io(path, e);
+        let fd = inroot::resolve(root.as_fd(), path, true).map_err(io)?;
+        let meta = inroot::metadata_of(fd.try_clone().map_err(io)?).map_err(io)?;
+        if let Some(kind) = inroot::kind_of(&meta) {
+            return Err(HostError::NotRegular { path: path.to_string(), kind });
+        }
+        if TENANT_DIRS.iter().any(|d| path.starts_with(d)) && inroot::on_fuse(fd.as_fd()) {
+            return Err(HostError::Foreign { path: path.to_string() });
+        }
+        let file = inroot::reopen_for_read(root.as_fd(), path, &fd, &meta).map_err(io)?;
+        Ok((file, meta))
+    }
+
+    /// Read a file as bytes within `limit` (see [`Limit`]).
+    pub fn read_limited(&self, path: &str, limit: Limit) -> Result<Vec<u8>, HostError> {
+        let (file, meta) = self.open_file(path)?;
+        let too_large = |size: u64| {
+            let e = HostError::TooLarge { path: path.to_string(), size, limit: limit.bytes };
+            self.note(&e);
+            e
+        };
+        if meta.len() > limit.bytes && !limit.truncate {
+            return Err(too_large(meta.len()));
+        }
+        let mut buf = Vec::with_capacity(meta.len().min(limit.bytes).min(1 << 20) as usize);
+        file.take(limit.bytes.saturating_add(1)).read_to_end(&mut buf).map_err(|e| HostError::from_io(path, e))?;
+        if buf.len() as u64 > limit.bytes {
+            if !limit.truncate {
+                return Err(too_large(buf.len() as u64));
+            }
+            buf.truncate(limit.bytes as usize);
+        }
+        Ok(buf)
+    }
+
+    /// Read a whole text file (lossy UTF-8) up to the default cap ([`Limit::DEFAULT`]).
     pub fn read_to_string(&self, path: &str) -> Result<String, HostError> {
-        let real = self.path(path)?;
-        std::fs::read(&real).map(|b| String::from_utf8_lossy(&b).into_owned()).map_err(|e| HostError::from_io(path, e))
+        self.read_limited(path, Limit::DEFAULT).map(|b| String::from_utf8_lossy(&b).into_owned())
     }
 
-    /// Read a whole file as bytes.
+    /// Read a whole file as bytes up to the default cap ([`Limit::DEFAULT`]).
     pub fn read(&self, path: &str) -> Result<Vec<u8>, HostError> {
-        let real = self.path(path)?;
-        std::fs::read(&real).map_err(|e| HostError::from_io(path, e))
+        self.read_limited(path, Limit::DEFAULT)
+    }
+
+    /// The first `n` bytes of a file, lossily decoded.
+    pub fn read_head(&self, path: &str, n: u64) -> Result<String, HostError> {
+        self.read_limited(path, Limit::head(n)).map(|b| String::from_utf8_lossy(&b).into_owned())
     }
 
     /// Read a text file when it exists: `Ok(None)` when absent.
@@ -178,26 +434,35 @@ impl Host {
         }
     }
 
-    /// Names in a directory, sorted.
+    /// Names in a directory, sorted. A name that is not valid UTF-8 cannot be
+    /// named back to this host, so it is left out and noted (shown escaped).
     pub fn read_dir(&self, path: &str) -> Result<Vec<String>, HostError> {
-        let real = self.path(path)?;
-        let rd = std::fs::read_dir(&real).map_err(|e| HostError::from_io(path, e))?;
-        let mut names: Vec<String> =
-            rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let fd = self.open_path(path, true)?;
+        let raw = inroot::list(&fd).map_err(|e| HostError::from_io(path, e))?;
+        let mut names = Vec::with_capacity(raw.len());
+        for n in raw {
+            match String::from_utf8(n) {
+                Ok(s) => names.push(s),
+                Err(e) => {
+                    let name = inroot::shown_bytes(e.as_bytes());
+                    self.note(&HostError::BadName { path: format!("{}/{name}", path.trim_end_matches('/')) });
+                }
+            }
+        }
         names.sort();
         Ok(names)
     }
 
     /// Metadata without following a final symlink.
     pub fn symlink_metadata(&self, path: &str) -> Result<std::fs::Metadata, HostError> {
-        let real = self.path(path)?;
-        std::fs::symlink_metadata(&real).map_err(|e| HostError::from_io(path, e))
+        let fd = self.open_path(path, false)?;
+        inroot::metadata_of(fd).map_err(|e| HostError::from_io(path, e))
     }
 
-    /// Metadata, following symlinks.
+    /// Metadata, following symlinks (inside the root).
     pub fn metadata(&self, path: &str) -> Result<std::fs::Metadata, HostError> {
-        let real = self.path(path)?;
-        std::fs::metadata(&real).map_err(|e| HostError::from_io(path, e))
+        let fd = self.open_path(path, true)?;
+        inroot::metadata_of(fd).map_err(|e| HostError::from_io(path, e))
     }
 
     /// True when the path exists (without following a final symlink).
@@ -207,8 +472,10 @@ impl Host {
 
     /// The target of a symlink, as text.
     pub fn read_link(&self, path: &str) -> Result<String, HostError> {
-        let real = self.path(path)?;
-        std::fs::read_link(&real).map(|p| p.to_string_lossy().into_owned()).map_err(|e| HostError::from_io(path, e))
+        let fd = self.open_path(path, false)?;
+        inroot::link_target(&fd)
+            .map(|t| String::from_utf8_lossy(&t).into_owned())
+            .map_err(|e| HostError::from_io(path, e))
     }
 
     /// Files matching a shell glob (`*`, `?`) in the final component and in
@@ -300,6 +567,21 @@ pub fn unix_secs(t: SystemTime) -> i64 {
     }
 }
 
+/// A byte count for people: `4.0 GiB`, `16 MiB`, `512 B`.
+pub fn human(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if v.fract() == 0.0 { format!("{v:.0} {}", UNITS[u]) } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
 /// Shell-style wildcard match of `*` and `?` against a whole name.
 pub fn wildcard_match(pattern: &str, name: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
@@ -330,15 +612,115 @@ pub fn wildcard_match(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
 
     #[test]
     fn paths_stay_inside_the_root() {
-        let h = Host::at("/tmp/fixture");
-        assert_eq!(h.path("/etc/passwd").ok(), Some(PathBuf::from("/tmp/fixture/etc/passwd")));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc/nginx/sites-available")).unwrap();
+        std::fs::create_dir_all(dir.path().join("etc/nginx/sites-enabled")).unwrap();
+        std::fs::write(dir.path().join("etc/nginx/sites-available/default"), "server {} # image").unwrap();
+        std::os::unix::fs::symlink(
+            "/etc/nginx/sites-available/default",
+            dir.path().join("etc/nginx/sites-enabled/default"),
+        )
+        .unwrap();
+        let h = Host::at(dir.path());
+        assert_eq!(h.path("/etc/passwd").ok(), Some(dir.path().join("etc/passwd")));
+        assert_eq!(
+            h.path("/etc/nginx/sites-enabled/default").ok(),
+            Some(dir.path().join("etc/nginx/sites-available/default"))
+        );
+        // The image's absolute link is the image's file, never this machine's.
+        assert_eq!(h.read_to_string("/etc/nginx/sites-enabled/default").unwrap(), "server {} # image");
+        assert_eq!(h.read_link("/etc/nginx/sites-enabled/default").unwrap(), "/etc/nginx/sites-available/default");
+        assert!(h.symlink_metadata("/etc/nginx/sites-enabled/default").unwrap().file_type().is_symlink());
+        assert!(h.metadata("/etc/nginx/sites-enabled/default").unwrap().is_file());
         assert!(matches!(h.path("/etc/../../root"), Err(HostError::BadPath { .. })));
         assert!(matches!(h.path("etc/passwd"), Err(HostError::BadPath { .. })));
         assert!(!h.is_live());
         assert!(Host::at("/").is_live());
+    }
+
+    /// Run `f` on a thread; fail (instead of hanging the suite) if it blocks.
+    fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()));
+        rx.recv_timeout(Duration::from_secs(secs)).expect("the read blocked")
+    }
+
+    #[test]
+    fn a_fifo_is_named_and_never_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home/eve/.ssh")).unwrap();
+        let fifo = dir.path().join("home/eve/.ssh/authorized_keys");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let h = Host::at(dir.path());
+        let h2 = h.clone();
+        let r = within(5, move || h2.read_to_string("/home/eve/.ssh/authorized_keys"));
+        let e = r.unwrap_err();
+        assert!(matches!(e, HostError::NotRegular { kind: "FIFO (named pipe)", .. }), "{e}");
+        // path() hands out no FIFO either (a caller opening it would block).
+        assert!(matches!(h.path("/home/eve/.ssh/authorized_keys"), Err(HostError::NotRegular { .. })));
+        assert_eq!(
+            h.skipped(),
+            vec!["/home/eve/.ssh/authorized_keys: not read: it is a FIFO (named pipe), not a regular file"]
+        );
+        // Listing and stat still work: the FIFO is seen, just never read.
+        assert_eq!(h.read_dir("/home/eve/.ssh").unwrap(), vec!["authorized_keys"]);
+    }
+
+    #[test]
+    fn devices_are_refused_and_links_to_them_stay_in_the_root() {
+        let h = Host::live();
+        assert!(matches!(h.read("/dev/zero"), Err(HostError::NotRegular { kind: "character device", .. })));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("var/www/a")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("var/www/a/wp-config.php")).unwrap();
+        std::os::unix::fs::symlink("../../../../../../../dev/zero", dir.path().join("var/www/a/rel.php")).unwrap();
+        let h = Host::at(dir.path());
+        // Inside this root there is no /dev/zero: the link is dangling, never this machine's device.
+        assert!(h.read("/var/www/a/wp-config.php").unwrap_err().is_not_found());
+        assert!(h.read("/var/www/a/rel.php").unwrap_err().is_not_found());
+    }
+
+    #[test]
+    fn a_file_over_the_cap_is_an_error_naming_it_or_a_head() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc/ssh")).unwrap();
+        let f = std::fs::File::create(dir.path().join("etc/ssh/sshd_config")).unwrap();
+        f.set_len(4 << 30).unwrap(); // 4 GiB, sparse
+        let h = Host::at(dir.path());
+        let h2 = h.clone();
+        let e = within(5, move || h2.read_to_string("/etc/ssh/sshd_config")).unwrap_err();
+        assert_eq!(e.to_string(), "/etc/ssh/sshd_config: not read: 4 GiB is over the 16 MiB limit for this file");
+        assert_eq!(h.read_head("/etc/ssh/sshd_config", 10).unwrap(), "\0".repeat(10));
+        assert!(h.skipped().iter().any(|s| s.contains("4 GiB")));
+        std::fs::write(dir.path().join("etc/small"), "0123456789").unwrap();
+        assert!(matches!(h.read_limited("/etc/small", Limit::max(4)), Err(HostError::TooLarge { size: 10, .. })));
+        assert_eq!(h.read_limited("/etc/small", Limit::head(4)).unwrap(), b"0123");
+        assert_eq!(h.read_limited("/etc/small", Limit::max(10)).unwrap(), b"0123456789");
+        // /proc files say size 0: the cap holds on what is read, not what stat says.
+        assert!(matches!(
+            Host::live().read_limited("/proc/self/status", Limit::max(8)),
+            Err(HostError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn hostile_names_are_escaped_in_errors_and_notes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("srv");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("ok"), "").unwrap();
+        std::fs::write(d.join(std::ffi::OsStr::from_bytes(b"bad\xff")), "").unwrap();
+        let h = Host::at(dir.path());
+        assert_eq!(h.read_dir("/srv").unwrap(), vec!["ok"]);
+        assert_eq!(h.skipped(), vec![r"/srv/bad\xff: skipped: the name is not valid UTF-8"]);
+        let e = h.read("/srv/\x1b]0;owned\x07").unwrap_err();
+        assert_eq!(e.to_string(), r"/srv/\x1b]0;owned\x07: not found");
     }
 
     #[tokio::test]

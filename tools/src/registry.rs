@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -259,9 +261,98 @@ impl Registry {
     }
 
     /// Run a tool. The caller (the policy gate) has already decided it may run.
+    /// A read-only tool gets `[review] tool_timeout_seconds` (see [`Registry::call_within`]);
+    /// a mutating one is never cut off half-way through its change.
     pub async fn call(&self, ctx: &Ctx, name: &str, input: Value) -> Result<ToolResult, ToolError> {
         let t = self.tools.get(name).ok_or_else(|| ToolError::Unknown(name.to_string()))?;
-        t.call(ctx, input).await
+        if t.info().effect != Effect::ReadOnly {
+            return t.call(ctx, input).await;
+        }
+        let limit = Duration::from_secs(ctx.config.review.tool_timeout_seconds.max(1));
+        call_within(t.clone(), ctx.clone(), input, limit).await
+    }
+
+    /// Run a read-only tool with a time limit of `limit`.
+    pub async fn call_within(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        input: Value,
+        limit: Duration,
+    ) -> Result<ToolResult, ToolError> {
+        let t = self.tools.get(name).ok_or_else(|| ToolError::Unknown(name.to_string()))?;
+        if t.info().effect != Effect::ReadOnly {
+            return Err(ToolError::Refused(format!("`{name}` changes the host: it is never run under a time limit")));
+        }
+        call_within(t.clone(), ctx.clone(), input, limit).await
+    }
+}
+
+/// Tool threads still running (a cancelled one is cleaning up: killing its children,
+/// removing its scratch directory).
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one tool thread for [`settle`] while it lives.
+struct Running;
+
+impl Running {
+    fn start() -> Running {
+        RUNNING.fetch_add(1, Ordering::SeqCst);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Wait (at most `max`) for the tool threads to finish: after a run is cancelled (a
+/// signal), so their child processes are killed and scratch directories removed
+/// before the process exits. A thread stuck in the kernel is not waited for past `max`.
+pub async fn settle(max: Duration) {
+    let until = std::time::Instant::now() + max;
+    while RUNNING.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Run `t` on a thread of its own, driven by the current runtime, for at most `limit`.
+///
+/// Its own thread, so a tool stuck in a blocking call (a slow NFS read, a hung
+/// syscall) cannot hold the timer that ends it: the caller always gets
+/// "timed out" on time. On time-out the tool's future is cancelled (dropping it
+/// kills its `kill_on_drop` children) as soon as it next yields; a thread stuck
+/// in the kernel is left behind, and the process does not wait for it at exit.
+async fn call_within(t: Arc<dyn Erased>, ctx: Ctx, input: Value, limit: Duration) -> Result<ToolResult, ToolError> {
+    let name = t.info().name;
+    let handle = tokio::runtime::Handle::current();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel::<()>();
+    let running = Running::start();
+    std::thread::Builder::new()
+        .name(format!("tool {name}"))
+        .spawn(move || {
+            let _running = running;
+            let r = handle.block_on(async move {
+                tokio::select! {
+                    r = t.call(&ctx, input) => Some(r),
+                    _ = cancel_rx => None,
+                }
+            });
+            if let Some(r) = r {
+                let _ = done_tx.send(r);
+            }
+        })
+        .map_err(|e| ToolError::Failed(format!("cannot start `{name}`: {e}")))?;
+    match tokio::time::timeout(limit, done_rx).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(_)) => Err(ToolError::Failed(format!("`{name}` stopped without an answer (it crashed)"))),
+        Err(_) => {
+            drop(cancel_tx);
+            Err(ToolError::TimedOut { secs: limit.as_secs() })
+        }
     }
 }
 
@@ -329,6 +420,80 @@ mod tests {
         assert_eq!(r.effect("echo"), Effect::Mutating, "a tool that does not say read-only is mutating");
         assert_eq!(r.effect("unknown"), Effect::Mutating);
         assert_eq!(r.get("echo").unwrap().input_schema["properties"]["port"]["description"], "Port to echo.");
+    }
+
+    /// A read-only tool that hangs: in a blocking call (`Block`) or awaiting a child (`Child`).
+    struct Hang {
+        child_pid: Arc<std::sync::Mutex<Option<u32>>>,
+    }
+    #[derive(Deserialize, JsonSchema)]
+    struct HangIn {
+        /// Block the thread (true) or await a child process (false).
+        block: bool,
+    }
+    #[async_trait]
+    impl Tool for Hang {
+        type Input = HangIn;
+        type Output = EchoOut;
+        fn name(&self) -> &'static str {
+            "hang"
+        }
+        fn description(&self) -> &'static str {
+            "hangs"
+        }
+        fn effect(&self) -> Effect {
+            Effect::ReadOnly
+        }
+        async fn run(&self, _ctx: &Ctx, i: HangIn) -> Result<Outcome<EchoOut>, ToolError> {
+            if i.block {
+                // What a blocking read of a FIFO used to do to a worker thread.
+                std::thread::sleep(Duration::from_secs(30));
+            } else {
+                let child = tokio::process::Command::new("sleep").arg("30").kill_on_drop(true).spawn().unwrap();
+                *self.child_pid.lock().unwrap() = child.id();
+                let _ = child.wait_with_output().await;
+            }
+            Ok(Outcome::new(EchoOut { port: 0, cmd: String::new() }, vec![]))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_stuck_tool_times_out_on_time_and_its_child_dies() {
+        let pid = Arc::new(std::sync::Mutex::new(None));
+        let mut r = reg();
+        r.add(Hang { child_pid: pid.clone() });
+        let mut cfg = crate::config::Config::default();
+        cfg.review.tool_timeout_seconds = 1;
+        let ctx = Ctx::new(Host::at("/nonexistent")).with_config(cfg);
+        // Two blocked tools at once on a one-worker runtime: both still answer on time.
+        let started = std::time::Instant::now();
+        let (a, b) = tokio::join!(
+            r.call(&ctx, "hang", serde_json::json!({"block": true})),
+            r.call(&ctx, "hang", serde_json::json!({"block": true}))
+        );
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        for e in [a.err().unwrap(), b.err().unwrap()] {
+            assert_eq!(e.to_string(), "not checked (timed out after 1 s)");
+        }
+        // A tool awaiting a child: cancelled, and the child is killed with it.
+        let e = r.call(&ctx, "hang", serde_json::json!({"block": false})).await.err().unwrap();
+        assert!(matches!(e, ToolError::TimedOut { secs: 1 }), "{e}");
+        let child = pid.lock().unwrap().expect("the child started");
+        let gone = || {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+                .unwrap_or(true)
+        };
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while !gone() && std::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(gone(), "the timed-out tool's child {child} is still running");
+        // Mutating tools are never run under a limit.
+        assert!(matches!(
+            r.call_within(&ctx, "echo", serde_json::json!({"port": 1}), Duration::from_secs(1)).await,
+            Err(ToolError::Refused(_))
+        ));
     }
 }
 

@@ -48,7 +48,7 @@ pub fn resolve(program: &str) -> Option<PathBuf> {
 pub fn own_home() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
     let uid = unsafe { libc::geteuid() };
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    let passwd = crate::host::Host::live().read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
         (f.len() >= 7 && f[2].parse::<u32>().ok() == Some(uid) && f[5].starts_with('/')).then(|| f[5].to_string())

@@ -371,7 +371,7 @@ fn parse_file(host: &Host, cfg: &mut SshdConfig, file: &str, text: &str, depth: 
                             parse_file(host, cfg, &p, &t, depth + 1, &mut inner);
                         }
                         Err(e) if e.is_not_found() => {}
-                        Err(HostError::Io { source, .. }) if source.raw_os_error() == Some(libc::EISDIR) => {}
+                        Err(HostError::NotRegular { kind: "directory", .. }) => {}
                         Err(e) => cfg.unreadable.push((p.clone(), e.to_string())),
                     }
                 }

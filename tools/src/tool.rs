@@ -120,6 +120,12 @@ pub enum ToolError {
     /// No tool by that name.
     #[error("unknown tool `{0}`")]
     Unknown(String),
+    /// A read-only tool ran past its time limit and was stopped.
+    #[error("not checked (timed out after {secs} s)")]
+    TimedOut {
+        /// The limit in seconds.
+        secs: u64,
+    },
     /// A host read failed in a way the tool could not turn into a finding.
     #[error(transparent)]
     Host(#[from] HostError),

@@ -2,6 +2,7 @@
 //! on-disk layout, and the repositories' own `check` (passing, then failing
 //! after the test damages the repository). Needs the Debian packages in
 //! `.ci/packages/backups.txt`.
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![expect(clippy::unwrap_used, reason = "test helpers: a failed setup step fails the test")]
 
 use std::path::Path;

@@ -11,7 +11,7 @@
 //!
 //! Needs root and the packages in `.ci/packages/docker.txt`. Without them it
 //! prints `SKIPPED: …`, or fails when `VIGIL_SYSTEM_TESTS=1`.
-
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failure should panic with its message")]
 
 use std::path::{Path, PathBuf};

@@ -9,7 +9,7 @@
 //! The stats advance with the real clock at the rate the recording shows
 //! (cpu_stats vs precpu_stats), so the tool's two reads see real CPU use.
 //! It also times a review of 50 containers.
-
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failure should panic with its message")]
 
 use std::collections::HashMap;

@@ -3,6 +3,7 @@
 //! (never the machine's own firewall), lock_account on a throwaway user it
 //! creates and removes, verify_backup_restore on real archives and a real
 //! throwaway MariaDB. Packages: `.ci/packages/fixes.txt`.
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed setup should panic")]
 
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //! unchanged. Property tests (a seeded generator, so a failure reproduces)
 //! plant random secrets in each shape and check none survives, and vary the
 //! numbers of every must-not-mask line and check it still passes unchanged.
-
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 use std::path::Path;

@@ -5,6 +5,7 @@
 //! tar on a small tmpfs try to pass or exhaust the scratch filesystem. Each attack
 //! must fail, leave nothing behind and be reported as a failed restore test with
 //! its reason. Packages: `.ci/packages/fixes.txt` (mariadb-server, util-linux).
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed setup should panic")]
 
 use std::os::unix::fs::PermissionsExt;

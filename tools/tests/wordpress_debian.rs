@@ -1,6 +1,7 @@
 //! `wordpress_inventory` against Debian's real `wordpress` package (6.1.9 with
 //! Akismet 5.0.2), through its `/etc/wordpress/config-<host>.php` indirection
 //! and its `md5sums`. Needs the packages in `.ci/packages/wordpress.txt`.
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test setup: a failure should stop the test")]
 
 use std::path::Path;
@@ -23,7 +24,13 @@ fn available() -> bool {
     false
 }
 
-/// A root holding the packaged WordPress (`wp_dir` is linked or copied to /usr/share/wordpress),
+/// The package copied into the root (a symlink to this machine's copy would be resolved inside the root).
+fn copy_package(dst: &Path) {
+    let st = std::process::Command::new("cp").args(["-a", PKG]).arg(dst).status().unwrap();
+    assert!(st.success());
+}
+
+/// A root holding the packaged WordPress (`wp` copies it to /usr/share/wordpress),
 /// dpkg's checksums and one generated host config.
 fn root_with(wp: impl FnOnce(&Path)) -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
@@ -31,8 +38,8 @@ fn root_with(wp: impl FnOnce(&Path)) -> tempfile::TempDir {
     std::fs::create_dir_all(r.join("usr/share")).unwrap();
     wp(&r.join("usr/share/wordpress"));
     std::fs::create_dir_all(r.join("var/lib/dpkg/info")).unwrap();
-    std::os::unix::fs::symlink("/var/lib/dpkg/info/wordpress.md5sums", r.join("var/lib/dpkg/info/wordpress.md5sums"))
-        .unwrap();
+    // Copied, not linked: an absolute symlink in an audited root means the root's own file.
+    std::fs::copy("/var/lib/dpkg/info/wordpress.md5sums", r.join("var/lib/dpkg/info/wordpress.md5sums")).unwrap();
     std::fs::create_dir_all(r.join("etc/wordpress")).unwrap();
     let salts: String = [
         "AUTH_KEY",
@@ -68,7 +75,7 @@ async fn debian_package_through_its_host_config() {
     if !available() {
         return;
     }
-    let t = root_with(|dst| std::os::unix::fs::symlink(PKG, dst).unwrap());
+    let t = root_with(copy_package);
     let ctx = Ctx::new(Host::at(t.path()));
     let sites = discover_sites(&ctx);
     assert_eq!(sites.len(), 1, "{sites:?}");
@@ -95,7 +102,7 @@ async fn the_package_without_a_host_config_is_one_info_finding() {
     if !available() {
         return;
     }
-    let t = root_with(|dst| std::os::unix::fs::symlink(PKG, dst).unwrap());
+    let t = root_with(copy_package);
     std::fs::remove_file(t.path().join("etc/wordpress/config-blog.test.php")).unwrap();
     let out = WordpressInventory.run(&Ctx::new(Host::at(t.path())), WpInput::default()).await.unwrap();
     let ids: Vec<(&str, Severity)> = out.findings.iter().map(|f| (f.id.as_str(), f.severity)).collect();

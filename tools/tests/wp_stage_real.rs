@@ -9,6 +9,7 @@
 //! rollback (which first says what it discards); stage and apply while the site's
 //! owner swaps files, directories and vigil's own new directories for symlinks to
 //! root's files. Packages: `.ci/packages/wpstage.txt`.
+#![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed setup should panic")]
 
 use std::collections::{BTreeMap, HashMap};

@@ -477,16 +477,12 @@ impl Lastlog {
     /// Open `ROOT/var/log/lastlog`: `Ok(None)` when absent.
     pub fn open(host: &Host) -> Result<Option<Lastlog>, HostError> {
         let path = "/var/log/lastlog";
-        let meta = match host.metadata(path) {
-            Ok(m) => m,
+        // Sparse and sized by the highest uid: read by offset, never whole.
+        let (file, meta) = match host.open_file(path) {
+            Ok(f) => f,
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
-        let real = host.path(path)?;
-        let file = std::fs::File::open(real).map_err(|e| match e.kind() {
-            std::io::ErrorKind::PermissionDenied => HostError::PermissionDenied { path: path.into() },
-            _ => HostError::Io { path: path.into(), source: e },
-        })?;
         Ok(Some(Lastlog { file, len: meta.len() }))
     }
 

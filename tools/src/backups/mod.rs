@@ -645,13 +645,8 @@ pub fn scan_log(text: &str, now: i64) -> LogScan {
 
 /// The last `LOG_TAIL` bytes of a file, through the host.
 fn read_tail(host: &Host, path: &str) -> Result<(String, i64), crate::host::HostError> {
-    let meta = host.metadata(path)?;
-    let real = host.path(path)?;
+    let (mut f, meta) = host.open_file(path)?;
     let io = |e: std::io::Error| crate::host::HostError::Io { path: path.to_string(), source: e };
-    let mut f = std::fs::File::open(&real).map_err(|e| match e.kind() {
-        std::io::ErrorKind::PermissionDenied => crate::host::HostError::PermissionDenied { path: path.to_string() },
-        _ => io(e),
-    })?;
     let start = meta.len().saturating_sub(LOG_TAIL);
     f.seek(SeekFrom::Start(start)).map_err(io)?;
     let mut buf = Vec::new();

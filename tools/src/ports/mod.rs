@@ -339,6 +339,10 @@ type Walked = (Vec<(u64, u32)>, usize, HashMap<u32, Owner>);
 /// The socket inodes each of `pids` holds (only wanted ones once `wanted` is
 /// known), how many pids could not be read, and the name and command line of
 /// every pid holding a wanted one.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "/proc/PID/fd is a kernel directory (resolved in the root by Host::path), opened only to readlinkat its entries"
+)]
 fn walk_fds(host: &Host, pids: &[u32], wanted: Option<&HashSet<u64>>) -> Walked {
     let mut hits = Vec::new();
     let mut owners = HashMap::new();

@@ -188,7 +188,8 @@ pub async fn review(host: &Host) -> Outcome<UpdatesFacts> {
     let mut os = read_os_release(host, &mut findings);
     let os_entry = judge_os(&mut os, today, &mut findings, host);
 
-    let status = match host.read("/var/lib/dpkg/status") {
+    // Larger than a config file on a server with thousands of packages (a few MiB is usual).
+    let status = match host.read_limited("/var/lib/dpkg/status", crate::host::Limit::max(64 << 20)) {
         Ok(b) => Some(b),
         Err(e) if e.is_not_found() => None,
         Err(e) => {
