@@ -113,6 +113,18 @@ pub enum Command {
     },
     /// Serve the tools over MCP on stdio, behind the same gate.
     Mcp,
+    /// Print the shell completion script (e.g. `vigil completions bash > /etc/bash_completion.d/vigil`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages, completions and systemd units under DIR (scripts/dist packages them).
+    #[command(hide = true)]
+    DistFiles {
+        /// Output directory.
+        dir: PathBuf,
+    },
 }
 
 /// `vigil ask`.

@@ -5,6 +5,7 @@ pub mod ask;
 pub mod auth;
 pub mod chat;
 pub mod console;
+pub mod dist;
 pub mod log;
 pub mod notify;
 pub mod report;
@@ -29,8 +30,15 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Cli::command().print_help()?;
         return Ok(0);
     };
-    let app = App::new(cli.global)?;
+    let app = match &command {
+        // Generated from the command line alone: no configuration or state needed.
+        Command::Completions { shell } => return dist::completions(*shell),
+        Command::DistFiles { dir } => return dist::dist_files(dir),
+        _ => App::new(cli.global)?,
+    };
     match command {
+        Command::Completions { shell } => dist::completions(shell),
+        Command::DistFiles { dir } => dist::dist_files(&dir),
         Command::Tools { action } => tools::run(&app, action).await,
         Command::Log { action } => log::run(&app, action),
         Command::Auth { action } => auth::run(&app, action),
