@@ -161,6 +161,10 @@ pub struct ReviewArgs {
     /// Scheduled run: non-interactive, saves every format to STATE/reports/, notifies.
     #[arg(long, hide = true)]
     pub scheduled: bool,
+    /// Show each check as it starts and ends even when stderr is not a terminal
+    /// (on a terminal progress is always shown).
+    #[arg(long)]
+    pub progress: bool,
 }
 
 /// `vigil ack`.

@@ -187,8 +187,17 @@ pub fn category_of(tool: &str) -> Category {
     }
 }
 
-/// A progress callback: (tool, run) as each finishes.
-pub type Progress<'a> = &'a (dyn Fn(&str, &ToolRun, usize) + Sync);
+/// What a review reports while it runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// A check started.
+    Started(&'a str),
+    /// A check ended: how it ran and how many findings it had.
+    Finished(&'a str, &'a ToolRun, usize),
+}
+
+/// A progress callback, called as each check starts and as each ends (not at the end).
+pub type Progress<'a> = &'a (dyn Fn(Event<'_>) + Sync);
 
 /// Run every read-only tool through the gate, concurrently; collect facts and findings.
 pub async fn collect(
@@ -200,29 +209,28 @@ pub async fn collect(
     // this is the whole review's, for the tools still running when it ends.
     let limit = std::time::Duration::from_secs(gate.ctx().config.review.timeout_seconds.max(1));
     let runs = names.iter().map(|name| async move {
+        progress(Event::Started(name));
         let started = Instant::now();
         let r = match tokio::time::timeout(limit, gate.call(name, serde_json::json!({}))).await {
             Ok(g) => g.result,
             Err(_) => Err(format!("not checked (the review's time limit of {} s ran out)", limit.as_secs())),
         };
         let ms = started.elapsed().as_millis() as u64;
-        (*name, r, ms)
+        let run = ToolRun { ok: r.is_ok(), ms, error: r.as_ref().err().cloned() };
+        progress(Event::Finished(name, &run, r.as_ref().map(|res| res.findings.len()).unwrap_or(1)));
+        (*name, r, run)
     });
     let mut facts = BTreeMap::new();
     let mut tools = BTreeMap::new();
     let mut findings = Vec::new();
-    for (name, r, ms) in join_all(runs).await {
+    for (name, r, run) in join_all(runs).await {
         match r {
             Ok(res) => {
-                let run = ToolRun { ok: true, ms, error: None };
-                progress(name, &run, res.findings.len());
                 tools.insert(name.to_string(), run);
                 facts.insert(name.to_string(), res.facts);
                 findings.extend(res.findings);
             }
             Err(e) => {
-                let run = ToolRun { ok: false, ms, error: Some(e.clone()) };
-                progress(name, &run, 1);
                 tools.insert(name.to_string(), run);
                 findings.push(Finding::could_not_check(category_of(name), name, "this part of the host", e));
             }
@@ -387,7 +395,7 @@ mod tests {
         ] {
             let g = gate(tool_secs, review_secs);
             let started = Instant::now();
-            let (facts, tools, findings) = collect(&g, &|_, _, _| {}).await;
+            let (facts, tools, findings) = collect(&g, &|_| {}).await;
             assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
             assert!(tools["quick"].ok && facts["quick"]["ok"] == true);
             assert_eq!(tools["stuck"].error.as_deref(), Some(why));
