@@ -372,6 +372,28 @@ impl Host {
         r
     }
 
+    /// [`Host::open_file`] and where the opened file really is inside the root (every
+    /// symlink resolved inside it), for a caller that judges a file by its owner and its
+    /// place: both come from the descriptor that is read (its `fstat` and its
+    /// `/proc/self/fd` link), never from a second lookup by path that a swap could
+    /// answer differently. Fails closed when the place cannot be told (no `/proc`).
+    pub fn open_file_located(&self, path: &str) -> Result<(std::fs::File, std::fs::Metadata, String), HostError> {
+        let (file, meta) = self.open_file(path)?;
+        let located = self.root_dir.get().and_then(|root| {
+            let link = |fd: i32| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok();
+            let (r, f) = (link(root.as_raw_fd())?, link(file.as_raw_fd())?);
+            let rel = f.strip_prefix(&r).ok()?.to_str()?.to_string();
+            Some(format!("/{rel}"))
+        });
+        let real = located.ok_or_else(|| HostError::Io {
+            path: path.to_string(),
+            source: io::Error::other(
+                "cannot tell where the opened file is inside the audited root (is /proc mounted?)",
+            ),
+        })?;
+        Ok((file, meta, real))
+    }
+
     fn open_file_inner(&self, path: &str) -> Result<(std::fs::File, std::fs::Metadata), HostError> {
         let path = self.checked(path)?;
         let root = self.root_fd(path)?;

@@ -7,7 +7,6 @@
 //! runner that can be pointed into a test network namespace, and a memory of
 //! the plan each input was shown with, so `run` refuses when the host changed
 //! between the plan the administrator approved and the moment it runs.
-#![expect(clippy::disallowed_methods, reason = "converted to Host::read* after the tenant-code fixes land")]
 
 pub mod deny_port;
 pub mod lock_account;

@@ -118,7 +118,6 @@ pub struct RestoreFacts {
 struct Prepared {
     job: BackupJob,
     archive: String,
-    real: PathBuf,
     size: u64,
     mtime: i64,
     format: Format,
@@ -167,12 +166,11 @@ fn prepare(ctx: &Ctx, input: &RestoreInput) -> Result<Prepared, ToolError> {
         }));
     };
     let format = Format::of(&archive).ok_or_else(|| ToolError::Failed("unsupported archive".into()))?;
-    let real = ctx.host.path(&archive)?;
     let (db, why_no_db) = match restore_db::find_tools(ctx) {
         Ok(t) => (Some(t), None),
         Err(why) => (None, Some(why)),
     };
-    Ok(Prepared { job, archive, real, size, mtime, format, parent: scratch_parent(ctx), db, why_no_db })
+    Ok(Prepared { job, archive, size, mtime, format, parent: scratch_parent(ctx), db, why_no_db })
 }
 
 fn render_plan(ctx: &Ctx, p: &Prepared) -> Plan {
@@ -370,12 +368,15 @@ fn max_members(job: &BackupJob) -> u64 {
 }
 
 async fn restore_into(ctx: &Ctx, p: &Prepared, scratch: &Path) -> Result<Restored, Failure> {
-    let (real, format, dest) = (p.real.clone(), p.format, scratch.to_path_buf());
+    let (host, archive, format, dest) = (ctx.host.clone(), p.archive.clone(), p.format, scratch.to_path_buf());
     let files_dir = if format.is_sql() { dest.clone() } else { dest.join("files") };
     let mut c = Counter::new(extraction_cap(scratch), max_members(&p.job));
     c.floor = Some(Floor::at(scratch));
     let joined = tokio::task::spawn_blocking(move || {
-        let r = extract(&real, format, &files_dir, &mut c);
+        // The backup may sit where a tenant writes: opened through the one reader (in the
+        // root, a FIFO or device refused on an O_PATH descriptor, never opened).
+        let open = || host.open_file(&archive).map(|(f, _)| f).map_err(|e| format!("cannot open the archive: {e}"));
+        let r = extract(&open, format, &files_dir, &mut c);
         (c, r)
     })
     .await;
@@ -446,6 +447,10 @@ async fn restore_into(ctx: &Ctx, p: &Prepared, scratch: &Path) -> Result<Restore
 }
 
 /// Does this `.sql` member start like `mariadb-dump`/`mysqldump` output?
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a member vigil itself extracted into its private restore scratch directory, not a tenant path"
+)]
 fn looks_like_dump(path: &Path) -> bool {
     let Ok(f) = File::open(path) else { return false };
     let mut head = Vec::new();
@@ -576,8 +581,13 @@ fn over_cap(c: &Counter) -> String {
     )
 }
 
-fn extract(real: &Path, format: Format, dest: &Path, c: &mut Counter) -> Result<(), String> {
-    let open = || File::open(real).map_err(|e| format!("cannot open {}: {e}", real.display()));
+/// Extract the archive `open` opens (called again where it must be read twice, for a tar's end marker).
+fn extract(
+    open: &dyn Fn() -> Result<File, String>,
+    format: Format,
+    dest: &Path,
+    c: &mut Counter,
+) -> Result<(), String> {
     std::fs::create_dir_all(dest).map_err(|e| format!("cannot create {}: {e}", dest.display()))?;
     match format {
         Format::Tar => {
@@ -676,6 +686,10 @@ struct DumpScan {
     completed: bool,
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the dump vigil itself extracted into its private restore scratch directory, not a tenant path"
+)]
 fn scan_dump(path: &Path) -> io::Result<DumpScan> {
     let mut s = DumpScan::default();
     let mut last = String::new();
@@ -700,6 +714,11 @@ fn scan_dump(path: &Path) -> io::Result<DumpScan> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[expect(clippy::disallowed_methods, reason = "the test's own archive in its temp directory")]
+    fn opener(p: &Path) -> impl Fn() -> Result<File, String> + '_ {
+        move || File::open(p).map_err(|e| e.to_string())
+    }
 
     fn counter() -> Counter {
         Counter::new(1 << 30, DEFAULT_MAX_MEMBERS)
@@ -726,7 +745,7 @@ mod tests {
             let p = d.path().join("a.tar");
             std::fs::write(&p, raw_tar(evil, b"x")).unwrap();
             let dest = d.path().join("out");
-            let e = extract(&p, Format::Tar, &dest, &mut counter()).unwrap_err();
+            let e = extract(&opener(&p), Format::Tar, &dest, &mut counter()).unwrap_err();
             assert!(e.contains("refused"), "{evil}: {e}");
         }
         assert!(!d.path().join("escape.txt").exists());
@@ -739,10 +758,10 @@ mod tests {
         let p = d.path().join("a.tar");
         std::fs::write(&p, raw_tar("big.bin", &[7u8; 4096])).unwrap();
         let mut c = Counter::new(1000, DEFAULT_MAX_MEMBERS);
-        let e = extract(&p, Format::Tar, &d.path().join("out"), &mut c).unwrap_err();
+        let e = extract(&opener(&p), Format::Tar, &d.path().join("out"), &mut c).unwrap_err();
         assert!(e.contains("nearly full"), "{e}");
         let mut c = counter();
-        extract(&p, Format::Tar, &d.path().join("out2"), &mut c).unwrap();
+        extract(&opener(&p), Format::Tar, &d.path().join("out2"), &mut c).unwrap();
         assert_eq!((c.files, c.bytes), (1, 4096));
     }
 

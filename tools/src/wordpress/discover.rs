@@ -9,7 +9,9 @@
 //! then read in parallel: core version, plugins (normal and must-use) and
 //! themes from their headers (the first 8 KiB, as WordPress reads them),
 //! `readme.txt` `Stable tag` as a fallback.
-#![expect(clippy::disallowed_methods, reason = "converted to Host::read* after the tenant-code fixes land")]
+//! Every file is read through [`Host`]: resolved inside the audited root (an
+//! image's absolute symlink means the image's file), a FIFO or device never
+//! opened (it is named in the review instead), reads capped.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
@@ -292,33 +294,28 @@ fn host_err(path: &str, e: std::io::Error) -> HostError {
     }
 }
 
-/// Names and types in a directory, one `readdir` (types from `d_type`; symlinks are stat'ed).
+/// Names and types in a directory, each judged inside the audited root: a symlink is
+/// followed there (an image's `/var/www/site -> /srv/site` is the image's `/srv/site`,
+/// not this machine's), so whether it is a directory is the image's answer.
 pub(crate) fn list_dir(host: &Host, dir: &str) -> Result<Vec<Entry>, HostError> {
-    let real = host.path(dir)?;
-    let rd = std::fs::read_dir(&real).map_err(|e| host_err(dir, e))?;
     let mut out = Vec::new();
-    for e in rd.flatten() {
-        let Ok(ft) = e.file_type() else {
+    for name in host.read_dir(dir)? {
+        let path = join(dir, &name);
+        let Ok(meta) = host.symlink_metadata(&path) else {
             continue;
         };
-        let is_dir = if ft.is_symlink() {
-            std::fs::metadata(e.path()).map(|m| m.is_dir()).unwrap_or(false)
-        } else {
-            ft.is_dir()
-        };
-        out.push(Entry { name: e.file_name().to_string_lossy().into_owned(), is_dir, link: ft.is_symlink() });
+        let link = meta.file_type().is_symlink();
+        let is_dir = if link { host.metadata(&path).map(|m| m.is_dir()).unwrap_or(false) } else { meta.is_dir() };
+        out.push(Entry { name, is_dir, link });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
 
-/// The first `n` bytes of a file, lossily decoded.
+/// The first `n` bytes of a file, lossily decoded (through [`Host::read_head`]: a FIFO or
+/// device is not opened, and is named in the review).
 pub(crate) fn read_head(host: &Host, path: &str, n: usize) -> Result<String, HostError> {
-    let real = host.path(path)?;
-    let f = std::fs::File::open(&real).map_err(|e| host_err(path, e))?;
-    let mut buf = Vec::with_capacity(n.min(8192));
-    f.take(n as u64).read_to_end(&mut buf).map_err(|e| host_err(path, e))?;
-    Ok(String::from_utf8_lossy(&buf).into_owned())
+    host.read_head(path, n as u64)
 }
 
 pub(crate) fn join(dir: &str, name: &str) -> String {
@@ -367,32 +364,18 @@ struct Opened {
 /// The largest config file read: a `wp-config.php` is a few KiB.
 const MAX_CONFIG: u64 = 1024 * 1024;
 
-/// `real` (a path on this machine) as a path inside the audited system.
-fn in_host(host: &Host, real: &std::path::Path) -> Option<String> {
-    let root = std::fs::canonicalize(host.root()).ok()?;
-    let rel = real.strip_prefix(&root).ok()?;
-    phpconf::normalize(&format!("/{}", rel.display()))
-}
-
-/// Open a regular file without blocking (a FIFO planted as `wp-config.php` must not hang the
-/// review) and judge it by the descriptor: `Ok(None)` when absent or not a regular file.
+/// Open a config file through [`Host::open_file_located`] (resolved inside the root, checked
+/// on an `O_PATH` descriptor so a FIFO planted as `wp-config.php` is never opened and is
+/// named in the review, then read non-blocking and capped) and judge it by that descriptor:
+/// its owner and its place are the opened file's, never a symlink's. `Ok(None)` when absent
+/// or not a regular file.
 fn open_config(host: &Host, path: &str) -> Result<Option<Opened>, HostError> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::OpenOptionsExt;
-    let real = host.path(path)?;
-    let f = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&real) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(host_err(path, e)),
+    let (f, meta, real) = match host.open_file_located(path) {
+        Ok(o) => o,
+        Err(e) if e.is_not_found() || matches!(e, HostError::NotRegular { .. }) => return Ok(None),
+        Err(e) => return Err(e),
     };
-    let meta = f.metadata().map_err(|e| host_err(path, e))?;
-    if !meta.is_file() {
-        return Ok(None);
-    }
-    let opened_at = std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd()))
-        .or_else(|_| std::fs::canonicalize(&real))
-        .map_err(|e| host_err(path, e))?;
-    let real = in_host(host, &opened_at).unwrap_or_else(|| opened_at.display().to_string());
+    let real = phpconf::normalize(&real).unwrap_or(real);
     let mut buf = Vec::new();
     f.take(MAX_CONFIG).read_to_end(&mut buf).map_err(|e| host_err(path, e))?;
     Ok(Some(Opened { text: String::from_utf8_lossy(&buf).into_owned(), uid: meta.uid(), real }))

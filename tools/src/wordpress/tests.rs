@@ -284,6 +284,49 @@ fn walk_is_bounded_and_skips_bulk_directories() {
     assert!(out.findings.iter().any(|f| f.id == "hardening.wp-not-configured" && f.subject == "/var/www/a"));
 }
 
+/// In an audited image, a site directory that is an absolute symlink (`/var/www/blog ->
+/// /srv/real/blog`) is the image's directory, found and read there; a FIFO planted as a
+/// plugin's main file or as a file `wp-config.php` includes is never opened (the walk does
+/// not hang) and is named as not read.
+#[test]
+fn discovery_resolves_in_the_root_and_names_fifos_it_did_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let real = root.join("srv/real/blog");
+    std::fs::create_dir_all(real.join("wp-includes")).unwrap();
+    std::fs::create_dir_all(real.join("wp-content/plugins/akismet")).unwrap();
+    std::fs::write(real.join("wp-includes/version.php"), "<?php $wp_version = '6.5.2';\n").unwrap();
+    std::fs::write(
+        real.join("wp-config.php"),
+        "<?php define('DB_NAME','blogdb');\nrequire __DIR__ . '/inc.php';\ndefine('DB_USER','blog');\n",
+    )
+    .unwrap();
+    std::fs::write(real.join("wp-content/plugins/hello.php"), "<?php\n/*\nPlugin Name: Hello\nVersion: 1.7\n*/\n")
+        .unwrap();
+    for fifo in [real.join("inc.php"), real.join("wp-content/plugins/akismet/akismet.php")] {
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0, "mkfifo {}", fifo.display());
+    }
+    std::fs::create_dir_all(root.join("var/www")).unwrap();
+    // Absolute, as written inside the image: on this machine /srv/real/blog does not exist.
+    std::os::unix::fs::symlink("/srv/real/blog", root.join("var/www/blog")).unwrap();
+    assert!(!std::path::Path::new("/srv/real/blog").exists());
+
+    let ctx = Ctx::new(crate::host::Host::at(root));
+    let d = discover(&ctx);
+    let s = d.sites.iter().find(|s| s.path == "/var/www/blog").unwrap_or_else(|| panic!("{:?}", d.sites));
+    assert_eq!(s.core_version.as_deref(), Some("6.5.2"));
+    assert_eq!(s.config_files, vec!["/var/www/blog/wp-config.php".to_string()], "the FIFO include is not read");
+    assert_eq!((s.db.name.as_deref(), s.db.user.as_deref()), (Some("blogdb"), Some("blog")));
+    let plugins: Vec<String> = s.plugins.iter().map(|p| p.short()).collect();
+    assert_eq!(plugins, vec!["hello@1.7"], "the FIFO plugin has no header to read");
+    let skipped = ctx.host.skipped();
+    for p in ["/var/www/blog/inc.php", "/var/www/blog/wp-content/plugins/akismet/akismet.php"] {
+        assert!(skipped.iter().any(|l| l.starts_with(p) && l.contains("FIFO")), "{p} not named: {skipped:?}");
+    }
+}
+
 /// Root, or skipped with a line saying so (a failure under `VIGIL_SYSTEM_TESTS=1`).
 fn as_root(what: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -328,7 +371,8 @@ fn only_the_sites_own_files_are_read() {
         "<?php define('DB_HOST', '127.0.0.1:3399');\nrequire_once '/var/www/victim/wp-config.php';\n",
     );
     let linked = mk("linked", attacker, "<?php require_once __DIR__ . '/db.php';\n");
-    symlink(v.join("wp-config.php"), linked.join("db.php")).unwrap();
+    // Links as a tenant writes them: absolute inside the audited system (resolved in its root).
+    symlink("/var/www/victim/wp-config.php", linked.join("db.php")).unwrap();
     // The attacker's own file, but outside the site; and one inside it, which is read.
     std::fs::create_dir_all(root.join("home/atk")).unwrap();
     std::fs::write(root.join("home/atk/secrets.php"), "<?php define('DB_USER','elsewhere');\n").unwrap();
@@ -344,7 +388,7 @@ fn only_the_sites_own_files_are_read() {
     // The whole wp-config.php as a symlink to the victim's.
     let whole = mk("whole", attacker, "<?php\n");
     std::fs::remove_file(whole.join("wp-config.php")).unwrap();
-    symlink(v.join("wp-config.php"), whole.join("wp-config.php")).unwrap();
+    symlink("/var/www/victim/wp-config.php", whole.join("wp-config.php")).unwrap();
 
     let ctx = Ctx::new(crate::host::Host::at(root));
     let d = discover(&ctx);

@@ -53,6 +53,10 @@ pub fn revoke(state: &Path, token: &str) {
 
 /// Redeem a token for a call of `tool` on `site`/`staged_id` whose plan hashes to `plan_digest`.
 /// The token is consumed first, so it never opens anything twice.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "vigil's own approval token file in its state directory, not a tenant file"
+)]
 pub fn redeem(
     state: &Path,
     token: &str,

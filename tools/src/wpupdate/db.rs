@@ -367,6 +367,10 @@ pub fn staging_db_name(db: &str, id: &str) -> String {
 }
 
 /// Tables a dump creates, in order.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a database dump vigil itself wrote to its state or scratch directory, not a tenant file"
+)]
 pub fn dump_tables(path: &Path) -> Result<Vec<String>, ToolError> {
     use std::io::BufRead;
     let f = std::fs::File::open(path).map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?;
@@ -383,6 +387,10 @@ pub fn dump_tables(path: &Path) -> Result<Vec<String>, ToolError> {
 }
 
 /// A dump reads to the end: it has `-- Dump completed` last. The number of tables it creates.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a database dump vigil itself wrote to its state or scratch directory, not a tenant file"
+)]
 pub fn verify_dump(path: &Path) -> Result<usize, ToolError> {
     let text_tail = {
         use std::io::{Read, Seek, SeekFrom};

@@ -136,6 +136,10 @@ fn pinned(d: &Dir, name: &OsStr, rp: &Path, skipped: &mut Vec<String>) -> io::Re
 }
 
 /// Read a tar.gz to its end (every member, the gzip trailer); its member count.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a backup archive vigil itself wrote to its state directory, not a tenant file"
+)]
 pub fn verify_archive(path: &Path) -> Result<u64, ToolError> {
     let f = File::open(path).map_err(|e| failed(format!("cannot read {}: {e}", path.display())))?;
     let mut gz = flate2::read::GzDecoder::new(BufReader::new(f));
@@ -160,6 +164,10 @@ pub fn verify_archive(path: &Path) -> Result<u64, ToolError> {
 /// links), keeping modes and owners. Everything is created relative to descriptors with
 /// `O_EXCL`, inside a directory that stays root's (0700) until it is complete, so a symlink
 /// planted by the site's owner — or one earlier in the archive — is never written through.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the site backup vigil itself wrote to its state directory; members are written through descriptors"
+)]
 pub fn extract_sub(archive: &Path, sub: &str, parent: &Dir, name: &OsStr) -> Result<u64, ToolError> {
     let f = File::open(archive).map_err(|e| failed(format!("cannot read {}: {e}", archive.display())))?;
     let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(f)));
@@ -434,6 +442,10 @@ impl Unit {
 }
 
 /// SHA-256 of a file.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "hashes packages vigil itself downloaded and kept in its state directory, not tenant files"
+)]
 pub fn sha256_file(p: &Path) -> io::Result<String> {
     use sha2::{Digest, Sha256};
     let mut f = File::open(p)?;

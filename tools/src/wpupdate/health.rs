@@ -120,6 +120,9 @@ pub fn free_port() -> Result<u16, ToolError> {
     Ok(l.local_addr().map_err(failed)?.port())
 }
 
+/// The most of the staging server's PHP error log that is read.
+const MAX_LOG: u64 = 4 << 20;
+
 /// A private log directory the PHP user can write (0700, owned by it), removed on drop.
 pub fn log_dir(parent: &Path, who: &RunAs) -> Result<tempfile::TempDir, ToolError> {
     let d = tempfile::Builder::new()
@@ -230,7 +233,14 @@ pub async fn check(
         h.pages.push(PageCheck { path: p, status, problem });
     }
     stop(&mut child, port).await;
-    h.log_errors = log_problems(&std::fs::read_to_string(&log).unwrap_or_default(), docroot);
+    // The log directory belongs to the site's user (its PHP writes the log): read the log only
+    // as a plain file through the directory's descriptor, so a FIFO, a device or a symlink to
+    // another file put in its place is refused, never opened.
+    let text = super::tree::Dir::open(logs.path())
+        .and_then(|d| d.read_regular(std::ffi::OsStr::new("php-errors.log"), MAX_LOG))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    h.log_errors = log_problems(&text, docroot);
     drop(logs);
     for f in lint {
         let p = as_user(who, &php, &["-l".into(), f.display().to_string()])?;

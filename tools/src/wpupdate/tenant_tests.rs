@@ -6,6 +6,7 @@
 //! mode, directory contents) and every symlink must have stayed a symlink. Deterministic
 //! tests plant the links before the operation. System tests: root, useradd, setpriv and
 //! python3 are needed; with `VIGIL_SYSTEM_TESTS=1` their absence fails the test.
+#![expect(clippy::disallowed_methods, reason = "tests read back files they wrote in their own temporary directories")]
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

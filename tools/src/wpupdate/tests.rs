@@ -1,5 +1,6 @@
 //! Unit tests of the pieces that need no WordPress: package safety, checksums,
 //! the staging wp-config rewrite, option files, swaps and approvals.
+#![expect(clippy::disallowed_methods, reason = "tests read back files they wrote in their own temporary directories")]
 
 use std::collections::BTreeMap;
 use std::io::Write;
