@@ -49,8 +49,21 @@ impl App {
         if !root.is_dir() {
             anyhow::bail!("--root {}: not a directory", root.display());
         }
+        // An unmounted mount point (or a typo'd empty directory) would review as a mostly clean host.
+        if global.root.is_some() && std::fs::read_dir(&root).map(|mut d| d.next().is_none()).unwrap_or(false) {
+            anyhow::bail!(
+                "--root {}: the directory is empty — is the image mounted there? Nothing would be reviewed",
+                root.display()
+            );
+        }
         let host = host_at(&root, std::env::var("VIGIL_NOW").ok().as_deref())?;
         let config_path = match &global.config {
+            Some(p) if !p.exists() => {
+                anyhow::bail!(
+                    "--config {}: no such file (without --config, /etc/vigil/config.toml is read when present)",
+                    p.display()
+                )
+            }
             Some(p) => p.clone(),
             None => host.path("/etc/vigil/config.toml").context("config path")?,
         };

@@ -396,3 +396,16 @@ fn report_says_when_the_trend_starts_and_auth_status_has_json() {
     assert!(v["api_key"]["source"].as_str().unwrap().contains("ANTHROPIC_API_KEY"), "{v}");
     assert!(!text.contains(support::KEY), "the key itself is never shown");
 }
+
+#[test]
+fn an_empty_root_and_a_missing_config_are_errors() {
+    let t = tempfile::tempdir().unwrap();
+    let empty = t.path().join("mnt");
+    std::fs::create_dir(&empty).unwrap();
+    let r = vigil_at(&t.path().join("state"), &empty, &["review", "--offline"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("is empty") && r.stderr.contains("mounted"), "{}", r.stderr);
+    let r = vigil_at(&t.path().join("state"), &web1(), &["--config", "/nonexistent/vigil.toml", "review", "--offline"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("/nonexistent/vigil.toml") && r.stderr.contains("no such file"), "{}", r.stderr);
+}
