@@ -32,19 +32,6 @@ fn sdk_python() -> Result<PathBuf, String> {
     Ok(py)
 }
 
-fn formats(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) => {
-            if let Some(Value::String(f)) = m.get("format") {
-                out.push(f.clone());
-            }
-            m.values().for_each(|x| formats(x, out));
-        }
-        Value::Array(a) => a.iter().for_each(|x| formats(x, out)),
-        _ => {}
-    }
-}
-
 #[test]
 fn the_official_python_sdk_lists_calls_and_gets_clear_errors() {
     let py = match sdk_python() {
@@ -74,8 +61,8 @@ fn the_official_python_sdk_lists_calls_and_gets_clear_errors() {
     assert_eq!(tools["firewall_deny_port"]["readOnly"], false);
     let mut fs = Vec::new();
     for t in tools.values() {
-        formats(&t["input"], &mut fs);
-        formats(&t["output"], &mut fs);
+        vigil::mcp::schema_formats(&t["input"], &mut fs);
+        vigil::mcp::schema_formats(&t["output"], &mut fs);
     }
     assert!(fs.iter().all(|f| !f.starts_with("uint") && !f.starts_with("int")), "non-standard formats: {fs:?}");
 

@@ -15,11 +15,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -95,35 +92,6 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// A webhook receiver on 127.0.0.1: answers 200 and sends on the bodies it got.
-fn webhook() -> (String, mpsc::Receiver<String>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in l.incoming().take(4) {
-            let Ok(mut s) = stream else { continue };
-            s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; len];
-            r.read_exact(&mut body).ok();
-            let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
-            let _ = write!(s, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-        }
-    });
-    (url, rx)
-}
-
 #[test]
 fn planted_secrets_reach_no_report_request_transcript_or_audit_log() {
     let t = planted_root();
@@ -136,7 +104,7 @@ fn planted_secrets_reach_no_report_request_transcript_or_audit_log() {
     plant_cron(&root);
 
     // The scheduled review: the summary request, the report files in every format, the webhook.
-    let (url, bodies) = webhook();
+    let (url, bodies) = http_server(200, 4, "/hook");
     let cfg = t.path().join("config.toml");
     std::fs::write(&cfg, format!("[[notify.webhooks]]\nurl = \"{url}\"\nkind = \"json\"\n")).unwrap();
     std::fs::set_permissions(&cfg, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();

@@ -5,12 +5,11 @@
 //! notice, and `remove` undoing `install`.
 #![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed setup should panic")]
+mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 fn vigil() -> &'static str {
@@ -55,35 +54,6 @@ fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// A one-shot HTTP server: answers `status` to each request and sends the bodies it got.
-fn http_server(status: u16, max: usize) -> (String, mpsc::Receiver<String>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook/T0KEN", l.local_addr().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in l.incoming().take(max) {
-            let Ok(mut s) = stream else { continue };
-            s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; len];
-            r.read_exact(&mut body).ok();
-            let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
-            let _ = write!(s, "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-        }
-    });
-    (url, rx)
-}
-
 fn write_config(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
@@ -102,7 +72,7 @@ fn systemd_install_then_exec_start_by_hand_reports_and_notifies() {
     assert!(cp.success());
     std::fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
     let state = t.path().join("state");
-    let (url, bodies) = http_server(200, 4);
+    let (url, bodies) = support::http_server(200, 4, "/hook/T0KEN");
     let cfg = t.path().join("config.toml");
     write_config(&cfg, &format!("[[notify.webhooks]]\nurl = \"{url}\"\nkind = \"json\"\n"));
     let (root_s, state_s, cfg_s) = (root.display().to_string(), state.display().to_string(), cfg.display().to_string());
@@ -179,7 +149,7 @@ fn cron_install_overdue_notice_and_failed_notification() {
     std::fs::create_dir_all(root.join("proc/net")).unwrap();
     let state = t.path().join("state");
     // A webhook that always fails.
-    let (url, _bodies) = http_server(500, 10);
+    let (url, _bodies) = support::http_server(500, 10, "/hook/T0KEN");
     let cfg = t.path().join("config.toml");
     write_config(&cfg, &format!("[[notify.webhooks]]\nurl = \"{url}\"\n"));
     let (root_s, state_s, cfg_s) = (root.display().to_string(), state.display().to_string(), cfg.display().to_string());

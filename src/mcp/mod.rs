@@ -295,6 +295,20 @@ fn take_defs(schema: &mut Value) -> Map<String, Value> {
     }
 }
 
+/// Every `format` a schema uses, anywhere in it (to check it uses only [`STANDARD_FORMATS`]).
+pub fn schema_formats(schema: &Value, out: &mut Vec<String>) {
+    match schema {
+        Value::Object(m) => {
+            if let Some(Value::String(f)) = m.get("format") {
+                out.push(f.clone());
+            }
+            m.values().for_each(|x| schema_formats(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| schema_formats(x, out)),
+        _ => {}
+    }
+}
+
 /// The output schema: the tool's facts schema and the findings, as `{facts, findings}`
 /// — exactly the shape of the structured content. Definitions are hoisted to the
 /// root so `#/$defs/…` references still resolve.
@@ -508,30 +522,17 @@ mod tests {
         assert!(matches!(MutatingPolicy::from_config(McpMutating::Refuse, true, p), MutatingPolicy::Refuse(_)));
     }
 
-    fn formats(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::Object(m) => {
-                if let Some(Value::String(f)) = m.get("format") {
-                    out.push(f.clone());
-                }
-                m.values().for_each(|x| formats(x, out));
-            }
-            Value::Array(a) => a.iter().for_each(|x| formats(x, out)),
-            _ => {}
-        }
-    }
-
     #[test]
     fn listed_schemas_use_only_standard_formats_with_ranges_for_integers() {
         let reg = Registry::builtin();
         let mut seen = Vec::new();
         for info in reg.list() {
-            formats(&info.input_schema, &mut seen);
+            schema_formats(&info.input_schema, &mut seen);
             let tool = mcp_tool(info);
             let mut left = Vec::new();
-            formats(&Value::Object((*tool.input_schema).clone()), &mut left);
+            schema_formats(&Value::Object((*tool.input_schema).clone()), &mut left);
             if let Some(o) = &tool.output_schema {
-                formats(&Value::Object((**o).clone()), &mut left);
+                schema_formats(&Value::Object((**o).clone()), &mut left);
             }
             let odd: Vec<&String> = left.iter().filter(|f| !STANDARD_FORMATS.contains(&f.as_str())).collect();
             assert!(odd.is_empty(), "{}: non-standard formats {odd:?}", info.name);
