@@ -155,3 +155,68 @@ fn check(ctx: &Ctx) -> Outcome<WebFacts> {
     facts.pools = pools;
     Outcome::new(facts, findings)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::Host;
+
+    fn write(root: &std::path::Path, p: &str, s: &str) {
+        let p = root.join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, s).unwrap();
+    }
+
+    #[tokio::test]
+    async fn htaccess_closes_a_file_on_apache_and_hostile_files_do_not_stop_the_walk() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        write(
+            r,
+            "etc/apache2/sites-enabled/s.conf",
+            "<VirtualHost *:80>\n ServerName s.test\n DocumentRoot /srv/s\n <Directory /srv/s>\n  AllowOverride All\n </Directory>\n</VirtualHost>\n",
+        );
+        write(r, "srv/s/.htaccess", "<Files \"closed.sql\">\n Require all denied\n</Files>\n");
+        write(r, "srv/s/closed.sql", "-- dump\n");
+        write(r, "srv/s/open.sql", "-- dump\n");
+        write(r, "srv/s/private/.htaccess", "Deny from all\n");
+        write(r, "srv/s/private/.env", "X=1\n");
+        // Hostile: a FIFO named like PHP, a huge PHP file whose marker is past the head, a link out of the root.
+        let fifo = r.join("srv/s/wait.php");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let mut huge = "<?php\n".to_string() + &" ".repeat(docroot::SHELL_FILE_HEAD as usize + 10);
+        huge.push_str("eval($_POST['x']);\n");
+        write(r, "srv/s/huge.php", &huge);
+        std::os::unix::fs::symlink("/etc/shadow", r.join("srv/s/.env")).unwrap();
+        write(r, "etc/shadow", "root:$6$secret:1::::::\n");
+        let host = Host::at(r);
+        let out = CheckWeb.run(&Ctx::new(host.clone()), NoInput {}).await.unwrap();
+        let subjects: Vec<(&str, &str)> = out.findings.iter().map(|f| (f.id.as_str(), f.subject.as_str())).collect();
+        assert!(subjects.contains(&("hardening.database-dump", "/srv/s/open.sql")), "{subjects:?}");
+        assert!(
+            !subjects.iter().any(|(_, s)| *s == "/srv/s/closed.sql" || *s == "/srv/s/private/.env"),
+            "{subjects:?}"
+        );
+        // The link is the image's /etc/shadow, served as /.env: a finding, its content never shown.
+        assert!(subjects.contains(&("hardening.env-exposed", "/srv/s/.env")), "{subjects:?}");
+        assert!(!format!("{:?}", out.findings).contains("$6$secret"), "{:?}", out.findings);
+        assert!(!subjects.iter().any(|(id, _)| *id == "hardening.web-shell"), "only the head of a huge file is read");
+        assert!(host.skipped().iter().any(|l| l.contains("wait.php")), "{:?}", host.skipped());
+        assert_eq!(out.facts.docroots[0].path, "/srv/s");
+    }
+
+    #[test]
+    fn the_byte_budget_runs_out_and_says_so() {
+        let t = tempfile::tempdir().unwrap();
+        for i in 0..5 {
+            write(t.path(), &format!("w/p{i}.php"), "<?php echo 'hello world';\n");
+        }
+        let host = Host::at(t.path());
+        let site = crate::tls::Site { server: "nginx".into(), roots: vec!["/w".into()], ..Default::default() };
+        let root = docroot::Root { path: "/w".into(), sites: vec![&site] };
+        let mut budget = docroot::Budget { bytes_left: 40, entries_left: 100, ..Default::default() };
+        let mut out = Vec::new();
+        docroot::scan(&host, &root, &HashSet::new(), &HashSet::new(), &[], &mut budget, &mut out);
+        assert_eq!((budget.files_read, budget.files_skipped), (2, 3), "{budget:?}");
+    }
+}
