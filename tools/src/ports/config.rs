@@ -54,8 +54,28 @@ fn address_public(a: &str) -> bool {
     }
 }
 
-fn any_public(addrs: &[&str]) -> bool {
-    addrs.iter().any(|a| address_public(a))
+fn any_public<S: AsRef<str>>(addrs: &[S]) -> bool {
+    addrs.iter().any(|a| address_public(a.as_ref()))
+}
+
+/// A configured bind of an address list, guarded (`guard`) or open to whoever connects.
+fn configured(
+    service: &str,
+    file: String,
+    port: u16,
+    bind: String,
+    addrs: &[String],
+    guard: (&str, bool),
+) -> ConfiguredBind {
+    ConfiguredBind {
+        service: service.into(),
+        file,
+        port,
+        public: any_public(addrs),
+        bind,
+        guard: guard.0.into(),
+        unauthenticated: !guard.1,
+    }
 }
 
 /// Every datastore configuration found on the host.
@@ -140,16 +160,9 @@ fn mysql(host: &Host) -> Option<ConfiguredBind> {
         Some((f, _, v)) => (format!("{f}: bind-address"), v.clone().unwrap_or_default()),
         None => (format!("{main} (and its includes): no bind-address"), "(default: every interface)".into()),
     };
-    let addrs: Vec<&str> = if bind.starts_with('(') { vec!["*"] } else { bind.split(',').collect() };
-    Some(ConfiguredBind {
-        service: "MariaDB/MySQL".into(),
-        file,
-        port,
-        public: any_public(&addrs),
-        bind,
-        guard: "database accounts' passwords".into(),
-        unauthenticated: false,
-    })
+    let addrs: Vec<String> =
+        if bind.starts_with('(') { vec!["*".into()] } else { bind.split(',').map(str::to_string).collect() };
+    Some(configured("MariaDB/MySQL", file, port, bind, &addrs, ("database accounts' passwords", true)))
 }
 
 /// `directive args…` lines of a Redis configuration and its `include`s.
@@ -200,16 +213,7 @@ fn redis(host: &Host) -> Vec<ConfiguredBind> {
                 (false, true) => "no password; protected-mode yes (answers only loopback clients)".to_string(),
                 (false, false) => "no password and protected-mode no: anyone who connects runs any command".to_string(),
             };
-            let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
-            ConfiguredBind {
-                service: "Redis".into(),
-                file: format!("{file}: bind"),
-                port,
-                public: any_public(&refs),
-                bind,
-                guard,
-                unauthenticated: !password && !protected,
-            }
+            configured("Redis", format!("{file}: bind"), port, bind, &addrs, (&guard, password || protected))
         })
         .collect()
 }
@@ -242,16 +246,8 @@ fn memcached(host: &Host) -> Option<ConfiguredBind> {
         Some(l) => (l.clone(), l.split(',').map(|a| a.rsplit_once(':').map_or(a, |(h, _)| h).to_string()).collect()),
         None => ("(no -l: every interface)".to_string(), vec!["*".to_string()]),
     };
-    let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
-    Some(ConfiguredBind {
-        service: "Memcached".into(),
-        file: format!("{file}: -l"),
-        port,
-        public: any_public(&refs),
-        bind,
-        guard: if sasl { "SASL authentication (-S)".into() } else { "no authentication".into() },
-        unauthenticated: !sasl,
-    })
+    let guard = if sasl { ("SASL authentication (-S)", true) } else { ("no authentication", false) };
+    Some(configured("Memcached", format!("{file}: -l"), port, bind, &addrs, guard))
 }
 
 /// `section.key` → value of a small YAML file (block mappings by indentation, or dotted keys).
@@ -302,17 +298,9 @@ fn mongodb(host: &Host) -> Option<ConfiguredBind> {
     } else {
         yaml_list(&bind)
     };
-    let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
     let auth = get("security.authorization").is_some_and(|v| v == "enabled");
-    Some(ConfiguredBind {
-        service: "MongoDB".into(),
-        file: format!("{file}: net.bindIp"),
-        port,
-        public: any_public(&refs),
-        bind,
-        guard: if auth { "security.authorization: enabled".into() } else { "no authorization".into() },
-        unauthenticated: !auth,
-    })
+    let guard = if auth { ("security.authorization: enabled", true) } else { ("no authorization", false) };
+    Some(configured("MongoDB", format!("{file}: net.bindIp"), port, bind, &addrs, guard))
 }
 
 fn elasticsearch(host: &Host) -> Option<ConfiguredBind> {
@@ -322,17 +310,9 @@ fn elasticsearch(host: &Host) -> Option<ConfiguredBind> {
     let port = get("http.port").and_then(|p| p.split('-').next()?.parse().ok()).unwrap_or(9200);
     let bind = get("network.host").or_else(|| get("http.host")).unwrap_or_else(|| "(default: loopback)".into());
     let addrs = if bind.starts_with('(') { vec![] } else { yaml_list(&bind) };
-    let refs: Vec<&str> = addrs.iter().map(String::as_str).collect();
     let security = get("xpack.security.enabled").is_none_or(|v| v != "false");
-    Some(ConfiguredBind {
-        service: "Elasticsearch".into(),
-        file: format!("{file}: network.host"),
-        port,
-        public: any_public(&refs),
-        bind,
-        guard: if security { "xpack security on".into() } else { "xpack.security.enabled: false".into() },
-        unauthenticated: !security,
-    })
+    let guard = if security { ("xpack security on", true) } else { ("xpack.security.enabled: false", false) };
+    Some(configured("Elasticsearch", format!("{file}: network.host"), port, bind, &addrs, guard))
 }
 
 /// Fold the configured binds into the findings: a public configuration adds its evidence to the

@@ -56,6 +56,17 @@ fn can_write(meta: &std::fs::Metadata, who: &Account) -> Option<&'static str> {
     }
 }
 
+/// `path: user how` for each of `paths` that `acct` can change.
+fn writable_by(host: &Host, paths: impl IntoIterator<Item = String>, acct: &Account) -> Vec<String> {
+    paths
+        .into_iter()
+        .filter_map(|p| {
+            let how = host.metadata(&p).ok().and_then(|m| can_write(&m, acct))?;
+            Some(format!("{p}: {} {how}", acct.name))
+        })
+        .collect()
+}
+
 /// The PHP users of a WordPress site at `path`.
 fn php_users(path: &str, pools: &[Pool]) -> Vec<String> {
     let covers =
@@ -87,15 +98,7 @@ pub fn check(host: &Host, sites: &[Site], pools: &[Pool]) -> Vec<Finding> {
             let Some(acct) = accounts.get(&user).filter(|a| a.uid != 0) else { continue };
             let mut configs: Vec<String> = site.config_path.iter().chain(site.password_file.iter()).cloned().collect();
             configs.dedup();
-            let config_hits: Vec<String> = configs
-                .iter()
-                .filter_map(|c| {
-                    host.metadata(c)
-                        .ok()
-                        .and_then(|m| can_write(&m, acct))
-                        .map(|how| format!("{c}: {} {how}", acct.name))
-                })
-                .collect();
+            let config_hits = writable_by(host, configs.iter().cloned(), acct);
             if !config_hits.is_empty() {
                 let mut f = Finding::new(
                     "hardening.wp-config-writable",
@@ -114,16 +117,7 @@ pub fn check(host: &Host, sites: &[Site], pools: &[Pool]) -> Vec<Finding> {
             }
             let core =
                 ["wp-includes/version.php", "wp-login.php", "wp-settings.php", "index.php", "wp-includes", "wp-admin"];
-            let core_hits: Vec<String> = core
-                .iter()
-                .map(|c| join(&site.path, c))
-                .filter_map(|p| {
-                    host.metadata(&p)
-                        .ok()
-                        .and_then(|m| can_write(&m, acct))
-                        .map(|how| format!("{p}: {} {how}", acct.name))
-                })
-                .collect();
+            let core_hits = writable_by(host, core.iter().map(|c| join(&site.path, c)), acct);
             if !core_hits.is_empty() {
                 let mut f = Finding::new(
                     "hardening.wp-core-writable",
