@@ -73,12 +73,33 @@ impl Rule {
     }
 }
 
-fn regex_matches(pattern: &str, text: &str, case_insensitive: bool) -> bool {
+fn compiles_and_matches(pattern: &str, text: &str, case_insensitive: bool) -> Option<bool> {
     RegexBuilder::new(pattern)
         .case_insensitive(case_insensitive)
         .size_limit(1 << 20)
         .build()
-        .is_ok_and(|re| re.is_match(text))
+        .ok()
+        .map(|re| re.is_match(text))
+}
+
+/// PCRE's match, as far as the `regex` crate can tell. One negative lookahead, the
+/// common `location ~ /\.(?!well-known)`, is read as "matches without it, and not
+/// with its text in its place"; another pattern the crate cannot compile never denies.
+fn regex_matches(pattern: &str, text: &str, case_insensitive: bool) -> bool {
+    if let Some(m) = compiles_and_matches(pattern, text, case_insensitive) {
+        return m;
+    }
+    let Some(start) = pattern.find("(?!") else { return false };
+    let Some(len) = pattern[start + 3..].find(')') else { return false };
+    let inner = &pattern[start + 3..start + 3 + len];
+    if inner.contains('(') {
+        return false;
+    }
+    let rest = &pattern[start + 3 + len + 1..];
+    let without = format!("{}{rest}", &pattern[..start]);
+    let with = format!("{}(?:{inner}){rest}", &pattern[..start]);
+    compiles_and_matches(&without, text, case_insensitive) == Some(true)
+        && compiles_and_matches(&with, text, case_insensitive) == Some(false)
 }
 
 /// The nginx location chosen for `uri` among `rules` (nginx's order), when one matches.
@@ -261,6 +282,11 @@ mod tests {
         assert_eq!(denied_by(&rules, "/.well-known/acme-challenge/x", "/w/x"), None);
         assert_eq!(denied_by(&rules, "/static/.env", "/w/static/.env"), None, "^~ stops the regex search");
         assert_eq!(denied_by(&rules, "/dump.sql", "/w/dump.sql"), None);
+        // The hardened configs' favourite, with a lookahead PCRE has and the regex crate lacks.
+        let rules = vec![loc("~", "/\\.(?!well-known).*", true)];
+        assert!(denied_by(&rules, "/.git/config", "/w/.git/config").is_some());
+        assert_eq!(denied_by(&rules, "/.well-known/acme-challenge/x", "/w/x"), None);
+        assert_eq!(denied_by(&rules, "/index.php", "/w/index.php"), None);
     }
 
     #[test]
