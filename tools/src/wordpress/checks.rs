@@ -194,11 +194,12 @@ fn turns_on_php(name: &str, text: &str) -> Option<String> {
         let hit = if lower == ".user.ini" {
             ll.starts_with("auto_prepend_file") || ll.starts_with("auto_append_file")
         } else {
-            (ll.starts_with("addhandler")
-                || ll.starts_with("addtype")
-                || ll.starts_with("sethandler")
-                || ll.starts_with("forcetype"))
-                && (ll.contains("php") || ll.contains("proxy:"))
+            // The handler or type (the first argument) runs PHP; `AddType text/plain .php` protects.
+            let mut w = ll.split_whitespace();
+            let directive = w.next().unwrap_or("");
+            let handler = w.next().unwrap_or("").trim_matches('"');
+            (matches!(directive, "addhandler" | "addtype" | "sethandler" | "forcetype")
+                && (handler.contains("php") || handler.starts_with("proxy:")))
                 || ll.starts_with("php_value auto_")
         };
         hit.then(|| l.chars().take(120).collect())
@@ -501,5 +502,13 @@ mod tests {
         );
         assert!(turns_on_php(".user.ini", "auto_prepend_file = /var/www/s/wp-content/uploads/x.gif\n").is_some());
         assert!(turns_on_php(".htaccess", "Options -Indexes\nDeny from all\n").is_none());
+        // What protective uploads/.htaccess files say.
+        assert!(
+            turns_on_php(
+                ".htaccess",
+                "AddType text/plain .php .phtml\nRemoveHandler .php\nSetHandler none\nphp_flag engine off\n"
+            )
+            .is_none()
+        );
     }
 }
