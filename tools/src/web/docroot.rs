@@ -142,11 +142,16 @@ fn closed_by(root: &Root, rel: &str, ht: &mut Htaccess) -> Option<String> {
     reason
 }
 
-/// True when the `.git/config` of `git_dir` has a remote URL carrying credentials (`https://user:token@…`).
+/// True when the `.git/config` of `git_dir` carries a credential: a remote URL with one
+/// (`https://user:token@…`) or an `http.extraHeader` with an `Authorization` (what CI checkouts leave).
 fn git_has_credentials(host: &Host, git_dir: &str) -> bool {
     let text = host.read_head(&join(git_dir, "config"), 64 << 10).unwrap_or_default();
     text.lines().any(|l| {
         let l = l.trim();
+        let lower = l.to_ascii_lowercase();
+        if lower.starts_with("extraheader") && lower.contains("authorization") {
+            return true;
+        }
         let Some(url) = l.strip_prefix("url").map(str::trim_start).and_then(|r| r.strip_prefix('=')) else {
             return false;
         };
@@ -365,6 +370,12 @@ mod tests {
         assert!(!git_has_credentials(&host, "/w/.git"));
         std::fs::write(g.join("config"), "[remote \"origin\"]\n\turl = https://github.com/acme/site.git\n").unwrap();
         assert!(!git_has_credentials(&host, "/w/.git"));
+        std::fs::write(
+            g.join("config"),
+            "[http \"https://github.com/\"]\n\textraheader = AUTHORIZATION: basic eC1hY2Nlc3M=\n",
+        )
+        .unwrap();
+        assert!(git_has_credentials(&host, "/w/.git"));
         let f = finding(Kind::Git, "/w/.git", "shop.test", true);
         assert!(!format!("{f:?}").contains("S3cret"));
     }
