@@ -38,6 +38,7 @@ pub mod tls;
 pub mod tool;
 pub mod updates;
 pub mod users;
+pub mod web;
 pub mod wordpress;
 pub mod wpupdate;
 

@@ -208,6 +208,7 @@ impl Registry {
         r.add(crate::updates::CheckOsUpdates);
         r.add(crate::firewall::CheckFirewall);
         r.add(crate::tls::CheckTls);
+        r.add(crate::web::CheckWeb);
         r.add(crate::docker::DockerContainers);
         r.add(crate::wordpress::WordpressInventory);
         r.add(crate::wpupdate::WordpressStageUpdate);

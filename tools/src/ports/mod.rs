@@ -12,6 +12,7 @@
 //! Kibana on the live host are asked over plain HTTP on loopback whether they
 //! answer without authentication (critical when they do and are reachable).
 
+pub mod config;
 mod services;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -102,6 +103,9 @@ pub struct PortsFacts {
     pub listeners: Vec<Listener>,
     /// Processes whose file descriptors could not be read (their sockets show no owner).
     pub unreadable_processes: usize,
+    /// Datastores' listening addresses as their configuration files set them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configured: Vec<config::ConfiguredBind>,
 }
 
 #[async_trait]
@@ -133,8 +137,17 @@ impl Tool for ListOpenPorts {
         let host = ctx.host.clone();
         let walk = tokio::task::spawn_blocking(move || scan(&host));
         let fw = crate::firewall::active_rules(&ctx.host).await;
-        let (mut facts, mut findings) =
-            walk.await.map_err(|e| ToolError::Failed(format!("the socket scan stopped: {e}")))??;
+        let configured = config::configured_binds(&ctx.host);
+        let scanned = walk.await.map_err(|e| ToolError::Failed(format!("the socket scan stopped: {e}")))?;
+        let (mut facts, mut findings) = match scanned {
+            Ok(s) => s,
+            // An image without /proc: its datastores' configuration still says how they will listen.
+            Err(e) if !configured.is_empty() => (
+                PortsFacts::default(),
+                vec![Finding::could_not_check(Category::Ports, "list_open_ports", "the listening sockets", e)],
+            ),
+            Err(e) => return Err(e),
+        };
         let mut verdicts = HashMap::new();
         for l in facts.listeners.iter_mut() {
             if l.scope != Scope::Loopback {
@@ -148,6 +161,8 @@ impl Tool for ListOpenPorts {
             }
         }
         findings.extend(judge(ctx, &facts.listeners, &|l: &Listener| verdicts.get(&l.inode).copied().flatten()));
+        config::fold(&mut findings, &configured, &fw);
+        facts.configured = configured;
         if input.public_only || input.port.is_some() {
             facts.listeners.retain(|l| {
                 (!input.public_only || l.scope != Scope::Loopback) && input.port.is_none_or(|p| p == l.port)
@@ -230,7 +245,7 @@ pub fn scan(host: &Host) -> Result<(PortsFacts, Vec<Finding>), ToolError> {
         .collect();
     listeners.sort_by(|a, b| (a.port, &a.proto, &a.address).cmp(&(b.port, &b.proto, &b.address)));
     listeners.dedup_by(|a, b| a.port == b.port && a.proto == b.proto && a.address == b.address && a.pid == b.pid);
-    Ok((PortsFacts { listeners, unreadable_processes: unreadable }, findings))
+    Ok((PortsFacts { listeners, unreadable_processes: unreadable, configured: Vec::new() }, findings))
 }
 
 /// The listening sockets of `ROOT/proc/net/{tcp,tcp6,udp,udp6}`; an unreadable table is a finding.

@@ -204,3 +204,52 @@ async fn an_elasticsearch_that_answers_without_authentication_is_critical() {
     assert_eq!(es.severity, Severity::Critical);
     assert!(es.title.contains(HTTP_OPEN), "{}", es.title);
 }
+
+#[tokio::test]
+async fn configured_binds_fold_into_the_proc_finding_and_stand_alone_otherwise() {
+    let root = copy_fixture("web1");
+    let w = |p: &str, s: &str| {
+        let p = root.path().join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, s).unwrap();
+    };
+    // Elasticsearch already listens publicly (in /proc): its config becomes evidence of that finding.
+    w("etc/elasticsearch/elasticsearch.yml", "network.host: 0.0.0.0\nxpack.security.enabled: false\n");
+    // MongoDB is stopped, but starts on every interface without authorization.
+    w("etc/mongod.conf", "net:\n  port: 27017\n  bindIp: 0.0.0.0\n");
+    let ctx = || Ctx::new(Host::at(root.path()).with_now(fixture("web1").now()));
+    let out = ListOpenPorts.run(&ctx(), PortsInput::default()).await.unwrap();
+    let on = |port: &str| out.findings.iter().filter(|f| f.subject == format!("tcp:{port}")).collect::<Vec<_>>();
+    let es = on("9200");
+    assert_eq!(es.len(), 1, "one port, one finding: {es:?}");
+    assert_eq!(es[0].id, "ports.exposed-datastore");
+    assert!(es[0].evidence.iter().any(|e| e.contains("elasticsearch.yml: network.host = 0.0.0.0")), "{:?}", es[0]);
+    let mongo = on("27017");
+    assert_eq!((mongo[0].id.as_str(), mongo[0].severity), ("ports.datastore-config-public", Severity::Critical));
+    assert!(out.facts.configured.iter().any(|c| c.service == "MongoDB" && c.public));
+
+    // With ufw on (web1's rules allow 9200, not 27017), the stopped MongoDB is only kept private by it: lower.
+    let conf = root.path().join("etc/ufw/ufw.conf");
+    std::fs::write(&conf, std::fs::read_to_string(&conf).unwrap().replace("ENABLED=no", "ENABLED=yes")).unwrap();
+    let out = ListOpenPorts.run(&ctx(), PortsInput::default()).await.unwrap();
+    let mongo = out.findings.iter().find(|f| f.subject == "tcp:27017").unwrap();
+    assert_eq!(mongo.severity, Severity::Medium, "{mongo:?}");
+    assert!(mongo.title.contains("only the firewall"), "{}", mongo.title);
+
+    // Bound to loopback in its config: nothing.
+    w("etc/mongod.conf", "net:\n  bindIp: 127.0.0.1\n");
+    let out = ListOpenPorts.run(&ctx(), PortsInput::default()).await.unwrap();
+    assert!(!out.findings.iter().any(|f| f.subject == "tcp:27017"));
+}
+
+#[tokio::test]
+async fn an_image_without_proc_still_reports_its_configured_datastores() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("etc/memcached.conf");
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, "-m 64\n-l 0.0.0.0\n").unwrap();
+    let out = ListOpenPorts.run(&Ctx::new(Host::at(dir.path())), PortsInput::default()).await.unwrap();
+    let ids: Vec<&str> = out.findings.iter().map(|f| f.id.as_str()).collect();
+    assert!(ids.contains(&"ports.datastore-config-public"), "{ids:?}");
+    assert!(ids.contains(&"ports.check-failed"), "the sockets were not checked, and it says so: {ids:?}");
+}

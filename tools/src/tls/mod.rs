@@ -8,6 +8,7 @@
 //! and Apache virtual hosts are read through their `include`s, and each
 //! certificate they name is parsed with `x509-parser` (never its private key).
 
+pub mod access;
 mod sites;
 
 use std::collections::{HashMap, HashSet};
@@ -22,7 +23,7 @@ use crate::config::format_date;
 use crate::finding::{Category, Finding, Severity};
 use crate::host::Host;
 use crate::tool::{Ctx, Effect, Outcome, Tool, ToolError};
-pub use sites::{Site, checkable_names, name_matches};
+pub use sites::{Site, apache_sites, checkable_names, name_matches, nginx_sites};
 
 /// A certificate expiring within this many days is flagged high.
 pub const EXPIRY_WARNING_DAYS: i64 = 14;
@@ -176,10 +177,57 @@ fn subject_of(site: &Site) -> String {
     }
 }
 
+/// A listener without TLS (`80`, `[::]:80`, `*:80`), reachable from other machines.
+fn plain_listener(site: &Site) -> Option<&String> {
+    site.listen.iter().find(|l| {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        let addr = words.first().copied().unwrap_or("");
+        let loopback = addr.starts_with("127.") || addr.starts_with("[::1]") || addr.starts_with("localhost");
+        let tls = words.iter().any(|w| *w == "ssl" || *w == "quic") || addr.ends_with(":443") || addr == "443";
+        !loopback && !addr.starts_with("unix:") && !tls
+    })
+}
+
+/// Plain HTTP answering with content for names that have TLS: a visitor typing the bare
+/// name, or an old link, gets the site (and its login form) unencrypted.
+fn http_without_redirect(site: &Site, tls_names: &HashSet<&str>) -> Option<Finding> {
+    let names = checkable_names(site);
+    let has_tls = !names.is_empty() && names.iter().any(|n| tls_names.contains(n.as_str()));
+    if site.internal || site.https_redirect || site.redirects_to_https || !has_tls {
+        return None;
+    }
+    let listen = plain_listener(site)?;
+    let (server, file) = (&site.server, &site.file);
+    let fix = if server == "nginx" {
+        format!(
+            "In {file}, serve plain HTTP only as a redirect: a `server {{ listen 80; server_name {}; return 301 https://$host$request_uri; }}`              (keep a `location /.well-known/acme-challenge/` if certbot uses HTTP), then `nginx -t && systemctl reload nginx`.",
+            names.join(" ")
+        )
+    } else {
+        format!(
+            "In the <VirtualHost {listen}> of {file}, replace the content with `Redirect permanent / https://{}/`, then `apache2ctl configtest && systemctl reload apache2`.",
+            names[0]
+        )
+    };
+    Some(
+        Finding::new(
+            "hardening.http-no-redirect",
+            Severity::Medium,
+            Category::Hardening,
+            format!("{server}:{}:http", names[0]),
+            format!("{} has TLS but plain HTTP still serves the site instead of redirecting", names.join(", ")),
+        )
+        .evidence(format!("{server} {file}: listen {listen} without TLS, and no redirect to https://"))
+        .evidence("a visitor on plain HTTP sends cookies and passwords unencrypted; nothing sends them to HTTPS")
+        .fix(fix),
+    )
+}
+
 fn judge_site(site: &Site, tls_names: &HashSet<&str>, cert: Option<&Result<CertFacts, String>>) -> Vec<Finding> {
     let mut out = Vec::new();
     let subject = subject_of(site);
     let names = checkable_names(site);
+    out.extend(http_without_redirect(site, tls_names));
     if !site.tls {
         // A plain-HTTP site is fine when it only redirects, or when another block serves its names over TLS.
         let covered = !names.is_empty() && names.iter().all(|n| tls_names.contains(n.as_str()));

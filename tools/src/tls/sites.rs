@@ -1,7 +1,10 @@
 //! Web server virtual hosts from nginx and Apache configuration: names,
 //! listen addresses, whether they speak TLS, which certificate they serve,
-//! and whether a plain-HTTP site only redirects to HTTPS.
+//! whether a plain-HTTP site only redirects to HTTPS, where its files are
+//! (document roots), which paths it refuses ([`super::access`]) and which
+//! PHP-FPM sockets it passes PHP to.
 
+use super::access::{self, Rule};
 use crate::host::Host;
 
 /// One virtual host (an nginx `server {}` or an Apache `<VirtualHost>`).
@@ -23,6 +26,16 @@ pub struct Site {
     pub redirects_to_https: bool,
     /// The certificate file, when it has one.
     pub certificate: Option<String>,
+    /// Document roots (nginx `root` of the server or of a location, Apache `DocumentRoot`).
+    pub roots: Vec<String>,
+    /// Access rules: nginx locations, Apache sections (global ones included).
+    pub rules: Vec<Rule>,
+    /// Apache reads `.htaccess` files in the document root (`AllowOverride` other than `None`).
+    pub htaccess: bool,
+    /// FastCGI sockets PHP is handed to (`fastcgi_pass unix:…`, `SetHandler "proxy:unix:…"`).
+    pub fastcgi: Vec<String>,
+    /// Some directive of the site redirects to `https://` (a `return`, `rewrite`, `Redirect`, `RewriteRule`).
+    pub https_redirect: bool,
 }
 
 /// Words of nginx configuration: tokens, `{`, `}`, `;`, comments removed.
@@ -146,17 +159,55 @@ fn nginx_server(toks: &[String], file: &str) -> Site {
     // Directives at the server level (depth 0) and the `location /` return.
     let mut depth = 0;
     let mut stmt: Vec<&str> = Vec::new();
+    // The server-level location being read: (modifier, pattern, denies).
+    let mut location: Option<(String, String, bool)> = None;
     for t in toks {
         match t.as_str() {
             "{" => {
                 depth += 1;
+                if depth == 1 && stmt.first() == Some(&"location") && stmt.len() >= 2 {
+                    let pattern = stmt[stmt.len() - 1].to_string();
+                    let modifier = if stmt.len() >= 3 { stmt[1].to_string() } else { String::new() };
+                    location = Some((modifier, pattern, false));
+                }
                 stmt.clear();
             }
             "}" => {
+                if depth == 1 {
+                    if let Some((modifier, pattern, denies)) = location.take() {
+                        s.rules.push(Rule::NginxLocation { modifier, pattern, denies });
+                    }
+                }
                 depth -= 1;
                 stmt.clear();
             }
             ";" => {
+                if depth == 1 {
+                    let refuses = stmt == ["deny", "all"]
+                        || (stmt.first() == Some(&"return")
+                            && stmt.get(1).is_some_and(|c| matches!(*c, "403" | "404" | "410" | "444")));
+                    if let Some(l) = location.as_mut().filter(|_| refuses) {
+                        l.2 = true;
+                    }
+                }
+                match (depth, stmt.first().copied()) {
+                    (_, Some("root")) if stmt.len() > 1 => {
+                        let root = stmt[1].trim_end_matches('/').to_string();
+                        if !s.roots.contains(&root) && !root.is_empty() {
+                            s.roots.push(root);
+                        }
+                        if !stmt.iter().any(|w| w.contains("letsencrypt") || w.contains("acme")) {
+                            has_content = true;
+                        }
+                    }
+                    (_, Some("fastcgi_pass")) if stmt.len() > 1 => s.fastcgi.push(stmt[1].to_string()),
+                    _ => {}
+                }
+                if stmt.iter().any(|w| w.starts_with("https://"))
+                    && matches!(stmt.first(), Some(&"return" | &"rewrite"))
+                {
+                    s.https_redirect = true;
+                }
                 match (depth, stmt.first().copied()) {
                     (0, Some("listen")) => s.listen.push(stmt[1..].join(" ")),
                     (0, Some("server_name")) => s.names.extend(stmt[1..].iter().map(|n| n.to_ascii_lowercase())),
@@ -171,7 +222,7 @@ fn nginx_server(toks: &[String], file: &str) -> Site {
                     }
                     (_, Some("rewrite")) if stmt.iter().any(|w| w.starts_with("https://")) => {}
                     // The ACME challenge location may serve files without making the site plain HTTP.
-                    (_, Some("root" | "proxy_pass" | "fastcgi_pass" | "try_files" | "alias" | "uwsgi_pass"))
+                    (_, Some("proxy_pass" | "fastcgi_pass" | "try_files" | "alias" | "uwsgi_pass"))
                         if !stmt.iter().any(|w| w.contains("letsencrypt") || w.contains("acme")) =>
                     {
                         has_content = true;
@@ -202,11 +253,28 @@ fn is_loopback_listen(l: &str) -> bool {
 pub fn apache_sites(host: &Host, problems: &mut Vec<(String, String)>) -> Vec<Site> {
     let mut files = host.glob("/etc/apache2/sites-enabled/*");
     files.extend(host.glob("/etc/httpd/conf.d/*.conf"));
+    // The server-wide part of the main configuration (everything outside a <VirtualHost>).
+    let mut main = Vec::new();
+    for f in ["/etc/apache2/apache2.conf", "/etc/httpd/conf/httpd.conf"] {
+        apache_expand(host, f, 0, problems, &mut main);
+    }
+    let mut global = Vec::new();
+    let mut inside = false;
+    for l in main {
+        let key = l.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+        match key.as_str() {
+            "<virtualhost" => inside = true,
+            "</virtualhost>" => inside = false,
+            _ if !inside => global.push(l),
+            _ => {}
+        }
+    }
+    let global_rules = access::apache_rules(&global);
     let mut sites = Vec::new();
     for file in files {
         let mut lines = Vec::new();
         apache_expand(host, &file, 0, problems, &mut lines);
-        let mut cur: Option<(Site, bool, bool)> = None; // site, SSLEngine on, serves content
+        let mut cur: Option<(Site, bool, bool, Vec<String>)> = None; // site, SSLEngine on, serves content, its lines
         for line in lines {
             let l = line.trim();
             let mut w = l.split_whitespace();
@@ -216,16 +284,25 @@ pub fn apache_sites(host: &Host, problems: &mut Vec<(String, String)>) -> Vec<Si
                 let addrs: Vec<String> =
                     args.iter().map(|a| a.trim_end_matches('>').to_string()).filter(|a| !a.is_empty()).collect();
                 let site = Site { server: "apache".into(), file: file.clone(), listen: addrs, ..Default::default() };
-                cur = Some((site, false, false));
+                cur = Some((site, false, false, Vec::new()));
                 continue;
             }
-            let Some((site, ssl, content)) = cur.as_mut() else { continue };
+            let Some((site, ssl, content, own)) = cur.as_mut() else { continue };
+            if key != "</virtualhost>" {
+                own.push(l.to_string());
+            }
             match key.as_str() {
                 "</virtualhost>" => {
-                    if let Some((mut s, ssl, content)) = cur.take() {
+                    if let Some((mut s, ssl, content, own)) = cur.take() {
                         s.tls = ssl;
                         s.internal = !s.listen.is_empty() && s.listen.iter().all(|l| is_loopback_listen(l));
+                        s.https_redirect = s.redirects_to_https;
                         s.redirects_to_https = !s.tls && !content && s.redirects_to_https;
+                        s.rules = global_rules.clone();
+                        s.rules.extend(access::apache_rules(&own));
+                        let all: Vec<&String> = global.iter().chain(own.iter()).collect();
+                        s.fastcgi = all.iter().filter_map(|l| fcgi_socket(l)).collect();
+                        s.htaccess = s.roots.first().is_some_and(|r| allows_override(&all, r));
                         sites.push(s);
                     }
                 }
@@ -235,12 +312,54 @@ pub fn apache_sites(host: &Host, problems: &mut Vec<(String, String)>) -> Vec<Si
                 "redirect" | "redirectmatch" | "rewriterule" if args.iter().any(|a| a.starts_with("https://")) => {
                     site.redirects_to_https = true;
                 }
-                "documentroot" | "proxypass" | "scriptalias" | "wsgiscriptalias" => *content = true,
+                "documentroot" => {
+                    *content = true;
+                    if let Some(r) = args.first() {
+                        site.roots.push(r.trim_matches('"').trim_end_matches('/').to_string());
+                    }
+                }
+                "proxypass" | "scriptalias" | "wsgiscriptalias" => *content = true,
                 _ => {}
             }
         }
     }
     sites
+}
+
+/// The PHP-FPM socket of `SetHandler "proxy:unix:/run/php/php8.2-fpm.sock|fcgi://localhost"`.
+fn fcgi_socket(line: &str) -> Option<String> {
+    let l = line.trim();
+    let rest = l.get(..10).filter(|k| k.eq_ignore_ascii_case("sethandler")).map(|_| &l[10..])?;
+    let target = rest.trim().trim_matches('"');
+    let sock = target.strip_prefix("proxy:unix:")?;
+    Some(sock.split('|').next().unwrap_or(sock).to_string())
+}
+
+/// Whether the longest `<Directory>` covering `root` lets `.htaccess` files change access
+/// (`AllowOverride` other than `None`; Apache 2.4's default is `None`).
+fn allows_override(lines: &[&String], root: &str) -> bool {
+    let mut best: Option<(usize, bool)> = None;
+    let mut current: Option<String> = None;
+    for l in lines {
+        let mut w = l.split_whitespace();
+        let key = w.next().unwrap_or("").to_ascii_lowercase();
+        let arg = w.next().unwrap_or("").trim_end_matches('>').trim_matches('"').to_string();
+        match key.as_str() {
+            "<directory" => current = Some(arg),
+            "</directory>" => current = None,
+            "allowoverride" => {
+                if let Some(dir) = &current {
+                    let d = dir.trim_end_matches('/');
+                    let covers = root == d || root.starts_with(&format!("{d}/")) || d.is_empty();
+                    if covers && best.is_none_or(|(n, _)| d.len() >= n) {
+                        best = Some((d.len(), !arg.eq_ignore_ascii_case("none")));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    best.is_some_and(|(_, on)| on)
 }
 
 fn apache_expand(host: &Host, file: &str, depth: u8, problems: &mut Vec<(String, String)>, out: &mut Vec<String>) {

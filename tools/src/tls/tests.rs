@@ -148,3 +148,44 @@ async fn the_registry_runs_it_read_only() {
     assert!(!out.to_value().to_string().contains("PRIVATE KEY"));
     assert!(reg.call(&fixture_ctx("web1"), "check_tls", serde_json::json!({"path": "/etc/ssl"})).await.is_err());
 }
+
+#[tokio::test]
+async fn plain_http_next_to_tls_must_redirect() {
+    let t = tempfile::tempdir().unwrap();
+    let w = |p: &str, s: &str| {
+        let p = t.path().join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, s).unwrap();
+    };
+    // One block on 80 and 443 serving content: plain HTTP serves the site.
+    w(
+        "etc/nginx/sites-enabled/both",
+        "server { listen 80; listen 443 ssl; server_name both.test; root /var/www/both; }\n",
+    );
+    // A block that redirects only when the scheme is http: fine.
+    w(
+        "etc/nginx/sites-enabled/iffed",
+        "server { listen 80; listen 443 ssl; server_name iffed.test; root /var/www/iffed;\n\
+         if ($scheme = http) { return 301 https://$host$request_uri; } }\n",
+    );
+    // Apache: a *:80 vhost with content for a name a *:443 vhost serves with TLS.
+    w(
+        "etc/apache2/sites-enabled/app.conf",
+        "<VirtualHost *:80>\n ServerName app.test\n DocumentRoot /var/www/app\n</VirtualHost>\n\
+         <VirtualHost *:443>\n ServerName app.test\n DocumentRoot /var/www/app\n SSLEngine on\n</VirtualHost>\n\
+         <VirtualHost *:80>\n ServerName ok.test\n Redirect permanent / https://ok.test/\n</VirtualHost>\n\
+         <VirtualHost *:443>\n ServerName ok.test\n DocumentRoot /var/www/ok\n SSLEngine on\n</VirtualHost>\n",
+    );
+    let out = CheckTls.run(&Ctx::new(Host::at(t.path())), TlsInput::default()).await.unwrap();
+    let found: Vec<&str> =
+        out.findings.iter().filter(|f| f.id == "hardening.http-no-redirect").map(|f| f.subject.as_str()).collect();
+    assert_eq!(found, ["nginx:both.test:http", "apache:app.test:http"], "{:?}", out.findings);
+    let apache = out.findings.iter().find(|f| f.subject == "apache:app.test:http").unwrap();
+    assert!(apache.remediation.contains("Redirect permanent / https://app.test/"), "{}", apache.remediation);
+    // The sites' document roots are known to the checks that walk them.
+    let mut problems = Vec::new();
+    let sites = apache_sites(&Host::at(t.path()), &mut problems);
+    assert_eq!(sites[0].roots, ["/var/www/app"]);
+    let sites = nginx_sites(&Host::at(t.path()), &mut problems);
+    assert!(sites.iter().any(|s| s.roots == ["/var/www/both"]));
+}

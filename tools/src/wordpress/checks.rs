@@ -113,7 +113,8 @@ pub fn site_checks(host: &Host, site: &Site) -> Vec<Finding> {
     out
 }
 
-fn is_config_backup(name: &str) -> bool {
+/// A copy of `wp-config.php` a web server would serve as text (`.bak`, `.save`, `.orig`, `~`…).
+pub fn is_config_backup(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     n != "wp-config.php"
         && n != "wp-config-sample.php"
@@ -174,7 +175,36 @@ fn leftovers(host: &Host, site: &Site) -> Vec<Finding> {
     out
 }
 
-const PHP_EXT: [&str; 8] = [".php", ".phtml", ".php3", ".php4", ".php5", ".php7", ".phar", ".pht"];
+const PHP_EXT: [&str; 9] = [".php", ".phtml", ".php3", ".php4", ".php5", ".php7", ".php8", ".phar", ".pht"];
+
+/// A name PHP may run, in every form: any case, a double extension (`x.php.jpg`, which Apache's
+/// `AddHandler` runs), a hidden name (`.x.php`), trailing dots or spaces (`x.php.`).
+pub fn is_php_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    let lower = lower.trim_end_matches(['.', ' ']);
+    PHP_EXT.iter().any(|x| lower.ends_with(x) || lower.contains(&format!("{x}.")))
+}
+
+/// A `.htaccess` or `.user.ini` that makes other files run as PHP (`AddHandler`/`AddType`/`SetHandler`
+/// to PHP, `auto_prepend_file`/`auto_append_file`): a web shell disguised as an image.
+fn turns_on_php(name: &str, text: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    text.lines().map(str::trim).filter(|l| !l.starts_with('#') && !l.starts_with(';')).find_map(|l| {
+        let ll = l.to_ascii_lowercase();
+        let hit = if lower == ".user.ini" {
+            ll.starts_with("auto_prepend_file") || ll.starts_with("auto_append_file")
+        } else {
+            // The handler or type (the first argument) runs PHP; `AddType text/plain .php` protects.
+            let mut w = ll.split_whitespace();
+            let directive = w.next().unwrap_or("");
+            let handler = w.next().unwrap_or("").trim_matches('"');
+            (matches!(directive, "addhandler" | "addtype" | "sethandler" | "forcetype")
+                && (handler.contains("php") || handler.starts_with("proxy:")))
+                || ll.starts_with("php_value auto_")
+        };
+        hit.then(|| l.chars().take(120).collect())
+    })
+}
 
 /// PHP under `wp-content/uploads`: the classic web shell.
 fn php_in_uploads(host: &Host, site: &Site) -> Vec<Finding> {
@@ -201,7 +231,13 @@ fn php_in_uploads(host: &Host, site: &Site) -> Vec<Finding> {
                 continue;
             }
             let lower = e.name.to_ascii_lowercase();
-            if !PHP_EXT.iter().any(|x| lower.ends_with(x) || lower.contains(&format!("{x}."))) {
+            if lower == ".htaccess" || lower == ".user.ini" {
+                if let Some(line) = turns_on_php(&lower, &read_head(host, &path, 64 << 10).unwrap_or_default()) {
+                    found.push(format!("{path} (makes other files run as PHP: {line})"));
+                }
+                continue;
+            }
+            if !is_php_name(&e.name) {
                 continue;
             }
             if lower == "index.php" {
@@ -447,5 +483,32 @@ mod tests {
         assert!(is_config_backup("wp-config.txt"));
         assert!(!is_config_backup("wp-config-sample.php"));
         assert!(!is_config_backup("wp-config.php"));
+    }
+
+    #[test]
+    fn php_in_every_form() {
+        for n in
+            ["x.php", "X.PHP", ".cache.php", "img.php.jpg", "a.phtml", "a.phar", "a.php7", "a.pht", "a.php.", "a.php "]
+        {
+            assert!(is_php_name(n), "{n}");
+        }
+        for n in ["photo.jpg", "php.png", "notes.phps.txt.gz", "readme.txt"] {
+            assert!(!is_php_name(n), "{n}");
+        }
+        assert!(turns_on_php(".htaccess", "AddHandler application/x-httpd-php .jpg\n").is_some());
+        assert!(
+            turns_on_php(".htaccess", "<FilesMatch \"\\.jpg$\">\nSetHandler application/x-httpd-php\n</FilesMatch>")
+                .is_some()
+        );
+        assert!(turns_on_php(".user.ini", "auto_prepend_file = /var/www/s/wp-content/uploads/x.gif\n").is_some());
+        assert!(turns_on_php(".htaccess", "Options -Indexes\nDeny from all\n").is_none());
+        // What protective uploads/.htaccess files say.
+        assert!(
+            turns_on_php(
+                ".htaccess",
+                "AddType text/plain .php .phtml\nRemoveHandler .php\nSetHandler none\nphp_flag engine off\n"
+            )
+            .is_none()
+        );
     }
 }
