@@ -143,6 +143,10 @@ struct Shared {
 
 impl Drop for Worker {
     fn drop(&mut self) {
+        // Stopped on purpose: the reader need not warn that it died.
+        if let Ok(mut d) = self.shared.dead.lock() {
+            d.get_or_insert_with(|| "the confined worker was stopped".into());
+        }
         if let Ok(mut c) = self.shared.child.lock() {
             let _ = c.kill();
             let _ = c.wait();
@@ -285,7 +289,9 @@ impl Shared {
     /// The worker is gone: say why to every pending call, refuse the next ones.
     fn died(&self, why: String) {
         let Ok(mut dead) = self.dead.lock() else { return };
-        tracing::warn!("worker: {why}");
+        if dead.is_none() {
+            tracing::warn!("worker: {why}");
+        }
         let pending: Vec<_> = self.pending.lock().map(|mut p| p.drain().collect()).unwrap_or_default();
         for (_, tx) in pending {
             let _ = tx.send(Err(format!("not checked: {why}")));
