@@ -208,6 +208,41 @@ mod tests {
         assert_eq!(Fact::fd_dir("/proc/self/fd"), None);
     }
 
+    /// Answers every fact with a marker, and remembers what it was asked.
+    #[derive(Debug, Default)]
+    struct Parent(std::sync::Mutex<Vec<Fact>>);
+
+    impl Broker for Parent {
+        fn ask(&self, fact: Fact) -> Result<FactAnswer, FactError> {
+            self.0.lock().unwrap().push(fact.clone());
+            Ok(match fact {
+                Fact::Command { .. } => {
+                    FactAnswer::Command { status: 0, stdout: "from the parent".into(), stderr: String::new() }
+                }
+                Fact::ProcNet { .. } => FactAnswer::Text { text: "the parent's table".into() },
+                Fact::ProcFds { .. } => FactAnswer::Fds { fds: vec![("3".into(), "socket:[42]".into())] },
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_workers_host_asks_the_parent_for_exactly_the_fixed_facts() {
+        let parent = std::sync::Arc::new(Parent::default());
+        let host = Host::live().with_broker(parent.clone());
+        let out = host.run("nft", &["-j", "list", "ruleset"], Duration::from_secs(5)).await.unwrap();
+        assert_eq!(out.stdout, "from the parent");
+        assert_eq!(host.read_to_string("/proc/net/tcp").unwrap(), "the parent's table");
+        assert_eq!(host.read_dir("/proc/1/fd").unwrap(), ["3"]);
+        assert_eq!(host.read_link("/proc/1/fd/3").unwrap(), "socket:[42]");
+        assert_eq!(parent.0.lock().unwrap().len(), 4);
+        // Anything else is the worker's own business, never the parent's.
+        let own = host.run("sh", &["-c", "echo own"], Duration::from_secs(5)).await.unwrap();
+        assert_eq!(own.stdout, "own\n");
+        assert!(host.read_to_string("/proc/self/status").unwrap().contains("Pid:"));
+        assert!(host.read_dir("/proc/self/fd").is_ok());
+        assert_eq!(parent.0.lock().unwrap().len(), 4, "{:?}", parent.0.lock().unwrap());
+    }
+
     #[tokio::test]
     async fn the_parent_refuses_what_the_list_does_not_name_whatever_the_worker_sends() {
         let host = Host::live();
