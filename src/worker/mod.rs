@@ -267,8 +267,14 @@ impl Worker {
         }
         let msg = ToWorker::Call { id, tool: name.to_string(), input };
         if let Err(e) = self.shared.send(&msg) {
-            self.shared.forget(id);
-            return Err(format!("not checked: cannot reach the worker: {e}"));
+            // A worker that just died: its reader is about to say why, which says more than EPIPE.
+            return match tokio::time::timeout(Duration::from_secs(2), rx).await {
+                Ok(Ok(r)) => r,
+                _ => {
+                    self.shared.forget(id);
+                    Err(format!("not checked: cannot reach the worker: {e}"))
+                }
+            };
         }
         // The worker applies the tool's own limit; this one is for a worker that is stuck.
         match tokio::time::timeout(limit + Duration::from_secs(5), rx).await {
