@@ -8,6 +8,10 @@ fn main() -> ExitCode {
     let cli = vigil::cli::Cli::parse();
     vigil::term::init_color(cli.global.no_color);
     init_tracing(cli.global.verbose);
+    // The worker confines itself before any runtime thread exists.
+    if let Some(vigil::cli::Command::Worker(w)) = &cli.command {
+        return vigil::worker::child::main(w.scratch.clone());
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

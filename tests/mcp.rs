@@ -222,6 +222,8 @@ async fn lists_tools_runs_read_only_tools_and_keeps_serving_after_errors() {
     }
     let r = call(&s, "list_open_ports", json!({"port": 9200})).await.unwrap();
     assert_eq!(r.structured_content.unwrap()["facts"]["listeners"].as_array().unwrap().len(), 1);
+    let r = call(&s, "check_ssh", json!({})).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
     s.cancel().await.unwrap();
 
     let events = audit(state.path());
@@ -230,10 +232,50 @@ async fn lists_tools_runs_read_only_tools_and_keeps_serving_after_errors() {
     assert!(mcp.iter().all(|e| e["origin"] == "mcp"), "every call is marked as coming over MCP: {mcp:?}");
     assert!(mcp.iter().any(|e| e["tool"] == "list_open_ports" && e["decision"] == "ran"));
     assert!(
+        mcp.iter().any(|e| e["tool"] == "check_ssh" && e["ran_in"] == "worker"),
+        "MCP's read-only calls run in the confined worker: {mcp:?}"
+    );
+    assert!(
         mcp.iter().any(|e| e["tool"] == "rm_rf_everything" && e["decision"] == "refused"),
         "unknown tools are audited too"
     );
     assert!(!serde_json::to_string(&events).unwrap().contains(SECRET));
+}
+
+/// The pid of the confined worker whose parent's command line names `state` (this test's server).
+#[expect(clippy::disallowed_methods, reason = "the kernel's /proc, read to find the test's own worker")]
+fn worker_of(state: &Path) -> Option<i32> {
+    let state = state.display().to_string();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        if !String::from_utf8_lossy(&cmdline).contains("__worker") {
+            return None;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?;
+        let parent = std::fs::read(format!("/proc/{ppid}/cmdline")).ok()?;
+        String::from_utf8_lossy(&parent).contains(&state).then_some(pid)
+    })
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_session_is_an_error_per_call_and_the_server_keeps_serving() {
+    let state = tempfile::tempdir().unwrap();
+    let s = spawn(state.path(), &[], Client::new(false, Reply::Decline)).await;
+    let r = call(&s, "check_ssh", json!({})).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    let worker = worker_of(state.path()).expect("the read-only call started a worker");
+    // SAFETY: kill with a pid and a signal number.
+    assert_eq!(unsafe { libc::kill(worker, libc::SIGKILL) }, 0);
+    let r = call(&s, "audit_accounts", json!({})).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let text = text_of(&r);
+    assert!(text.contains("the confined worker stopped (killed by signal 9 (SIGKILL)) before answering"), "{text}");
+    // What runs in the parent still runs; the session is not lost.
+    let r = call(&s, "list_open_ports", json!({"port": 9200})).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
+    s.cancel().await.unwrap();
 }
 
 #[tokio::test]
@@ -358,6 +400,8 @@ fn server_from_app(state: &Path, config: Option<&Path>, runs: &Arc<AtomicUsize>)
         vuln_feed: None,
         model: None,
         no_color: true,
+        // In-process: this test binary is no vigil to re-execute as the worker.
+        no_sandbox: true,
         verbose: 0,
     };
     let mut app = vigil::app::App::new(global).unwrap();

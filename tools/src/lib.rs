@@ -6,9 +6,12 @@
 //! # Layout
 //!
 //! - [`host`]: `Host`, the only way a tool reads a file or runs a command.
+//! - [`broker`]: the fixed read-only facts the confined worker's `Host` asks the parent for.
 //! - [`inroot`]: how `Host` resolves a path inside the audited root and opens only regular files.
 //! - [`spawn`]: the one way a child process starts (clean environment, no inherited
 //!   descriptors; site code also without a terminal, in its own PID namespace).
+//! - [`sandbox`]: kernel confinement of read-only work (non-root user, Landlock, seccomp,
+//!   no network) and the [`sandbox::Status`] that says what held.
 //! - [`tool`]: the `Tool` trait, `Effect`, `Plan`, `Outcome`, `Ctx`, `ToolError`.
 //! - [`registry`]: every tool type-erased, inputs validated against their schema.
 //! - [`finding`]: `Finding`, `Severity`, `Category` (the seven patterns).
@@ -22,6 +25,7 @@
 pub mod accounts;
 
 pub mod backups;
+pub mod broker;
 pub mod config;
 pub mod docker;
 pub mod finding;
@@ -32,6 +36,7 @@ pub mod inroot;
 pub mod ports;
 pub mod redact;
 pub mod registry;
+pub mod sandbox;
 pub mod spawn;
 pub mod ssh;
 pub mod tls;
