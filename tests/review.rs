@@ -579,13 +579,9 @@ fn every_format_says_once_whether_the_sandbox_held_and_no_sandbox_is_recorded() 
 /// The live machine: the same findings with and without the sandbox (root only: unprivileged,
 /// most checks cannot read what they need either way).
 #[test]
+#[cfg_attr(vigil_missing = "root", ignore = "needs root (the live review)")]
 fn the_live_machine_gives_the_same_findings_with_and_without_the_sandbox() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(std::env::var("VIGIL_SYSTEM_TESTS").as_deref() != Ok("1"), "VIGIL_SYSTEM_TESTS=1 but not root");
-        eprintln!("skipped: the live review needs root");
-        return;
-    }
+    vigil_testkit::require(&["root"]);
     let findings = |sandbox: bool| -> (BTreeSet<String>, Value) {
         let t = tempfile::tempdir().unwrap();
         let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));

@@ -93,3 +93,13 @@ pub fn fixture_hosts() -> &'static std::path::Path {
         dst
     })
 }
+
+/// The real Debian 12 hosting root `scripts/debroot` builds once (mmdebstrap, from
+/// Debian's packages) and caches. Tests that plant mistakes copy it first. A test
+/// calling this declares `root` and `mmdebstrap` (and needs Debian's mirror the first time).
+pub fn debroot() -> std::path::PathBuf {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/debroot");
+    let o = Command::new(&script).output().unwrap();
+    assert!(o.status.success(), "scripts/debroot failed: {}", String::from_utf8_lossy(&o.stderr));
+    std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+}
