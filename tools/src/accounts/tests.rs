@@ -7,7 +7,7 @@
 
 use super::*;
 use crate::config::Config;
-use crate::testutil::{fixture, fixture_ctx, fixture_path};
+use crate::testutil::{fixture, fixture_ctx, fixture_path, host_with};
 
 const BOOT_TIME: i32 = 2;
 const DEAD_PROCESS: i32 = 8;
@@ -339,17 +339,6 @@ fn wtmp_and_lastlog_parsing() {
     assert_eq!(ll.get(1002), None, "beyond the end of the file");
     assert_eq!(ll.get(5), None, "a zero record");
     assert!(parse::Lastlog::open(&Host::at("/nonexistent-root")).unwrap().is_none());
-}
-
-fn host_with(files: &[(&str, &str)]) -> (tempfile::TempDir, Host) {
-    let dir = tempfile::tempdir().unwrap();
-    for (p, text) in files {
-        let real = dir.path().join(p.trim_start_matches('/'));
-        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
-        std::fs::write(real, text).unwrap();
-    }
-    let h = Host::at(dir.path());
-    (dir, h)
 }
 
 #[test]

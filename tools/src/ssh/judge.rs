@@ -121,6 +121,11 @@ fn and_blocks(hits: &[Hit], keywords: &[&str]) -> &'static str {
     }
 }
 
+/// `finding` with the [`account_evidence`] of `hits` for `keyword`.
+fn account_finding(cfg: &SshdConfig, hits: &[Hit], keyword: &str, finding: Finding) -> Finding {
+    account_evidence(cfg, hits, keyword).into_iter().fold(finding, Finding::evidence)
+}
+
 fn names(hits: &[Hit]) -> String {
     let mut n: Vec<&str> = hits.iter().map(|h| h.account.name.as_str()).take(MAX_NAMED).collect();
     if hits.len() > MAX_NAMED {
@@ -197,23 +202,23 @@ pub fn judge(cfg: &SshdConfig, accounts: &[Account]) -> (SshFacts, Vec<Finding>)
     let root = hits(&evals, root_login);
     if !root.is_empty() {
         findings.push(
-            account_evidence(cfg, &root, "PermitRootLogin")
-                .into_iter()
-                .fold(
-                    Finding::new(
-                        "hardening.ssh-root-login",
-                        Severity::High,
-                        Category::Hardening,
-                        "sshd:PermitRootLogin",
-                        "SSH allows root to log in with a password",
-                    ),
-                    Finding::evidence,
-                )
-                .fix(format!(
-                    "Set `PermitRootLogin prohibit-password` (or `no`) in {SSHD_CONFIG}{}, log in as a named \
+            account_finding(
+                cfg,
+                &root,
+                "PermitRootLogin",
+                Finding::new(
+                    "hardening.ssh-root-login",
+                    Severity::High,
+                    Category::Hardening,
+                    "sshd:PermitRootLogin",
+                    "SSH allows root to log in with a password",
+                ),
+            )
+            .fix(format!(
+                "Set `PermitRootLogin prohibit-password` (or `no`) in {SSHD_CONFIG}{}, log in as a named \
                      admin and use sudo; {RELOAD}.",
-                    and_blocks(&root, &["PermitRootLogin"])
-                )),
+                and_blocks(&root, &["PermitRootLogin"])
+            )),
         );
     }
 
@@ -224,22 +229,22 @@ pub fn judge(cfg: &SshdConfig, accounts: &[Account]) -> (SshFacts, Vec<Finding>)
     let empty = hits(&evals, |_, s| s.flag("PermitEmptyPasswords", false));
     if !empty.is_empty() {
         findings.push(
-            account_evidence(cfg, &empty, "PermitEmptyPasswords")
-                .into_iter()
-                .fold(
-                    Finding::new(
-                        "hardening.ssh-empty-passwords",
-                        Severity::Critical,
-                        Category::Hardening,
-                        "sshd:PermitEmptyPasswords",
-                        "SSH lets accounts with an empty password log in",
-                    ),
-                    Finding::evidence,
-                )
-                .fix(format!(
-                    "Set `PermitEmptyPasswords no` in {SSHD_CONFIG}{}; {RELOAD}.",
-                    and_blocks(&empty, &["PermitEmptyPasswords"])
-                )),
+            account_finding(
+                cfg,
+                &empty,
+                "PermitEmptyPasswords",
+                Finding::new(
+                    "hardening.ssh-empty-passwords",
+                    Severity::Critical,
+                    Category::Hardening,
+                    "sshd:PermitEmptyPasswords",
+                    "SSH lets accounts with an empty password log in",
+                ),
+            )
+            .fix(format!(
+                "Set `PermitEmptyPasswords no` in {SSHD_CONFIG}{}; {RELOAD}.",
+                and_blocks(&empty, &["PermitEmptyPasswords"])
+            )),
         );
     }
 
@@ -255,22 +260,22 @@ pub fn judge(cfg: &SshdConfig, accounts: &[Account]) -> (SshFacts, Vec<Finding>)
             continue;
         }
         findings.push(
-            account_evidence(cfg, &on, keyword)
-                .into_iter()
-                .fold(
-                    Finding::new(
-                        "hardening.ssh-forwarding",
-                        Severity::Low,
-                        Category::Hardening,
-                        format!("sshd:{keyword}"),
-                        format!("SSH allows {what}"),
-                    ),
-                    Finding::evidence,
-                )
-                .fix(format!(
-                    "Unless someone needs it, set `{keyword} no` in {SSHD_CONFIG} (or allow it only in a \
+            account_finding(
+                cfg,
+                &on,
+                keyword,
+                Finding::new(
+                    "hardening.ssh-forwarding",
+                    Severity::Low,
+                    Category::Hardening,
+                    format!("sshd:{keyword}"),
+                    format!("SSH allows {what}"),
+                ),
+            )
+            .fix(format!(
+                "Unless someone needs it, set `{keyword} no` in {SSHD_CONFIG} (or allow it only in a \
                      `Match User` block for the people who do); {RELOAD}."
-                )),
+            )),
         );
     }
 

@@ -366,22 +366,29 @@ pub fn connections(cfg: &SshdConfig, account: &Account) -> Vec<Connection> {
             push_unique(&mut addrs, a);
         }
     }
+    // A field no `Match` looks at cannot change the outcome: one value of it is enough.
+    let local_addresses = named(cfg, "LocalAddress");
     let mut laddrs = Vec::new();
-    for p in named(cfg, "LocalAddress") {
-        if let Some(a) = address_in(&p) {
+    for p in &local_addresses {
+        if let Some(a) = address_in(p) {
             push_unique(&mut laddrs, a);
         }
     }
-    for la in cfg.all("ListenAddress") {
-        let (a, _) = listen_address(&la.value);
-        if a.parse::<IpAddr>().is_ok_and(|ip| !ip.is_unspecified()) {
-            push_unique(&mut laddrs, a.to_string());
+    if !local_addresses.is_empty() {
+        for la in cfg.all("ListenAddress") {
+            let (a, _) = listen_address(&la.value);
+            if a.parse::<IpAddr>().is_ok_and(|ip| !ip.is_unspecified()) {
+                push_unique(&mut laddrs, a.to_string());
+            }
         }
     }
     push_unique(&mut laddrs, ANY_LOCAL_ADDRESS.to_string());
     let mut ports = cfg.ports();
-    if ports.is_empty() {
-        ports.push(22);
+    if ports.is_empty() || named(cfg, "LocalPort").is_empty() {
+        ports.truncate(1);
+        if ports.is_empty() {
+            ports.push(22);
+        }
     }
     let mut hosts: Vec<Option<String>> = vec![None];
     if cfg.flag("UseDNS", false) {

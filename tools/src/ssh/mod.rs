@@ -156,18 +156,7 @@ pub fn login_accounts(host: &Host) -> Vec<Account> {
 mod tests {
     use super::*;
     use crate::finding::{Finding, Severity};
-    use crate::testutil::fixture_ctx;
-
-    fn host_with(files: &[(&str, &str)]) -> (tempfile::TempDir, Host) {
-        let dir = tempfile::tempdir().unwrap();
-        for (p, text) in files {
-            let real = dir.path().join(p.trim_start_matches('/'));
-            std::fs::create_dir_all(real.parent().unwrap()).unwrap();
-            std::fs::write(real, text).unwrap();
-        }
-        let h = Host::at(dir.path());
-        (dir, h)
-    }
+    use crate::testutil::{fixture_ctx, host_with};
 
     fn ids(f: &[Finding]) -> Vec<(&str, &str, Severity)> {
         f.iter().map(|f| (f.id.as_str(), f.subject.as_str(), f.severity)).collect()
