@@ -267,13 +267,22 @@ fn parse_t(out: &str) -> BTreeMap<String, Vec<String>> {
 /// Runs `sshd -T -C SPEC` for every line of `ROOT/specs`, for each root, writing
 /// `ROOT/out.N` and `ROOT/err.N` (and `ROOT/err.N.rc` when sshd refused). sshd
 /// reads the real `/etc/ssh` and resolves groups with the real `/etc/group`, so
-/// it runs in a private mount namespace where `ETC/passwd`, `ETC/group` and
-/// each root's `etc/ssh` are bind-mounted over them, one root after another.
+/// it runs in a private mount namespace where `T/etc` (with the test's
+/// `passwd` and `group`) is bind-mounted over `/etc`, and each root's `etc/ssh`
+/// over `/etc/ssh`, one root after another. The whole directory, not single
+/// files: a `useradd` elsewhere on the machine renames a new `/etc/passwd`
+/// into place, which detaches a file mounted over the old one.
 fn run_sshd_t_c(t: &Path, roots: &[&Path], key: &Path) {
     let list: String = roots.iter().map(|r| format!("{}\n", r.display())).collect();
     std::fs::write(t.join("roots"), list).unwrap();
+    std::fs::create_dir_all(t.join("etc/ssh")).unwrap();
+    for f in ["nsswitch.conf", "ld.so.cache", "hosts", "localtime"] {
+        if Path::new("/etc").join(f).exists() {
+            std::fs::copy(Path::new("/etc").join(f), t.join("etc").join(f)).unwrap();
+        }
+    }
     let script = format!(
-        "set -e\nmkdir -p /run/sshd\nmount --bind {t}/etc/passwd /etc/passwd\nmount --bind {t}/etc/group /etc/group\n\
+        "set -e\nmkdir -p /run/sshd\nmount --bind {t}/etc /etc\n\
          while read -r d; do\n  mount --bind \"$d/etc/ssh\" /etc/ssh\n  n=0\n  while read -r spec; do\n    \
          {SSHD} -T -f /etc/ssh/sshd_config -h {key} -C \"$spec\" >\"$d/out.$n\" 2>\"$d/err.$n\" || echo failed >\"$d/err.$n.rc\"\n    \
          n=$((n+1))\n  done <\"$d/specs\"\n  umount /etc/ssh\ndone <{t}/roots\n",
@@ -370,6 +379,9 @@ fn match_evaluation_matches_sshd_t_c_over_a_generated_corpus() {
             }
         }
     }
+    for (root, g, _) in &cases {
+        worst_case_misses_nothing(root, g, &mut failures);
+    }
     println!(
         "compared {compared} values over {CONFIGS} configurations x {SPECS_PER_CONFIG} connections; \
          {decided_by_block} differ from the global value (a Match block decided them)"
@@ -381,6 +393,58 @@ fn match_evaluation_matches_sshd_t_c_over_a_generated_corpus() {
         failures.len(),
         failures.iter().take(3).cloned().collect::<Vec<_>>().join("\n----\n")
     );
+}
+
+/// The worst-case judgement is sound: for every connection of a dense set
+/// (addresses inside and outside what the corpus names, every local address,
+/// every port sshd listens on) where the settings sshd applies (the values
+/// compared above) let a password in, or let root in with one, `judge` has
+/// flagged that account. It may not pick its connections from a list of
+/// known answers: it derives them from the configuration.
+fn worst_case_misses_nothing(root: &Path, g: &corpus::Generated, failures: &mut Vec<String>) {
+    const ADDRS: &[&str] = &[
+        "203.0.113.7",
+        "203.0.113.200",
+        "8.8.8.8",
+        "10.1.2.3",
+        "10.0.0.1",
+        "192.168.1.20",
+        "192.168.1.10",
+        "2001:db8::5",
+        "127.0.0.1",
+    ];
+    let host = Host::at(root);
+    let cfg = effective_config(&host);
+    let accounts = login_accounts(&host);
+    let (facts, findings) = vigil_tools::ssh::judge(&cfg, &accounts);
+    let root_flagged = findings.iter().any(|f| f.id == "hardening.ssh-root-login");
+    for a in accounts.iter().filter(|a| ["root", "alice", "bob", "deploy"].contains(&a.name.as_str())) {
+        for addr in ADDRS {
+            for laddr in ["10.0.0.1", "192.0.2.10", "198.51.100.4"] {
+                for lport in cfg.ports() {
+                    let conn = Connection {
+                        user: a.name.clone(),
+                        groups: a.groups.clone(),
+                        host: addr.to_string(),
+                        addr: addr.to_string(),
+                        laddr: laddr.to_string(),
+                        lport,
+                    };
+                    let s = cfg.for_connection(&conn);
+                    let root_yes = a.uid == 0 && s.permit_root_login() == "yes";
+                    let password = s.password_login().is_some() && (a.uid != 0 || root_yes);
+                    if password && !facts.password_login_accounts.contains(&a.name) {
+                        failures.push(format!("{}: a password logs in, not flagged\n{}", spec(&conn), g.dump()));
+                        return;
+                    }
+                    if root_yes && !root_flagged {
+                        failures.push(format!("{}: PermitRootLogin yes, not flagged\n{}", spec(&conn), g.dump()));
+                        return;
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Debian's own configuration, from a root built with mmdebstrap, reviewed
@@ -476,4 +540,34 @@ async fn debian_root_match_blocks_are_judged_per_account_as_sshd_applies_them() 
     }
     let prl = |n: usize| real_t_c(&root, n).unwrap()["permitrootlogin"][0].clone();
     assert_eq!((prl(0), prl(1)), ("yes".to_string(), "without-password".to_string()));
+}
+
+/// [`worst_case_misses_nothing`] over a larger corpus of its own seed: it
+/// needs no sshd (the settings it checks are those the differential test ties
+/// to sshd), so it runs everywhere, as any user.
+#[test]
+fn worst_case_judgement_is_sound_over_a_larger_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path();
+    let passwd =
+        format!("root:x:0:0:root:/root:/bin/bash\nsshd:x:103:65534::/run/sshd:/usr/sbin/nologin\n{TEST_PASSWD}");
+    let group = format!("root:x:0:\nnogroup:x:65534:\n{TEST_GROUP}");
+    let mut rng = corpus::Rng::new(SEED.rotate_left(17) ^ 0x9e37_79b9);
+    let mut failures = Vec::new();
+    for i in 0..1000 {
+        let root = t.join(format!("w{i:04}"));
+        let g = corpus::generate(&mut rng);
+        for (p, text) in g
+            .files
+            .iter()
+            .chain([("etc/passwd".to_string(), passwd.clone()), ("etc/group".to_string(), group.clone())].iter())
+        {
+            let path = root.join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        worst_case_misses_nothing(&root, &g, &mut failures);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+    assert!(failures.is_empty(), "{} misses; the first:\n{}", failures.len(), failures[0]);
 }

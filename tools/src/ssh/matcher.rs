@@ -25,10 +25,12 @@ use crate::host::wildcard_match;
 
 /// An address on the internet (TEST-NET-3) standing for "anyone".
 pub const PUBLIC_ADDRESS: &str = "203.0.113.7";
+/// The same over IPv6 (a `Match Address 0.0.0.0/0` does not hold for it).
+pub const PUBLIC_ADDRESS_V6: &str = "2001:db8:ffff::7";
 /// An address of this server no `ListenAddress` names (TEST-NET-1).
 const ANY_LOCAL_ADDRESS: &str = "192.0.2.1";
 /// At most this many values per connection field (addresses, ports…) are tried.
-const MAX_CANDIDATES: usize = 24;
+const MAX_CANDIDATES: usize = 48;
 
 /// Keywords sshd lets a `Match` block set (from OpenSSH 9.2's `servconf.c`);
 /// any other keyword keeps its global value for every connection.
@@ -329,6 +331,30 @@ fn address_in(pattern: &str) -> Option<String> {
     None
 }
 
+/// The addresses just outside a network a pattern names (`10.0.0.0/8` →
+/// `9.255.255.255`, `11.0.0.0`): a connection from there meets none of the
+/// block, even when a public address happens to lie inside it.
+fn addresses_around(pattern: &str) -> Vec<String> {
+    let Some((net, len)) = cidr(pattern) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    match net {
+        IpAddr::V4(a) if len > 0 => {
+            let (n, size) = (u32::from(a), 1u32.checked_shl(32 - u32::from(len)).unwrap_or(0));
+            out.extend(n.checked_sub(1).map(|b| std::net::Ipv4Addr::from(b).to_string()));
+            out.extend(n.checked_add(size).filter(|_| size > 0).map(|b| std::net::Ipv4Addr::from(b).to_string()));
+        }
+        IpAddr::V6(a) if len > 0 => {
+            let (n, size) = (u128::from(a), 1u128.checked_shl(128 - u32::from(len)).unwrap_or(0));
+            out.extend(n.checked_sub(1).map(|b| std::net::Ipv6Addr::from(b).to_string()));
+            out.extend(n.checked_add(size).filter(|_| size > 0).map(|b| std::net::Ipv6Addr::from(b).to_string()));
+        }
+        _ => {}
+    }
+    out
+}
+
 /// A host name a pattern names (`*.example.com` → `x.example.com`).
 fn host_in(pattern: &str) -> String {
     pattern.replace(['*', '?'], "x").to_ascii_lowercase()
@@ -355,14 +381,22 @@ fn push_unique(list: &mut Vec<String>, v: String) {
 }
 
 /// The connections that can reach a different outcome for `account`: from a
-/// public address and from every address a `Match Address` names, to every
+/// public address (IPv4 and IPv6), from every address a `Match Address` names
+/// and from those just outside each network it names, to every
 /// address a `Match LocalAddress` or `ListenAddress` names and every port sshd
-/// listens on. The host name is the address unless `UseDNS yes`, when the
-/// client's own DNS names it, so every `Match Host` name is tried too.
+/// listens on. The host name is the address unless `UseDNS yes` (so a `Match
+/// Host 10.1.*` names addresses too); with it the client's own DNS names it,
+/// so every `Match Host` name is tried as well.
 pub fn connections(cfg: &SshdConfig, account: &Account) -> Vec<Connection> {
-    let mut addrs = vec![PUBLIC_ADDRESS.to_string()];
+    let mut addrs = vec![PUBLIC_ADDRESS.to_string(), PUBLIC_ADDRESS_V6.to_string()];
     for p in named(cfg, "Address") {
-        if let Some(a) = address_in(&p) {
+        for a in address_in(&p).into_iter().chain(addresses_around(&p)) {
+            push_unique(&mut addrs, a);
+        }
+    }
+    // Without `UseDNS yes` the host name sshd matches is the address itself.
+    for p in named(cfg, "Host") {
+        if let Some(a) = address_in(&p).filter(|a| wildcard_match(&p.to_ascii_lowercase(), a)) {
             push_unique(&mut addrs, a);
         }
     }
@@ -370,7 +404,7 @@ pub fn connections(cfg: &SshdConfig, account: &Account) -> Vec<Connection> {
     let local_addresses = named(cfg, "LocalAddress");
     let mut laddrs = Vec::new();
     for p in &local_addresses {
-        if let Some(a) = address_in(p) {
+        for a in address_in(p).into_iter().chain(addresses_around(p)) {
             push_unique(&mut laddrs, a);
         }
     }
@@ -476,6 +510,9 @@ mod tests {
         assert_eq!(address_in("192.168.*").as_deref(), Some("192.168.1.1"));
         assert_eq!(address_in("2001:db8::/32").as_deref(), Some("2001:db8::"));
         assert_eq!(address_in("10.0.0.1/8"), None, "host bits set: sshd refuses it");
+        assert_eq!(addresses_around("203.0.113.0/25"), vec!["203.0.112.255", "203.0.113.128"]);
+        assert_eq!(addresses_around("2001:db8::/32"), vec!["2001:db7:ffff:ffff:ffff:ffff:ffff:ffff", "2001:db9::"]);
+        assert!(addresses_around("0.0.0.0/0").is_empty() && addresses_around("10.1.*").is_empty());
         for p in ["10.0.0.0/8", "192.168.*", "1?.2.3.4"] {
             let a = address_in(p).unwrap();
             assert_eq!(address_list(&a, p), Some(true), "{p} → {a}");
