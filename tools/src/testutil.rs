@@ -27,3 +27,15 @@ pub fn fixture_ctx(name: &str) -> Ctx {
         Config::load(&fixture_path(name).join("etc/vigil/config.toml")).expect("fixture config").unwrap_or_default();
     Ctx::new(fixture(name)).with_config(cfg)
 }
+
+/// A root made of `files` (absolute path, text) in a fresh temporary directory.
+pub fn host_with(files: &[(&str, &str)]) -> (tempfile::TempDir, Host) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (p, text) in files {
+        let real = dir.path().join(p.trim_start_matches('/'));
+        std::fs::create_dir_all(real.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(real, text).expect("write");
+    }
+    let h = Host::at(dir.path());
+    (dir, h)
+}

@@ -499,34 +499,30 @@ fn chain_is_2fa(chain: &[&str], pam_2fa: bool) -> bool {
     kinds.len() >= 2 || (pam_2fa && kinds == ["keyboard-interactive"])
 }
 
-/// The login chains sshd accepts for this user: its `Match User/Group`
-/// `AuthenticationMethods` if one applies, else the global one, else each
-/// enabled method alone.
-fn chains_for(sshd: &SshdConfig, user: &str, groups: &[String]) -> (Vec<Vec<String>>, String) {
-    let matched = sshd.matches.iter().filter(|m| m.applies_to_user(user, groups)).find_map(|m| {
-        m.get("AuthenticationMethods").map(|v| (v.to_string(), format!("Match {} ({})", m.criteria, m.at)))
-    });
-    let (value, from) = match matched {
-        Some(v) => (Some(v.0), v.1),
-        None => (
-            sshd.get("AuthenticationMethods").map(str::to_string),
-            sshd.setting("AuthenticationMethods").map(|s| s.at()).unwrap_or_default(),
-        ),
-    };
-    match value.filter(|v| !v.trim().eq_ignore_ascii_case("any")) {
-        Some(v) => (
-            v.split_whitespace().map(|c| c.split(',').map(str::to_string).collect()).collect(),
-            format!("AuthenticationMethods {v} ({from})"),
-        ),
+/// The login chains sshd accepts under `s` (one connection's settings): its
+/// `AuthenticationMethods`, else each enabled method alone.
+fn chains_for(sshd: &SshdConfig, s: &ssh::Settings) -> (Vec<Vec<String>>, String) {
+    match s.setting("AuthenticationMethods").filter(|v| !v.value.trim().eq_ignore_ascii_case("any")) {
+        Some(set) => {
+            let block = set
+                .block
+                .and_then(|b| sshd.matches.get(b))
+                .map(|m| format!("Match {} ({})", m.criteria, m.at))
+                .unwrap_or_else(|| set.at());
+            (
+                set.value.split_whitespace().map(|c| c.split(',').map(str::to_string).collect()).collect(),
+                format!("AuthenticationMethods {} ({block})", set.value),
+            )
+        }
         None => {
             let mut chains = Vec::new();
-            if sshd.flag("PubkeyAuthentication", true) {
+            if s.flag("PubkeyAuthentication", true) {
                 chains.push(vec!["publickey".to_string()]);
             }
-            if sshd.password_authentication() {
+            if s.password_authentication() {
                 chains.push(vec!["password".to_string()]);
             }
-            if sshd.flag("KbdInteractiveAuthentication", true) && sshd.flag("ChallengeResponseAuthentication", true) {
+            if s.flag("KbdInteractiveAuthentication", true) {
                 chains.push(vec!["keyboard-interactive".to_string()]);
             }
             let names: Vec<String> = chains.iter().map(|c| c.join(",")).collect();
@@ -535,11 +531,23 @@ fn chains_for(sshd: &SshdConfig, user: &str, groups: &[String]) -> (Vec<Vec<Stri
     }
 }
 
+/// Whether every login of `user` needs two factors, judged per connection as
+/// sshd applies its `Match` blocks, at the worst connection (the one that
+/// does not, if any).
 fn has_2fa(sshd: &SshdConfig, user: &str, groups: &[String], pam_2fa: bool) -> (bool, String) {
-    let (chains, how) = chains_for(sshd, user, groups);
-    let ok = !chains.is_empty()
-        && chains.iter().all(|c| chain_is_2fa(&c.iter().map(String::as_str).collect::<Vec<_>>(), pam_2fa));
-    (ok, how)
+    let account = ssh::Account { name: user.to_string(), uid: u32::MAX, groups: Some(groups.to_vec()) };
+    let mut verdict = None;
+    for conn in ssh::connections(sshd, &account) {
+        let (chains, how) = chains_for(sshd, &sshd.for_connection(&conn));
+        let ok = !chains.is_empty()
+            && chains.iter().all(|c| chain_is_2fa(&c.iter().map(String::as_str).collect::<Vec<_>>(), pam_2fa));
+        if !ok {
+            let from = if conn.addr == ssh::PUBLIC_ADDRESS { String::new() } else { format!(" (from {})", conn.addr) };
+            return (false, format!("{how}{from}"));
+        }
+        verdict.get_or_insert((ok, how));
+    }
+    verdict.unwrap_or((false, "no connection can log in".into()))
 }
 
 fn describe_second_factor(sshd: &SshdConfig, pam: Option<&str>) -> String {

@@ -3,12 +3,13 @@
 //! `sudoers` with its includes and aliases, binary `wtmp`/`lastlog`, and the
 //! PAM auth stack.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 
 use serde::{Deserialize, Serialize};
 
 use crate::host::{Host, HostError};
+pub use crate::users::{memberships, parse_group};
 
 /// What the password field says, judged locally; the hash itself is dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -79,38 +80,6 @@ pub fn passwd_fields(text: &str) -> HashMap<String, PwState> {
                 other => judge_hash(other),
             };
             Some((name.to_string(), state))
-        })
-        .collect()
-}
-
-/// One `/etc/group` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Group {
-    /// Group name.
-    pub name: String,
-    /// Group id.
-    pub gid: u32,
-    /// Supplementary members.
-    pub members: Vec<String>,
-}
-
-/// Parse `/etc/group`.
-pub fn parse_group(text: &str) -> Vec<Group> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            if f.len() < 3 {
-                return None;
-            }
-            Some(Group {
-                name: f[0].to_string(),
-                gid: f[2].trim().parse().ok()?,
-                members: f
-                    .get(3)
-                    .map(|m| m.split(',').map(str::trim).filter(|m| !m.is_empty()).map(str::to_string).collect())
-                    .unwrap_or_default(),
-            })
         })
         .collect()
 }
@@ -553,27 +522,4 @@ fn pam_walk(host: &Host, path: &str, depth: usize) -> Option<String> {
         }
     }
     None
-}
-
-/// Group memberships: user → groups (supplementary and primary).
-pub fn memberships(
-    groups: &[Group],
-    users: &[(String, u32)], // (name, primary gid)
-) -> BTreeMap<String, Vec<String>> {
-    let by_gid: HashMap<u32, &str> = groups.iter().map(|g| (g.gid, g.name.as_str())).collect();
-    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for g in groups {
-        for m in &g.members {
-            out.entry(m.clone()).or_default().push(g.name.clone());
-        }
-    }
-    for (name, gid) in users {
-        if let Some(g) = by_gid.get(gid) {
-            let e = out.entry(name.clone()).or_default();
-            if !e.iter().any(|x| x == g) {
-                e.push((*g).to_string());
-            }
-        }
-    }
-    out
 }

@@ -7,7 +7,7 @@
 
 use super::*;
 use crate::config::Config;
-use crate::testutil::{fixture, fixture_ctx, fixture_path};
+use crate::testutil::{fixture, fixture_ctx, fixture_path, host_with};
 
 const BOOT_TIME: i32 = 2;
 const DEAD_PROCESS: i32 = 8;
@@ -270,6 +270,24 @@ async fn second_factor_variants() {
     assert!(!has_2fa_finding(&out, "alice") && !has_2fa_finding(&out, "contractor-jane"));
     assert!(has_2fa_finding(&out, "mike"));
 
+    // A block that also depends on the address: from anywhere else, one factor is enough.
+    std::fs::write(
+        &sshd,
+        format!("{base}\nMatch Group sudo Address 10.0.0.0/8\n  AuthenticationMethods publickey,password\n"),
+    )
+    .unwrap();
+    let out = AuditAccounts.run(&at(&dir), AccountsInput::default()).await.unwrap();
+    let f = find(&out.findings, "accounts.admin-no-2fa", "alice").expect("alice from a public address");
+    assert!(f.evidence.iter().any(|e| e.contains("any one of publickey, password")), "{:?}", f.evidence);
+    // …and a block for every address, IPv4 and IPv6, is every login (as sshd applies it).
+    std::fs::write(
+        &sshd,
+        format!("{base}\nMatch Address 0.0.0.0/0,::/0\n  AuthenticationMethods publickey,password\n"),
+    )
+    .unwrap();
+    let out = AuditAccounts.run(&at(&dir), AccountsInput::default()).await.unwrap();
+    assert!(!has_2fa_finding(&out, "alice") && !has_2fa_finding(&out, "mike"), "{:?}", ids(&out.findings));
+
     // A TOTP module in PAM alone is not enough: publickey logins skip PAM auth.
     std::fs::write(dir.path().join("etc/pam.d/common-auth"), "auth required pam_google_authenticator.so\n").unwrap();
     std::fs::write(&sshd, &base).unwrap();
@@ -339,17 +357,6 @@ fn wtmp_and_lastlog_parsing() {
     assert_eq!(ll.get(1002), None, "beyond the end of the file");
     assert_eq!(ll.get(5), None, "a zero record");
     assert!(parse::Lastlog::open(&Host::at("/nonexistent-root")).unwrap().is_none());
-}
-
-fn host_with(files: &[(&str, &str)]) -> (tempfile::TempDir, Host) {
-    let dir = tempfile::tempdir().unwrap();
-    for (p, text) in files {
-        let real = dir.path().join(p.trim_start_matches('/'));
-        std::fs::create_dir_all(real.parent().unwrap()).unwrap();
-        std::fs::write(real, text).unwrap();
-    }
-    let h = Host::at(dir.path());
-    (dir, h)
 }
 
 #[test]
