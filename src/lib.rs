@@ -34,6 +34,7 @@ pub mod auth;
 pub mod claude;
 pub mod cli;
 pub mod cmd;
+pub mod fleet;
 pub mod gate;
 pub mod mcp;
 pub mod notify;
