@@ -243,7 +243,7 @@ async fn an_approval_opens_the_gate_once_and_only_for_the_plan_it_was_issued_for
     assert_eq!(rc, 1, "{err}");
     assert!(err.contains("plan changed since it was approved"), "{err}");
     // Bound to this plan: the gate opens and the apply runs (and stops at the backup: there is no database).
-    let right = issue(&host, &approval(plan.digest())).unwrap();
+    let right = issue(&host, &approval(plan.digest.clone())).unwrap();
     let (rc, _, err) = s.detached(&["wp", "apply", &site, "0a1b2c3d", "--approval", &right]);
     assert_eq!(rc, 2, "{err}");
     assert!(err.contains("the backup failed, nothing was changed"), "{err}");

@@ -9,8 +9,11 @@
 //! - [`inroot`]: how `Host` resolves a path inside the audited root and opens only regular files.
 //! - [`spawn`]: the one way a child process starts (clean environment, no inherited
 //!   descriptors; site code also without a terminal, in its own PID namespace).
-//! - [`tool`]: the `Tool` trait, `Effect`, `Plan`, `Outcome`, `Ctx`, `ToolError`.
-//! - [`registry`]: every tool type-erased, inputs validated against their schema.
+//! - [`tool`]: the `Tool` and `Change` traits, `Effect`, `Plan`, `Outcome`, `Ctx`, `ToolError`.
+//! - [`registry`]: every tool type-erased, inputs validated against their schema; where a change
+//!   runs only as the plan that was approved.
+//! - [`approval`]: `Planned`, `Approval` and the one `Approver` (held by the policy gate).
+//! - [`change`]: what tools that change the host share (`Cmd`, quoting, reasons).
 //! - [`finding`]: `Finding`, `Severity`, `Category` (the seven patterns).
 //! - [`redact`]: the `Redactor` every output passes before it leaves the crate.
 //! - [`config`]: the configuration file.
@@ -20,8 +23,10 @@
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
 pub mod accounts;
+pub mod approval;
 
 pub mod backups;
+pub mod change;
 pub mod config;
 pub mod docker;
 pub mod finding;
@@ -44,9 +49,10 @@ pub mod wpupdate;
 #[cfg(test)]
 pub(crate) mod testutil;
 
+pub use approval::{Approval, Approver, Planned};
 pub use config::Config;
 pub use finding::{Category, Finding, Severity};
 pub use host::{Host, HostError};
 pub use redact::Redactor;
-pub use registry::{Registry, ToolInfo, ToolResult};
-pub use tool::{Ctx, Effect, Outcome, Plan, SessionInfo, Tool, ToolError};
+pub use registry::{Call, Found, Registry, RegistryError, ToolInfo, ToolResult};
+pub use tool::{Change, Ctx, Effect, Outcome, Plan, SessionInfo, Tool, ToolError};

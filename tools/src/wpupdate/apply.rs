@@ -20,9 +20,10 @@ use super::stage::{Timings, backup_site, build_units, staging_root};
 use super::{
     BACKUP_DIR, RunAs, StagedRecord, UpdateKind, failed, fmt_time, mkdir_private, resolve_site, run_as, state_dir,
 };
+use crate::change::{Cmd, quote};
 use crate::finding::{Category, Finding, Severity};
-use crate::fixes::{Cmd, check_plan, quote, remember_plan};
-use crate::tool::{Ctx, Outcome, Plan, Tool, ToolError};
+use crate::registry::Compared;
+use crate::tool::{Change, Ctx, Outcome, Plan, ToolError};
 use crate::wordpress::Site;
 
 const TOOL: &str = "wordpress_apply_update";
@@ -118,6 +119,13 @@ pub struct ApplyFacts {
     pub steps: Vec<String>,
     /// Milliseconds per step.
     pub timings: Vec<(String, u64)>,
+}
+
+/// What an apply, rollback or recovery was planned from, handed unchanged to the run.
+pub struct Prepared {
+    r: Ready,
+    /// For a deferred apply: the digest of the apply plan the job's token is bound to.
+    digest: Option<String>,
 }
 
 struct Ready {
@@ -417,7 +425,8 @@ fn job_argv(ctx: &Ctx, site: &str, id: &str, token: &str) -> Vec<String> {
 
 fn deferred_plan(ctx: &Ctx, r: &Ready, rec: &StagedRecord, at: &str) -> Result<(Plan, String), ToolError> {
     let now_plan = apply_plan(ctx, r, rec)?;
-    let digest = crate::redact::Redactor::global().plan(now_plan.clone()).digest();
+    // The digest the registry will compute when the job runs the apply (`Registry::plan`).
+    let digest = crate::approval::plan_digest(&now_plan);
     let Some((via, _)) = scheduler(ctx) else {
         return Err(ToolError::Refused(
             "an apply can only be deferred with systemd (systemd-run) or `at`, and neither is available here; apply \
@@ -627,9 +636,10 @@ async fn make_plan(ctx: &Ctx, input: &ApplyInput) -> Result<(Plan, Ready, Option
 }
 
 #[async_trait]
-impl Tool for WordpressApplyUpdate {
+impl Change for WordpressApplyUpdate {
     type Input = ApplyInput;
     type Output = ApplyFacts;
+    type Prepared = Prepared;
 
     fn name(&self) -> &'static str {
         TOOL
@@ -644,15 +654,19 @@ impl Tool for WordpressApplyUpdate {
          discarded); `action: recover` finishes or undoes an apply that was interrupted (power loss, kill)."
     }
 
-    async fn plan(&self, ctx: &Ctx, input: &ApplyInput) -> Result<Plan, ToolError> {
-        let (plan, _, _) = make_plan(ctx, input).await?;
-        remember_plan(ctx, input, &plan);
-        Ok(plan)
+    async fn prepare(&self, ctx: &Ctx, input: &ApplyInput) -> Result<(Plan, Prepared), ToolError> {
+        let (plan, r, digest) = make_plan(ctx, input).await?;
+        Ok((plan, Prepared { r, digest }))
     }
 
-    async fn run(&self, ctx: &Ctx, input: ApplyInput) -> Result<Outcome<ApplyFacts>, ToolError> {
-        let (plan, r, digest) = make_plan(ctx, &input).await?;
-        check_plan(ctx, &input, &plan)?;
+    async fn execute(
+        &self,
+        ctx: &Ctx,
+        input: ApplyInput,
+        p: Prepared,
+        _proof: Compared,
+    ) -> Result<Outcome<ApplyFacts>, ToolError> {
+        let Prepared { r, digest } = p;
         match input.action() {
             ApplyAction::Recover => recover(ctx, r).await,
             ApplyAction::Rollback => rollback(ctx, r).await,
@@ -701,7 +715,7 @@ async fn schedule(ctx: &Ctx, r: Ready, at: &str, digest: String) -> Result<Outco
             let _ = std::fs::remove_file(&job);
             let out = out?;
             if !out.success() {
-                return Err(failed(format!("at refused the time `{at}`: {}", crate::fixes::first_line(&out))));
+                return Err(failed(format!("at refused the time `{at}`: {}", crate::change::first_line(&out))));
             }
             let n = out.stderr.split_whitespace().skip_while(|w| *w != "job").nth(1).unwrap_or("?").to_string();
             Ok((format!("at job {n}"), format!("atrm {n}")))
