@@ -337,29 +337,18 @@ impl Gate {
         let started = Instant::now();
         let input = if input.is_null() { json!({}) } else { input };
         let shown_input = Redactor::global().value(input.clone());
+        // Every way the gate stops a call: refused, with its reason (and the plan when there was one).
+        let refuse =
+            |err: GateError, extra: Value| self.finish(name, &shown_input, Decision::Refused, started, Err(err), extra);
         let deny = &self.ctx.config.gate.deny;
         if deny.iter().any(|d| d == name) {
             let msg =
                 format!("`{name}` is blocked by the administrator's configuration ([gate] deny); it was not run.");
-            return self.finish(
-                name,
-                &shown_input,
-                Decision::Refused,
-                started,
-                Err(GateError::Stopped(msg)),
-                json!({}),
-            );
+            return refuse(GateError::Stopped(msg), json!({}));
         }
         let Some(tool) = self.registry.lookup(name) else {
             let msg = format!("There is no tool named `{name}`; nothing was run.");
-            return self.finish(
-                name,
-                &shown_input,
-                Decision::Refused,
-                started,
-                Err(GateError::Stopped(msg)),
-                json!({}),
-            );
+            return refuse(GateError::Stopped(msg), json!({}));
         };
         let effect = tool.info().effect;
         let refused_anyway = |why: String, problem: String| {
@@ -375,7 +364,7 @@ impl Gate {
                     (Effect::Mutating, Some(why)) => refused_anyway(why, e.to_string()),
                     _ => GateError::Tool(e),
                 };
-                return self.finish(name, &shown_input, Decision::Refused, started, Err(err), json!({}));
+                return refuse(err, json!({}));
             }
         };
         if effect == Effect::ReadOnly {
@@ -389,7 +378,7 @@ impl Gate {
                     Some(why) => refused_anyway(why, e.to_string()),
                     None => GateError::Plan { tool: name.to_string(), error: e },
                 };
-                return self.finish(name, &shown_input, Decision::Refused, started, Err(err), json!({}));
+                return refuse(err, json!({}));
             }
         };
         let req = ConfirmRequest {
@@ -407,14 +396,7 @@ impl Gate {
                         "`{name}` was confirmed, but this process's approval capability is held by other code, so \
                          no change can run; nothing was changed."
                     );
-                    return self.finish(
-                        name,
-                        &shown_input,
-                        Decision::Refused,
-                        started,
-                        Err(GateError::Stopped(msg)),
-                        plan_json,
-                    );
+                    return refuse(GateError::Stopped(msg), plan_json);
                 };
                 // The registry computes the plan again and runs it only if it is the one confirmed.
                 let r = call.run_approved(&self.ctx, approver.approve(&planned)).await.map_err(GateError::Tool);
@@ -432,7 +414,7 @@ impl Gate {
             }
             Answer::Unavailable(why) => {
                 let msg = refused_message(name, &why);
-                self.finish(name, &shown_input, Decision::Refused, started, Err(GateError::Stopped(msg)), plan_json)
+                refuse(GateError::Stopped(msg), plan_json)
             }
         }
     }

@@ -219,38 +219,13 @@ fn on_a_terminal_the_plan_is_shown_and_anything_but_the_name_declines() {
         return;
     }
     let s = Site::new();
-    let mut cmd = vec![vigil().to_string()];
-    cmd.extend(s.args());
-    cmd.extend(["wp".into(), "stage".into(), s.site(), "plugin:akismet@5.0.3".into()]);
-    let line = cmd.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(" ");
-    let mut child = Command::new("script")
-        .args(["-qfec", &line, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    let started = std::time::Instant::now();
-    while !String::from_utf8_lossy(&seen).contains("anything else declines") {
-        assert!(started.elapsed().as_secs() < 60, "no prompt: {}", String::from_utf8_lossy(&seen));
-        let n = stdout.read(&mut buf).unwrap();
-        assert!(n > 0, "vigil ended without asking: {}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&buf[..n]);
-    }
-    let shown = String::from_utf8_lossy(&seen).into_owned();
+    let (rc, shown) = s.on_terminal(&["wp", "stage", &s.site(), "plugin:akismet@5.0.3"], "yes");
     assert!(shown.contains("Plan for wordpress_stage_update"), "{shown}");
     assert!(shown.contains("akismet 5.0.2 → 5.0.3"), "{shown}");
     assert!(shown.contains("--defaults-extra-file=<0600 file"), "{shown}");
     assert!(!shown.contains("Sup3r"), "the password never appears in the plan");
-    child.stdin.as_mut().unwrap().write_all(b"yes\n").unwrap();
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(1), "{rest}");
-    assert!(rest.contains("declined"), "{rest}");
+    assert_eq!(rc, 1, "{shown}");
+    assert!(shown.contains("declined"), "{shown}");
     let host = std::fs::read_dir(s.t.path().join("state/hosts")).unwrap().flatten().next().unwrap().path();
     assert!(!host.join("wp-staged").exists() && !host.join("wp-backups").exists(), "nothing staged");
     assert!(!s.t.path().join("staging").exists());

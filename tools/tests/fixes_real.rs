@@ -12,14 +12,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 use vigil_tools::fixes::deny_port::{Backend, DenyPortInput, FirewallDenyPort, Proto};
-use vigil_tools::{Approver, Change, Config, Ctx, Host, Outcome, Plan, Registry, SessionInfo, ToolError};
+use vigil_tools::{Change, Config, Ctx, Host, Outcome, Plan, Registry, SessionInfo, ToolError};
 
-/// This test program has no policy gate: it holds the process's approver itself.
-static APPROVER: std::sync::LazyLock<Option<Approver>> = std::sync::LazyLock::new(Approver::claim);
-
-fn approver() -> &'static Approver {
-    APPROVER.as_ref().expect("nothing else in this test program claims the approver")
-}
+mod approve;
+use approve::{approved, approver};
 
 /// A change as the gate drives it: `plan` is what the administrator is shown, `run` what
 /// happens after an immediate yes (the registry plans, the plan is approved, the registry
@@ -34,10 +30,8 @@ where
     }
 
     async fn run(&self, ctx: &Ctx, input: Self::Input) -> Result<Outcome<Self::Output>, ToolError> {
-        let reg = Registry::builtin();
         let input = serde_json::to_value(&input).map_err(|e| ToolError::Failed(e.to_string()))?;
-        let planned = reg.plan(ctx, self.name(), input.clone()).await?;
-        let out = reg.run_approved(ctx, self.name(), input, approver().approve(&planned)).await?;
+        let out = approved(&Registry::builtin(), ctx, self.name(), input).await?;
         let facts = serde_json::from_value(out.facts).map_err(|e| ToolError::Failed(e.to_string()))?;
         Ok(Outcome::new(facts, out.findings))
     }

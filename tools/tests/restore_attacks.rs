@@ -13,23 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
-use vigil_tools::{Approver, Config, Ctx, Host, Registry};
+use vigil_tools::{Config, Ctx, Host, Registry};
 
-/// This test program has no policy gate: it holds the process's approver itself.
-static APPROVER: std::sync::LazyLock<Option<Approver>> = std::sync::LazyLock::new(Approver::claim);
-
-/// What the gate does after a human typed the tool's name: plan, approve that plan, and
-/// let the registry compute it again and run exactly it.
-async fn approved(
-    r: &Registry,
-    ctx: &Ctx,
-    tool: &str,
-    input: Value,
-) -> Result<vigil_tools::ToolResult, vigil_tools::ToolError> {
-    let planned = r.plan(ctx, tool, input.clone()).await?;
-    let approver = APPROVER.as_ref().expect("nothing else in this test program claims the approver");
-    r.run_approved(ctx, tool, input, approver.approve(&planned)).await
-}
+mod approve;
+use approve::approved;
 
 /// Root and these programs present? Missing: fail under VIGIL_SYSTEM_TESTS=1, else skip.
 fn need(progs: &[&str]) -> bool {

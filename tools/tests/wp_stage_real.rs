@@ -21,23 +21,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use vigil_tools::{Approver, Config, Ctx, Host, Registry};
+use vigil_tools::{Config, Ctx, Host, Registry};
 
-/// This test program has no policy gate: it holds the process's approver itself.
-static APPROVER: std::sync::LazyLock<Option<Approver>> = std::sync::LazyLock::new(Approver::claim);
-
-/// What the gate does after a human typed the tool's name: plan, approve that plan, and
-/// let the registry compute it again and run exactly it.
-async fn approved(
-    r: &Registry,
-    ctx: &Ctx,
-    tool: &str,
-    input: Value,
-) -> Result<vigil_tools::ToolResult, vigil_tools::ToolError> {
-    let planned = r.plan(ctx, tool, input.clone()).await?;
-    let approver = APPROVER.as_ref().expect("nothing else in this test program claims the approver");
-    r.run_approved(ctx, tool, input, approver.approve(&planned)).await
-}
+mod approve;
+use approve::{approved, approver};
 
 const OWNER: u32 = 45678;
 
@@ -506,7 +493,7 @@ async fn stage_apply_kill_recover_rollback_on_real_wordpress() {
     let text = planned.plan.render();
     assert!(text.contains("DISCARDS") && text.contains("1 comments written since"), "{text}");
     let t = Instant::now();
-    let approval = APPROVER.as_ref().unwrap().approve(&planned);
+    let approval = approver().approve(&planned);
     let out = r.run_approved(&ctx, "wordpress_apply_update", rb, approval).await.unwrap().to_value();
     println!("TIMING rollback: {} ms: {}", t.elapsed().as_millis(), timings(&out));
     assert_eq!(out["facts"]["result"], "rolled-back", "{out:#}");
