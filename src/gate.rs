@@ -690,6 +690,36 @@ mod tests {
         assert!(matches!(s.confirm(&mk("firewall_deny_port")).await, Answer::Unavailable(_)));
     }
 
+    /// The scheduled-run exception goes through the same approval: the real
+    /// `verify_backup_restore` runs on a real tar.gz; a change not scratch-only is refused.
+    #[tokio::test]
+    async fn a_scheduled_run_restores_through_the_same_approval_and_nothing_else() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("site")).unwrap();
+        std::fs::write(t.path().join("site/index.php"), "<?php echo 1;").unwrap();
+        std::fs::create_dir_all(t.path().join("b")).unwrap();
+        let tar = std::process::Command::new("tar")
+            .args(["-czf", "b/site.tar.gz", "site"])
+            .current_dir(t.path())
+            .status()
+            .expect("tar is part of every Debian system");
+        assert!(tar.success());
+        let toml = format!("[[backups]]\nname = \"site\"\npath = \"{}/b/*.tar.gz\"\n", t.path().display());
+        let cfg = vigil_tools::Config::parse(&toml, std::path::Path::new("test.toml")).unwrap();
+        let ctx = Ctx::new(Host::live()).with_config(cfg).with_state_dir(t.path().join("state"));
+        let confirmer =
+            Arc::new(Scheduled { allow: vec!["verify_backup_restore".into(), "firewall_deny_port".into()] });
+        let g = Gate::new(Arc::new(Registry::builtin()), ctx, confirmer, None, Origin::Schedule);
+        let r = g.call("verify_backup_restore", json!({"job": "site"})).await;
+        assert_eq!(r.decision, Decision::Confirmed);
+        let facts = r.result.unwrap().facts;
+        assert_eq!(facts["ok"], true, "{facts}");
+        assert!(t.path().join("state/restore-tests.json").is_file(), "the result is recorded");
+        let r = g.call("firewall_deny_port", json!({"port": 9200, "reason": "x"})).await;
+        assert_ne!(r.decision, Decision::Confirmed, "only scratch-only tools run unattended");
+        assert!(r.result.is_err());
+    }
+
     #[test]
     fn the_undo_a_tool_reports_is_what_the_log_records() {
         let real = json!({"undo": ["nft delete rule inet vigil input handle 7", "nft delete table inet vigil"]});
