@@ -504,8 +504,10 @@ impl Agent {
 
     fn settle(&self, call: &ToolCall, g: crate::gate::Gated, sink: &mut dyn Sink) -> (ContentBlock, ToolRecord) {
         let findings = g.result.as_ref().map(|r| r.findings.len()).unwrap_or(0);
-        let text =
-            g.result.map(|r| cap_result(r.to_model_value(), MAX_TOOL_RESULT)).map_err(|e| cap_text(e, MAX_TOOL_RESULT));
+        let text = g
+            .result
+            .map(|r| cap_result(r.to_model_value(), MAX_TOOL_RESULT))
+            .map_err(|e| cap_text(e.to_string(), MAX_TOOL_RESULT));
         let rec = record(call, self.gate.effect(&call.name), g.decision, g.millis as u64, text.clone(), findings);
         sink.tool_done(&rec);
         (result_block(&call.id, text), rec)

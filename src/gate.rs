@@ -9,16 +9,22 @@
 //! environment variable pre-approves anything; the single exception is the
 //! scratch-only `verify_backup_restore` named in the root-owned config for
 //! scheduled runs. Every call and decision lands in the audit log.
+//!
+//! The gate holds the process's one [`Approver`]: a confirmed plan becomes an
+//! [`vigil_tools::Approval`] of exactly that plan's digest, and the registry runs
+//! the change only if the plan it computes again right then hashes the same
+//! (`docs/architecture.md`, "Where approval happens"). Errors come back typed
+//! ([`GateError`]), so every command maps the same failure to the same exit code.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::io::AsRawFd;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use vigil_tools::{Ctx, Effect, Plan, Redactor, Registry, ToolError, ToolResult};
+use vigil_tools::{Approver, Ctx, Effect, Plan, Redactor, Registry, ToolError, ToolResult};
 
 use crate::audit::{AuditLog, Origin};
 use crate::term::strip_controls;
@@ -26,6 +32,43 @@ use crate::term::strip_controls;
 /// Tools a scheduled run may run unattended when the root-owned config names them:
 /// they write only to a scratch directory they create and remove.
 pub const SCRATCH_ONLY: &[&str] = &["verify_backup_restore"];
+
+/// The process's one approver, claimed when the first gate is built. If other code
+/// claimed it first, every change is refused (fail closed).
+static APPROVER: LazyLock<Option<Approver>> = LazyLock::new(Approver::claim);
+
+/// Why a gated call did not give a result: typed, so every command maps it the same way.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    /// The gate did not run the tool: blocked by configuration, unknown, declined, or
+    /// nobody could confirm. Nothing was changed.
+    #[error("{0}")]
+    Stopped(String),
+    /// The change could not be planned (a refusal, or the host could not be read). Nothing was changed.
+    #[error("could not plan `{tool}`: {error}")]
+    Plan {
+        /// The tool.
+        tool: String,
+        /// Why, as the tool said it.
+        error: ToolError,
+    },
+    /// The tool's own error, intact: its input was wrong, it refused, it failed, or the
+    /// plan changed between approval and run.
+    #[error("{0}")]
+    Tool(#[from] ToolError),
+}
+
+impl GateError {
+    /// The exit code of a command whose call ended so (README, "Exit codes"): 2 when a tool
+    /// ran and failed, 1 when nothing ran or changed (refused, declined, blocked, invalid
+    /// input, a plan that changed since it was approved).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            GateError::Tool(ToolError::Failed(_) | ToolError::TimedOut { .. } | ToolError::Host(_)) => 2,
+            GateError::Tool(_) | GateError::Stopped(_) | GateError::Plan { .. } => 1,
+        }
+    }
+}
 
 /// A confirmation request shown to the human.
 #[derive(Debug, Clone)]
@@ -36,6 +79,8 @@ pub struct ConfirmRequest {
     pub args: Value,
     /// What it will do.
     pub plan: Plan,
+    /// The digest the approval will bind to (the registry's, of `plan`).
+    pub digest: String,
     /// The word the human must type.
     pub word: String,
 }
@@ -189,12 +234,12 @@ pub enum Decision {
 }
 
 /// The result of a gated call.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Gated {
     /// How it was decided.
     pub decision: Decision,
-    /// The tool's result, or the message the model should read.
-    pub result: Result<ToolResult, String>,
+    /// The tool's result, or why there is none (its `Display` is what the model reads).
+    pub result: Result<ToolResult, GateError>,
     /// Wall time in milliseconds.
     pub millis: u128,
 }
@@ -220,6 +265,7 @@ impl Gate {
         audit: Option<AuditLog>,
         origin: Origin,
     ) -> Self {
+        LazyLock::force(&APPROVER);
         Gate { registry, ctx, confirmer, audit, origin, sandbox: None }
     }
 
@@ -269,7 +315,7 @@ impl Gate {
         input: &Value,
         decision: Decision,
         started: Instant,
-        result: Result<ToolResult, String>,
+        result: Result<ToolResult, GateError>,
         extra: Value,
     ) -> Gated {
         let millis = started.elapsed().as_millis();
@@ -281,7 +327,7 @@ impl Gate {
                 }
                 json!({"ok": true, "findings": counts})
             }
-            Err(e) => json!({"ok": false, "error": e}),
+            Err(e) => json!({"ok": false, "error": e.to_string()}),
         };
         let mut event = json!({
             "kind": "tool_call",
@@ -304,58 +350,80 @@ impl Gate {
         let started = Instant::now();
         let input = if input.is_null() { json!({}) } else { input };
         let shown_input = Redactor::global().value(input.clone());
+        // Every way the gate stops a call: refused, with its reason (and the plan when there was one).
+        let refuse =
+            |err: GateError, extra: Value| self.finish(name, &shown_input, Decision::Refused, started, Err(err), extra);
         let deny = &self.ctx.config.gate.deny;
         if deny.iter().any(|d| d == name) {
             let msg =
                 format!("`{name}` is blocked by the administrator's configuration ([gate] deny); it was not run.");
-            return self.finish(name, &shown_input, Decision::Refused, started, Err(msg), json!({}));
+            return refuse(GateError::Stopped(msg), json!({}));
         }
-        let Some(info) = self.registry.get(name) else {
+        let Some(tool) = self.registry.lookup(name) else {
             let msg = format!("There is no tool named `{name}`; nothing was run.");
-            return self.finish(name, &shown_input, Decision::Refused, started, Err(msg), json!({}));
+            return refuse(GateError::Stopped(msg), json!({}));
         };
+        let effect = tool.info().effect;
         let refused_anyway = |why: String, problem: String| {
-            format!("{} Besides, the call itself could not be planned: {problem}", refused_message(name, &why))
+            GateError::Stopped(format!(
+                "{} Besides, the call itself could not be planned: {problem}",
+                refused_message(name, &why)
+            ))
         };
-        if let Err(e) = self.registry.validate(name, &input) {
-            let msg = match (info.effect, self.confirmer.refuses_all()) {
-                (Effect::Mutating, Some(why)) => refused_anyway(why, e.to_string()),
-                _ => e.to_string(),
-            };
-            return self.finish(name, &shown_input, Decision::Refused, started, Err(msg), json!({}));
-        }
-        if info.effect == Effect::ReadOnly {
+        // The worker gets the input as sent; it is validated here first, once.
+        let sandboxed = (effect == Effect::ReadOnly && self.sandbox.is_some()).then(|| input.clone());
+        let call = match tool.check(input) {
+            Ok(c) => c,
+            Err(e) => {
+                let err = match (effect, self.confirmer.refuses_all()) {
+                    (Effect::Mutating, Some(why)) => refused_anyway(why, e.to_string()),
+                    _ => GateError::Tool(e),
+                };
+                return refuse(err, json!({}));
+            }
+        };
+        if effect == Effect::ReadOnly {
             let limit = std::time::Duration::from_secs(self.ctx.config.review.tool_timeout_seconds.max(1));
-            let confined = match &self.sandbox {
-                Some(s) => s.call(name, input.clone(), limit).await,
-                None => None,
+            let confined = match (&self.sandbox, sandboxed) {
+                (Some(s), Some(input)) => s.call(name, input, limit).await,
+                _ => None,
             };
             let (r, ran_in) = match confined {
-                Some(r) => (r, "worker"),
-                None => (self.registry.call(&self.ctx, name, input).await.map_err(|e| e.to_string()), "parent"),
+                // The worker reports a tool's failure as text: it ran and failed.
+                Some(r) => (r.map_err(|e| GateError::Tool(ToolError::Failed(e))), "worker"),
+                None => (call.run(&self.ctx).await.map_err(GateError::Tool), "parent"),
             };
             return self.finish(name, &shown_input, Decision::Ran, started, r, json!({"ran_in": ran_in}));
         }
-        let plan = match self.registry.plan(&self.ctx, name, input.clone()).await {
+        let planned = match call.plan(&self.ctx).await {
             Ok(p) => p,
             Err(e) => {
-                let msg = match self.confirmer.refuses_all() {
+                let err = match self.confirmer.refuses_all() {
                     Some(why) => refused_anyway(why, e.to_string()),
-                    None => format!("could not plan `{name}`: {e}"),
+                    None => GateError::Plan { tool: name.to_string(), error: e },
                 };
-                return self.finish(name, &shown_input, Decision::Refused, started, Err(msg), json!({}));
+                return refuse(err, json!({}));
             }
         };
         let req = ConfirmRequest {
             tool: name.to_string(),
             args: shown_input.clone(),
-            plan: plan.clone(),
+            plan: planned.plan.clone(),
+            digest: planned.digest.clone(),
             word: name.to_string(),
         };
-        let plan_json = json!({"plan": plan, "plan_digest": plan.digest(), "undo": plan.undo_lines()});
+        let plan_json = json!({"plan": planned.plan, "plan_digest": planned.digest, "undo": planned.plan.undo_lines()});
         match self.confirmer.confirm(&req).await {
             Answer::Confirmed => {
-                let r = self.registry.call(&self.ctx, name, input).await.map_err(|e: ToolError| e.to_string());
+                let Some(approver) = APPROVER.as_ref() else {
+                    let msg = format!(
+                        "`{name}` was confirmed, but this process's approval capability is held by other code, so \
+                         no change can run; nothing was changed."
+                    );
+                    return refuse(GateError::Stopped(msg), plan_json);
+                };
+                // The registry computes the plan again and runs it only if it is the one confirmed.
+                let r = call.run_approved(&self.ctx, approver.approve(&planned)).await.map_err(GateError::Tool);
                 let mut extra = plan_json;
                 // The undo as it really is (e.g. the nft rule handle) once the change is made; the plan's
                 // version, with placeholders, stays in `plan`.
@@ -366,11 +434,11 @@ impl Gate {
             }
             Answer::Declined => {
                 let msg = format!("The administrator declined `{name}`; nothing was changed.{TO_MODEL_DECLINED}");
-                self.finish(name, &shown_input, Decision::Declined, started, Err(msg), plan_json)
+                self.finish(name, &shown_input, Decision::Declined, started, Err(GateError::Stopped(msg)), plan_json)
             }
             Answer::Unavailable(why) => {
                 let msg = refused_message(name, &why);
-                self.finish(name, &shown_input, Decision::Refused, started, Err(msg), plan_json)
+                refuse(GateError::Stopped(msg), plan_json)
             }
         }
     }
@@ -387,6 +455,16 @@ const TO_PERSON_REFUSED: &str = " To make this change, run it at a terminal (`vi
 /// ("Do not retry it…", "Tell the administrator…") dropped or put in the person's terms.
 pub fn for_person(msg: &str) -> String {
     msg.replace(TO_MODEL_DECLINED, "").replace(TO_MODEL_REFUSED, TO_PERSON_REFUSED)
+}
+
+/// What a person reads when a call they made on the command line gave no result
+/// (`vigil tools run`, `vigil wp`): the tool's own failure, or the gate's reason in their terms.
+pub fn failure_line(tool: &str, decision: &Decision, e: &GateError) -> String {
+    let text = match (decision, e) {
+        (Decision::Ran | Decision::Confirmed, GateError::Tool(_)) => format!("{tool} failed: {e}"),
+        _ => for_person(&e.to_string()),
+    };
+    strip_controls(&text)
 }
 
 /// What the caller reads when a change is refused because nobody can confirm it.
@@ -417,8 +495,9 @@ mod tests {
     }
     use schemars::JsonSchema;
     use serde::{Deserialize, Serialize};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use vigil_tools::{Host, Outcome, Tool};
+    use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+    use vigil_tools::registry::Compared;
+    use vigil_tools::{Change as ChangeTool, Host, Outcome};
 
     static RUNS: AtomicUsize = AtomicUsize::new(0);
 
@@ -432,25 +511,72 @@ mod tests {
         done: bool,
     }
     #[async_trait]
-    impl Tool for Change {
+    impl ChangeTool for Change {
         type Input = In;
         type Output = Out;
+        type Prepared = ();
         fn name(&self) -> &'static str {
             "firewall_deny_port"
         }
         fn description(&self) -> &'static str {
             "test"
         }
-        async fn plan(&self, _c: &Ctx, i: &In) -> Result<Plan, ToolError> {
-            Ok(Plan::new("firewall_deny_port", format!("deny {}", i.port)).step(
+        async fn prepare(&self, _c: &Ctx, i: &In) -> Result<(Plan, ()), ToolError> {
+            let plan = Plan::new("firewall_deny_port", format!("deny {}", i.port)).step(
                 "deny",
                 Some(format!("ufw deny {}", i.port)),
                 Some(format!("ufw delete deny {}", i.port)),
-            ))
+            );
+            Ok((plan, ()))
         }
-        async fn run(&self, _c: &Ctx, _i: In) -> Result<Outcome<Out>, ToolError> {
+        async fn execute(&self, _c: &Ctx, _i: In, _p: (), _proof: Compared) -> Result<Outcome<Out>, ToolError> {
             RUNS.fetch_add(1, Ordering::SeqCst);
             Ok(Outcome::new(Out { done: true }, vec![]))
+        }
+    }
+
+    /// A change whose plan depends on the host (`generation`), counting its runs and
+    /// the generation each run was prepared from.
+    struct Drift {
+        generation: Arc<AtomicU16>,
+        ran_with: Arc<std::sync::Mutex<Vec<u16>>>,
+    }
+    #[async_trait]
+    impl ChangeTool for Drift {
+        type Input = In;
+        type Output = Out;
+        type Prepared = u16;
+        fn name(&self) -> &'static str {
+            "drift"
+        }
+        fn description(&self) -> &'static str {
+            "test"
+        }
+        async fn prepare(&self, _c: &Ctx, i: &In) -> Result<(Plan, u16), ToolError> {
+            let g = self.generation.load(Ordering::SeqCst);
+            let plan = Plan::new("drift", format!("deny {} on ruleset generation {g}", i.port)).step(
+                "deny",
+                Some(format!("nft insert rule … # generation {g}")),
+                None,
+            );
+            Ok((plan, g))
+        }
+        async fn execute(&self, _c: &Ctx, _i: In, g: u16, _proof: Compared) -> Result<Outcome<Out>, ToolError> {
+            if let Ok(mut v) = self.ran_with.lock() {
+                v.push(g);
+            }
+            Ok(Outcome::new(Out { done: true }, vec![]))
+        }
+    }
+
+    /// Confirms, but first changes the host, as another administrator (or an attacker)
+    /// would while the plan is on screen.
+    struct ChangesTheHostThenConfirms(Arc<AtomicU16>);
+    #[async_trait]
+    impl Confirmer for ChangesTheHostThenConfirms {
+        async fn confirm(&self, _r: &ConfirmRequest) -> Answer {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Answer::Confirmed
         }
     }
 
@@ -462,13 +588,61 @@ mod tests {
         }
     }
 
-    fn gate(answer: Answer, deny: &[&str], audit: Option<AuditLog>) -> Gate {
+    fn registry() -> Registry {
         let mut r = Registry::builtin();
-        r.add(Change);
+        assert!(r.remove("firewall_deny_port"));
+        r.add_change(Change).unwrap();
+        r
+    }
+
+    fn gate(answer: Answer, deny: &[&str], audit: Option<AuditLog>) -> Gate {
         let mut cfg = vigil_tools::Config::default();
         cfg.gate.deny = deny.iter().map(|s| s.to_string()).collect();
         let ctx = Ctx::new(Host::at("/nonexistent")).with_config(cfg);
-        Gate::new(Arc::new(r), ctx, Arc::new(Fixed(answer)), audit, Origin::Chat)
+        Gate::new(Arc::new(registry()), ctx, Arc::new(Fixed(answer)), audit, Origin::Chat)
+    }
+
+    /// A gate over [`Drift`]; `confirmer` gets the host's generation (to change it, or not).
+    fn drift_gate(
+        confirmer: impl FnOnce(Arc<AtomicU16>) -> Arc<dyn Confirmer>,
+    ) -> (Gate, Arc<AtomicU16>, Arc<std::sync::Mutex<Vec<u16>>>) {
+        let generation = Arc::new(AtomicU16::new(1));
+        let ran_with = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut r = Registry::empty();
+        r.add_change(Drift { generation: generation.clone(), ran_with: ran_with.clone() }).unwrap();
+        let ctx = Ctx::new(Host::at("/nonexistent"));
+        (Gate::new(Arc::new(r), ctx, confirmer(generation.clone()), None, Origin::Chat), generation, ran_with)
+    }
+
+    #[tokio::test]
+    async fn a_host_that_changed_between_the_plan_and_the_run_is_refused_and_nothing_runs() {
+        let (g, _host, ran_with) = drift_gate(|host| Arc::new(ChangesTheHostThenConfirms(host)));
+        let r = g.call("drift", json!({"port": 9200})).await;
+        assert_eq!(r.decision, Decision::Confirmed);
+        let e = r.result.unwrap_err();
+        assert!(matches!(e, GateError::Tool(ToolError::Refused(_))), "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains("host changed") && msg.contains("nothing was done"), "{msg}");
+        assert!(msg.contains("generation 2"), "the message shows the plan as it is now: {msg}");
+        assert!(ran_with.lock().unwrap().is_empty(), "the changed plan never ran");
+        assert_eq!(e.exit_code(), 1, "nothing was changed");
+    }
+
+    #[tokio::test]
+    async fn each_confirmation_runs_the_plan_it_approved_exactly_once() {
+        let (g, host, ran_with) = drift_gate(|_| Arc::new(Fixed(Answer::Confirmed)));
+        assert!(g.call("drift", json!({"port": 9200})).await.result.is_ok());
+        assert_eq!(*ran_with.lock().unwrap(), vec![1], "one approval, one run, of the state it was planned from");
+        host.store(5, Ordering::SeqCst);
+        assert!(g.call("drift", json!({"port": 9200})).await.result.is_ok());
+        assert_eq!(*ran_with.lock().unwrap(), vec![1, 5], "a second run needs (and got) a second approval");
+    }
+
+    #[tokio::test]
+    async fn the_gate_holds_the_only_approver() {
+        let _ = gate(Answer::Declined, &[], None);
+        assert!(APPROVER.is_some(), "the gate claimed the approver");
+        assert!(Approver::claim().is_none(), "nobody else can get one");
     }
 
     #[tokio::test]
@@ -477,7 +651,7 @@ mod tests {
         let g = gate(Answer::Unavailable("no terminal".into()), &[], None);
         let r = g.call("firewall_deny_port", json!({"port": 9200})).await;
         assert_eq!(r.decision, Decision::Refused);
-        assert!(r.result.unwrap_err().contains("needs a human"));
+        assert!(r.result.unwrap_err().to_string().contains("needs a human"));
         let r = gate(Answer::Declined, &[], None).call("firewall_deny_port", json!({"port": 9200})).await;
         assert_eq!(r.decision, Decision::Declined);
         assert_eq!(RUNS.load(Ordering::SeqCst), before, "nothing ran without a yes");
@@ -503,23 +677,27 @@ mod tests {
         assert_eq!(r.decision, Decision::Refused);
         let r = g.call("firewall_deny_port", json!({"port": "all"})).await;
         assert_eq!(r.decision, Decision::Refused);
-        assert!(r.result.unwrap_err().contains("invalid input"));
+        assert!(r.result.unwrap_err().to_string().contains("invalid input"));
     }
 
     #[tokio::test]
     async fn a_caller_that_refuses_every_change_says_so_before_any_input_or_planning_error() {
-        let mut r = Registry::builtin();
-        r.add(Change);
         let ctx = Ctx::new(Host::at("/nonexistent"));
-        let g = Gate::new(Arc::new(r), ctx, Arc::new(NoHuman("nobody is at a terminal".into())), None, Origin::Mcp);
+        let g = Gate::new(
+            Arc::new(registry()),
+            ctx,
+            Arc::new(NoHuman("nobody is at a terminal".into())),
+            None,
+            Origin::Mcp,
+        );
         let r = g.call("firewall_deny_port", json!({"port": "all"})).await;
         assert_eq!(r.decision, Decision::Refused);
-        let msg = r.result.unwrap_err();
+        let msg = r.result.unwrap_err().to_string();
         assert!(msg.starts_with("`firewall_deny_port` changes the host"), "{msg}");
         assert!(msg.contains("nobody is at a terminal") && msg.contains("invalid input"), "{msg}");
         // A caller that could ask someone still gets the input error alone.
         let r = gate(Answer::Confirmed, &[], None).call("firewall_deny_port", json!({"port": "all"})).await;
-        assert!(!r.result.unwrap_err().contains("changes the host"));
+        assert!(!r.result.unwrap_err().to_string().contains("changes the host"));
     }
 
     #[tokio::test]
@@ -529,10 +707,41 @@ mod tests {
             tool: tool.into(),
             args: json!({}),
             plan: Plan::new(tool, "x"),
+            digest: String::new(),
             word: tool.into(),
         };
         assert_eq!(s.confirm(&mk("verify_backup_restore")).await, Answer::Confirmed);
         assert!(matches!(s.confirm(&mk("firewall_deny_port")).await, Answer::Unavailable(_)));
+    }
+
+    /// The scheduled-run exception goes through the same approval: the real
+    /// `verify_backup_restore` runs on a real tar.gz; a change not scratch-only is refused.
+    #[tokio::test]
+    async fn a_scheduled_run_restores_through_the_same_approval_and_nothing_else() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("site")).unwrap();
+        std::fs::write(t.path().join("site/index.php"), "<?php echo 1;").unwrap();
+        std::fs::create_dir_all(t.path().join("b")).unwrap();
+        let tar = std::process::Command::new("tar")
+            .args(["-czf", "b/site.tar.gz", "site"])
+            .current_dir(t.path())
+            .status()
+            .expect("tar is part of every Debian system");
+        assert!(tar.success());
+        let toml = format!("[[backups]]\nname = \"site\"\npath = \"{}/b/*.tar.gz\"\n", t.path().display());
+        let cfg = vigil_tools::Config::parse(&toml, std::path::Path::new("test.toml")).unwrap();
+        let ctx = Ctx::new(Host::live()).with_config(cfg).with_state_dir(t.path().join("state"));
+        let confirmer =
+            Arc::new(Scheduled { allow: vec!["verify_backup_restore".into(), "firewall_deny_port".into()] });
+        let g = Gate::new(Arc::new(Registry::builtin()), ctx, confirmer, None, Origin::Schedule);
+        let r = g.call("verify_backup_restore", json!({"job": "site"})).await;
+        assert_eq!(r.decision, Decision::Confirmed);
+        let facts = r.result.unwrap().facts;
+        assert_eq!(facts["ok"], true, "{facts}");
+        assert!(t.path().join("state/restore-tests.json").is_file(), "the result is recorded");
+        let r = g.call("firewall_deny_port", json!({"port": 9200, "reason": "x"})).await;
+        assert_ne!(r.decision, Decision::Confirmed, "only scratch-only tools run unattended");
+        assert!(r.result.is_err());
     }
 
     #[test]

@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use vigil::mcp::{McpServer, MutatingPolicy};
-use vigil_tools::{Ctx, Host, Outcome, Plan, Registry, Tool, ToolError};
+use vigil_tools::registry::Compared;
+use vigil_tools::{Change, Ctx, Host, Outcome, Plan, Registry, ToolError};
 
 const SECRET: &str = "Company2024!";
 const WAIT: Duration = Duration::from_secs(60);
@@ -352,23 +353,25 @@ struct DenyOut {
 }
 
 #[async_trait]
-impl Tool for FakeDeny {
+impl Change for FakeDeny {
     type Input = DenyIn;
     type Output = DenyOut;
+    type Prepared = ();
     fn name(&self) -> &'static str {
         "firewall_deny_port"
     }
     fn description(&self) -> &'static str {
         "Close a port in the firewall (test stand-in)."
     }
-    async fn plan(&self, _ctx: &Ctx, i: &DenyIn) -> Result<Plan, ToolError> {
-        Ok(Plan::new("firewall_deny_port", format!("deny inbound tcp/{}", i.port)).step(
+    async fn prepare(&self, _ctx: &Ctx, i: &DenyIn) -> Result<(Plan, ()), ToolError> {
+        let plan = Plan::new("firewall_deny_port", format!("deny inbound tcp/{}", i.port)).step(
             format!("drop inbound tcp/{}", i.port),
             Some(format!("nft add rule inet filter input tcp dport {} drop", i.port)),
             Some(format!("nft delete rule inet filter input handle <h> # tcp/{}", i.port)),
-        ))
+        );
+        Ok((plan, ()))
     }
-    async fn run(&self, _ctx: &Ctx, i: DenyIn) -> Result<Outcome<DenyOut>, ToolError> {
+    async fn execute(&self, _ctx: &Ctx, i: DenyIn, _p: (), _proof: Compared) -> Result<Outcome<DenyOut>, ToolError> {
         self.0.fetch_add(1, Ordering::SeqCst);
         Ok(Outcome::new(DenyOut { denied: i.port }, vec![]))
     }
@@ -376,7 +379,8 @@ impl Tool for FakeDeny {
 
 fn registry(runs: &Arc<AtomicUsize>) -> Arc<Registry> {
     let mut r = Registry::builtin();
-    r.add(FakeDeny(runs.clone()));
+    assert!(r.remove("firewall_deny_port"));
+    r.add_change(FakeDeny(runs.clone())).unwrap();
     Arc::new(r)
 }
 

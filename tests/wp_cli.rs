@@ -2,7 +2,9 @@
 //! (`setsid`, stdin not a tty) both staged-update tools are refused and nothing
 //! changes; a forged or unknown `--approval` token opens nothing; on a
 //! pseudo-terminal (`script`) the plan is shown and anything but the tool's
-//! name declines. The run itself is covered by `tools/tests/wp_stage_real.rs`.
+//! name declines; a confirmed change that fails exits with the same code from
+//! `vigil wp` and `vigil tools run`. The run itself is covered by
+//! `tools/tests/wp_stage_real.rs`.
 #![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed setup should panic")]
 
@@ -102,6 +104,53 @@ impl Site {
         )
     }
 
+    /// Run vigil on a pseudo-terminal (`script`), type `answer` at its prompt, and return
+    /// the exit code and everything it wrote.
+    fn on_terminal(&self, args: &[&str], answer: &str) -> (i32, String) {
+        let mut cmd = vec![vigil().to_string()];
+        cmd.extend(self.args());
+        cmd.extend(args.iter().map(|a| a.to_string()));
+        let line = cmd.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(" ");
+        let mut child = Command::new("script")
+            .args(["-qfec", &line, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let started = std::time::Instant::now();
+        while !String::from_utf8_lossy(&seen).contains("anything else declines") {
+            assert!(started.elapsed().as_secs() < 60, "no prompt: {}", String::from_utf8_lossy(&seen));
+            let n = stdout.read(&mut buf).unwrap();
+            assert!(n > 0, "vigil ended without asking: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        child.stdin.as_mut().unwrap().write_all(format!("{answer}\n").as_bytes()).unwrap();
+        let mut rest = String::new();
+        stdout.read_to_string(&mut rest).unwrap();
+        let status = child.wait().unwrap();
+        // `script -e` passes the child's exit code on.
+        (status.code().unwrap_or(-1), String::from_utf8_lossy(&seen).into_owned() + &rest)
+    }
+
+    /// A staged update whose backup cannot be taken (there is no database): applying it fails.
+    fn stage_unappliable(&self) -> String {
+        let site = self.site();
+        let (rc, _, _) = self.detached(&["wp", "recover", &site]);
+        assert_eq!(rc, 1, "nothing to recover; creates the state directory");
+        let host = self.host_dir();
+        std::fs::create_dir_all(host.join("wp-staged")).unwrap();
+        let rec = serde_json::json!({
+            "id": "0a1b2c3d", "site": site, "staged_at": 1, "updates": [], "ok": true, "health": [],
+            "stage_backup": {"at": 1, "files": "/nonexistent.tar.gz", "file_count": 1, "db": "/nonexistent.sql", "tables": 1}
+        });
+        std::fs::write(host.join("wp-staged/0a1b2c3d.json"), serde_json::to_vec(&rec).unwrap()).unwrap();
+        "0a1b2c3d".into()
+    }
+
     fn host_dir(&self) -> PathBuf {
         std::fs::read_dir(self.t.path().join("state/hosts")).unwrap().flatten().next().unwrap().path()
     }
@@ -159,38 +208,13 @@ fn without_a_terminal_both_tools_are_refused_and_nothing_changes() {
 fn on_a_terminal_the_plan_is_shown_and_anything_but_the_name_declines() {
     vigil_testkit::require(&["script", "php"]);
     let s = Site::new();
-    let mut cmd = vec![vigil().to_string()];
-    cmd.extend(s.args());
-    cmd.extend(["wp".into(), "stage".into(), s.site(), "plugin:akismet@5.0.3".into()]);
-    let line = cmd.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(" ");
-    let mut child = Command::new("script")
-        .args(["-qfec", &line, "/dev/null"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut seen = Vec::new();
-    let mut buf = [0u8; 4096];
-    let started = std::time::Instant::now();
-    while !String::from_utf8_lossy(&seen).contains("anything else declines") {
-        assert!(started.elapsed().as_secs() < 60, "no prompt: {}", String::from_utf8_lossy(&seen));
-        let n = stdout.read(&mut buf).unwrap();
-        assert!(n > 0, "vigil ended without asking: {}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&buf[..n]);
-    }
-    let shown = String::from_utf8_lossy(&seen).into_owned();
+    let (rc, shown) = s.on_terminal(&["wp", "stage", &s.site(), "plugin:akismet@5.0.3"], "yes");
     assert!(shown.contains("Plan for wordpress_stage_update"), "{shown}");
     assert!(shown.contains("akismet 5.0.2 → 5.0.3"), "{shown}");
     assert!(shown.contains("--defaults-extra-file=<0600 file"), "{shown}");
     assert!(!shown.contains("Sup3r"), "the password never appears in the plan");
-    child.stdin.as_mut().unwrap().write_all(b"yes\n").unwrap();
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(1), "{rest}");
-    assert!(rest.contains("declined"), "{rest}");
+    assert_eq!(rc, 1, "{shown}");
+    assert!(shown.contains("declined"), "{shown}");
     let host = std::fs::read_dir(s.t.path().join("state/hosts")).unwrap().flatten().next().unwrap().path();
     assert!(!host.join("wp-staged").exists() && !host.join("wp-backups").exists(), "nothing staged");
     assert!(!s.t.path().join("staging").exists());
@@ -206,15 +230,8 @@ async fn an_approval_opens_the_gate_once_and_only_for_the_plan_it_was_issued_for
     vigil_testkit::require(&["setsid", "php"]);
     let s = Site::new();
     let site = s.site();
-    let (rc, _, _) = s.detached(&["wp", "recover", &site]);
-    assert_eq!(rc, 1);
+    s.stage_unappliable();
     let host = s.host_dir();
-    std::fs::create_dir_all(host.join("wp-staged")).unwrap();
-    let rec = serde_json::json!({
-        "id": "0a1b2c3d", "site": site, "staged_at": 1, "updates": [], "ok": true, "health": [],
-        "stage_backup": {"at": 1, "files": "/nonexistent.tar.gz", "file_count": 1, "db": "/nonexistent.sql", "tables": 1}
-    });
-    std::fs::write(host.join("wp-staged/0a1b2c3d.json"), serde_json::to_vec(&rec).unwrap()).unwrap();
     // The plan the deferred job will meet, as the gate computes it.
     let cfg = vigil_tools::Config::load(&s.t.path().join("config.toml")).unwrap().unwrap();
     let ctx = vigil_tools::Ctx::new(vigil_tools::Host::live()).with_config(cfg).with_state_dir(&host);
@@ -234,7 +251,7 @@ async fn an_approval_opens_the_gate_once_and_only_for_the_plan_it_was_issued_for
     assert_eq!(rc, 1, "{err}");
     assert!(err.contains("plan changed since it was approved"), "{err}");
     // Bound to this plan: the gate opens and the apply runs (and stops at the backup: there is no database).
-    let right = issue(&host, &approval(plan.digest())).unwrap();
+    let right = issue(&host, &approval(plan.digest.clone())).unwrap();
     let (rc, _, err) = s.detached(&["wp", "apply", &site, "0a1b2c3d", "--approval", &right]);
     assert_eq!(rc, 2, "{err}");
     assert!(err.contains("the backup failed, nothing was changed"), "{err}");
@@ -244,4 +261,29 @@ async fn an_approval_opens_the_gate_once_and_only_for_the_plan_it_was_issued_for
     assert!(err.contains("already used"), "{err}");
     let (_, log, _) = s.detached(&["log", "show", "--json"]);
     assert_eq!(log.matches("\"decision\":\"confirmed\"").count(), 1, "{log}");
+}
+
+#[test]
+#[cfg_attr(any(vigil_missing = "script", vigil_missing = "setsid", vigil_missing = "php"), ignore = "needs script, setsid, php (.ci/packages/wpstage.txt)")]
+fn a_confirmed_change_that_fails_exits_the_same_from_wp_and_tools_run() {
+    vigil_testkit::require(&["script", "setsid", "php"]);
+    let s = Site::new();
+    let site = s.site();
+    let id = s.stage_unappliable();
+    // The same confirmed call, once per command: the apply starts and fails at its backup.
+    let (wp_rc, wp_out) = s.on_terminal(&["wp", "apply", &site, &id], "wordpress_apply_update");
+    assert!(wp_out.contains("the backup failed, nothing was changed"), "{wp_out}");
+    let input = serde_json::json!({"site": site, "staged_id": id}).to_string();
+    let (run_rc, run_out) =
+        s.on_terminal(&["tools", "run", "wordpress_apply_update", &input], "wordpress_apply_update");
+    assert!(run_out.contains("the backup failed, nothing was changed"), "{run_out}");
+    assert_eq!(wp_rc, 2, "a confirmed change that ran and failed: {wp_out}");
+    assert_eq!(run_rc, wp_rc, "the same failure, the same exit code: {run_out}");
+    // And the same refusal (declined), the same code: nothing ran.
+    let (wp_rc, wp_out) = s.on_terminal(&["wp", "apply", &site, &id], "no");
+    let (run_rc, run_out) = s.on_terminal(&["tools", "run", "wordpress_apply_update", &input], "no");
+    assert!(wp_out.contains("declined") && run_out.contains("declined"), "{wp_out}\n{run_out}");
+    assert_eq!((wp_rc, run_rc), (1, 1));
+    let (_, log, _) = s.detached(&["log", "show", "--json"]);
+    assert_eq!(log.matches("\"decision\":\"confirmed\"").count(), 2, "{log}");
 }

@@ -300,7 +300,7 @@ async fn scheduled_restores(app: &App) -> Result<()> {
     for job in &app.config.backups {
         let r = gate.call("verify_backup_restore", serde_json::json!({"job": job.name})).await;
         if let Err(e) = r.result {
-            eprintln!("vigil: restore test of {}: {}", job.name, crate::term::strip_controls(&e));
+            eprintln!("vigil: restore test of {}: {}", job.name, crate::term::strip_controls(&e.to_string()));
         }
     }
     Ok(())

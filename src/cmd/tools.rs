@@ -10,7 +10,7 @@ use vigil_tools::Effect;
 use crate::app::App;
 use crate::audit::Origin;
 use crate::cli::ToolsAction;
-use crate::gate::{Decision, Terminal};
+use crate::gate::Terminal;
 
 /// The first sentence of a description.
 pub fn first_sentence(s: &str) -> &str {
@@ -69,8 +69,8 @@ pub async fn run(app: &App, action: ToolsAction) -> Result<u8> {
             };
             let gate = app.gate(Origin::ToolsRun, Arc::new(Terminal))?;
             let r = gate.call(&name, input).await;
-            match (r.decision, r.result) {
-                (_, Ok(res)) => {
+            match r.result {
+                Ok(res) => {
                     let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut out);
                     serde_json::to_writer_pretty(&mut w, &res)?;
                     writeln!(w)?;
@@ -79,13 +79,9 @@ pub async fn run(app: &App, action: ToolsAction) -> Result<u8> {
                     std::mem::forget(res);
                     Ok(0)
                 }
-                (Decision::Ran, Err(e)) => {
-                    eprintln!("vigil: {name} failed: {}", crate::term::strip_controls(&e));
-                    Ok(2)
-                }
-                (_, Err(e)) => {
-                    eprintln!("vigil: {}", crate::term::strip_controls(&crate::gate::for_person(&e)));
-                    Ok(1)
+                Err(e) => {
+                    eprintln!("vigil: {}", crate::gate::failure_line(&name, &r.decision, &e));
+                    Ok(e.exit_code())
                 }
             }
         }

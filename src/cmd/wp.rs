@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::app::App;
 use crate::audit::Origin;
 use crate::cli::WpAction;
-use crate::gate::{Answer, ConfirmRequest, Confirmer, Decision, Terminal};
+use crate::gate::{Answer, ConfirmRequest, Confirmer, Terminal};
 
 const STAGE: &str = "wordpress_stage_update";
 const APPLY: &str = "wordpress_apply_update";
@@ -56,7 +56,7 @@ impl Confirmer for ApprovalToken {
         }
         let site = req.args["site"].as_str().unwrap_or_default();
         let id = req.args["staged_id"].as_str().unwrap_or_default();
-        match vigil_tools::wpupdate::approval::redeem(&self.state, &self.token, APPLY, site, id, &req.plan.digest()) {
+        match vigil_tools::wpupdate::approval::redeem(&self.state, &self.token, APPLY, site, id, &req.digest) {
             Ok(_) => Answer::Confirmed,
             Err(why) => Answer::Unavailable(format!("the deferred apply's approval does not hold: {why}")),
         }
@@ -91,8 +91,8 @@ pub async fn run(app: &App, action: WpAction) -> Result<u8> {
     let gate = app.gate(Origin::Wp, confirmer)?;
     let r = gate.call(tool, input).await;
     let mut out = std::io::stdout().lock();
-    match (r.decision, r.result) {
-        (_, Ok(res)) => {
+    match r.result {
+        Ok(res) => {
             let v = res.to_value();
             writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
             let ok = v["facts"]["ok"].as_bool().unwrap_or(true);
@@ -104,13 +104,9 @@ pub async fn run(app: &App, action: WpAction) -> Result<u8> {
             }
             Ok(if ok { 0 } else { 1 })
         }
-        (Decision::Confirmed | Decision::Ran, Err(e)) => {
-            eprintln!("vigil: {tool} failed: {}", crate::term::strip_controls(&e));
-            Ok(2)
-        }
-        (_, Err(e)) => {
-            eprintln!("vigil: {}", crate::term::strip_controls(&crate::gate::for_person(&e)));
-            Ok(1)
+        Err(e) => {
+            eprintln!("vigil: {}", crate::gate::failure_line(tool, &r.decision, &e));
+            Ok(e.exit_code())
         }
     }
 }

@@ -419,7 +419,7 @@ fn tool_result(name: &str, g: Gated, plan: Option<String>) -> CallToolResult {
         }
         (Decision::Ran, Err(e)) => CallToolResult::error(text(format!("`{name}` failed: {e}"))),
         (_, Err(e)) => {
-            let mut s = e;
+            let mut s = e.to_string();
             if let Some(plan) = plan {
                 s.push_str("\n\nThe plan that was not run:");
                 s.push_str(&plan);

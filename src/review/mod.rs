@@ -216,7 +216,7 @@ pub async fn collect(
         progress(Event::Started(name));
         let started = Instant::now();
         let r = match tokio::time::timeout(limit, gate.call(name, serde_json::json!({}))).await {
-            Ok(g) => g.result,
+            Ok(g) => g.result.map_err(|e| e.to_string()),
             Err(_) => Err(format!("not checked (the review's time limit of {} s ran out)", limit.as_secs())),
         };
         let ms = started.elapsed().as_millis() as u64;
@@ -383,8 +383,8 @@ mod tests {
 
     fn gate(tool_secs: u64, review_secs: u64) -> Gate {
         let mut r = Registry::empty();
-        r.add(Check { name: "quick", stuck: false });
-        r.add(Check { name: "stuck", stuck: true });
+        r.add(Check { name: "quick", stuck: false }).unwrap();
+        r.add(Check { name: "stuck", stuck: true }).unwrap();
         let mut cfg = vigil_tools::Config::default();
         cfg.review.tool_timeout_seconds = tool_secs;
         cfg.review.timeout_seconds = review_secs;

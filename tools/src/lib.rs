@@ -12,8 +12,11 @@
 //!   descriptors; site code also without a terminal, in its own PID namespace).
 //! - [`sandbox`]: kernel confinement of read-only work (non-root user, Landlock, seccomp,
 //!   no network) and the [`sandbox::Status`] that says what held.
-//! - [`tool`]: the `Tool` trait, `Effect`, `Plan`, `Outcome`, `Ctx`, `ToolError`.
-//! - [`registry`]: every tool type-erased, inputs validated against their schema.
+//! - [`tool`]: the `Tool` and `Change` traits, `Effect`, `Plan`, `Outcome`, `Ctx`, `ToolError`.
+//! - [`registry`]: every tool type-erased, inputs validated against their schema; where a change
+//!   runs only as the plan that was approved.
+//! - [`approval`]: `Planned`, `Approval` and the one `Approver` (held by the policy gate).
+//! - [`change`]: what tools that change the host share (`Cmd`, quoting, reasons).
 //! - [`finding`]: `Finding`, `Severity`, `Category` (the seven patterns).
 //! - [`redact`]: the `Redactor` every output passes before it leaves the crate.
 //! - [`config`]: the configuration file.
@@ -23,9 +26,11 @@
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
 pub mod accounts;
+pub mod approval;
 
 pub mod backups;
 pub mod broker;
+pub mod change;
 pub mod config;
 pub mod docker;
 pub mod finding;
@@ -50,9 +55,10 @@ pub mod wpupdate;
 #[cfg(test)]
 pub(crate) mod testutil;
 
+pub use approval::{Approval, Approver, Planned};
 pub use config::Config;
 pub use finding::{Category, Finding, Severity};
 pub use host::{Host, HostError};
 pub use redact::Redactor;
-pub use registry::{Registry, ToolInfo, ToolResult};
-pub use tool::{Ctx, Effect, Outcome, Plan, SessionInfo, Tool, ToolError};
+pub use registry::{Call, Found, Registry, RegistryError, ToolInfo, ToolResult};
+pub use tool::{Change, Ctx, Effect, Outcome, Plan, SessionInfo, Tool, ToolError};

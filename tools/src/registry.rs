@@ -3,20 +3,27 @@
 //! A reader finds any tool by its name in [`Registry::builtin`]. Input JSON is
 //! validated against the tool's generated JSON Schema before it is
 //! deserialized, so a malformed argument becomes an error the model can read
-//! and correct, never a panic. Every output passes the [`Redactor`] before it
-//! leaves this crate.
+//! and correct, never a panic (a schema that does not compile fails the call).
+//! Every output passes the [`Redactor`] before it leaves this crate.
+//!
+//! The registry is also where the approval rule lives, once for every tool that
+//! changes the host: [`Registry::call`] runs read-only tools only; a change runs
+//! only through [`Registry::run_approved`], which recomputes its plan, compares it
+//! with the approved one and hands exactly that state to the tool
+//! (`docs/architecture.md`, "Where approval happens").
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
 
+use crate::approval::{Approval, Planned};
 use crate::finding::Finding;
 use crate::redact::Redactor;
-use crate::tool::{Ctx, Effect, Plan, Tool, ToolError};
+use crate::tool::{Change, Ctx, Effect, Outcome, Tool, ToolError};
 
 /// A tool's result after erasure and redaction.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -96,32 +103,40 @@ pub struct ToolInfo {
 #[async_trait]
 trait Erased: Send + Sync {
     fn info(&self) -> &ToolInfo;
-    fn validate(&self, input: &Value) -> Result<(), ToolError>;
-    async fn plan(&self, ctx: &Ctx, input: Value) -> Result<Plan, ToolError>;
-    async fn call(&self, ctx: &Ctx, input: Value) -> Result<ToolResult, ToolError>;
+    fn checker(&self) -> &Checker;
+    /// A read-only tool's run; a change refuses.
+    async fn run(&self, ctx: &Ctx, input: Value) -> Result<ToolResult, ToolError>;
+    /// A change's plan; a read-only tool has none.
+    async fn plan(&self, ctx: &Ctx, input: &Value) -> Result<Planned, ToolError>;
+    /// A change, run after the plan recomputed now hashed like the approved one.
+    async fn run_approved(&self, ctx: &Ctx, input: Value, approval: Approval) -> Result<ToolResult, ToolError>;
 }
 
-struct Holder<T: Tool> {
-    tool: T,
-    info: ToolInfo,
-    /// Compiled on the first call: a command runs one tool, not all fourteen.
-    validator: std::sync::OnceLock<Option<jsonschema::Validator>>,
+/// A tool's input schema, compiled on first use (a command runs one tool, not all fourteen).
+/// A schema that does not compile fails every call: no tool runs unvalidated.
+struct Checker {
+    validator: OnceLock<Result<jsonschema::Validator, String>>,
 }
 
-fn decode<I: serde::de::DeserializeOwned>(input: Value) -> Result<I, ToolError> {
-    serde_json::from_value(input).map_err(|e| ToolError::InvalidInput(e.to_string()))
-}
-
-#[async_trait]
-impl<T: Tool> Erased for Holder<T> {
-    fn info(&self) -> &ToolInfo {
-        &self.info
+impl Checker {
+    fn new() -> Self {
+        Checker { validator: OnceLock::new() }
     }
 
-    fn validate(&self, input: &Value) -> Result<(), ToolError> {
-        let Some(v) = self.validator.get_or_init(|| jsonschema::validator_for(&self.info.input_schema).ok()) else {
-            return Ok(());
-        };
+    fn compiled(&self, info: &ToolInfo) -> Result<&jsonschema::Validator, ToolError> {
+        self.validator
+            .get_or_init(|| jsonschema::validator_for(&info.input_schema).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| {
+                ToolError::Failed(format!(
+                    "the input schema of `{}` does not compile ({e}); it is not run unvalidated",
+                    info.name
+                ))
+            })
+    }
+
+    fn validate(&self, info: &ToolInfo, input: &Value) -> Result<(), ToolError> {
+        let v = self.compiled(info)?;
         let errors: Vec<String> = v
             .iter_errors(input)
             .map(|e| {
@@ -132,21 +147,182 @@ impl<T: Tool> Erased for Holder<T> {
             .collect();
         if errors.is_empty() { Ok(()) } else { Err(ToolError::InvalidInput(errors.join("; "))) }
     }
+}
 
-    async fn plan(&self, ctx: &Ctx, input: Value) -> Result<Plan, ToolError> {
-        self.validate(&input)?;
-        let input: T::Input = decode(input)?;
-        let plan = self.tool.plan(ctx, &input).await?;
-        Ok(Redactor::global().plan(plan))
+/// A read-only tool.
+struct Holder<T: Tool> {
+    tool: T,
+    info: ToolInfo,
+    checker: Checker,
+}
+
+/// A tool that changes the host.
+struct ChangeHolder<T: Change> {
+    tool: T,
+    info: ToolInfo,
+    checker: Checker,
+}
+
+fn decode<I: serde::de::DeserializeOwned>(input: Value) -> Result<I, ToolError> {
+    serde_json::from_value(input).map_err(|e| ToolError::InvalidInput(e.to_string()))
+}
+
+/// A tool's outcome as it leaves this crate: facts as JSON, everything redacted.
+fn redacted<O: serde::Serialize>(out: Outcome<O>) -> Result<ToolResult, ToolError> {
+    let facts = serde_json::to_value(&out.facts).map_err(|e| ToolError::Failed(e.to_string()))?;
+    let r = Redactor::global();
+    Ok(ToolResult { facts: r.value(facts), findings: out.findings.into_iter().map(|f| r.finding(f)).collect() })
+}
+
+#[async_trait]
+impl<T: Tool> Erased for Holder<T> {
+    fn info(&self) -> &ToolInfo {
+        &self.info
     }
 
-    async fn call(&self, ctx: &Ctx, input: Value) -> Result<ToolResult, ToolError> {
-        self.validate(&input)?;
+    fn checker(&self) -> &Checker {
+        &self.checker
+    }
+
+    async fn run(&self, ctx: &Ctx, input: Value) -> Result<ToolResult, ToolError> {
         let input: T::Input = decode(input)?;
-        let out = self.tool.run(ctx, input).await?;
-        let facts = serde_json::to_value(&out.facts).map_err(|e| ToolError::Failed(e.to_string()))?;
-        let r = Redactor::global();
-        Ok(ToolResult { facts: r.value(facts), findings: out.findings.into_iter().map(|f| r.finding(f)).collect() })
+        redacted(self.tool.run(ctx, input).await?)
+    }
+
+    async fn plan(&self, _ctx: &Ctx, _input: &Value) -> Result<Planned, ToolError> {
+        Err(ToolError::Failed(format!("`{}` has no plan: it does not change the host", self.info.name)))
+    }
+
+    async fn run_approved(&self, _ctx: &Ctx, _input: Value, _approval: Approval) -> Result<ToolResult, ToolError> {
+        Err(ToolError::Refused(format!("`{}` does not change the host: it needs no approval", self.info.name)))
+    }
+}
+
+#[async_trait]
+impl<T: Change> Erased for ChangeHolder<T> {
+    fn info(&self) -> &ToolInfo {
+        &self.info
+    }
+
+    fn checker(&self) -> &Checker {
+        &self.checker
+    }
+
+    async fn run(&self, _ctx: &Ctx, _input: Value) -> Result<ToolResult, ToolError> {
+        Err(ToolError::Refused(format!(
+            "`{}` changes the host: it runs only with an approval of its plan (through the policy gate); nothing was done",
+            self.info.name
+        )))
+    }
+
+    async fn plan(&self, ctx: &Ctx, input: &Value) -> Result<Planned, ToolError> {
+        let decoded: T::Input = decode(input.clone())?;
+        let (plan, _) = self.tool.prepare(ctx, &decoded).await?;
+        Ok(Planned::new(self.info.name, plan, input))
+    }
+
+    async fn run_approved(&self, ctx: &Ctx, input: Value, approval: Approval) -> Result<ToolResult, ToolError> {
+        let name = self.info.name;
+        if !approval.is_for(name, &input) {
+            return Err(ToolError::Refused(format!(
+                "the approval was for another call ({}), not this `{name}` call; nothing was done",
+                approval.tool()
+            )));
+        }
+        let decoded: T::Input = decode(input.clone())?;
+        let (plan, prepared) = self.tool.prepare(ctx, &decoded).await?;
+        let now = Planned::new(name, plan, &input);
+        if now.digest != approval.plan_digest() {
+            return Err(ToolError::Refused(format!(
+                "the host changed since the plan was approved; nothing was done. The plan now is:\n{}",
+                now.plan.render()
+            )));
+        }
+        redacted(self.tool.execute(ctx, decoded, prepared, Compared { _sealed: () }).await?)
+    }
+}
+
+/// Proof, handed to [`Change::execute`], that the registry recomputed the plan right
+/// before and found it equal to the approved one. Only this module makes one.
+#[derive(Debug)]
+pub struct Compared {
+    _sealed: (),
+}
+
+/// Why a tool could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    /// Two tools by one name: the model could not tell which it calls.
+    #[error("a tool named `{0}` is already registered")]
+    Duplicate(&'static str),
+    /// A `Tool` that does not say it is read-only: a change must implement `Change`.
+    #[error("`{0}` is a Tool that does not say it is read-only; a tool that changes the host implements Change")]
+    NotReadOnly(&'static str),
+}
+
+/// A tool found by name, before its input is checked.
+#[derive(Clone)]
+pub struct Found {
+    tool: Arc<dyn Erased>,
+}
+
+impl Found {
+    /// What the registry knows of it.
+    pub fn info(&self) -> &ToolInfo {
+        self.tool.info()
+    }
+
+    /// Check an input against the tool's schema (a schema that does not compile fails closed).
+    pub fn check(self, input: Value) -> Result<Call, ToolError> {
+        self.tool.checker().validate(self.tool.info(), &input)?;
+        Ok(Call { tool: self.tool, input })
+    }
+}
+
+/// One call, its tool looked up and its input checked against the tool's schema once:
+/// what [`Call::run`], [`Call::plan`] and [`Call::run_approved`] take.
+#[derive(Clone)]
+pub struct Call {
+    tool: Arc<dyn Erased>,
+    input: Value,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call").field("tool", &self.tool.info().name).finish_non_exhaustive()
+    }
+}
+
+impl Call {
+    /// The tool called.
+    pub fn info(&self) -> &ToolInfo {
+        self.tool.info()
+    }
+
+    /// The checked input.
+    pub fn input(&self) -> &Value {
+        &self.input
+    }
+
+    /// Run a read-only tool within `[review] tool_timeout_seconds` (see [`Registry::call_within`]).
+    /// A change is refused: it runs only through [`Call::run_approved`].
+    pub async fn run(self, ctx: &Ctx) -> Result<ToolResult, ToolError> {
+        if self.info().effect != Effect::ReadOnly {
+            return self.tool.run(ctx, self.input).await;
+        }
+        let limit = Duration::from_secs(ctx.config.review.tool_timeout_seconds.max(1));
+        call_within(self.tool, ctx.clone(), self.input, limit).await
+    }
+
+    /// The plan of a change, redacted, with the digest an approval binds to.
+    pub async fn plan(&self, ctx: &Ctx) -> Result<Planned, ToolError> {
+        self.tool.plan(ctx, &self.input).await
+    }
+
+    /// Run a change: compute its plan again, refuse when it differs from the approved one
+    /// (nothing is done), else execute exactly what was just compared.
+    pub async fn run_approved(self, ctx: &Ctx, approval: Approval) -> Result<ToolResult, ToolError> {
+        self.tool.run_approved(ctx, self.input, approval).await
     }
 }
 
@@ -197,37 +373,82 @@ impl Registry {
 
     /// Every built-in tool. The one place tools are registered.
     pub fn builtin() -> Self {
-        let mut r = Registry::empty();
-        r.add(crate::ports::ListOpenPorts);
-        r.add(crate::fixes::FirewallDenyPort);
-        r.add(crate::fixes::LockAccount);
-        r.add(crate::fixes::VerifyBackupRestore);
-        r.add(crate::accounts::AuditAccounts);
-        r.add(crate::ssh::CheckSsh);
-        r.add(crate::backups::CheckBackups);
-        r.add(crate::updates::CheckOsUpdates);
-        r.add(crate::firewall::CheckFirewall);
-        r.add(crate::tls::CheckTls);
-        r.add(crate::web::CheckWeb);
-        r.add(crate::docker::DockerContainers);
-        r.add(crate::wordpress::WordpressInventory);
-        r.add(crate::wpupdate::WordpressStageUpdate);
-        r.add(crate::wpupdate::WordpressApplyUpdate);
+        let (r, problems) = Registry::builtin_checked();
+        // The registry self-test keeps this list empty; a slip is logged, never a panic.
+        for p in problems {
+            tracing::error!("tool registry: {p}");
+        }
         r
     }
 
-    /// Register a tool.
-    pub fn add<T: Tool>(&mut self, tool: T) {
-        let input_schema = schema_of::<T::Input>();
-        let output_schema = output_schema_of::<T::Output>();
-        let info = ToolInfo {
-            name: tool.name(),
-            description: tool.description(),
-            effect: tool.effect(),
-            input_schema,
-            output_schema,
-        };
-        self.tools.insert(info.name, Arc::new(Holder { tool, info, validator: std::sync::OnceLock::new() }));
+    /// Every built-in tool, and what could not be registered.
+    fn builtin_checked() -> (Self, Vec<RegistryError>) {
+        let mut r = Registry::empty();
+        let added = [
+            r.add(crate::ports::ListOpenPorts),
+            r.add_change(crate::fixes::FirewallDenyPort),
+            r.add_change(crate::fixes::LockAccount),
+            r.add_change(crate::fixes::VerifyBackupRestore),
+            r.add(crate::accounts::AuditAccounts),
+            r.add(crate::ssh::CheckSsh),
+            r.add(crate::backups::CheckBackups),
+            r.add(crate::updates::CheckOsUpdates),
+            r.add(crate::firewall::CheckFirewall),
+            r.add(crate::tls::CheckTls),
+            r.add(crate::web::CheckWeb),
+            r.add(crate::docker::DockerContainers),
+            r.add(crate::wordpress::WordpressInventory),
+            r.add_change(crate::wpupdate::WordpressStageUpdate),
+            r.add_change(crate::wpupdate::WordpressApplyUpdate),
+        ];
+        let problems = added.into_iter().filter_map(Result::err).collect();
+        (r, problems)
+    }
+
+    fn info_of(name: &'static str, description: &'static str, effect: Effect, input: Value, output: Value) -> ToolInfo {
+        ToolInfo { name, description, effect, input_schema: input, output_schema: output }
+    }
+
+    fn insert(&mut self, t: Arc<dyn Erased>) -> Result<(), RegistryError> {
+        let name = t.info().name;
+        if self.tools.contains_key(name) {
+            return Err(RegistryError::Duplicate(name));
+        }
+        self.tools.insert(name, t);
+        Ok(())
+    }
+
+    /// Register a read-only tool. A `Tool` that does not say it is read-only is refused
+    /// (a change implements [`Change`]), and so is a second tool by one name.
+    pub fn add<T: Tool>(&mut self, tool: T) -> Result<(), RegistryError> {
+        let info = Registry::info_of(
+            tool.name(),
+            tool.description(),
+            tool.effect(),
+            schema_of::<T::Input>(),
+            output_schema_of::<T::Output>(),
+        );
+        if info.effect != Effect::ReadOnly {
+            return Err(RegistryError::NotReadOnly(info.name));
+        }
+        self.insert(Arc::new(Holder { tool, info, checker: Checker::new() }))
+    }
+
+    /// Register a tool that changes the host; a second tool by one name is refused.
+    pub fn add_change<T: Change>(&mut self, tool: T) -> Result<(), RegistryError> {
+        let info = Registry::info_of(
+            tool.name(),
+            tool.description(),
+            Effect::Mutating,
+            schema_of::<T::Input>(),
+            output_schema_of::<T::Output>(),
+        );
+        self.insert(Arc::new(ChangeHolder { tool, info, checker: Checker::new() }))
+    }
+
+    /// Take a tool out (a test replaces a built-in with a stand-in). Whether it was there.
+    pub fn remove(&mut self, name: &str) -> bool {
+        self.tools.remove(name).is_some()
     }
 
     /// Every tool's info, sorted by name.
@@ -250,27 +471,38 @@ impl Registry {
         self.list().into_iter().filter(|i| i.effect == Effect::ReadOnly).map(|i| i.name).collect()
     }
 
-    /// Check an input against a tool's schema without running it.
-    pub fn validate(&self, name: &str, input: &Value) -> Result<(), ToolError> {
-        self.tools.get(name).ok_or_else(|| ToolError::Unknown(name.to_string()))?.validate(input)
+    /// A tool, looked up once for the calls that follow.
+    pub fn lookup(&self, name: &str) -> Option<Found> {
+        self.tools.get(name).map(|t| Found { tool: t.clone() })
     }
 
-    /// The plan of a mutating tool for this input.
-    pub async fn plan(&self, ctx: &Ctx, name: &str, input: Value) -> Result<Plan, ToolError> {
-        let t = self.tools.get(name).ok_or_else(|| ToolError::Unknown(name.to_string()))?;
-        t.plan(ctx, input).await
+    /// Look a tool up and check an input against its schema, once, for the calls that follow.
+    pub fn check(&self, name: &str, input: Value) -> Result<Call, ToolError> {
+        self.lookup(name).ok_or_else(|| ToolError::Unknown(name.to_string()))?.check(input)
     }
 
-    /// Run a tool. The caller (the policy gate) has already decided it may run.
-    /// A read-only tool gets `[review] tool_timeout_seconds` (see [`Registry::call_within`]);
-    /// a mutating one is never cut off half-way through its change.
+    /// The plan of a change for this input, redacted, with its digest.
+    pub async fn plan(&self, ctx: &Ctx, name: &str, input: Value) -> Result<Planned, ToolError> {
+        self.check(name, input)?.plan(ctx).await
+    }
+
+    /// Run a change that a human approved: its plan is computed again and must hash like
+    /// the approved one, else nothing is done; then exactly that plan runs. The approval
+    /// is used up.
+    pub async fn run_approved(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        input: Value,
+        approval: Approval,
+    ) -> Result<ToolResult, ToolError> {
+        self.check(name, input)?.run_approved(ctx, approval).await
+    }
+
+    /// Run a read-only tool within `[review] tool_timeout_seconds` (see [`Registry::call_within`]).
+    /// A tool that changes the host is refused here: it runs only through [`Registry::run_approved`].
     pub async fn call(&self, ctx: &Ctx, name: &str, input: Value) -> Result<ToolResult, ToolError> {
-        let t = self.tools.get(name).ok_or_else(|| ToolError::Unknown(name.to_string()))?;
-        if t.info().effect != Effect::ReadOnly {
-            return t.call(ctx, input).await;
-        }
-        let limit = Duration::from_secs(ctx.config.review.tool_timeout_seconds.max(1));
-        call_within(t.clone(), ctx.clone(), input, limit).await
+        self.check(name, input)?.run(ctx).await
     }
 
     /// Run a read-only tool with a time limit of `limit`.
@@ -285,6 +517,7 @@ impl Registry {
         if t.info().effect != Effect::ReadOnly {
             return Err(ToolError::Refused(format!("`{name}` changes the host: it is never run under a time limit")));
         }
+        t.checker().validate(t.info(), &input)?;
         call_within(t.clone(), ctx.clone(), input, limit).await
     }
 }
@@ -338,7 +571,7 @@ async fn call_within(t: Arc<dyn Erased>, ctx: Ctx, input: Value, limit: Duration
             let _running = running;
             let r = handle.block_on(async move {
                 tokio::select! {
-                    r = t.call(&ctx, input) => Some(r),
+                    r = t.run(&ctx, input) => Some(r),
                     _ = cancel_rx => None,
                 }
             });
@@ -361,7 +594,7 @@ async fn call_within(t: Arc<dyn Erased>, ctx: Ctx, input: Value, limit: Duration
 mod tests {
     use super::*;
     use crate::host::Host;
-    use crate::tool::Outcome;
+    use crate::tool::{Outcome, Plan};
     use schemars::JsonSchema;
     use serde::{Deserialize, Serialize};
 
@@ -387,14 +620,90 @@ mod tests {
         fn description(&self) -> &'static str {
             "echo"
         }
+        fn effect(&self) -> Effect {
+            Effect::ReadOnly
+        }
         async fn run(&self, _ctx: &Ctx, i: EchoIn) -> Result<Outcome<EchoOut>, ToolError> {
             Ok(Outcome::new(EchoOut { port: i.port, cmd: "redis-server --requirepass hunter2".into() }, vec![]))
         }
     }
 
+    /// A `Tool` that forgot to say it is read-only.
+    struct Forgot;
+    #[async_trait]
+    impl Tool for Forgot {
+        type Input = EchoIn;
+        type Output = EchoOut;
+        fn name(&self) -> &'static str {
+            "forgot"
+        }
+        fn description(&self) -> &'static str {
+            "forgot to say"
+        }
+        async fn run(&self, _ctx: &Ctx, i: EchoIn) -> Result<Outcome<EchoOut>, ToolError> {
+            Ok(Outcome::new(EchoOut { port: i.port, cmd: String::new() }, vec![]))
+        }
+    }
+
+    /// A change that counts its runs.
+    struct Bump(Arc<AtomicUsize>);
+    #[async_trait]
+    impl Change for Bump {
+        type Input = EchoIn;
+        type Output = EchoOut;
+        type Prepared = u16;
+        fn name(&self) -> &'static str {
+            "bump"
+        }
+        fn description(&self) -> &'static str {
+            "bump"
+        }
+        async fn prepare(&self, _ctx: &Ctx, i: &EchoIn) -> Result<(Plan, u16), ToolError> {
+            Ok((
+                Plan::new("bump", format!("bump {}", i.port)).step("bump", Some(format!("bump {}", i.port)), None),
+                i.port,
+            ))
+        }
+        async fn execute(&self, _c: &Ctx, _i: EchoIn, p: u16, _: Compared) -> Result<Outcome<EchoOut>, ToolError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Outcome::new(EchoOut { port: p, cmd: String::new() }, vec![]))
+        }
+    }
+
+    /// An input whose schema does not compile.
+    #[derive(Deserialize)]
+    struct BadIn {}
+    impl JsonSchema for BadIn {
+        fn schema_name() -> std::borrow::Cow<'static, str> {
+            "BadIn".into()
+        }
+        fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+            schemars::json_schema!({"type": "object", "properties": {"x": {"type": "no-such-type"}}})
+        }
+    }
+    struct Unchecked(Arc<AtomicUsize>);
+    #[async_trait]
+    impl Tool for Unchecked {
+        type Input = BadIn;
+        type Output = EchoOut;
+        fn name(&self) -> &'static str {
+            "unchecked"
+        }
+        fn description(&self) -> &'static str {
+            "its schema does not compile"
+        }
+        fn effect(&self) -> Effect {
+            Effect::ReadOnly
+        }
+        async fn run(&self, _ctx: &Ctx, _i: BadIn) -> Result<Outcome<EchoOut>, ToolError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Outcome::new(EchoOut { port: 0, cmd: String::new() }, vec![]))
+        }
+    }
+
     fn reg() -> Registry {
         let mut r = Registry::empty();
-        r.add(Echo);
+        r.add(Echo).unwrap();
         r
     }
 
@@ -414,13 +723,85 @@ mod tests {
     #[tokio::test]
     async fn outputs_are_redacted_and_unknown_tools_count_as_mutating() {
         let ctx = Ctx::new(Host::at("/nonexistent"));
-        let r = reg();
+        let mut r = reg();
         let out = r.call(&ctx, "echo", serde_json::json!({"port": 6379})).await.unwrap();
         assert_eq!(out.facts["port"], 6379);
         assert!(!out.facts.to_string().contains("hunter2"));
-        assert_eq!(r.effect("echo"), Effect::Mutating, "a tool that does not say read-only is mutating");
+        assert_eq!(r.add(Forgot), Err(RegistryError::NotReadOnly("forgot")), "a tool must say it is read-only");
+        assert!(r.get("forgot").is_none());
         assert_eq!(r.effect("unknown"), Effect::Mutating);
         assert_eq!(r.get("echo").unwrap().input_schema["properties"]["port"]["description"], "Port to echo.");
+    }
+
+    #[test]
+    fn a_second_tool_by_one_name_is_refused_and_the_first_stays() {
+        let mut r = reg();
+        assert_eq!(r.add(Echo), Err(RegistryError::Duplicate("echo")));
+        let runs = Arc::new(AtomicUsize::new(0));
+        r.add_change(Bump(runs.clone())).unwrap();
+        assert_eq!(r.add_change(Bump(runs)), Err(RegistryError::Duplicate("bump")));
+        assert_eq!(r.effect("echo"), Effect::ReadOnly);
+        assert_eq!(r.effect("bump"), Effect::Mutating);
+    }
+
+    #[tokio::test]
+    async fn a_change_runs_only_with_an_approval_of_that_call() {
+        let ctx = Ctx::new(Host::at("/nonexistent"));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut r = reg();
+        r.add_change(Bump(runs.clone())).unwrap();
+        let input = serde_json::json!({"port": 7});
+        // Not through `call`, not under a time limit.
+        let e = r.call(&ctx, "bump", input.clone()).await.unwrap_err();
+        assert!(matches!(e, ToolError::Refused(ref m) if m.contains("only with an approval")), "{e}");
+        let e = r.call_within(&ctx, "bump", input.clone(), Duration::from_secs(1)).await.unwrap_err();
+        assert!(matches!(e, ToolError::Refused(_)), "{e}");
+        assert_eq!(runs.load(Ordering::SeqCst), 0);
+        let approver = crate::approval::Approver::for_tests();
+        // An approval of another input, or of another tool's plan, opens nothing.
+        let other = r.plan(&ctx, "bump", serde_json::json!({"port": 8})).await.unwrap();
+        let e = r.run_approved(&ctx, "bump", input.clone(), approver.approve(&other)).await.unwrap_err();
+        assert!(e.to_string().contains("another call"), "{e}");
+        assert_eq!(runs.load(Ordering::SeqCst), 0);
+        // The approved plan runs, with the state it was planned from.
+        let planned = r.plan(&ctx, "bump", input.clone()).await.unwrap();
+        assert_eq!(planned.digest, crate::approval::plan_digest(&planned.plan), "the token's digest is the registry's");
+        let out = r.run_approved(&ctx, "bump", input, approver.approve(&planned)).await.unwrap();
+        assert_eq!(out.facts["port"], 7);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // A read-only tool has no plan.
+        assert!(r.plan(&ctx, "echo", serde_json::json!({"port": 1})).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_schema_that_does_not_compile_fails_closed() {
+        let ctx = Ctx::new(Host::at("/nonexistent"));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let mut r = Registry::empty();
+        r.add(Unchecked(runs.clone())).unwrap();
+        let e = r.call(&ctx, "unchecked", serde_json::json!({"x": 1})).await.unwrap_err();
+        assert!(e.to_string().contains("does not compile"), "{e}");
+        assert_eq!(runs.load(Ordering::SeqCst), 0, "the tool never ran unvalidated");
+    }
+
+    /// The registry self-test: every built-in tool has a unique name, a description, an input
+    /// schema that compiles, and a plan when it changes the host.
+    #[tokio::test]
+    async fn every_builtin_tool_is_registered_whole() {
+        let (r, problems) = Registry::builtin_checked();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(r.list().len(), 15, "every built-in tool is registered under its own name");
+        let ctx = Ctx::new(Host::at("/nonexistent"));
+        for info in r.list() {
+            assert!(!info.description.trim().is_empty(), "{} has no description", info.name);
+            let found = r.lookup(info.name).unwrap();
+            found.tool.checker().compiled(info).unwrap_or_else(|e| panic!("{}: {e}", info.name));
+            // A change answers `plan` (here: refuses off the live root or for a bad input); a read-only
+            // tool says it has none.
+            let plan = r.plan(&ctx, info.name, serde_json::json!({})).await;
+            let has_no_plan = matches!(&plan, Err(ToolError::Failed(m)) if m.contains("has no plan"));
+            assert_eq!(has_no_plan, info.effect == Effect::ReadOnly, "{}: {plan:?}", info.name);
+        }
     }
 
     /// A read-only tool that hangs: in a blocking call (`Block`) or awaiting a child (`Child`).
@@ -462,7 +843,8 @@ mod tests {
     async fn a_stuck_tool_times_out_on_time_and_its_child_dies() {
         let pid = Arc::new(std::sync::Mutex::new(None));
         let mut r = reg();
-        r.add(Hang { child_pid: pid.clone() });
+        r.add(Hang { child_pid: pid.clone() }).unwrap();
+        r.add_change(Bump(Arc::new(AtomicUsize::new(0)))).unwrap();
         let mut cfg = crate::config::Config::default();
         cfg.review.tool_timeout_seconds = 1;
         let ctx = Ctx::new(Host::at("/nonexistent")).with_config(cfg);
@@ -492,7 +874,7 @@ mod tests {
         assert!(gone(), "the timed-out tool's child {child} is still running");
         // Mutating tools are never run under a limit.
         assert!(matches!(
-            r.call_within(&ctx, "echo", serde_json::json!({"port": 1}), Duration::from_secs(1)).await,
+            r.call_within(&ctx, "bump", serde_json::json!({"port": 1}), Duration::from_secs(1)).await,
             Err(ToolError::Refused(_))
         ));
     }

@@ -2,9 +2,12 @@
 //!
 //! A tool is a typed function on the host: a schemars input whose field doc
 //! comments are the schema the model reads, a serde output, and an `Effect`.
-//! Mutating is the default: a tool is only trusted as read-only when it says
-//! so. A mutating tool also answers `plan`, exactly what it would change and
-//! how to undo it, which the policy gate shows before anything runs.
+//! Mutating is the default: a [`Tool`] is only trusted as read-only when it says
+//! so, and the registry refuses a `Tool` that does not. A tool that changes the
+//! host implements [`Change`] instead: `prepare` looks at the host and answers the
+//! plan (exactly what it would change and how to undo it) with the state it was
+//! computed from, and `execute` makes exactly that change. Only the registry calls
+//! `execute`, after an approval of the same plan (`crate::approval`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use thiserror::Error;
 use crate::config::Config;
 use crate::finding::Finding;
 use crate::host::{Host, HostError};
+use crate::registry::Compared;
 
 /// Whether a tool can change the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,13 +248,43 @@ pub trait Tool: Send + Sync + 'static {
         Effect::Mutating
     }
 
-    /// Exactly what the tool would change. Read-only tools need not answer.
-    async fn plan(&self, _ctx: &Ctx, _input: &Self::Input) -> Result<Plan, ToolError> {
-        Err(ToolError::Failed(format!("{} has no plan: it does not change the host", self.name())))
-    }
-
     /// Run the tool.
     async fn run(&self, ctx: &Ctx, input: Self::Input) -> Result<Outcome<Self::Output>, ToolError>;
+}
+
+/// A tool that changes the host. Register it with [`crate::registry::Registry::add_change`];
+/// it runs only through [`crate::registry::Registry::run_approved`].
+#[async_trait]
+pub trait Change: Send + Sync + 'static {
+    /// The input the model sends; field doc comments are the schema descriptions.
+    type Input: DeserializeOwned + JsonSchema + Send + Sync;
+    /// The facts the tool returns.
+    type Output: Serialize + JsonSchema + Send;
+    /// Everything the plan was computed from (refusals checked, commands chosen),
+    /// handed unchanged to [`Change::execute`] so nothing is decided twice.
+    type Prepared: Send + Sync;
+
+    /// The name the model calls it by.
+    fn name(&self) -> &'static str;
+
+    /// What it does, written for the model: when to use it, what it returns.
+    fn description(&self) -> &'static str;
+
+    /// Look at the host and decide exactly what would change, without changing anything:
+    /// the plan shown to the human and the state it was computed from. The plan must be
+    /// deterministic (no random names or times in it): the approval binds to its digest
+    /// and the registry computes it again right before `execute`.
+    async fn prepare(&self, ctx: &Ctx, input: &Self::Input) -> Result<(Plan, Self::Prepared), ToolError>;
+
+    /// Make exactly the change `prepare` planned. The registry calls it only after the
+    /// plan it just recomputed hashed like the approved one ([`Compared`] is its proof).
+    async fn execute(
+        &self,
+        ctx: &Ctx,
+        input: Self::Input,
+        prepared: Self::Prepared,
+        proof: Compared,
+    ) -> Result<Outcome<Self::Output>, ToolError>;
 }
 
 /// An input with no fields, for tools that take no arguments.

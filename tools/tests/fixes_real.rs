@@ -12,7 +12,37 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::{Value, json};
 use vigil_testkit::sh;
 use vigil_tools::fixes::deny_port::{Backend, DenyPortInput, FirewallDenyPort, Proto};
-use vigil_tools::{Config, Ctx, Host, Registry, SessionInfo, Tool, ToolError};
+use vigil_tools::{Change, Config, Ctx, Host, Outcome, Plan, Registry, SessionInfo, ToolError};
+
+mod approve;
+use approve::{approved, approver};
+
+/// A change as the gate drives it: `plan` is what the administrator is shown, `run` what
+/// happens after an immediate yes (the registry plans, the plan is approved, the registry
+/// computes it again and runs exactly that). Facts come back typed.
+trait Approved: Change
+where
+    Self::Input: serde::Serialize,
+    Self::Output: serde::de::DeserializeOwned,
+{
+    async fn plan(&self, ctx: &Ctx, input: &Self::Input) -> Result<Plan, ToolError> {
+        self.prepare(ctx, input).await.map(|(plan, _)| plan)
+    }
+
+    async fn run(&self, ctx: &Ctx, input: Self::Input) -> Result<Outcome<Self::Output>, ToolError> {
+        let input = serde_json::to_value(&input).map_err(|e| ToolError::Failed(e.to_string()))?;
+        let out = approved(&Registry::builtin(), ctx, self.name(), input).await?;
+        let facts = serde_json::from_value(out.facts).map_err(|e| ToolError::Failed(e.to_string()))?;
+        Ok(Outcome::new(facts, out.findings))
+    }
+}
+
+impl<T: Change> Approved for T
+where
+    T::Input: serde::Serialize,
+    T::Output: serde::de::DeserializeOwned,
+{
+}
 
 static N: AtomicUsize = AtomicUsize::new(0);
 
@@ -126,15 +156,20 @@ async fn a_host_that_changed_after_the_plan_is_refused() {
     let ns = Netns::new(false);
     assert_eq!(ns.exec("nft add table inet filter").0, 0);
     let ctx = ns.ctx(None);
-    FirewallDenyPort.plan(&ctx, &deny(9300)).await.unwrap();
+    let reg = Registry::builtin();
+    let input = serde_json::to_value(deny(9300)).unwrap();
+    let planned = reg.plan(&ctx, "firewall_deny_port", input.clone()).await.unwrap();
+    let approval = approver().approve(&planned);
     // Someone creates vigil's table between the plan and the confirmation.
     assert_eq!(ns.exec("nft add table inet vigil").0, 0);
-    let e = FirewallDenyPort.run(&ctx, deny(9300)).await.unwrap_err();
+    let e = reg.run_approved(&ctx, "firewall_deny_port", input.clone(), approval).await.unwrap_err();
     assert!(matches!(e, ToolError::Refused(ref m) if m.contains("changed since the plan")), "{e}");
+    assert!(e.to_string().contains("nothing was done"), "{e}");
     assert!(!ns.exec("nft list ruleset").1.contains("9300"), "nothing was run");
-    // And a run with no plan shown at all is refused.
-    let e = FirewallDenyPort.run(&ctx, deny(9300)).await.unwrap_err();
-    assert!(matches!(e, ToolError::Refused(ref m) if m.contains("must be shown")), "{e}");
+    // And a change run without an approval is refused.
+    let e = reg.call(&ctx, "firewall_deny_port", input).await.unwrap_err();
+    assert!(matches!(e, ToolError::Refused(ref m) if m.contains("only with an approval")), "{e}");
+    assert!(!ns.exec("nft list ruleset").1.contains("9300"), "nothing was run");
 }
 
 #[tokio::test]
@@ -153,8 +188,8 @@ async fn iptables_rules_for_both_families_and_their_undo() {
     vigil_testkit::require(&["root", "ip", "iptables", "ip6tables", "bash", "timeout"]);
     let ns = Netns::new(false);
     let ctx = ns.ctx(Some(2222));
-    let out = FirewallDenyPort.run(&ctx, deny(9200)).await.unwrap_err();
-    assert!(matches!(out, ToolError::Refused(_)), "run before plan: {out}");
+    let out = Registry::builtin().call(&ctx, "firewall_deny_port", serde_json::to_value(deny(9200)).unwrap()).await;
+    assert!(matches!(out, Err(ToolError::Refused(_))), "run without an approval: {out:?}");
     let plan = FirewallDenyPort.plan(&ctx, &deny(9200)).await.unwrap();
     assert_eq!(plan.steps.len(), 2, "{}", plan.render());
     assert!(
@@ -278,10 +313,11 @@ async fn lock_account_locks_and_expires_a_throwaway_user_and_undoes() {
     let ctx =
         Ctx::new(Host::live()).with_session(SessionInfo { user: Some("someone-else".into()), ..Default::default() });
     let input = json!({"user": u.0, "reason": "contract ended 2026-10-31"});
-    let plan = reg.plan(&ctx, "lock_account", input.clone()).await.unwrap();
+    let planned = reg.plan(&ctx, "lock_account", input.clone()).await.unwrap();
+    let plan = &planned.plan;
     assert_eq!(plan.steps[0].command.as_deref(), Some(format!("usermod --lock --expiredate 1 {}", u.0).as_str()));
     assert_eq!(plan.steps[0].undo.as_deref(), Some(format!("usermod --unlock --expiredate '' {}", u.0).as_str()));
-    let out = reg.call(&ctx, "lock_account", input.clone()).await.unwrap();
+    let out = reg.run_approved(&ctx, "lock_account", input.clone(), approver().approve(&planned)).await.unwrap();
     assert_eq!(u.status(), "L", "password locked");
     assert_eq!(u.expiry(), "1", "account expired");
     assert_eq!(out.facts["expired"], true);
@@ -366,9 +402,10 @@ impl Backups {
 
 async fn restore(ctx: &Ctx, job: &str) -> vigil_tools::ToolResult {
     let reg = Registry::builtin();
-    let plan = reg.plan(ctx, "verify_backup_restore", json!({"job": job})).await.unwrap();
-    assert!(plan.summary.contains("nothing on the host changes except the record file"), "{}", plan.summary);
-    reg.call(ctx, "verify_backup_restore", json!({"job": job})).await.unwrap()
+    let planned = reg.plan(ctx, "verify_backup_restore", json!({"job": job})).await.unwrap();
+    let summary = &planned.plan.summary;
+    assert!(summary.contains("nothing on the host changes except the record file"), "{summary}");
+    reg.run_approved(ctx, "verify_backup_restore", json!({"job": job}), approver().approve(&planned)).await.unwrap()
 }
 
 #[tokio::test]

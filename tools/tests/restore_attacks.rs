@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 use vigil_testkit::sh;
 use vigil_tools::{Config, Ctx, Host, Registry};
 
+mod approve;
+use approve::approved;
+
 /// A directory of backups and a state directory; jobs by glob.
 struct Backups {
     dir: tempfile::TempDir,
@@ -55,8 +58,7 @@ impl Backups {
 
 async fn restore(ctx: &Ctx, job: &str) -> Value {
     let reg = Registry::builtin();
-    reg.plan(ctx, "verify_backup_restore", json!({"job": job})).await.unwrap();
-    let out = reg.call(ctx, "verify_backup_restore", json!({"job": job})).await.unwrap();
+    let out = approved(&reg, ctx, "verify_backup_restore", json!({"job": job})).await.unwrap();
     let mut v = out.facts.clone();
     v["findings"] = serde_json::to_value(&out.findings).unwrap();
     v

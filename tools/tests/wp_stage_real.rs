@@ -26,6 +26,9 @@ use vigil_testkit::racer;
 use vigil_testkit::{free_port, ok};
 use vigil_tools::{Config, Ctx, Host, Registry};
 
+mod approve;
+use approve::{approved, approver};
+
 const OWNER: u32 = 45678;
 
 /// A WordPress site on a private MariaDB; everything stopped and removed on drop.
@@ -257,11 +260,10 @@ async fn serve(files: Arc<HashMap<String, Vec<u8>>>) -> u16 {
 }
 
 async fn gated(ctx: &Ctx, tool: &str, input: Value) -> Result<Value, String> {
-    // What the gate does after a human typed the tool's name: plan, then call.
     let r = Registry::builtin();
     let plan = r.plan(ctx, tool, input.clone()).await.map_err(|e| e.to_string())?;
-    println!("{}", plan.render());
-    r.call(ctx, tool, input).await.map(|o| o.to_value()).map_err(|e| e.to_string())
+    println!("{}", plan.plan.render());
+    approved(&r, ctx, tool, input).await.map(|o| o.to_value()).map_err(|e| e.to_string())
 }
 
 fn timings(v: &Value) -> String {
@@ -448,11 +450,12 @@ async fn stage_apply_kill_recover_rollback_on_real_wordpress() {
     wp.sql("INSERT INTO wp_comments (comment_post_ID, comment_author, comment_content, comment_date, comment_date_gmt, comment_approved) VALUES (1, 'x', 'after the update', UTC_TIMESTAMP(), UTC_TIMESTAMP(), '1')");
     let r = Registry::builtin();
     let rb = json!({"site": site, "staged_id": id, "action": "rollback"});
-    let plan = r.plan(&ctx, "wordpress_apply_update", rb.clone()).await.unwrap();
-    let text = plan.render();
+    let planned = r.plan(&ctx, "wordpress_apply_update", rb.clone()).await.unwrap();
+    let text = planned.plan.render();
     assert!(text.contains("DISCARDS") && text.contains("1 comments written since"), "{text}");
     let t = Instant::now();
-    let out = r.call(&ctx, "wordpress_apply_update", rb).await.unwrap().to_value();
+    let approval = approver().approve(&planned);
+    let out = r.run_approved(&ctx, "wordpress_apply_update", rb, approval).await.unwrap().to_value();
     println!("TIMING rollback: {} ms: {}", t.elapsed().as_millis(), timings(&out));
     assert_eq!(out["facts"]["result"], "rolled-back", "{out:#}");
     assert_eq!(site_version(&wp.site()), "5.0.2");
@@ -470,8 +473,7 @@ async fn child_apply() {
     let ctx = Ctx::new(Host::live()).with_config(config_for(&dir, &v["downloads"])).with_state_dir(dir.join("state"));
     let input = json!({"site": dir.join("www/site").display().to_string(), "staged_id": v["id"]});
     let r = Registry::builtin();
-    r.plan(&ctx, "wordpress_apply_update", input.clone()).await.unwrap();
-    let _ = r.call(&ctx, "wordpress_apply_update", input).await;
+    let _ = approved(&r, &ctx, "wordpress_apply_update", input).await;
 }
 
 /// Site code that attacks the administrator's terminal (issue 13, item 1): every

@@ -18,9 +18,10 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Cmd, check_plan, check_reason, first_line, remember_plan};
+use crate::change::{Cmd, check_reason, first_line};
 use crate::host::Host;
-use crate::tool::{Ctx, Outcome, Plan, Tool, ToolError};
+use crate::registry::Compared;
+use crate::tool::{Change, Ctx, Outcome, Plan, ToolError};
 
 /// The tool.
 #[derive(Debug, Clone, Copy)]
@@ -87,8 +88,9 @@ struct Step {
     nft_rule: bool,
 }
 
+/// What the plan was computed from, handed unchanged to the change that runs it.
 #[derive(Debug, Clone)]
-struct Prepared {
+pub struct Prepared {
     backend: Backend,
     comment: String,
     steps: Vec<Step>,
@@ -99,9 +101,10 @@ const NFT_TABLE: &str = "vigil";
 const NFT_CHAIN: &str = "input";
 
 #[async_trait]
-impl Tool for FirewallDenyPort {
+impl Change for FirewallDenyPort {
     type Input = DenyPortInput;
     type Output = DenyPortFacts;
+    type Prepared = Prepared;
 
     fn name(&self) -> &'static str {
         "firewall_deny_port"
@@ -117,16 +120,18 @@ impl Tool for FirewallDenyPort {
          list_open_ports or check_firewall showed it."
     }
 
-    async fn plan(&self, ctx: &Ctx, input: &DenyPortInput) -> Result<Plan, ToolError> {
+    async fn prepare(&self, ctx: &Ctx, input: &DenyPortInput) -> Result<(Plan, Prepared), ToolError> {
         let prepared = prepare(ctx, input).await?;
-        let plan = render_plan(ctx, input, &prepared);
-        remember_plan(ctx, input, &plan);
-        Ok(plan)
+        Ok((render_plan(ctx, input, &prepared), prepared))
     }
 
-    async fn run(&self, ctx: &Ctx, input: DenyPortInput) -> Result<Outcome<DenyPortFacts>, ToolError> {
-        let prepared = prepare(ctx, &input).await?;
-        check_plan(ctx, &input, &render_plan(ctx, &input, &prepared))?;
+    async fn execute(
+        &self,
+        ctx: &Ctx,
+        input: DenyPortInput,
+        prepared: Prepared,
+        _proof: Compared,
+    ) -> Result<Outcome<DenyPortFacts>, ToolError> {
         execute(ctx, &input, prepared).await.map(|facts| Outcome::new(facts, Vec::new()))
     }
 }
@@ -730,11 +735,14 @@ mod tests {
     async fn refused_off_the_live_root_and_bad_reasons_are_input_errors() {
         let ctx = crate::testutil::fixture_ctx("web1");
         let i = DenyPortInput { port: 9200, proto: Proto::Tcp, reason: "es open".into() };
-        let e = FirewallDenyPort.plan(&ctx, &i).await.unwrap_err();
+        let e = FirewallDenyPort.prepare(&ctx, &i).await.unwrap_err();
         assert!(matches!(e, ToolError::Refused(ref m) if m.contains("not the live system")), "{e}");
-        let e = FirewallDenyPort.run(&ctx, i).await.unwrap_err();
+        let e = crate::Registry::builtin()
+            .call(&ctx, "firewall_deny_port", serde_json::to_value(&i).unwrap())
+            .await
+            .unwrap_err();
         assert!(matches!(e, ToolError::Refused(_)), "{e}");
         let i = DenyPortInput { port: 9200, proto: Proto::Tcp, reason: "x'; flush ruleset".into() };
-        assert!(matches!(FirewallDenyPort.plan(&ctx, &i).await, Err(ToolError::InvalidInput(_))));
+        assert!(matches!(FirewallDenyPort.prepare(&ctx, &i).await, Err(ToolError::InvalidInput(_))));
     }
 }

@@ -16,10 +16,11 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Cmd, check_plan, check_reason, remember_plan};
+use crate::change::{Cmd, check_reason, first_line};
 use crate::config::format_date;
 use crate::host::Host;
-use crate::tool::{Ctx, Outcome, Plan, Tool, ToolError};
+use crate::registry::Compared;
+use crate::tool::{Change, Ctx, Outcome, Plan, ToolError};
 use crate::users::{PasswdEntry, parse_passwd};
 
 /// The tool.
@@ -215,8 +216,9 @@ fn check_user(name: &str) -> Result<(), ToolError> {
     if ok { Ok(()) } else { Err(ToolError::InvalidInput(format!("user: `{name}` is not a login name"))) }
 }
 
+/// What the plan was computed from, handed unchanged to the change that runs it.
 #[derive(Debug, Clone)]
-struct Prepared {
+pub struct Prepared {
     entry: PasswdEntry,
     lock: Cmd,
     undo: Cmd,
@@ -309,9 +311,10 @@ fn render_plan(ctx: &Ctx, input: &LockInput, p: &Prepared) -> Plan {
 }
 
 #[async_trait]
-impl Tool for LockAccount {
+impl Change for LockAccount {
     type Input = LockInput;
     type Output = LockFacts;
+    type Prepared = Prepared;
 
     fn name(&self) -> &'static str {
         "lock_account"
@@ -326,16 +329,18 @@ impl Tool for LockAccount {
          owner, e.g. a contractor whose project ended, after audit_accounts flagged it."
     }
 
-    async fn plan(&self, ctx: &Ctx, input: &LockInput) -> Result<Plan, ToolError> {
+    async fn prepare(&self, ctx: &Ctx, input: &LockInput) -> Result<(Plan, Prepared), ToolError> {
         let p = prepare(ctx, input).await?;
-        let plan = render_plan(ctx, input, &p);
-        remember_plan(ctx, input, &plan);
-        Ok(plan)
+        Ok((render_plan(ctx, input, &p), p))
     }
 
-    async fn run(&self, ctx: &Ctx, input: LockInput) -> Result<Outcome<LockFacts>, ToolError> {
-        let p = prepare(ctx, &input).await?;
-        check_plan(ctx, &input, &render_plan(ctx, &input, &p))?;
+    async fn execute(
+        &self,
+        ctx: &Ctx,
+        input: LockInput,
+        p: Prepared,
+        _proof: Compared,
+    ) -> Result<Outcome<LockFacts>, ToolError> {
         let out = p.lock.run(ctx).await?;
         let after = ctx.host.read_to_string("/etc/shadow").ok().map(|t| parse_shadow(&t));
         let state = after.as_ref().and_then(|s| s.get(&p.entry.name));
@@ -345,7 +350,7 @@ impl Tool for LockAccount {
             let what = if out.success() {
                 format!("`{}` ran but /etc/shadow does not show the account locked and expired", p.lock.render())
             } else {
-                format!("`{}` failed (exit {}): {}", p.lock.render(), out.status, super::first_line(&out))
+                format!("`{}` failed (exit {}): {}", p.lock.render(), out.status, first_line(&out))
             };
             let undone = match p.undo.run_ok(ctx).await {
                 Ok(_) => format!("undone with `{}`; the account is as it was", p.undo.render()),
@@ -436,15 +441,15 @@ mod tests {
     async fn the_last_administrator_is_not_locked() {
         // ops is expired and keyadm has no key: boss is the last one who can log in.
         let d = root(true, false);
-        let e = LockAccount.plan(&ctx(&d), &input("boss")).await.unwrap_err();
+        let e = LockAccount.prepare(&ctx(&d), &input("boss")).await.unwrap_err();
         assert!(matches!(e, ToolError::Refused(ref m) if m.contains("last administrator")), "{e}");
         // With ops usable again, boss may be locked (here refused only because the root is not live).
         let d = root(false, false);
-        let e = LockAccount.plan(&ctx(&d), &input("boss")).await.unwrap_err();
+        let e = LockAccount.prepare(&ctx(&d), &input("boss")).await.unwrap_err();
         assert!(matches!(e, ToolError::Refused(ref m) if m.contains("not the live system")), "{e}");
         // A key-only admin counts as one who can log in.
         let d = root(true, true);
-        let e = LockAccount.plan(&ctx(&d), &input("boss")).await.unwrap_err();
+        let e = LockAccount.prepare(&ctx(&d), &input("boss")).await.unwrap_err();
         assert!(matches!(e, ToolError::Refused(ref m) if m.contains("not the live system")), "{e}");
     }
 
@@ -452,18 +457,21 @@ mod tests {
     async fn root_uid0_self_and_unknown_users_are_refused() {
         let d = root(false, false);
         for u in ["root", "toor"] {
-            let e = LockAccount.plan(&ctx(&d), &input(u)).await.unwrap_err();
+            let e = LockAccount.prepare(&ctx(&d), &input(u)).await.unwrap_err();
             assert!(matches!(e, ToolError::Refused(ref m) if m.contains("uid 0")), "{u}: {e}");
         }
         let mut c = ctx(&d);
         c.session.user = Some("dev".into());
-        let e = LockAccount.plan(&c, &input("dev")).await.unwrap_err();
+        let e = LockAccount.prepare(&c, &input("dev")).await.unwrap_err();
         assert!(matches!(e, ToolError::Refused(ref m) if m.contains("running this session")), "{e}");
-        let e = LockAccount.plan(&ctx(&d), &input("ghost")).await.unwrap_err();
+        let e = LockAccount.prepare(&ctx(&d), &input("ghost")).await.unwrap_err();
         assert!(matches!(e, ToolError::InvalidInput(ref m) if m.contains("no account named `ghost`")), "{e}");
-        let e = LockAccount.plan(&ctx(&d), &input("../etc")).await.unwrap_err();
+        let e = LockAccount.prepare(&ctx(&d), &input("../etc")).await.unwrap_err();
         assert!(matches!(e, ToolError::InvalidInput(_)), "{e}");
-        let e = LockAccount.run(&ctx(&d), input("dev")).await.unwrap_err();
+        let e = crate::Registry::builtin()
+            .call(&ctx(&d), "lock_account", serde_json::to_value(input("dev")).unwrap())
+            .await
+            .unwrap_err();
         assert!(matches!(e, ToolError::Refused(_)), "off the live root nothing runs: {e}");
     }
 }

@@ -27,11 +27,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::restore_db::{self, DbTools, Floor};
-use super::{check_plan, remember_plan};
 use crate::backups::restore_record::{self, RestoreTest};
 use crate::config::BackupJob;
 use crate::finding::{Category, Finding, Severity};
-use crate::tool::{Ctx, Outcome, Plan, Tool, ToolError};
+use crate::registry::Compared;
+use crate::tool::{Change, Ctx, Outcome, Plan, ToolError};
 
 /// The tool.
 #[derive(Debug, Clone, Copy)]
@@ -114,8 +114,9 @@ pub struct RestoreFacts {
     pub recorded_in: Option<String>,
 }
 
+/// What the plan was computed from, handed unchanged to the change that runs it.
 #[derive(Debug, Clone)]
-struct Prepared {
+pub struct Prepared {
     job: BackupJob,
     archive: String,
     size: u64,
@@ -236,9 +237,10 @@ fn render_plan(ctx: &Ctx, p: &Prepared) -> Plan {
 }
 
 #[async_trait]
-impl Tool for VerifyBackupRestore {
+impl Change for VerifyBackupRestore {
     type Input = RestoreInput;
     type Output = RestoreFacts;
+    type Prepared = Prepared;
 
     fn name(&self) -> &'static str {
         "verify_backup_restore"
@@ -254,16 +256,18 @@ impl Tool for VerifyBackupRestore {
          the host changes. Use it when check_backups says a job was never restore-tested."
     }
 
-    async fn plan(&self, ctx: &Ctx, input: &RestoreInput) -> Result<Plan, ToolError> {
+    async fn prepare(&self, ctx: &Ctx, input: &RestoreInput) -> Result<(Plan, Prepared), ToolError> {
         let p = prepare(ctx, input)?;
-        let plan = render_plan(ctx, &p);
-        remember_plan(ctx, input, &plan);
-        Ok(plan)
+        Ok((render_plan(ctx, &p), p))
     }
 
-    async fn run(&self, ctx: &Ctx, input: RestoreInput) -> Result<Outcome<RestoreFacts>, ToolError> {
-        let p = prepare(ctx, &input)?;
-        check_plan(ctx, &input, &render_plan(ctx, &p))?;
+    async fn execute(
+        &self,
+        ctx: &Ctx,
+        _input: RestoreInput,
+        p: Prepared,
+        _proof: Compared,
+    ) -> Result<Outcome<RestoreFacts>, ToolError> {
         std::fs::create_dir_all(&p.parent)
             .map_err(|e| ToolError::Failed(format!("cannot create the scratch parent {}: {e}", p.parent.display())))?;
         let dir = tempfile::Builder::new()
@@ -775,7 +779,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_jobs_are_input_errors() {
         let ctx = crate::testutil::fixture_ctx("web1");
-        let e = VerifyBackupRestore.plan(&ctx, &RestoreInput { job: "nope".into() }).await.unwrap_err();
+        let e = VerifyBackupRestore.prepare(&ctx, &RestoreInput { job: "nope".into() }).await.unwrap_err();
         assert!(matches!(e, ToolError::InvalidInput(ref m) if m.contains("nope")), "{e}");
     }
 }

@@ -337,7 +337,7 @@ async fn run_server(ctx: &Ctx, db: &DbTools, w: &Path, dumps: &[PathBuf]) -> Res
         .await
         .map_err(|e| format!("mariadb-install-db: {e}"))?;
     if !out.success() {
-        return Err(format!("mariadb-install-db failed: {}", super::first_line(&out)));
+        return Err(format!("mariadb-install-db failed: {}", crate::change::first_line(&out)));
     }
     let server = Proc::new(&db.unshare, &run_as(&db.server, &server_args(&wd)));
     let server = server.run(ctx, Duration::from_secs(3600));

@@ -5,6 +5,13 @@
 //! later runs `vigil wp apply SITE ID --approval TOKEN`; the gate recomputes
 //! the plan then, and the token opens it only when the plan hashes the same.
 //! Redeeming deletes it, whatever the outcome: nothing else pre-approves.
+//!
+//! The digest is the registry's own ([`crate::approval::plan_digest`]: SHA-256 of the
+//! redacted plan), the one the gate turns into an approval when the token holds, so a
+//! token and an interactive confirmation bind to the same thing. Tokens issued before
+//! approval moved into the registry hashed the same redacted plan the same way, so they
+//! stay valid unchanged; one whose plan no longer matches is refused ("the plan changed
+//! since it was approved … stage and confirm again").
 
 use std::path::{Path, PathBuf};
 

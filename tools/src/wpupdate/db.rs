@@ -57,7 +57,7 @@ pub fn client_error(out: &crate::host::CmdOutput) -> String {
         .map(str::trim)
         .find(|l| l.starts_with("ERROR"))
         .map(str::to_string)
-        .unwrap_or_else(|| crate::fixes::first_line(out));
+        .unwrap_or_else(|| crate::change::first_line(out));
     printable(&line, 300)
 }
 
@@ -224,7 +224,7 @@ impl Db {
         let p = self.client_cmd(&["-N".into(), "-B".into(), "-e".into(), sql.into(), db.into()]);
         let out = p.run(ctx, DB_TIMEOUT).await?;
         if !out.success() {
-            return Err(failed(format!("{}: {}", shown(&p.render(), &self.cnf), crate::fixes::first_line(&out))));
+            return Err(failed(format!("{}: {}", shown(&p.render(), &self.cnf), crate::change::first_line(&out))));
         }
         Ok(out.stdout.lines().map(|l| l.split('\t').map(str::to_string).collect()).collect())
     }
@@ -266,7 +266,7 @@ impl Db {
             return Err(failed(format!(
                 "the database dump failed: {}: {}",
                 shown(&p.render(), &self.cnf),
-                crate::fixes::first_line(&o)
+                crate::change::first_line(&o)
             )));
         }
         let _ = std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o600));
@@ -330,7 +330,7 @@ impl Db {
         if o.success() {
             return Ok(());
         }
-        let why = crate::fixes::first_line(&o);
+        let why = crate::change::first_line(&o);
         if why.contains("Access denied") || why.contains("1044") {
             return Err(ToolError::Failed(format!(
                 "the site's database user `{}` may not create the staging database `{name}` (no CREATE \

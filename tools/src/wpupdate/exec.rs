@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use super::RunAs;
-use crate::fixes::Cmd;
+use crate::change::Cmd;
 use crate::host::CmdOutput;
 use crate::tool::{Ctx, ToolError};
 
@@ -40,7 +40,7 @@ impl Proc {
     /// As a shell would need it typed.
     pub fn render(&self) -> String {
         match &self.stdin {
-            Some(f) => format!("{} < {}", self.cmd.render(), crate::fixes::quote(&f.display().to_string())),
+            Some(f) => format!("{} < {}", self.cmd.render(), crate::change::quote(&f.display().to_string())),
             None => self.cmd.render(),
         }
     }
@@ -73,7 +73,7 @@ impl Proc {
                 "`{}` failed (exit {}): {}",
                 self.render(),
                 out.status,
-                crate::fixes::first_line(&out)
+                crate::change::first_line(&out)
             )))
         }
     }

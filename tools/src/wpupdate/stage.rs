@@ -19,9 +19,10 @@ use super::{
     BACKUP_DIR, DEFAULT_STAGING_DIR, RunAs, StagedRecord, StagedUpdate, UpdateKind, UpdateSpec, failed, mkdir_private,
     new_id, resolve_site, run_as, state_dir,
 };
+use crate::change::quote;
 use crate::finding::{Category, Finding, Severity};
-use crate::fixes::{check_plan, quote, remember_plan};
-use crate::tool::{Ctx, Outcome, Plan, Tool, ToolError};
+use crate::registry::Compared;
+use crate::tool::{Change, Ctx, Outcome, Plan, ToolError};
 use crate::wordpress::Site;
 
 const TOOL: &str = "wordpress_stage_update";
@@ -51,14 +52,15 @@ pub(crate) struct Wanted {
     pub target: String,
 }
 
-pub(crate) struct Prepared {
-    pub site: Site,
-    pub who: RunAs,
-    pub state: PathBuf,
-    pub staging_root: PathBuf,
-    pub db_name: String,
-    pub wanted: Vec<Wanted>,
-    pub php: String,
+/// What the plan was computed from, handed unchanged to the staging run.
+pub struct Prepared {
+    site: Site,
+    who: RunAs,
+    state: PathBuf,
+    staging_root: PathBuf,
+    db_name: String,
+    wanted: Vec<Wanted>,
+    php: String,
 }
 
 /// Where staging copies go.
@@ -464,9 +466,10 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 #[async_trait]
-impl Tool for WordpressStageUpdate {
+impl Change for WordpressStageUpdate {
     type Input = StageInput;
     type Output = StageFacts;
+    type Prepared = Prepared;
 
     fn name(&self) -> &'static str {
         TOOL
@@ -484,16 +487,18 @@ impl Tool for WordpressStageUpdate {
          is the path wordpress_inventory reports."
     }
 
-    async fn plan(&self, ctx: &Ctx, input: &StageInput) -> Result<Plan, ToolError> {
+    async fn prepare(&self, ctx: &Ctx, input: &StageInput) -> Result<(Plan, Prepared), ToolError> {
         let p = prepare(ctx, input)?;
-        let plan = render_plan(ctx, &p)?;
-        remember_plan(ctx, input, &plan);
-        Ok(plan)
+        Ok((render_plan(ctx, &p)?, p))
     }
 
-    async fn run(&self, ctx: &Ctx, input: StageInput) -> Result<Outcome<StageFacts>, ToolError> {
-        let p = prepare(ctx, &input)?;
-        check_plan(ctx, &input, &render_plan(ctx, &p)?)?;
+    async fn execute(
+        &self,
+        ctx: &Ctx,
+        _input: StageInput,
+        p: Prepared,
+        _proof: Compared,
+    ) -> Result<Outcome<StageFacts>, ToolError> {
         stage(ctx, p).await
     }
 }

@@ -160,7 +160,7 @@ async fn sites_must_be_discovered_and_fixtures_are_not_live() {
             version: Some("5.0.3".into()),
         }],
     };
-    use crate::tool::Tool;
-    let e = super::WordpressStageUpdate.plan(&ctx, &input).await.unwrap_err();
+    use crate::tool::Change;
+    let e = super::WordpressStageUpdate.prepare(&ctx, &input).await.map(|_| ()).unwrap_err();
     assert!(matches!(e, ToolError::Refused(ref m) if m.contains("live root")), "{e}");
 }
