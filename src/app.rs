@@ -29,6 +29,8 @@ pub struct App {
     pub state: StateDir,
     /// Every tool.
     pub registry: Arc<Registry>,
+    /// The confined worker of this process (see [`crate::worker`]), made with the first gate.
+    sandbox: std::sync::OnceLock<Arc<crate::worker::Sandbox>>,
 }
 
 /// `VIGIL_NOW` (RFC 3339) fixes "now" for reproducible reviews of images and fixtures.
@@ -85,7 +87,16 @@ impl App {
                 config.wordpress.vuln_feed = Some(downloaded);
             }
         }
-        Ok(App { global, host, config, config_path, config_trusted, state, registry: Arc::new(Registry::builtin()) })
+        Ok(App {
+            global,
+            host,
+            config,
+            config_path,
+            config_trusted,
+            state,
+            registry: Arc::new(Registry::builtin()),
+            sandbox: std::sync::OnceLock::new(),
+        })
     }
 
     /// The tool context: host, config and this host's state directory.
@@ -124,7 +135,21 @@ impl App {
 
     /// A gate for calls from `origin`, asking `confirmer`.
     pub fn gate(&self, origin: Origin, confirmer: Arc<dyn Confirmer>) -> Result<Gate> {
-        Ok(Gate::new(self.registry.clone(), self.ctx()?, confirmer, Some(self.audit()), origin))
+        let ctx = self.ctx()?;
+        let sandbox = self.sandbox.get_or_init(|| {
+            let mode = if self.global.no_sandbox {
+                // Diagnosis only, and never silently: the audit log says this run was unconfined.
+                let event = serde_json::json!({"kind": "no_sandbox", "origin": origin, "why": "--no-sandbox: read-only tools ran unconfined in vigil's own process"});
+                if let Err(e) = self.audit().append(event) {
+                    eprintln!("vigil: warning: could not write the audit log: {e:#}");
+                }
+                crate::worker::Mode::Off
+            } else {
+                crate::worker::Mode::On { abi_cap: self.global.landlock_abi }
+            };
+            Arc::new(crate::worker::Sandbox::new(mode, ctx.clone()))
+        });
+        Ok(Gate::new(self.registry.clone(), ctx, confirmer, Some(self.audit()), origin).with_sandbox(sandbox.clone()))
     }
 
     /// The per-host state directory.

@@ -38,6 +38,13 @@ pub struct Global {
     /// Never colour the output.
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// Run read-only tools unconfined, in vigil's own process, instead of in the
+    /// kernel-confined worker: for diagnosis only. Recorded in the audit log and the report.
+    #[arg(long, global = true)]
+    pub no_sandbox: bool,
+    /// Tests: the highest Landlock ABI the worker may use (default: the kernel's).
+    #[arg(long, global = true, hide = true, value_name = "N")]
+    pub landlock_abi: Option<u32>,
     /// More diagnostics on stderr (-v, -vv).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -119,12 +126,29 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// The confined worker vigil starts for read-only tools (not for people).
+    #[command(name = "__worker", hide = true)]
+    Worker(WorkerArgs),
     /// Write man pages, completions and systemd units under DIR (scripts/dist packages them).
     #[command(hide = true)]
     DistFiles {
         /// Output directory.
         dir: PathBuf,
     },
+}
+
+/// `vigil __worker` (started by vigil itself).
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// The only directory the worker may write.
+    #[arg(long)]
+    pub scratch: PathBuf,
+    /// The uid to run as.
+    #[arg(long)]
+    pub uid: u32,
+    /// The gid to run as.
+    #[arg(long)]
+    pub gid: u32,
 }
 
 /// `vigil ask`.

@@ -207,6 +207,8 @@ pub struct Gate {
     confirmer: Arc<dyn Confirmer>,
     audit: Option<AuditLog>,
     origin: Origin,
+    /// Where read-only tools run: the confined worker (`None`: in this process, as in unit tests).
+    sandbox: Option<Arc<crate::worker::Sandbox>>,
 }
 
 impl Gate {
@@ -218,7 +220,18 @@ impl Gate {
         audit: Option<AuditLog>,
         origin: Origin,
     ) -> Self {
-        Gate { registry, ctx, confirmer, audit, origin }
+        Gate { registry, ctx, confirmer, audit, origin, sandbox: None }
+    }
+
+    /// Run read-only tools in `sandbox`'s confined worker.
+    pub fn with_sandbox(mut self, sandbox: Arc<crate::worker::Sandbox>) -> Self {
+        self.sandbox = Some(sandbox);
+        self
+    }
+
+    /// What confined this gate's read-only tools (`None`: no sandbox was asked for).
+    pub fn sandbox_status(&self) -> Option<crate::worker::SandboxStatus> {
+        self.sandbox.as_ref().map(|s| s.status())
     }
 
     /// The registry behind the gate.
@@ -312,8 +325,16 @@ impl Gate {
             return self.finish(name, &shown_input, Decision::Refused, started, Err(msg), json!({}));
         }
         if info.effect == Effect::ReadOnly {
-            let r = self.registry.call(&self.ctx, name, input).await.map_err(|e| e.to_string());
-            return self.finish(name, &shown_input, Decision::Ran, started, r, json!({}));
+            let limit = std::time::Duration::from_secs(self.ctx.config.review.tool_timeout_seconds.max(1));
+            let confined = match &self.sandbox {
+                Some(s) => s.call(name, input.clone(), limit).await,
+                None => None,
+            };
+            let (r, ran_in) = match confined {
+                Some(r) => (r, "worker"),
+                None => (self.registry.call(&self.ctx, name, input).await.map_err(|e| e.to_string()), "parent"),
+            };
+            return self.finish(name, &shown_input, Decision::Ran, started, r, json!({"ran_in": ran_in}));
         }
         let plan = match self.registry.plan(&self.ctx, name, input.clone()).await {
             Ok(p) => p,

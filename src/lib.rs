@@ -17,6 +17,7 @@
 //! - [`review`]: the comprehensive review, its history and its formats.
 //! - [`notify`]: email and webhook notifications after reviews.
 //! - [`schedule`]: scheduled reviews (systemd timer or cron) and their record.
+//! - [`worker`]: the kernel-confined worker read-only tools run in, and its broker.
 //! - [`cmd`]: one module per command.
 //!
 //! Errors: `anyhow` here; the tools crate returns typed errors. `main` prints
@@ -41,3 +42,4 @@ pub mod review;
 pub mod schedule;
 pub mod state;
 pub mod term;
+pub mod worker;

@@ -358,6 +358,9 @@ fn server_from_app(state: &Path, config: Option<&Path>, runs: &Arc<AtomicUsize>)
         vuln_feed: None,
         model: None,
         no_color: true,
+        // In-process: this test binary is no vigil to re-execute as the worker.
+        no_sandbox: true,
+        landlock_abi: None,
         verbose: 0,
     };
     let mut app = vigil::app::App::new(global).unwrap();

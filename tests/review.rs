@@ -422,7 +422,10 @@ fn normalise(text: &str) -> String {
     let text = timings.replace_all(&text.replace(&root, "fixtures/hosts/web1"), "\"$1\": 0").into_owned();
     // The audit chain head's hash covers the entries' wall-clock times.
     let head = regex::Regex::new(r#""hash": "[0-9a-f]{64}""#).unwrap();
-    head.replace_all(&text, "\"hash\": \"(audit chain head)\"").into_owned()
+    let text = head.replace_all(&text, "\"hash\": \"(audit chain head)\"").into_owned();
+    // What the sandbox held depends on the kernel the test runs on (tests/sandbox.rs checks it).
+    let sandbox = regex::Regex::new(r#"(?s)"sandbox": \{.*?\n  \}"#).unwrap();
+    sandbox.replace_all(&text, "\"sandbox\": \"(this kernel's)\"").into_owned()
 }
 
 fn offline_text(state: &Path, host: &str) -> String {
@@ -540,4 +543,106 @@ fn the_text_report_says_what_to_fix_first_and_folds_repeats() {
     assert!(text.contains("3 subjects [credentials.weak-db-password] Weak database password for …"), "{text}");
     assert_eq!(text.matches("[credentials.weak-db-password]").count(), 1, "one row for the three sites");
     assert!(text.contains("fix: Run `vigil vulndb update`"), "notes show their fix as the HTML does: {text}");
+}
+
+// The confined worker: the same review with and without it, and said once in every format
+
+/// What a review found and how each check ran, without what legitimately differs between
+/// two runs (timings, the time, the audit head, the sandbox line itself).
+fn verdict(v: &Value) -> (Value, Value, Value, Vec<(String, bool)>) {
+    let tools = v["tools"].as_object().unwrap().iter().map(|(n, t)| (n.clone(), t["ok"] == true)).collect();
+    (v["findings"].clone(), v["acknowledged"].clone(), v["facts"].clone(), tools)
+}
+
+#[test]
+fn the_fixture_hosts_give_the_same_review_with_and_without_the_sandbox() {
+    prepare_fixtures();
+    for host in ["web1", "clean"] {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let confined = offline_json(a.path(), host);
+        let r =
+            run(cmd(b.path(), &fixture_host(host), None, &["--no-sandbox", "review", "--offline", "--format", "json"]));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let unconfined: Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(verdict(&confined), verdict(&unconfined), "{host}: the sandbox changed the review");
+        assert_eq!(unconfined["sandbox"]["enforced"], false);
+        assert!(confined["sandbox"].is_object(), "{host}: the review does not say whether it was confined");
+        // The worker really ran them: the audit log says where each read-only call ran.
+        let ran_in = |state: &Path| -> BTreeSet<String> {
+            support::audit_events(state)
+                .iter()
+                .filter(|e| e["kind"] == "tool_call")
+                .map(|e| format!("{}:{}", e["tool"].as_str().unwrap(), e["ran_in"].as_str().unwrap_or("?")))
+                .collect()
+        };
+        let worker = ran_in(a.path());
+        assert!(worker.contains("check_ssh:worker") && worker.contains("audit_accounts:worker"), "{worker:?}");
+        assert!(ran_in(b.path()).iter().all(|c| c.ends_with(":parent")));
+    }
+}
+
+#[test]
+fn every_format_says_once_whether_the_sandbox_held_and_no_sandbox_is_recorded() {
+    prepare_fixtures();
+    let t = tempfile::tempdir().unwrap();
+    for format in ["text", "md", "html"] {
+        let r = run(review_cmd(t.path(), &fixture_host("web1"), None, &["--offline", "--format", format]));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.stdout.matches("sandbox: ").count(), 1, "{format}: {}", r.stdout);
+        let args = ["--no-sandbox", "review", "--offline", "--format", format];
+        let r = run(cmd(t.path(), &fixture_host("web1"), None, &args));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(
+            r.stdout.matches("sandbox: not enforced (--no-sandbox was given (diagnosis only))").count(),
+            1,
+            "{format}: {}",
+            r.stdout
+        );
+    }
+    let events = support::audit_events(t.path());
+    let off: Vec<&Value> = events.iter().filter(|e| e["kind"] == "no_sandbox").collect();
+    assert_eq!(off.len(), 3, "each --no-sandbox run is in the audit log: {events:#?}");
+    assert_eq!(off[0]["origin"], "review");
+}
+
+/// The live machine: the same findings with and without the sandbox (root only: unprivileged,
+/// most checks cannot read what they need either way).
+#[test]
+fn the_live_machine_gives_the_same_findings_with_and_without_the_sandbox() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(std::env::var("VIGIL_SYSTEM_TESTS").as_deref() != Ok("1"), "VIGIL_SYSTEM_TESTS=1 but not root");
+        eprintln!("skipped: the live review needs root");
+        return;
+    }
+    let findings = |sandbox: bool| -> (BTreeSet<String>, Value) {
+        let t = tempfile::tempdir().unwrap();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vigil"));
+        c.arg("--state-dir").arg(t.path());
+        if !sandbox {
+            c.arg("--no-sandbox");
+        }
+        c.args(["review", "--offline", "--format", "json"]).env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+        let out = c.output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let ids = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| format!("{} {} {}", f["severity"], f["id"], f["subject"]))
+            .collect();
+        (ids, v["sandbox"].clone())
+    };
+    let (confined, status) = findings(true);
+    let (unconfined, _) = findings(false);
+    let only = |a: &BTreeSet<String>, b: &BTreeSet<String>| a.difference(b).cloned().collect::<Vec<_>>();
+    assert_eq!(
+        confined,
+        unconfined,
+        "only confined: {:?}\nonly unconfined: {:?}",
+        only(&confined, &unconfined),
+        only(&unconfined, &confined)
+    );
+    assert_eq!(status["no_network"], true, "{status:#}");
 }

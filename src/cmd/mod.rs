@@ -34,11 +34,13 @@ pub async fn run(cli: Cli) -> Result<u8> {
         // Generated from the command line alone: no configuration or state needed.
         Command::Completions { shell } => return dist::completions(*shell),
         Command::DistFiles { dir } => return dist::dist_files(dir),
+        Command::Worker(_) => anyhow::bail!("`__worker` is started by vigil itself, before its runtime"),
         _ => App::new(cli.global)?,
     };
     match command {
         Command::Completions { shell } => dist::completions(shell),
         Command::DistFiles { dir } => dist::dist_files(&dir),
+        Command::Worker(_) => Ok(2),
         Command::Tools { action } => tools::run(&app, action).await,
         Command::Log { action } => log::run(&app, action),
         Command::Auth { action } => auth::run(&app, action),

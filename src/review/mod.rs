@@ -160,6 +160,10 @@ pub struct Review {
     /// The audit log's chain head when the review was written (compare with `vigil log verify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_head: Option<crate::audit::Head>,
+    /// Whether the kernel confined the read-only tools of this review, and how (absent in
+    /// reviews made before the worker existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<crate::worker::SandboxStatus>,
 }
 
 impl Review {
@@ -302,6 +306,7 @@ pub async fn run(gate: &Gate, ctx: &Ctx, host: HostInfo, opts: Options<'_>) -> R
         snapshot: snap,
         model_summary: None,
         audit_head: gate.audit_head(),
+        sandbox: gate.sandbox_status(),
     };
     Ok(review)
 }

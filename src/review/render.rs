@@ -74,6 +74,12 @@ pub fn audit_line(r: &Review) -> Option<String> {
     r.audit_head.as_ref().map(|h| format!("audit log head: {h} (compare with `vigil log verify` on the host)"))
 }
 
+/// `sandbox: enforced (Landlock ABI 7, seccomp, no network)` or `sandbox: not enforced (why)`:
+/// whether the kernel held the read-only promise for this review, said once in every format.
+pub fn sandbox_line(r: &Review) -> Option<String> {
+    r.sandbox.as_ref().map(|s| s.line())
+}
+
 fn sev_color(s: Severity) -> &'static str {
     match s {
         Severity::Critical => "1;31",
@@ -100,6 +106,9 @@ pub fn text_to_width(r: &Review, width: Option<usize>) -> String {
     let _ = writeln!(o, "{}", paint("1", &headline(r)));
     if let Some(a) = audit_line(r) {
         let _ = writeln!(o, "{a}");
+    }
+    if let Some(l) = sandbox_line(r) {
+        let _ = writeln!(o, "{l}");
     }
     if let Some(m) = &r.model_summary {
         let _ = writeln!(
@@ -280,6 +289,9 @@ pub fn markdown(r: &Review) -> String {
     );
     if let Some(a) = audit_line(r) {
         let _ = writeln!(o, "{}\n", md_escape(&a));
+    }
+    if let Some(l) = sandbox_line(r) {
+        let _ = writeln!(o, "{}\n", md_escape(&l));
     }
     if let Some(m) = &r.model_summary {
         let _ = writeln!(o, "## Summary by {} (advisory)\n", md_escape(&m.model));
@@ -464,6 +476,9 @@ pub fn html(r: &Review, trend_points: &[TrendPoint]) -> String {
     );
     if let Some(a) = audit_line(r) {
         let _ = write!(o, "<p class=\"muted\" id=\"audit-head\">{}</p>", esc(&a));
+    }
+    if let Some(l) = sandbox_line(r) {
+        let _ = write!(o, "<p class=\"muted\" id=\"sandbox\">{}</p>", esc(&l));
     }
     if let Some(m) = &r.model_summary {
         let _ = write!(

@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
 
+use crate::broker::{Broker, Fact, FactAnswer};
 use crate::inroot::{self, shown};
 
 /// Where tenants' files live: a file on a FUSE mount under one of these is skipped
@@ -203,6 +204,8 @@ pub struct Host {
     skipped: Arc<Mutex<Vec<(String, String)>>>,
     /// The root directory, opened on first use.
     root_dir: Arc<OnceLock<std::os::fd::OwnedFd>>,
+    /// In the confined worker: where the facts it cannot gather itself come from (see [`crate::broker`]).
+    broker: Option<Arc<dyn Broker>>,
 }
 
 impl Host {
@@ -214,6 +217,7 @@ impl Host {
             now: SystemTime::now(),
             skipped: Arc::default(),
             root_dir: Arc::default(),
+            broker: None,
         }
     }
 
@@ -221,7 +225,26 @@ impl Host {
     pub fn at(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         let live = root == Path::new("/") || std::fs::canonicalize(&root).map(|p| p == Path::new("/")).unwrap_or(false);
-        Host { root, live, now: SystemTime::now(), skipped: Arc::default(), root_dir: Arc::default() }
+        Host { root, live, now: SystemTime::now(), skipped: Arc::default(), root_dir: Arc::default(), broker: None }
+    }
+
+    /// In the confined worker: ask `broker` (the parent) for the fixed facts of [`crate::broker`]
+    /// (firewall read commands, `/proc/net` tables, `/proc/PID/fd`) instead of gathering them here.
+    pub fn with_broker(mut self, broker: Arc<dyn Broker>) -> Self {
+        self.broker = Some(broker);
+        self
+    }
+
+    /// Note files another reader of this host (the worker) refused, as `(path shown escaped, line)`,
+    /// so the review names them as if this host had met them.
+    pub fn add_skipped(&self, files: Vec<(String, String)>) {
+        if let Ok(mut n) = self.skipped.lock() {
+            for f in files {
+                if !n.iter().any(|(_, l)| *l == f.1) {
+                    n.push(f);
+                }
+            }
+        }
     }
 
     /// Fix "now" (for reproducible reviews of fixtures).
@@ -412,6 +435,21 @@ impl Host {
 
     /// Read a file as bytes within `limit` (see [`Limit`]).
     pub fn read_limited(&self, path: &str, limit: Limit) -> Result<Vec<u8>, HostError> {
+        if let (Some(b), Some(fact)) = (&self.broker, Fact::read(path)) {
+            let mut bytes = match b.ask(fact).map_err(|e| e.into_host(path))? {
+                FactAnswer::Text { text } => text.into_bytes(),
+                _ => return Err(HostError::BadPath { path: path.to_string() }),
+            };
+            if bytes.len() as u64 > limit.bytes && !limit.truncate {
+                return Err(HostError::TooLarge {
+                    path: path.to_string(),
+                    size: bytes.len() as u64,
+                    limit: limit.bytes,
+                });
+            }
+            bytes.truncate(limit.bytes.min(usize::MAX as u64) as usize);
+            return Ok(bytes);
+        }
         let (file, meta) = self.open_file(path)?;
         let too_large = |size: u64| {
             let e = HostError::TooLarge { path: path.to_string(), size, limit: limit.bytes };
@@ -459,6 +497,11 @@ impl Host {
     /// Names in a directory, sorted. A name that is not valid UTF-8 cannot be
     /// named back to this host, so it is left out and noted (shown escaped).
     pub fn read_dir(&self, path: &str) -> Result<Vec<String>, HostError> {
+        if let Some(fds) = self.brokered_fds(path) {
+            let mut names: Vec<String> = fds?.into_iter().map(|(n, _)| n).collect();
+            names.sort();
+            return Ok(names);
+        }
         let fd = self.open_path(path, true)?;
         let raw = inroot::list(&fd).map_err(|e| HostError::from_io(path, e))?;
         let mut names = Vec::with_capacity(raw.len());
@@ -473,6 +516,17 @@ impl Host {
         }
         names.sort();
         Ok(names)
+    }
+
+    /// In the worker, `/proc/PID/fd` as the parent sees it: `(fd, link target)` (`None`: not brokered).
+    fn brokered_fds(&self, path: &str) -> Option<Result<Vec<(String, String)>, HostError>> {
+        let b = self.broker.as_ref()?;
+        let pid = Fact::fd_dir(path)?;
+        Some(match b.ask(Fact::ProcFds { pid }) {
+            Ok(FactAnswer::Fds { fds }) => Ok(fds),
+            Ok(_) => Err(HostError::BadPath { path: path.to_string() }),
+            Err(e) => Err(e.into_host(path)),
+        })
     }
 
     /// Metadata without following a final symlink.
@@ -494,6 +548,15 @@ impl Host {
 
     /// The target of a symlink, as text.
     pub fn read_link(&self, path: &str) -> Result<String, HostError> {
+        if let Some((dir, n)) = path.rsplit_once('/')
+            && let Some(fds) = self.brokered_fds(dir)
+        {
+            return fds?
+                .into_iter()
+                .find(|(name, _)| name == n)
+                .map(|(_, target)| target)
+                .ok_or_else(|| HostError::NotFound { path: path.to_string() });
+        }
         let fd = self.open_path(path, false)?;
         inroot::link_target(&fd)
             .map(|t| String::from_utf8_lossy(&t).into_owned())
@@ -557,6 +620,21 @@ impl Host {
     ) -> Result<CmdOutput, HostError> {
         if !self.live {
             return Err(HostError::NotLive { program: program.to_string(), root: self.root.display().to_string() });
+        }
+        if let (Some(b), true, Some(fact)) = (&self.broker, env.is_empty(), Fact::command(program, args)) {
+            let b = b.clone();
+            let answer = tokio::task::spawn_blocking(move || b.ask(fact)).await.map_err(|e| HostError::Io {
+                path: program.to_string(),
+                source: std::io::Error::other(format!("asking the parent: {e}")),
+            })?;
+            return match answer {
+                Ok(FactAnswer::Command { status, stdout, stderr }) => Ok(CmdOutput { status, stdout, stderr }),
+                Ok(_) => Err(HostError::BadPath { path: program.to_string() }),
+                Err(crate::broker::FactError::NotFound { .. }) => {
+                    Err(HostError::NoProgram { program: program.to_string() })
+                }
+                Err(e) => Err(e.into_host(program)),
+            };
         }
         let path = if program.contains('/') {
             crate::spawn::resolve(program)

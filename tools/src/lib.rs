@@ -6,6 +6,7 @@
 //! # Layout
 //!
 //! - [`host`]: `Host`, the only way a tool reads a file or runs a command.
+//! - [`broker`]: the fixed read-only facts the confined worker's `Host` asks the parent for.
 //! - [`inroot`]: how `Host` resolves a path inside the audited root and opens only regular files.
 //! - [`spawn`]: the one way a child process starts (clean environment, no inherited
 //!   descriptors; site code also without a terminal, in its own PID namespace).
@@ -24,6 +25,7 @@
 pub mod accounts;
 
 pub mod backups;
+pub mod broker;
 pub mod config;
 pub mod docker;
 pub mod finding;

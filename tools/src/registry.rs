@@ -19,7 +19,7 @@ use crate::redact::Redactor;
 use crate::tool::{Ctx, Effect, Plan, Tool, ToolError};
 
 /// A tool's result after erasure and redaction.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ToolResult {
     /// The facts, as JSON, redacted.
     pub facts: Value,

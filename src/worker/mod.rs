@@ -1,0 +1,490 @@
+//! The confined worker: read-only tools run in a re-executed child the kernel confines.
+//!
+//! vigil promises its read-only tools change nothing. So that this does not rest on
+//! code review alone, every read-only call that goes through the gate (`vigil review`,
+//! `vigil tools run`, the agent's and `vigil mcp`'s calls, the scheduled collection)
+//! runs in one long-lived child per vigil process: `/proc/self/exe __worker`, which
+//! confines itself before it reads anything and before it starts a thread (Landlock
+//! confines only the calling thread): its own empty network namespace while still
+//! root, then the confinement primitives (non-root uid keeping only
+//! `CAP_DAC_READ_SEARCH`, Landlock, seccomp, `no_new_privs`). Requests and answers are
+//! JSON lines over its stdin and stdout ([`proto`]); calls are concurrent and matched
+//! by id. When the worker dies every pending call gets an error saying so, never a hang.
+//!
+//! The few facts it cannot gather (the firewall ruleset, socket tables,
+//! `/proc/PID/fd`) it asks the parent for through [`vigil_tools::broker`]; the tools
+//! in [`IN_PARENT`] still run in the parent. The worker writes only to a scratch
+//! directory: the tools' own state files are copied in before and, once checked,
+//! back after each call; the audit log, acks, history and reports are the parent's.
+//!
+//! - [`child`]: the worker's side (`vigil __worker`).
+//! - [`proto`]: the messages.
+//! - [`status`]: what held, and the one line every review shows.
+
+pub mod child;
+pub mod confine;
+pub mod proto;
+pub mod status;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+use vigil_tools::{Ctx, ToolResult};
+
+pub use status::SandboxStatus;
+
+use proto::{FromWorker, Setup, ToWorker};
+
+/// Read-only tools that still run in the parent, and why: their facts need the host's
+/// network namespace or every process's descriptors at a depth the broker does not give yet.
+/// - `list_open_ports`: the socket owners come from `/proc/PID/fd` of every process, walked
+///   by path, and it probes loopback HTTP listeners; it moves into the worker once port
+///   listing answers "list listeners" as one brokered fact.
+/// - `docker_containers`: the Docker Engine API (through bollard) needs the root-only socket.
+pub const IN_PARENT: &[&str] = &["list_open_ports", "docker_containers"];
+
+/// The tools' own state files (not the review's): copied into the worker's scratch
+/// state directory before it starts and back after each call.
+pub const TOOL_STATE: &[&str] =
+    &[vigil_tools::wordpress::admins::STATE_FILE, vigil_tools::backups::restore_record::FILE];
+
+/// Largest tool state file copied back from the worker.
+const STATE_MAX: u64 = 4 << 20;
+
+/// How long the worker has to say it is confined and ready.
+const READY_LIMIT: Duration = Duration::from_secs(15);
+
+/// Whether read-only work is confined, as the global options chose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// In the worker (the default), Landlock capped at this ABI when given (tests).
+    On {
+        /// Highest Landlock ABI to use.
+        abi_cap: Option<u32>,
+    },
+    /// `--no-sandbox`: in the parent, unconfined (diagnosis only; recorded).
+    Off,
+}
+
+/// The worker of one vigil process, started on first use.
+pub struct Sandbox {
+    mode: Mode,
+    ctx: Ctx,
+    worker: OnceLock<Result<Worker, String>>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox").field("mode", &self.mode).finish()
+    }
+}
+
+impl Sandbox {
+    /// The sandbox for tools on `ctx` (started on the first read-only call).
+    pub fn new(mode: Mode, ctx: Ctx) -> Self {
+        Sandbox { mode, ctx, worker: OnceLock::new() }
+    }
+
+    fn worker(&self) -> &Result<Worker, String> {
+        self.worker.get_or_init(|| match self.mode {
+            Mode::On { abi_cap } => Worker::start(&self.ctx, abi_cap).map_err(|e| format!("{e:#}")),
+            Mode::Off => Err("--no-sandbox was given".into()),
+        })
+    }
+
+    /// What held (starting the worker if it has not started).
+    pub fn status(&self) -> SandboxStatus {
+        match (self.mode, self.worker()) {
+            (Mode::Off, _) => SandboxStatus::disabled(),
+            (_, Ok(w)) => w.status.clone(),
+            (_, Err(e)) => SandboxStatus::failed(e),
+        }
+    }
+
+    /// Run read-only `name` where it belongs: `None` when it runs in the parent (listed in
+    /// [`IN_PARENT`], or `--no-sandbox`), else the worker's answer. A worker that cannot
+    /// start is an error for every call, never a silent fallback to running unconfined.
+    pub async fn call(&self, name: &str, input: Value, limit: Duration) -> Option<Result<ToolResult, String>> {
+        if self.mode == Mode::Off || IN_PARENT.contains(&name) {
+            return None;
+        }
+        Some(match self.worker() {
+            Ok(w) => w.call(name, input, limit).await,
+            Err(e) => Err(format!(
+                "not checked: the confined worker could not start ({e}); `--no-sandbox` runs read-only tools unconfined, for diagnosis"
+            )),
+        })
+    }
+}
+
+/// A running worker.
+struct Worker {
+    status: SandboxStatus,
+    shared: Arc<Shared>,
+}
+
+/// What the caller and the reader thread share.
+struct Shared {
+    stdin: Mutex<Option<ChildStdin>>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Result<ToolResult, String>>>>,
+    /// Why the worker stopped, once it has.
+    dead: Mutex<Option<String>>,
+    next: AtomicU64,
+    child: Mutex<Child>,
+    /// The parent's context: answers the broker, records what the worker skipped.
+    ctx: Ctx,
+    /// The worker's scratch directory (removed when the worker is dropped).
+    scratch: tempfile::TempDir,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.shared.child.lock() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Worker {
+    /// Start `vigil __worker`, hand it its setup, wait until it says what held.
+    fn start(ctx: &Ctx, abi_cap: Option<u32>) -> anyhow::Result<Worker> {
+        use anyhow::Context;
+        let exe = std::env::current_exe().context("cannot find vigil's own executable to start the worker")?;
+        Worker::start_program(&exe, &[], ctx, abi_cap)
+    }
+
+    /// [`Worker::start`] with `program` (and `lead` arguments before vigil's own) as the worker.
+    fn start_program(program: &Path, lead: &[&str], ctx: &Ctx, abi_cap: Option<u32>) -> anyhow::Result<Worker> {
+        use anyhow::Context;
+        let exe = program;
+        let (uid, gid) = confine::worker_ids();
+        let scratch = tempfile::Builder::new().prefix("vigil-worker.").tempdir().context("worker scratch directory")?;
+        let state = scratch.path().join("state");
+        std::fs::create_dir(&state).context("worker scratch directory")?;
+        if let Some(dir) = &ctx.state_dir {
+            copy_state_in(dir, &state);
+        }
+        chown_tree(scratch.path(), uid, gid);
+        let mut args: Vec<String> = lead.iter().map(|s| s.to_string()).collect();
+        args.extend([
+            "__worker".to_string(),
+            "--scratch".into(),
+            scratch.path().display().to_string(),
+            "--uid".into(),
+            uid.to_string(),
+            "--gid".into(),
+            gid.to_string(),
+        ]);
+        if let Some(abi) = abi_cap {
+            args.extend(["--landlock-abi".into(), abi.to_string()]);
+        }
+        let mut env: Vec<(&str, &str)> = Vec::new();
+        let log = std::env::var("VIGIL_LOG").unwrap_or_default();
+        if !log.is_empty() {
+            env.push(("VIGIL_LOG", &log));
+        }
+        let mut child = vigil_tools::spawn::std_command(&exe, &args, &env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start the worker {}", exe.display()))?;
+        let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            anyhow::bail!("the worker has no pipes");
+        };
+        let setup = Setup {
+            root: ctx.host.root().to_path_buf(),
+            now_unix: ctx.host.now_unix(),
+            config: (*ctx.config).clone(),
+            state_dir: ctx.state_dir.as_ref().map(|_| state.clone()),
+        };
+        let line = serde_json::to_string(&setup)? + "\n";
+        // A worker that died at once fails this write; its reader below says why.
+        let setup_sent = stdin.write_all(line.as_bytes()).and_then(|()| stdin.flush());
+        let shared = Arc::new(Shared {
+            stdin: Mutex::new(Some(stdin)),
+            pending: Mutex::default(),
+            dead: Mutex::default(),
+            next: AtomicU64::new(1),
+            child: Mutex::new(child),
+            ctx: ctx.clone(),
+            scratch,
+        });
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let handle = tokio::runtime::Handle::try_current().context("the worker needs a runtime")?;
+        let reader = shared.clone();
+        std::thread::Builder::new()
+            .name("vigil worker reader".into())
+            .spawn(move || read_loop(reader, BufReader::new(stdout), ready_tx, handle))
+            .context("cannot start the worker's reader")?;
+        let status = match ready_rx.recv_timeout(READY_LIMIT) {
+            Ok(s) if setup_sent.is_ok() => s,
+            Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                // The reader has declared it dead by now (it does so before it lets go of `ready`).
+                for _ in 0..100 {
+                    if let Some(why) = shared.dead.lock().ok().and_then(|d| d.clone()) {
+                        anyhow::bail!("{why}");
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                anyhow::bail!("the worker stopped before it was ready");
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if let Ok(mut c) = shared.child.lock() {
+                    let _ = c.kill();
+                }
+                anyhow::bail!("the worker did not say it was ready within {} s", READY_LIMIT.as_secs());
+            }
+        };
+        Ok(Worker { status, shared })
+    }
+
+    /// One call: sent, then its answer, an error when the worker dies first, or a time-out.
+    async fn call(&self, name: &str, input: Value, limit: Duration) -> Result<ToolResult, String> {
+        let id = self.shared.next.fetch_add(1, Ordering::SeqCst);
+        let (tx, rx) = oneshot::channel();
+        {
+            let dead = self.shared.dead.lock().map_err(|_| "the worker's state is poisoned".to_string())?;
+            if let Some(why) = dead.as_ref() {
+                return Err(format!("not checked: {why}"));
+            }
+            // Registered under the same lock the reader takes to declare the worker dead:
+            // a call is either answered by that sweep or refused above.
+            if let Ok(mut p) = self.shared.pending.lock() {
+                p.insert(id, tx);
+            }
+        }
+        let msg = ToWorker::Call { id, tool: name.to_string(), input };
+        if let Err(e) = self.shared.send(&msg) {
+            self.shared.forget(id);
+            return Err(format!("not checked: cannot reach the worker: {e}"));
+        }
+        // The worker applies the tool's own limit; this one is for a worker that is stuck.
+        match tokio::time::timeout(limit + Duration::from_secs(5), rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err("not checked: the worker dropped the call".into()),
+            Err(_) => {
+                self.shared.forget(id);
+                Err(format!("not checked (timed out after {} s)", limit.as_secs()))
+            }
+        }
+    }
+}
+
+impl Shared {
+    fn send(&self, msg: &ToWorker) -> std::io::Result<()> {
+        let line = serde_json::to_string(msg).map_err(std::io::Error::other)? + "\n";
+        let mut guard = self.stdin.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+        let stdin = guard.as_mut().ok_or_else(|| std::io::Error::other("the worker has stopped"))?;
+        stdin.write_all(line.as_bytes())?;
+        stdin.flush()
+    }
+
+    fn forget(&self, id: u64) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.remove(&id);
+        }
+    }
+
+    /// The worker is gone: say why to every pending call, refuse the next ones.
+    fn died(&self, why: String) {
+        let Ok(mut dead) = self.dead.lock() else { return };
+        tracing::warn!("worker: {why}");
+        let pending: Vec<_> = self.pending.lock().map(|mut p| p.drain().collect()).unwrap_or_default();
+        for (_, tx) in pending {
+            let _ = tx.send(Err(format!("not checked: {why}")));
+        }
+        dead.get_or_insert(why);
+        if let Ok(mut s) = self.stdin.lock() {
+            s.take();
+        }
+    }
+
+    /// After a call: the tools' state files the worker wrote, back into the host's state directory.
+    fn copy_state_out(&self) {
+        let Some(dir) = &self.ctx.state_dir else { return };
+        let from = self.scratch.path().join("state");
+        for name in TOOL_STATE {
+            let src = from.join(name);
+            let Ok(meta) = std::fs::symlink_metadata(&src) else { continue };
+            if !meta.is_file() || meta.len() > STATE_MAX {
+                continue;
+            }
+            #[expect(clippy::disallowed_methods, reason = "the worker's scratch copy of vigil's own state file")]
+            let Ok(bytes) = std::fs::read(&src) else { continue };
+            // Only well-formed JSON goes back: a confused worker cannot plant anything else.
+            if serde_json::from_slice::<Value>(&bytes).is_err() {
+                continue;
+            }
+            let same = crate::state::read_private(&dir.join(name)).map(|old| old == bytes).unwrap_or(false);
+            if !same && let Err(e) = crate::state::write_atomic(&dir.join(name), &bytes) {
+                tracing::warn!("worker: cannot keep {}: {e}", dir.join(name).display());
+            }
+        }
+    }
+}
+
+/// Read the worker's lines until it stops: results to their callers, broker questions answered.
+fn read_loop(
+    shared: Arc<Shared>,
+    mut out: impl BufRead,
+    ready: std::sync::mpsc::Sender<SandboxStatus>,
+    rt: tokio::runtime::Handle,
+) {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match out.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let msg: FromWorker = match serde_json::from_str(line.trim_end()) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!("worker: not a message ({e}): {}", crate::term::strip_controls(line.trim_end()));
+                continue;
+            }
+        };
+        match msg {
+            FromWorker::Ready { status } => {
+                let _ = ready.send(status);
+            }
+            FromWorker::Result { id, result, skipped } => {
+                shared.ctx.host.add_skipped(skipped);
+                shared.copy_state_out();
+                let tx = shared.pending.lock().ok().and_then(|mut p| p.remove(&id));
+                if let Some(tx) = tx {
+                    let _ = tx.send(result);
+                }
+            }
+            FromWorker::Ask { id, fact } => {
+                let shared = shared.clone();
+                rt.spawn(async move {
+                    let answer = fact.answer(&shared.ctx.host).await;
+                    if let Err(e) = shared.send(&ToWorker::Fact { id, answer }) {
+                        tracing::warn!("worker: cannot answer a broker request: {e}");
+                    }
+                });
+            }
+        }
+    }
+    let status = shared.child.lock().ok().and_then(|mut c| {
+        // Give a crashing worker a moment to be reaped so its signal can be named.
+        for _ in 0..50 {
+            if let Ok(Some(s)) = c.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    });
+    shared.died(match status {
+        Some(s) => format!("the confined worker stopped ({}) before answering", describe(s)),
+        None => "the confined worker closed its output before answering".into(),
+    });
+}
+
+/// An exit status in words: `exit code 3`, `killed by signal 9 (SIGKILL)`.
+fn describe(s: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exit code {c}"),
+        (None, Some(sig)) => {
+            let name = match sig {
+                libc::SIGKILL => " (SIGKILL)",
+                libc::SIGSEGV => " (SIGSEGV)",
+                libc::SIGSYS => " (SIGSYS: a system call the seccomp filter forbids)",
+                libc::SIGABRT => " (SIGABRT)",
+                _ => "",
+            };
+            format!("killed by signal {sig}{name}")
+        }
+        _ => "unknown status".into(),
+    }
+}
+
+/// The tools' state files, copied from the host's state directory into the worker's.
+fn copy_state_in(from: &Path, to: &Path) {
+    for name in TOOL_STATE {
+        let src: PathBuf = from.join(name);
+        if std::fs::symlink_metadata(&src).map(|m| m.is_file()).unwrap_or(false) {
+            let _ = std::fs::copy(&src, to.join(name));
+        }
+    }
+}
+
+/// Give the worker's uid its scratch directory (and what was copied into it).
+fn chown_tree(dir: &Path, uid: u32, gid: u32) {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    let _ = std::os::unix::fs::lchown(dir, Some(uid), Some(gid));
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            let _ = std::os::unix::fs::lchown(&p, Some(uid), Some(gid));
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                chown_tree(&p, uid, gid);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_tools::Host;
+
+    /// A stand-in worker: says ready, reads its setup and `calls` calls, then dies by `signal`.
+    fn dying_worker(calls: usize, signal: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("worker.sh");
+        let ready = r#"{"type":"ready","status":{"enforced":false,"why_not":["stand-in"]}}"#;
+        let body = format!(
+            "#!/bin/sh\necho '{ready}'\nread setup\ni=0\nwhile [ $i -lt {calls} ]; do read call; i=$((i+1)); done\nkill -{signal} $$\n"
+        );
+        std::fs::write(&script, body).unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        (dir, script)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_worker_crash_is_a_clear_error_for_every_pending_call_and_the_next_ones() {
+        let (_dir, script) = dying_worker(3, "KILL");
+        let ctx = Ctx::new(Host::at("/nonexistent"));
+        let w = Worker::start_program(&script, &[], &ctx, None).unwrap();
+        assert_eq!(w.status.why_not, ["stand-in"]);
+        let limit = Duration::from_secs(30);
+        let started = std::time::Instant::now();
+        let (a, b, c) = tokio::join!(
+            w.call("check_ssh", serde_json::json!({}), limit),
+            w.call("audit_accounts", serde_json::json!({}), limit),
+            w.call("check_tls", serde_json::json!({}), limit),
+        );
+        assert!(started.elapsed() < Duration::from_secs(10), "no hang: {:?}", started.elapsed());
+        for r in [a, b, c] {
+            let e = r.unwrap_err();
+            assert!(e.contains("the confined worker stopped (killed by signal 9 (SIGKILL)) before answering"), "{e}");
+        }
+        let e = w.call("check_ssh", serde_json::json!({}), limit).await.unwrap_err();
+        assert!(e.starts_with("not checked: the confined worker stopped"), "{e}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_worker_that_never_says_ready_is_an_error_naming_why() {
+        let (_dir, script) = dying_worker(0, "SEGV");
+        std::fs::write(&script, "#!/bin/sh\nkill -SEGV $$\n").unwrap();
+        let ctx = Ctx::new(Host::at("/nonexistent"));
+        let e = Worker::start_program(&script, &[], &ctx, None).err().unwrap().to_string();
+        assert!(e.contains("the confined worker stopped (killed by signal 11 (SIGSEGV))"), "{e}");
+    }
+}

@@ -1,0 +1,76 @@
+//! The worker's messages: one JSON object per line, each way.
+//!
+//! Parent to worker: its [`Setup`] (first line), then [`ToWorker`] calls and broker
+//! answers. Worker to parent: [`FromWorker`], first `ready` with what held, then
+//! results and broker questions. Calls carry ids so many run at once.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use vigil_tools::ToolResult;
+use vigil_tools::broker::{Fact, FactAnswer, FactError};
+
+use super::SandboxStatus;
+
+/// What the worker needs to build its tool context (sent once it is confined).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Setup {
+    /// The audited root.
+    pub root: PathBuf,
+    /// The review's "now" (seconds since the epoch).
+    pub now_unix: i64,
+    /// The configuration.
+    pub config: vigil_tools::Config,
+    /// The worker's copy of the tools' state directory (in its scratch directory).
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Parent to worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum ToWorker {
+    /// Run one read-only tool.
+    Call {
+        /// Matches the result.
+        id: u64,
+        /// The tool.
+        tool: String,
+        /// Its input (already validated by the gate; validated again by the registry).
+        input: Value,
+    },
+    /// The answer to a broker question.
+    Fact {
+        /// The question's id.
+        id: u64,
+        /// The fact or why not.
+        answer: Result<FactAnswer, FactError>,
+    },
+}
+
+/// Worker to parent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum FromWorker {
+    /// Confined (as far as it went) and ready for calls.
+    Ready {
+        /// What held.
+        status: SandboxStatus,
+    },
+    /// A call's result.
+    Result {
+        /// The call's id.
+        id: u64,
+        /// The redacted result, or the tool's error in words.
+        result: Result<ToolResult, String>,
+        /// Files the worker refused to read so far: `(path shown escaped, line)`.
+        skipped: Vec<(String, String)>,
+    },
+    /// A broker question.
+    Ask {
+        /// Matches the answer.
+        id: u64,
+        /// One of the fixed kinds.
+        fact: Fact,
+    },
+}
