@@ -145,7 +145,7 @@ impl App {
                 }
                 crate::worker::Mode::Off
             } else {
-                crate::worker::Mode::On { abi_cap: self.global.landlock_abi }
+                crate::worker::Mode::On
             };
             Arc::new(crate::worker::Sandbox::new(mode, ctx.clone()))
         });

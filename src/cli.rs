@@ -42,9 +42,6 @@ pub struct Global {
     /// kernel-confined worker: for diagnosis only. Recorded in the audit log and the report.
     #[arg(long, global = true)]
     pub no_sandbox: bool,
-    /// Tests: the highest Landlock ABI the worker may use (default: the kernel's).
-    #[arg(long, global = true, hide = true, value_name = "N")]
-    pub landlock_abi: Option<u32>,
     /// More diagnostics on stderr (-v, -vv).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -143,12 +140,6 @@ pub struct WorkerArgs {
     /// The only directory the worker may write.
     #[arg(long)]
     pub scratch: PathBuf,
-    /// The uid to run as.
-    #[arg(long)]
-    pub uid: u32,
-    /// The gid to run as.
-    #[arg(long)]
-    pub gid: u32,
 }
 
 /// `vigil ask`.

@@ -10,12 +10,7 @@ fn main() -> ExitCode {
     init_tracing(cli.global.verbose);
     // The worker confines itself before any runtime thread exists.
     if let Some(vigil::cli::Command::Worker(w)) = &cli.command {
-        return vigil::worker::child::main(vigil::worker::confine::Policy {
-            scratch: w.scratch.clone(),
-            abi_cap: cli.global.landlock_abi,
-            uid: w.uid,
-            gid: w.gid,
-        });
+        return vigil::worker::child::main(w.scratch.clone());
     }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

@@ -360,7 +360,6 @@ fn server_from_app(state: &Path, config: Option<&Path>, runs: &Arc<AtomicUsize>)
         no_color: true,
         // In-process: this test binary is no vigil to re-execute as the worker.
         no_sandbox: true,
-        landlock_abi: None,
         verbose: 0,
     };
     let mut app = vigil::app::App::new(global).unwrap();

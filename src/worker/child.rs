@@ -16,16 +16,16 @@ use tokio::sync::mpsc::UnboundedSender;
 use vigil_tools::broker::{Broker, Fact, FactAnswer, FactError};
 use vigil_tools::{Ctx, Effect, Host, Registry};
 
-use super::confine::{self, Policy};
+use super::confine;
 use super::proto::{FromWorker, Setup, ToWorker};
 
 /// How long a tool waits for the parent's answer to a broker question.
 const ASK_LIMIT: Duration = Duration::from_secs(60);
 
 /// `vigil __worker`: confine, then serve until stdin closes.
-pub fn main(policy: Policy) -> ExitCode {
+pub fn main(scratch: std::path::PathBuf) -> ExitCode {
     // Before any thread exists and before anything is read.
-    let status = confine::apply(&policy);
+    let status = confine::apply(scratch);
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -64,11 +64,8 @@ const READY_LIMIT: Duration = Duration::from_secs(15);
 /// Whether read-only work is confined, as the global options chose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// In the worker (the default), Landlock capped at this ABI when given (tests).
-    On {
-        /// Highest Landlock ABI to use.
-        abi_cap: Option<u32>,
-    },
+    /// In the worker (the default).
+    On,
     /// `--no-sandbox`: in the parent, unconfined (diagnosis only; recorded).
     Off,
 }
@@ -94,7 +91,7 @@ impl Sandbox {
 
     fn worker(&self) -> &Result<Worker, String> {
         self.worker.get_or_init(|| match self.mode {
-            Mode::On { abi_cap } => Worker::start(&self.ctx, abi_cap).map_err(|e| format!("{e:#}")),
+            Mode::On => Worker::start(&self.ctx).map_err(|e| format!("{e:#}")),
             Mode::Off => Err("--no-sandbox was given".into()),
         })
     }
@@ -155,43 +152,34 @@ impl Drop for Worker {
 
 impl Worker {
     /// Start `vigil __worker`, hand it its setup, wait until it says what held.
-    fn start(ctx: &Ctx, abi_cap: Option<u32>) -> anyhow::Result<Worker> {
+    fn start(ctx: &Ctx) -> anyhow::Result<Worker> {
         use anyhow::Context;
         let exe = std::env::current_exe().context("cannot find vigil's own executable to start the worker")?;
-        Worker::start_program(&exe, &[], ctx, abi_cap)
+        Worker::start_program(&exe, &[], ctx)
     }
 
     /// [`Worker::start`] with `program` (and `lead` arguments before vigil's own) as the worker.
-    fn start_program(program: &Path, lead: &[&str], ctx: &Ctx, abi_cap: Option<u32>) -> anyhow::Result<Worker> {
+    fn start_program(program: &Path, lead: &[&str], ctx: &Ctx) -> anyhow::Result<Worker> {
         use anyhow::Context;
         let exe = program;
-        let (uid, gid) = confine::worker_ids();
         let scratch = tempfile::Builder::new().prefix("vigil-worker.").tempdir().context("worker scratch directory")?;
         let state = scratch.path().join("state");
         std::fs::create_dir(&state).context("worker scratch directory")?;
         if let Some(dir) = &ctx.state_dir {
             copy_state_in(dir, &state);
         }
-        chown_tree(scratch.path(), uid, gid);
+        if let Some((uid, gid)) = confine::worker_ids() {
+            chown_tree(scratch.path(), uid, gid);
+        }
         let mut args: Vec<String> = lead.iter().map(|s| s.to_string()).collect();
-        args.extend([
-            "__worker".to_string(),
-            "--scratch".into(),
-            scratch.path().display().to_string(),
-            "--uid".into(),
-            uid.to_string(),
-            "--gid".into(),
-            gid.to_string(),
-        ]);
-        if let Some(abi) = abi_cap {
-            args.extend(["--landlock-abi".into(), abi.to_string()]);
-        }
-        let mut env: Vec<(&str, &str)> = Vec::new();
-        let log = std::env::var("VIGIL_LOG").unwrap_or_default();
-        if !log.is_empty() {
-            env.push(("VIGIL_LOG", &log));
-        }
-        let mut child = vigil_tools::spawn::std_command(&exe, &args, &env)
+        args.extend(["__worker".to_string(), "--scratch".into(), scratch.path().display().to_string()]);
+        // The worker's environment is empty but for these (see vigil_tools::spawn).
+        let pass: Vec<(&str, String)> = ["VIGIL_LOG", vigil_tools::sandbox::MAX_ABI_ENV]
+            .into_iter()
+            .filter_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()).map(|v| (k, v)))
+            .collect();
+        let env: Vec<(&str, &str)> = pass.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut child = vigil_tools::spawn::std_command(exe, &args, &env)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -448,7 +436,7 @@ mod tests {
     fn dying_worker(calls: usize, signal: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("worker.sh");
-        let ready = r#"{"type":"ready","status":{"enforced":false,"why_not":["stand-in"]}}"#;
+        let ready = serde_json::to_string(&FromWorker::Ready { status: SandboxStatus::failed("stand-in") }).unwrap();
         let body = format!(
             "#!/bin/sh\necho '{ready}'\nread setup\ni=0\nwhile [ $i -lt {calls} ]; do read call; i=$((i+1)); done\nkill -{signal} $$\n"
         );
@@ -461,8 +449,8 @@ mod tests {
     async fn a_worker_crash_is_a_clear_error_for_every_pending_call_and_the_next_ones() {
         let (_dir, script) = dying_worker(3, "KILL");
         let ctx = Ctx::new(Host::at("/nonexistent"));
-        let w = Worker::start_program(&script, &[], &ctx, None).unwrap();
-        assert_eq!(w.status.why_not, ["stand-in"]);
+        let w = Worker::start_program(&script, &[], &ctx).unwrap();
+        assert_eq!(w.status, SandboxStatus::failed("stand-in"));
         let limit = Duration::from_secs(30);
         let started = std::time::Instant::now();
         let (a, b, c) = tokio::join!(
@@ -484,7 +472,7 @@ mod tests {
         let (_dir, script) = dying_worker(0, "SEGV");
         std::fs::write(&script, "#!/bin/sh\nkill -SEGV $$\n").unwrap();
         let ctx = Ctx::new(Host::at("/nonexistent"));
-        let e = Worker::start_program(&script, &[], &ctx, None).err().unwrap().to_string();
+        let e = Worker::start_program(&script, &[], &ctx).err().unwrap().to_string();
         assert!(e.contains("the confined worker stopped (killed by signal 11 (SIGSEGV))"), "{e}");
     }
 }
