@@ -452,7 +452,20 @@ def main():
           f"Status on this machine: `{n.get('sandbox_status', '?')}`; `confine` itself took "
           f"{n.get('sandbox_confine_time', '?')} in one run (`vigil-confine --status`).\n")
         table([("sandbox-none", "start and exit"), ("sandbox-confine", "start, confine, exit"),
+               ("sandbox-confine-keep-network", "start, confine but keep the network, exit"),
                ("sandbox-confine-abi2", "start, confine at Landlock ABI 2 (Debian 12's stock kernel), exit")])
+        cpu = {}
+        for name in ("sandbox-none", "sandbox-confine", "sandbox-confine-keep-network"):
+            p = os.path.join(a.results, name + ".json")
+            if os.path.exists(p):
+                r = json.load(open(p))["results"][0]
+                cpu[name] = r["user"] + r["system"]
+        if "sandbox-none" in cpu and "sandbox-confine" in cpu:
+            w(f"- CPU time (user + system, hyperfine's means) added by confining: **{fmt_t(cpu['sandbox-confine'] - cpu['sandbox-none'])}**"
+              + (f", of which the network namespace {fmt_t(cpu['sandbox-confine'] - cpu['sandbox-confine-keep-network'])}"
+                 if "sandbox-confine-keep-network" in cpu else "")
+              + f"; fastest runs: +{fmt_t(sbc[0] - sbn[0])}. On a busy machine the median carries the scheduler's delays "
+              f"(load average at start: {n.get('load_start', '?')}).\n")
         if rvs and rvn:
             w("`vigil review` of this machine's root with the sandbox (the default) and with `--no-sandbox`:\n")
             table([("review-sandbox", "review, sandbox"), ("review-no-sandbox", "review, `--no-sandbox`")])

@@ -4,7 +4,8 @@
 //! confines itself exactly as the worker does (`vigil_tools::sandbox::confine`
 //! with the worker's policy: non-root user, Landlock, seccomp, an empty network
 //! namespace) and exits. Timed back to back by `bench/run`, the difference is
-//! the confinement's own start-up cost; `--status` also prints the one-line
+//! the confinement's own start-up cost (`--confine-keep-network`: without the
+//! network namespace, to tell its share); `--status` also prints the one-line
 //! status and how long `confine` itself took, for the report.
 
 use std::path::PathBuf;
@@ -14,18 +15,21 @@ use vigil_tools::sandbox::{Policy, confine};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let show = match args.first().map(String::as_str) {
+    let (show, network) = match args.first().map(String::as_str) {
         None => return ExitCode::SUCCESS,
-        Some("--confine") => false,
-        Some("--status") => true,
+        Some("--confine") => (false, false),
+        Some("--confine-keep-network") => (false, true),
+        Some("--status") => (true, false),
         Some(_) => {
-            eprintln!("usage: vigil-confine [--confine|--status SCRATCH_DIR]");
+            eprintln!("usage: vigil-confine [--confine|--confine-keep-network|--status SCRATCH_DIR]");
             return ExitCode::from(2);
         }
     };
     let scratch = args.get(1).map(PathBuf::from);
+    let mut policy = Policy::worker(scratch);
+    policy.no_network = !network;
     let started = std::time::Instant::now();
-    let confined = confine(&Policy::worker(scratch));
+    let confined = confine(&policy);
     let took = started.elapsed();
     match confined {
         Ok(status) if status.enforced() => {
