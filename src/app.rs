@@ -136,20 +136,29 @@ impl App {
     /// A gate for calls from `origin`, asking `confirmer`.
     pub fn gate(&self, origin: Origin, confirmer: Arc<dyn Confirmer>) -> Result<Gate> {
         let ctx = self.ctx()?;
-        let sandbox = self.sandbox.get_or_init(|| {
-            let mode = if self.global.no_sandbox {
-                // Diagnosis only, and never silently: the audit log says this run was unconfined.
-                let event = serde_json::json!({"kind": "no_sandbox", "origin": origin, "why": "--no-sandbox: read-only tools ran unconfined in vigil's own process"});
-                if let Err(e) = self.audit().append(event) {
-                    eprintln!("vigil: warning: could not write the audit log: {e:#}");
-                }
-                crate::worker::Mode::Off
-            } else {
-                crate::worker::Mode::On
-            };
-            Arc::new(crate::worker::Sandbox::new(mode, ctx.clone()))
-        });
-        Ok(Gate::new(self.registry.clone(), ctx, confirmer, Some(self.audit()), origin).with_sandbox(sandbox.clone()))
+        let sandbox = self.sandbox(origin, &ctx);
+        Ok(Gate::new(self.registry.clone(), ctx, confirmer, Some(self.audit()), origin).with_sandbox(sandbox))
+    }
+
+    /// The confined worker of this process, for read-only calls on `ctx` (one per process,
+    /// started on the first call; see [`crate::worker`]). `--no-sandbox` is written to the
+    /// audit log here, once.
+    pub fn sandbox(&self, origin: Origin, ctx: &Ctx) -> Arc<crate::worker::Sandbox> {
+        self.sandbox
+            .get_or_init(|| {
+                let mode = if self.global.no_sandbox {
+                    // Diagnosis only, and never silently: the audit log says this run was unconfined.
+                    let event = serde_json::json!({"kind": "no_sandbox", "origin": origin, "why": "--no-sandbox: read-only tools ran unconfined in vigil's own process"});
+                    if let Err(e) = self.audit().append(event) {
+                        eprintln!("vigil: warning: could not write the audit log: {e:#}");
+                    }
+                    crate::worker::Mode::Off
+                } else {
+                    crate::worker::Mode::On
+                };
+                Arc::new(crate::worker::Sandbox::new(mode, ctx.clone()))
+            })
+            .clone()
     }
 
     /// The per-host state directory.

@@ -222,6 +222,8 @@ async fn lists_tools_runs_read_only_tools_and_keeps_serving_after_errors() {
     }
     let r = call(&s, "list_open_ports", json!({"port": 9200})).await.unwrap();
     assert_eq!(r.structured_content.unwrap()["facts"]["listeners"].as_array().unwrap().len(), 1);
+    let r = call(&s, "check_ssh", json!({})).await.unwrap();
+    assert_ne!(r.is_error, Some(true), "{}", text_of(&r));
     s.cancel().await.unwrap();
 
     let events = audit(state.path());
@@ -229,6 +231,10 @@ async fn lists_tools_runs_read_only_tools_and_keeps_serving_after_errors() {
     assert!(!mcp.is_empty());
     assert!(mcp.iter().all(|e| e["origin"] == "mcp"), "every call is marked as coming over MCP: {mcp:?}");
     assert!(mcp.iter().any(|e| e["tool"] == "list_open_ports" && e["decision"] == "ran"));
+    assert!(
+        mcp.iter().any(|e| e["tool"] == "check_ssh" && e["ran_in"] == "worker"),
+        "MCP's read-only calls run in the confined worker: {mcp:?}"
+    );
     assert!(
         mcp.iter().any(|e| e["tool"] == "rm_rf_everything" && e["decision"] == "refused"),
         "unknown tools are audited too"

@@ -157,19 +157,24 @@ pub struct McpServer {
     audit: Option<AuditLog>,
     policy: MutatingPolicy,
     tools: Arc<Vec<Tool>>,
+    /// The confined worker read-only calls run in (`None`: in this process).
+    sandbox: Option<Arc<crate::worker::Sandbox>>,
 }
 
 impl McpServer {
     /// A server over `registry` on `ctx`, logging to `audit`.
     pub fn new(registry: Arc<Registry>, ctx: Ctx, audit: Option<AuditLog>, policy: MutatingPolicy) -> Self {
         let tools = Arc::new(registry.list().into_iter().map(mcp_tool).collect());
-        McpServer { registry, ctx, audit, policy, tools }
+        McpServer { registry, ctx, audit, policy, tools, sandbox: None }
     }
 
     /// The server for this invocation's host, config and state directory.
     pub fn from_app(app: &App) -> Result<Self> {
         let policy = MutatingPolicy::from_config(app.config.mcp.mutating, app.config_trusted, &app.config_path);
-        Ok(McpServer::new(app.registry.clone(), app.ctx()?, Some(app.audit()), policy))
+        let ctx = app.ctx()?;
+        let mut server = McpServer::new(app.registry.clone(), ctx.clone(), Some(app.audit()), policy);
+        server.sandbox = Some(app.sandbox(Origin::Mcp, &ctx));
+        Ok(server)
     }
 
     /// The tools as MCP lists them.
@@ -188,8 +193,11 @@ impl McpServer {
         let input = req.arguments.map(Value::Object).unwrap_or_else(|| json!({}));
         let known = self.registry.get(&name).is_some();
         let confirmer = Arc::new(McpConfirmer { policy: self.policy.clone(), peer, shown: Mutex::new(None) });
-        let gate =
+        let mut gate =
             Gate::new(self.registry.clone(), self.ctx.clone(), confirmer.clone(), self.audit.clone(), Origin::Mcp);
+        if let Some(s) = &self.sandbox {
+            gate = gate.with_sandbox(s.clone());
+        }
         // Unknown tools pass the gate too, so the attempt is in the audit log.
         let gated = gate.call(&name, input).await;
         if !known {

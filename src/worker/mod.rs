@@ -27,7 +27,7 @@ pub mod proto;
 pub mod status;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,6 +57,9 @@ pub const TOOL_STATE: &[&str] =
 
 /// Largest tool state file copied back from the worker.
 const STATE_MAX: u64 = 4 << 20;
+
+/// The longest line the worker may send (one tool's whole result).
+const LINE_MAX: u64 = 256 << 20;
 
 /// How long the worker has to say it is confined and ready.
 const READY_LIMIT: Duration = Duration::from_secs(15);
@@ -113,7 +116,15 @@ impl Sandbox {
             return None;
         }
         Some(match self.worker() {
-            Ok(w) => w.call(name, input, limit).await,
+            // Redacted again here: the worker can read every secret on the host, so what it
+            // returns is not trusted to be redacted already.
+            Ok(w) => w.call(name, input, limit).await.map(|r| {
+                let red = vigil_tools::Redactor::global();
+                ToolResult {
+                    facts: red.value(r.facts),
+                    findings: r.findings.into_iter().map(|f| red.finding(f)).collect(),
+                }
+            }),
             Err(e) => Err(format!(
                 "not checked: the confined worker could not start ({e}); `--no-sandbox` runs read-only tools unconfined, for diagnosis"
             )),
@@ -143,6 +154,10 @@ struct Shared {
 
 impl Drop for Worker {
     fn drop(&mut self) {
+        // Stopped on purpose: the reader need not warn that it died.
+        if let Ok(mut d) = self.shared.dead.lock() {
+            d.get_or_insert_with(|| "the confined worker was stopped".into());
+        }
         if let Ok(mut c) = self.shared.child.lock() {
             let _ = c.kill();
             let _ = c.wait();
@@ -285,7 +300,9 @@ impl Shared {
     /// The worker is gone: say why to every pending call, refuse the next ones.
     fn died(&self, why: String) {
         let Ok(mut dead) = self.dead.lock() else { return };
-        tracing::warn!("worker: {why}");
+        if dead.is_none() {
+            tracing::warn!("worker: {why}");
+        }
         let pending: Vec<_> = self.pending.lock().map(|mut p| p.drain().collect()).unwrap_or_default();
         for (_, tx) in pending {
             let _ = tx.send(Err(format!("not checked: {why}")));
@@ -330,8 +347,16 @@ fn read_loop(
     let mut line = String::new();
     loop {
         line.clear();
-        match out.read_line(&mut line) {
+        match (&mut out).take(LINE_MAX).read_line(&mut line) {
             Ok(0) | Err(_) => break,
+            Ok(_) if !line.ends_with('\n') => {
+                // Over the cap (or cut off): the worker is not answering as it should.
+                if let Ok(mut c) = shared.child.lock() {
+                    let _ = c.kill();
+                }
+                shared.died(format!("the confined worker sent an answer over {} MiB and was stopped", LINE_MAX >> 20));
+                return;
+            }
             Ok(_) => {}
         }
         let msg: FromWorker = match serde_json::from_str(line.trim_end()) {
@@ -465,6 +490,24 @@ mod tests {
         }
         let e = w.call("check_ssh", serde_json::json!({}), limit).await.unwrap_err();
         assert!(e.starts_with("not checked: the confined worker stopped"), "{e}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_the_worker_returns_is_redacted_again_in_the_parent() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("worker.sh");
+        let ready = serde_json::to_string(&FromWorker::Ready { status: SandboxStatus::failed("stand-in") }).unwrap();
+        // A worker that reads a secret and returns it unredacted (as a compromised one would).
+        let leak = r#"{"type":"result","id":1,"result":{"Ok":{"facts":{"cmd":"redis-server --requirepass hunter2secret"},"findings":[]}},"skipped":[]}"#;
+        std::fs::write(&script, format!("#!/bin/sh\necho '{ready}'\nread setup\nread call\necho '{leak}'\nsleep 5\n"))
+            .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let s = Sandbox::new(Mode::On, Ctx::new(Host::at("/nonexistent")));
+        let w = Worker::start_program(&script, &[], &s.ctx).unwrap();
+        let _ = s.worker.set(Ok(w));
+        let r = s.call("check_ssh", serde_json::json!({}), Duration::from_secs(10)).await.unwrap().unwrap();
+        let shown = r.facts.to_string();
+        assert!(!shown.contains("hunter2secret"), "{shown}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
