@@ -93,8 +93,8 @@ sys.stderr.write("vigil-standin: " + " ".join(out) + "\n")
 sys.exit(64 + sum(1 << i for i, o in enumerate(out) if o.endswith("=ok")))
 "#;
 
-/// The entry points proved confined. (`mcp` joins once `vigil mcp` runs its tools in the worker.)
-const ENTRY_POINTS: [&str; 3] = ["review", "tools run", "ask"];
+/// The entry points proved confined.
+const ENTRY_POINTS: [&str; 4] = ["review", "tools run", "ask", "mcp"];
 
 const ATTEMPTS: [&str; 7] = ["create", "truncate", "open_trunc", "mkfifo", "connect", "kill", "tiocsti"];
 
