@@ -254,6 +254,14 @@ def main():
         head.append(("7. review's added time with 50 containers (issue 6)", "context",
                      f"**+{fmt_t(c50[1] - base[1])}** over no Docker engine ({fmt_t(base[1])} → {fmt_t(c50[1])}); "
                      f"+{fmt_t(c50[1] - c0[1])} over an empty engine", "—"))
+    sbn, sbc = R.time("sandbox-none"), R.time("sandbox-confine")
+    if sbn and sbc:
+        head.append(("9. the sandbox's start-up cost (issue 15)", "< 5 ms", f"**+{fmt_t(sbc[1] - sbn[1])}** "
+                     f"({fmt_t(sbn[1])} → {fmt_t(sbc[1])}, medians)", ok(sbc[1] - sbn[1] < 0.005)))
+    rvs, rvn = R.time("review-sandbox"), R.time("review-no-sandbox")
+    if rvs and rvn:
+        head.append(("9. `vigil review` with vs without the sandbox", "context",
+                     f"{fmt_t(rvs[1])} vs {fmt_t(rvn[1])} (+{fmt_t(rvs[1] - rvn[1])})", "—"))
     for k in sorted(n):
         if k.startswith("failed_"):
             head.append((f"{k.split('_')[1]}. this figure did not complete", "—", f"**failed** ({n[k]}): see the run's output", "**missed**"))
@@ -434,6 +442,35 @@ def main():
               f"{n.get('containers', '')}\n")
             table([("containers-none", "review, no Docker engine"), ("containers-0", "review, engine with 0 containers"), ("containers-50", "review, 50 containers"),
                    ("containers-50-tool", "docker_containers, 50 containers")])
+
+    if sbn and sbc:
+        w("## 9. Sandbox start-up (issue 15)\n")
+        w("`vigil-confine` (bench/gen) starts and exits; with `--confine` it first confines itself as vigil's "
+          "read-only worker does (`vigil_tools::sandbox::confine`: non-root user with only `CAP_DAC_READ_SEARCH`, "
+          "Landlock, seccomp, an empty network namespace). The difference of the medians is the confinement's own "
+          "start-up cost; the worker's re-execution of vigil costs about what `vigil --version` does (section 6). "
+          f"Status on this machine: `{n.get('sandbox_status', '?')}`; `confine` itself took "
+          f"{n.get('sandbox_confine_time', '?')} in one run (`vigil-confine --status`).\n")
+        table([("sandbox-none", "start and exit"), ("sandbox-confine", "start, confine, exit"),
+               ("sandbox-confine-keep-network", "start, confine but keep the network, exit"),
+               ("sandbox-confine-abi2", "start, confine at Landlock ABI 2 (Debian 12's stock kernel), exit")])
+        cpu = {}
+        for name in ("sandbox-none", "sandbox-confine", "sandbox-confine-keep-network"):
+            p = os.path.join(a.results, name + ".json")
+            if os.path.exists(p):
+                r = json.load(open(p))["results"][0]
+                cpu[name] = r["user"] + r["system"]
+        if "sandbox-none" in cpu and "sandbox-confine" in cpu:
+            w(f"- CPU time (user + system, hyperfine's means) added by confining: **{fmt_t(cpu['sandbox-confine'] - cpu['sandbox-none'])}**"
+              + (f", of which the network namespace {fmt_t(cpu['sandbox-confine'] - cpu['sandbox-confine-keep-network'])}"
+                 if "sandbox-confine-keep-network" in cpu else "")
+              + f"; fastest runs: +{fmt_t(sbc[0] - sbn[0])}. On a busy machine the median carries the scheduler's delays "
+              f"(load average at start: {n.get('load_start', '?')}).\n")
+        if rvs and rvn:
+            w("`vigil review` of this machine's root with the sandbox (the default) and with `--no-sandbox`:\n")
+            table([("review-sandbox", "review, sandbox"), ("review-no-sandbox", "review, `--no-sandbox`")])
+        elif "review_sandbox_skipped" in n:
+            w(f"`vigil review` with and without the sandbox: not measured ({n['review_sandbox_skipped']}).\n")
 
     extra = os.path.join(os.path.dirname(os.path.abspath(__file__)), "profile-notes.md")
     if os.path.exists(extra):

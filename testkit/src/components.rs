@@ -17,6 +17,11 @@ pub fn probe(name: &str) -> bool {
         // SAFETY: geteuid has no preconditions and cannot fail.
         return unsafe { libc::geteuid() } == 0;
     }
+    if name == "landlock" {
+        // landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION): the kernel's ABI, or an error.
+        // SAFETY: with a null attribute and size 0 the call only reports the ABI version.
+        return unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, 1u32) } >= 1;
+    }
     if let Some(user) = name.strip_prefix("user:") {
         let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
         return passwd.lines().any(|l| l.split(':').next() == Some(user));

@@ -16,6 +16,13 @@
 //! killed when vigil stops the check or dies, which kills every process in the
 //! namespace, however often they forked or called `setsid()`. Where a PID
 //! namespace cannot be created, site code is refused, never run unconfined.
+//! Site code also runs in a Landlock domain of its own
+//! ([`crate::sandbox::landlock::Domain::site_code`]): it reads and executes
+//! everywhere (its user's permissions still apply) but writes only below the
+//! directories its caller names (the staging copy, its log and temporary
+//! directory), makes no devices, FIFOs or sockets, and, from ABI 6, signals
+//! nothing outside its domain. On a kernel without Landlock this layer is
+//! skipped; the other layers remain.
 
 use std::ffi::OsStr;
 use std::io;
@@ -153,20 +160,24 @@ pub fn site_code_argv(uid: u32, gid: u32, init_groups: bool, program: &str, args
 }
 
 /// A command running site code: `argv` (from [`site_code_argv`]) under `unshare`,
-/// started in a new session (no controlling terminal) and killed with SIGKILL
-/// when the thread that started it ends. Refused when no PID namespace can be made.
+/// started in a new session (no controlling terminal), in a Landlock domain that
+/// writes only below `writable` (and `/dev/null`), and killed with SIGKILL
+/// when the thread that started it ends. Refused when no PID namespace can be made
+/// or a `writable` directory cannot be opened.
 ///
 /// The parent-death signal follows the starting *thread*, not the process: start
 /// site code from a runtime worker or the main thread, never from a short-lived
 /// thread (a `spawn_blocking` task), or the check is cut short when that thread exits.
-pub fn site_code(argv: &[String]) -> Result<tokio::process::Command, String> {
+pub fn site_code(argv: &[String], writable: &[&Path]) -> Result<tokio::process::Command, String> {
     if let Some(why) = site_code_unavailable() {
         return Err(format!("site code is not run: {why}; vigil only runs a site's PHP inside a PID namespace"));
     }
     let unshare = resolve("unshare").ok_or_else(|| "`unshare` (util-linux) is not installed".to_string())?;
+    let domain = crate::sandbox::landlock::Domain::site_code(writable, crate::sandbox::max_abi_from_env())?;
     let mut c = std_command(&unshare, argv, &[]);
     let parent = std::process::id();
-    // SAFETY: setsid, prctl and getppid are async-signal-safe system calls; nothing is allocated.
+    // SAFETY: setsid, prctl, getppid, and Domain::enter (prctl, landlock_restrict_self)
+    // are async-signal-safe system calls; nothing is allocated.
     unsafe {
         c.pre_exec(move || {
             if libc::setsid() < 0 {
@@ -179,7 +190,11 @@ pub fn site_code(argv: &[String]) -> Result<tokio::process::Command, String> {
             if libc::getppid() as u32 != parent {
                 return Err(io::Error::other("vigil exited while starting site code"));
             }
-            Ok(())
+            // No Landlock in this kernel (ENOSYS): the other layers still hold.
+            match domain.enter() {
+                Ok(()) | Err(libc::ENOSYS) => Ok(()),
+                Err(e) => Err(io::Error::from_raw_os_error(e)),
+            }
         });
     }
     let mut c = tokio::process::Command::from(c);
@@ -316,7 +331,7 @@ mod tests {
         assert_eq!(site_code_unavailable(), None, "site code cannot run on this machine");
         let argv =
             site_code_argv(65534, 65534, false, "/bin/sh", &["-c".into(), "echo pid=$$; cat /proc/self/stat".into()]);
-        let out = site_code(&argv).unwrap().stdout(Stdio::piped()).stderr(Stdio::piped()).output().await.unwrap();
+        let out = site_code(&argv, &[]).unwrap().stdout(Stdio::piped()).stderr(Stdio::piped()).output().await.unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         // PID 1 of a new namespace (unshare's child became `sh`).
         assert!(text.contains("pid=1\n"), "{text}");

@@ -11,7 +11,7 @@
 //! which layer stops what on its own.
 //!
 //! Needs root, python3 and a kernel with Landlock; without them the tests print
-//! `SKIPPED: …`, unless `VIGIL_SYSTEM_TESTS=1` (CI), where they fail.
+//! ignored with the reason, unless `VIGIL_SYSTEM_TESTS=1` (CI), where they fail.
 #![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed setup should panic")]
 
@@ -25,28 +25,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use vigil_tools::sandbox::{self, Policy, Prepared, creds, landlock, seccomp};
-
-/// True when the test may run; otherwise prints why (or fails under CI).
-fn ready() -> bool {
-    let mut why = Vec::new();
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        why.push("not root (changing user and network namespace need it)".to_string());
-    }
-    if !Path::new("/usr/bin/python3").is_file() {
-        why.push("python3 is not installed".into());
-    }
-    if let Err(e) = landlock::kernel_abi() {
-        why.push(e);
-    }
-    if why.is_empty() {
-        return true;
-    }
-    let msg = format!("SKIPPED: {}", why.join(", "));
-    assert!(std::env::var("VIGIL_SYSTEM_TESTS").as_deref() != Ok("1"), "VIGIL_SYSTEM_TESTS=1 but {msg}");
-    println!("{msg}");
-    false
-}
 
 const ATTACKS: &str = r#"
 import errno, fcntl, os, socket, sys, termios
@@ -189,10 +167,9 @@ fn failed(out: &BTreeMap<String, String>, names: &[&str]) -> Vec<String> {
 const ALL: [&str; 7] = ["create", "truncate", "open_trunc", "mkfifo", "connect", "kill", "tiocsti"];
 
 #[test]
+#[cfg_attr(any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"), ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)")]
 fn the_attacks_are_real_without_the_sandbox() {
-    if !ready() {
-        return;
-    }
+    vigil_testkit::require(&["root", "/usr/bin/python3", "landlock"]);
     let mut s = Stage::new();
     let out = s.attack(|| Ok(()));
     for name in ALL.iter().chain(&["scratch"]) {
@@ -207,10 +184,9 @@ fn the_attacks_are_real_without_the_sandbox() {
 }
 
 #[test]
+#[cfg_attr(any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"), ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)")]
 fn every_attack_fails_in_the_worker_at_each_landlock_abi() {
-    if !ready() {
-        return;
-    }
+    vigil_testkit::require(&["root", "/usr/bin/python3", "landlock"]);
     let kernel = landlock::kernel_abi().unwrap();
     for abi in 1..=kernel {
         let mut s = Stage::new();
@@ -235,10 +211,9 @@ fn every_attack_fails_in_the_worker_at_each_landlock_abi() {
 }
 
 #[test]
+#[cfg_attr(any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"), ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)")]
 fn landlock_alone_stops_root_from_writing_connecting_and_signalling() {
-    if !ready() {
-        return;
-    }
+    vigil_testkit::require(&["root", "/usr/bin/python3", "landlock"]);
     let kernel = landlock::kernel_abi().unwrap();
     let mut s = Stage::new();
     let domain = landlock::Domain::worker(Some(&s.scratch), None).unwrap();
@@ -262,10 +237,9 @@ fn landlock_alone_stops_root_from_writing_connecting_and_signalling() {
 }
 
 #[test]
+#[cfg_attr(any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"), ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)")]
 fn seccomp_alone_stops_terminal_injection_and_truncate_by_path() {
-    if !ready() {
-        return;
-    }
+    vigil_testkit::require(&["root", "/usr/bin/python3", "landlock"]);
     let mut s = Stage::new();
     let filter = seccomp::Filter::worker();
     let out = s.attack(move || filter.install().map_err(std::io::Error::from_raw_os_error));
@@ -277,10 +251,9 @@ fn seccomp_alone_stops_terminal_injection_and_truncate_by_path() {
 }
 
 #[test]
+#[cfg_attr(any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"), ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)")]
 fn the_user_alone_cannot_signal_root_or_write_its_files() {
-    if !ready() {
-        return;
-    }
+    vigil_testkit::require(&["root", "/usr/bin/python3", "landlock"]);
     let mut s = Stage::new();
     // A root-owned file that is not world-writable: DAC alone protects it.
     let owned = s.file.with_file_name("root-only.txt");
@@ -294,10 +267,9 @@ fn the_user_alone_cannot_signal_root_or_write_its_files() {
 }
 
 #[test]
+#[cfg_attr(any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"), ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)")]
 fn the_worker_reads_root_only_files_and_reports_its_status_in_one_line() {
-    if !ready() {
-        return;
-    }
+    vigil_testkit::require(&["root", "/usr/bin/python3", "landlock"]);
     let scratch = tempfile::tempdir().unwrap();
     let policy = Policy { scratch: Some(scratch.path().to_path_buf()), no_network: true, ..Policy::default() };
     let (mut reader, mut writer) = std::io::pipe().unwrap();
@@ -328,10 +300,9 @@ fn the_worker_reads_root_only_files_and_reports_its_status_in_one_line() {
 }
 
 #[test]
+#[cfg_attr(any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"), ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)")]
 fn read_cap_on_exec_lets_the_workers_programs_read_root_only_files() {
-    if !ready() {
-        return;
-    }
+    vigil_testkit::require(&["root", "/usr/bin/python3", "landlock"]);
     let policy = Policy { read_cap_on_exec: true, no_network: true, ..Policy::default() };
     let p = Prepared::new(&policy).unwrap();
     let mut c = Command::new("/bin/sh");

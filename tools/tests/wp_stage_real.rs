@@ -8,7 +8,8 @@
 //! check is undone by `recover` to identical files and tables; apply and
 //! rollback (which first says what it discards); stage and apply while the site's
 //! owner swaps files, directories and vigil's own new directories for symlinks to
-//! root's files. Packages: `.ci/packages/wpstage.txt`.
+//! root's files; site code cannot type into the terminal, outlive the check, or
+//! write outside its staging copy. Packages: `.ci/packages/wpstage.txt`.
 #![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed setup should panic")]
 
@@ -482,9 +483,17 @@ async fn child_apply() {
 /// every descriptor they hold, record the outcome and their environment, and keep
 /// trying for minutes. `VIGIL_SITE_MARKER` in their command line finds them in `/proc`.
 const TIOCSTI_HELPER: &str = r#"
-import fcntl, json, os, sys, termios, time
+import fcntl, json, os, socket, sys, termios, time
 
-out_dir, marker = sys.argv[1], sys.argv[2]
+# Reports go to the test over loopback: site code may write nowhere outside its staging copy.
+report_port, marker = int(sys.argv[1]), sys.argv[2]
+
+def send(report):
+    try:
+        with socket.create_connection(("127.0.0.1", report_port), timeout=2) as s:
+            s.sendall((json.dumps(report) + "\n").encode())
+    except OSError:
+        pass
 
 def sti(fd):
     try:
@@ -518,17 +527,14 @@ if os.fork() == 0:
     if os.fork() > 0:
         os._exit(0)
     role = "setsid"
-path = os.path.join(out_dir, "%s-%d-%d.json" % (role, os.getpid(), time.time_ns()))
-report = {"role": role, "env": dict(os.environ), "rounds": 0, "first": None, "last": None, "injected": 0}
+report = {"role": role, "pid": os.getpid(), "env": dict(os.environ), "rounds": 0, "first": None, "last": None, "injected": 0}
 for _ in range(3000):
     r = attempts()
     report["rounds"] += 1
     report["first"] = report["first"] or r
     report["last"] = r
     report["injected"] += sum(1 for a in r if a[1] == "INJECTED")
-    with open(path + ".tmp", "w") as f:
-        json.dump(report, f)
-    os.rename(path + ".tmp", path)
+    send(report)
     time.sleep(0.1)
 "#;
 
@@ -580,6 +586,9 @@ fn processes_with(marker: &str) -> Vec<(i32, String)> {
 /// (double fork + `setsid()`), while `wordpress_stage_update` runs on a real pty that
 /// is its controlling terminal, with secrets in its environment. Nothing is typed,
 /// every attempt fails, no secret reaches the site code, and no helper survives the stage.
+/// Issue 15: the same plugin writes into a world-writable directory outside the
+/// staging copy (which the site's user may write): its Landlock domain refuses, while
+/// writing inside the staging copy still works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     any(
@@ -626,20 +635,29 @@ async fn site_code_cannot_type_into_the_terminal_or_outlive_the_check() {
     let port = serve(Arc::new(served)).await;
     let wp = tokio::task::spawn_blocking(move || setup(port)).await.unwrap();
 
-    // The attacker's code: a must-use plugin, loaded on every request, starting the helper.
+    // The attacker's code: a must-use plugin, loaded on every request, starting the helper
+    // and trying to write outside the staging copy, into a world-writable directory (which
+    // the site's user may write: only the site code's Landlock domain stands in the way).
     let marker = format!("VIGIL_SITE_MARKER_{}", std::process::id());
     let attack = wp.dir.join("attack");
-    std::fs::create_dir_all(attack.join("out")).unwrap();
+    std::fs::create_dir_all(attack.join("world")).unwrap();
     std::fs::write(attack.join("helper.py"), TIOCSTI_HELPER).unwrap();
-    ok(&format!("chmod 755 {0} && chmod 644 {0}/helper.py && chmod 777 {0}/out", attack.display()));
+    ok(&format!("chmod 755 {0} && chmod 644 {0}/helper.py && chmod 1777 {0}/world", attack.display()));
+    let control = attack.join("world/control");
+    ok(&format!("setpriv --reuid={OWNER} --regid={OWNER} --clear-groups touch {}", control.display()));
+    assert!(control.exists(), "the site's user can write the world-writable directory: the attack is real");
+    let (report_port, reports_rx) = report_listener();
     let mu = wp.site().join("wp-content/mu-plugins");
     std::fs::create_dir_all(&mu).unwrap();
     std::fs::write(
         mu.join("helper.php"),
         format!(
-            "<?php\nexec('/usr/bin/python3 {}/helper.py {}/out {marker} </dev/null >/dev/null 2>&1 &');\n",
-            attack.display(),
-            attack.display()
+            "<?php\nexec('/usr/bin/python3 {a}/helper.py {report_port} {marker} </dev/null >/dev/null 2>&1 &');\n\
+             $out = @file_put_contents('{a}/world/planted', 'owned') !== false ? 'written' : error_get_last()['message'];\n\
+             $in = @file_put_contents(__DIR__ . '/inside.txt', 'fine') !== false ? 'written' : error_get_last()['message'];\n\
+             $s = @fsockopen('127.0.0.1', {report_port});\n\
+             if ($s) {{ fwrite($s, json_encode(['role' => 'php', 'outside' => $out, 'inside' => $in]) . \"\\n\"); fclose($s); }}\n",
+            a = attack.display(),
         ),
     )
     .unwrap();
@@ -691,13 +709,26 @@ async fn site_code_cannot_type_into_the_terminal_or_outlive_the_check() {
     std::thread::sleep(Duration::from_secs(2));
     let survivors = processes_with(&marker);
     let typed = pending_input(&slave);
-    let mut reports = Vec::new();
-    for e in std::fs::read_dir(attack.join("out")).unwrap().flatten() {
-        if e.file_name().to_string_lossy().ends_with(".json") {
-            reports.push(serde_json::from_str::<Value>(&std::fs::read_to_string(e.path()).unwrap()).unwrap());
+    // The last report of each helper process, and what the plugin's PHP saw.
+    let mut latest: BTreeMap<String, Value> = BTreeMap::new();
+    let mut php_writes = Vec::new();
+    for r in reports_rx.try_iter() {
+        if r["role"] == "php" {
+            php_writes.push(r);
+        } else {
+            latest.insert(format!("{}-{}", r["role"], r["pid"]), r);
         }
     }
+    let reports: Vec<Value> = latest.into_values().collect();
     wp.kill_leftovers();
+    println!("site code's writes: {php_writes:?}");
+    assert!(!php_writes.is_empty(), "the plugin ran and reported");
+    for w in &php_writes {
+        assert!(w["outside"].as_str().unwrap().contains("Permission denied"), "{w}");
+        assert_eq!(w["inside"], "written", "site code may still write its staging copy: {w}");
+    }
+    assert!(!attack.join("world/planted").exists(), "site code wrote outside the staging copy");
+    assert!(!mu.join("inside.txt").exists(), "the production site was written");
     for role in ["session", "setsid"] {
         if let Some(r) = reports.iter().find(|r| r["role"] == role) {
             println!("site code ({role}, {} rounds, {} injected): {}", r["rounds"], r["injected"], r["first"]);
@@ -726,6 +757,23 @@ async fn site_code_cannot_type_into_the_terminal_or_outlive_the_check() {
     let out: Value = serde_json::from_str(&std::fs::read_to_string(&outcome).unwrap_or_default())
         .unwrap_or_else(|e| panic!("no stage outcome ({e}):\n{screen_text}"));
     assert_eq!(out["facts"]["ok"], true, "{out}");
+}
+
+/// A loopback listener collecting one JSON report per line from site code.
+fn report_listener() -> (u16, std::sync::mpsc::Receiver<Value>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(s)).map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    let _ = tx.send(v);
+                }
+            }
+        }
+    });
+    (port, rx)
 }
 
 /// The stage the test above runs on a pty: run in a child process (not a test on its own).

@@ -23,17 +23,25 @@ pub struct Proc {
     /// Site code: `cmd` is `unshare … setpriv … php …` from [`as_user`], started in a
     /// new session and killed with its whole PID namespace.
     pub site_code: bool,
+    /// Site code writes only below these directories (Landlock); none: nowhere.
+    pub writable: Vec<PathBuf>,
 }
 
 impl Proc {
     /// A command.
     pub fn new<S: AsRef<str>>(program: &str, args: &[S]) -> Proc {
-        Proc { cmd: Cmd::new(program, args), stdin: None, site_code: false }
+        Proc { cmd: Cmd::new(program, args), stdin: None, site_code: false, writable: Vec::new() }
     }
 
     /// Read standard input from `f`.
     pub fn stdin(mut self, f: &Path) -> Proc {
         self.stdin = Some(f.to_path_buf());
+        self
+    }
+
+    /// Site code may write below `dirs` only (see [`crate::spawn::site_code`]).
+    pub fn writes_only_in(mut self, dirs: &[&Path]) -> Proc {
+        self.writable = dirs.iter().map(|d| d.to_path_buf()).collect();
         self
     }
 
@@ -97,7 +105,8 @@ impl Proc {
             None => Stdio::null(),
         };
         let mut command = if self.site_code {
-            crate::spawn::site_code(&self.cmd.args).map_err(ToolError::Refused)?
+            let writable: Vec<&Path> = self.writable.iter().map(PathBuf::as_path).collect();
+            crate::spawn::site_code(&self.cmd.args, &writable).map_err(ToolError::Refused)?
         } else {
             let path = if self.cmd.program.contains('/') {
                 crate::spawn::resolve(&self.cmd.program)
@@ -139,5 +148,5 @@ pub fn as_user(who: &RunAs, program: &str, args: &[String]) -> Result<Proc, Tool
         )));
     }
     let argv = crate::spawn::site_code_argv(who.uid, who.gid, who.name.is_some(), program, args);
-    Ok(Proc { cmd: Cmd::new("unshare", &argv), stdin: None, site_code: true })
+    Ok(Proc { cmd: Cmd::new("unshare", &argv), stdin: None, site_code: true, writable: Vec::new() })
 }

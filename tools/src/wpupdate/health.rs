@@ -95,6 +95,7 @@ pub fn serve_cmd(
     log: &Path,
     display: bool,
 ) -> Result<Proc, ToolError> {
+    let tmp = log.parent().unwrap_or(docroot);
     let args: Vec<String> = vec![
         "-d".into(),
         "sendmail_path=/bin/true".into(),
@@ -106,12 +107,20 @@ pub fn serve_cmd(
         "log_errors=1".into(),
         "-d".into(),
         format!("error_log={}", log.display()),
+        // PHP's temporary files go where it may write (Landlock allows nowhere else).
+        "-d".into(),
+        format!("sys_temp_dir={}", tmp.display()),
+        "-d".into(),
+        format!("upload_tmp_dir={}", tmp.display()),
+        "-d".into(),
+        format!("opcache.lockfile_path={}", tmp.display()),
         "-S".into(),
         format!("127.0.0.1:{port}"),
         "-t".into(),
         docroot.display().to_string(),
     ];
-    as_user(who, php, &args)
+    // The site's PHP writes only in its own directory and the private log (and temporary) directory.
+    Ok(as_user(who, php, &args)?.writes_only_in(&[docroot, tmp]))
 }
 
 /// A free loopback port.
