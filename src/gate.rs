@@ -207,6 +207,7 @@ pub struct Gate {
     confirmer: Arc<dyn Confirmer>,
     audit: Option<AuditLog>,
     origin: Origin,
+    deny: Vec<String>,
 }
 
 impl Gate {
@@ -218,7 +219,13 @@ impl Gate {
         audit: Option<AuditLog>,
         origin: Origin,
     ) -> Self {
-        Gate { registry, ctx, confirmer, audit, origin }
+        Gate { registry, ctx, confirmer, audit, origin, deny: Vec::new() }
+    }
+
+    /// The same gate refusing the tools the configuration's `[gate] deny` names.
+    pub fn with_deny(mut self, deny: Vec<String>) -> Self {
+        self.deny = deny;
+        self
     }
 
     /// The registry behind the gate.
@@ -291,8 +298,7 @@ impl Gate {
         let started = Instant::now();
         let input = if input.is_null() { json!({}) } else { input };
         let shown_input = Redactor::global().value(input.clone());
-        let deny = &self.ctx.config.gate.deny;
-        if deny.iter().any(|d| d == name) {
+        if self.deny.iter().any(|d| d == name) {
             let msg =
                 format!("`{name}` is blocked by the administrator's configuration ([gate] deny); it was not run.");
             return self.finish(name, &shown_input, Decision::Refused, started, Err(msg), json!({}));
@@ -444,10 +450,9 @@ mod tests {
     fn gate(answer: Answer, deny: &[&str], audit: Option<AuditLog>) -> Gate {
         let mut r = Registry::builtin();
         r.add(Change);
-        let mut cfg = vigil_tools::Config::default();
-        cfg.gate.deny = deny.iter().map(|s| s.to_string()).collect();
-        let ctx = Ctx::new(Host::at("/nonexistent")).with_config(cfg);
+        let ctx = Ctx::new(Host::at("/nonexistent"));
         Gate::new(Arc::new(r), ctx, Arc::new(Fixed(answer)), audit, Origin::Chat)
+            .with_deny(deny.iter().map(|s| s.to_string()).collect())
     }
 
     #[tokio::test]

@@ -16,14 +16,14 @@ fn readme_toml() -> String {
 #[test]
 fn the_readme_example_parses() {
     let text = readme_toml();
-    vigil_tools::Config::parse(&text, Path::new("README.md")).unwrap_or_else(|e| panic!("{e}"));
+    vigil::config::Config::parse(&text, Path::new("README.md")).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
 fn the_readme_names_every_key() {
     let text = readme_toml();
     let parsed: toml::Table = toml::from_str(&text).unwrap();
-    let defaults = serde_json::to_value(vigil_tools::Config::default()).unwrap();
+    let defaults = serde_json::to_value(vigil::config::Config::default()).unwrap();
     let mut missing = Vec::new();
     for (section, v) in defaults.as_object().unwrap() {
         let Some(doc) = parsed.get(section) else {

@@ -13,25 +13,32 @@
 //! - [`registry`]: every tool type-erased, inputs validated against their schema.
 //! - [`finding`]: `Finding`, `Severity`, `Category` (the seven patterns).
 //! - [`redact`]: the `Redactor` every output passes before it leaves the crate.
-//! - [`config`]: the configuration file.
+//! - [`format`], [`atomic`], [`archive_path`]: leaf helpers for every module: dates, byte sizes and error
+//!   chains written one way; vigil's own files replaced one way (no-follow, fsync, rename);
+//!   archive members kept inside the directory they are unpacked into.
+//! - [`config`]: the tools' part of the configuration file.
+//! - [`services`]: well-known services by port (a leaf: `ports` and `firewall` both read it).
 //! - one module (or folder) per tool; every tool is registered in `Registry::builtin`.
 #![deny(missing_docs)]
 // Tests build their fixtures with std::fs; the ban on it (clippy.toml) holds for the library itself.
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
 pub mod accounts;
-
+pub mod archive_path;
+pub mod atomic;
 pub mod backups;
 pub mod config;
 pub mod docker;
 pub mod finding;
 pub mod firewall;
 pub mod fixes;
+pub mod format;
 pub mod host;
 pub mod inroot;
 pub mod ports;
 pub mod redact;
 pub mod registry;
+pub mod services;
 pub mod spawn;
 pub mod ssh;
 pub mod tls;

@@ -25,8 +25,9 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{BackupJob, format_date};
+use crate::config::BackupJob;
 use crate::finding::{Category, Finding, Severity};
+use crate::format::{date_time, human_bytes, unix_date};
 use crate::host::Host;
 use crate::redact::Redactor;
 use crate::tool::{Ctx, Effect, Outcome, Tool, ToolError};
@@ -277,17 +278,6 @@ fn subject_of(name: &str) -> String {
     format!("backup:{name}")
 }
 
-fn date_time(secs: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(secs) {
-        Ok(t) => format!("{} {:02}:{:02} UTC", format_date(t.date()), t.hour(), t.minute()),
-        Err(_) => secs.to_string(),
-    }
-}
-
-fn date_only(secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs).map(|t| format_date(t.date())).unwrap_or_else(|_| secs.to_string())
-}
-
 /// "8 months", "3 days", "20 hours".
 pub fn human_age(secs: i64) -> String {
     let h = secs / 3600;
@@ -296,18 +286,6 @@ pub fn human_age(secs: i64) -> String {
         _ if h < 24 * 60 => format!("{} days", h / 24),
         _ => format!("{} months ({} days)", h / 24 / 30, h / 24),
     }
-}
-
-/// "1.2 GB", "340 kB".
-pub fn human_size(b: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u < units.len() - 1 {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 { format!("{b} B") } else { format!("{v:.1} {}", units[u]) }
 }
 
 /// The literal directory before the first wildcard of a glob.
@@ -592,7 +570,7 @@ fn is_success_line(l: &str) -> bool {
 pub fn line_time(line: &str, now: i64) -> Option<i64> {
     let l = line.trim_start_matches(['[', ' ']);
     if l.len() >= 16 && l.as_bytes()[4] == b'-' && l.as_bytes()[7] == b'-' {
-        let d = crate::config::parse_date(&l[..10])?;
+        let d = crate::format::parse_date(&l[..10])?;
         let hh: u8 = l.get(11..13)?.parse().ok()?;
         let mm: u8 = l.get(14..16)?.parse().ok()?;
         let ss: u8 = l.get(17..19).and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -932,8 +910,8 @@ async fn judge_job(
                     subject.clone(),
                     format!("Newest backup of `{}` is {}% of the one before", cfg.name, sa * 100 / sb),
                 )
-                .evidence(format!("{}: {} ({})", a.path, human_size(sa), date_time(a.mtime)))
-                .evidence(format!("{}: {} ({})", b.path, human_size(sb), date_time(b.mtime)))
+                .evidence(format!("{}: {} ({})", a.path, human_bytes(sa), date_time(a.mtime)))
+                .evidence(format!("{}: {} ({})", b.path, human_bytes(sb), date_time(b.mtime)))
                 .fix("Open the newest archive and check it is complete (a dump cut short by a full disk or a lost DB connection looks like this); run the job by hand and compare."),
             );
         }
@@ -948,7 +926,7 @@ async fn judge_job(
                     subject.clone(),
                     format!("Newest backup of `{}` is smaller than its minimum size", cfg.name),
                 )
-                .evidence(format!("{}: {} < min_size {}", n.path, human_size(n.size.unwrap_or(0)), human_size(min)))
+                .evidence(format!("{}: {} < min_size {}", n.path, human_bytes(n.size.unwrap_or(0)), human_bytes(min)))
                 .fix("Check the archive's contents and the job's log; a backup this small is usually empty or cut short."),
             );
         }
@@ -1156,7 +1134,7 @@ fn judge_restore(
     let name = &job.cfg.name;
     let rec = tests.get(name);
     jf.restore_test = rec.map(|r| RestoreFacts {
-        date: date_only(r.at),
+        date: unix_date(r.at),
         ok: r.ok,
         archive: Redactor::global().text(&r.archive).into_owned(),
     });
@@ -1173,7 +1151,7 @@ fn judge_restore(
                 subject.to_string(),
                 format!("The last restore test of `{name}` failed"),
             )
-            .evidence(format!("{}: {} ({})", date_only(r.at), Redactor::global().text(&r.archive), clip(&r.detail)))
+            .evidence(format!("{}: {} ({})", unix_date(r.at), Redactor::global().text(&r.archive), clip(&r.detail)))
             .fix(format!("Find why the archive does not restore and fix the backup job; then {}", fix.to_lowercase())),
         ),
         Some(r) if r.ok && now - r.at <= window => {}
@@ -1181,7 +1159,7 @@ fn judge_restore(
             let ev = match other {
                 Some(r) => format!(
                     "last restore test {} ({}), more than {RESTORE_TEST_DAYS} days ago",
-                    date_only(r.at),
+                    unix_date(r.at),
                     if r.ok { "succeeded" } else { "failed" }
                 ),
                 None => "no restore test recorded".to_string(),
@@ -1308,7 +1286,7 @@ fn filesystems(host: &Host, jobs: &[Job], findings: &mut Vec<Finding>) -> Vec<Fs
                     format!("fs:{}", fs.path),
                     format!("The filesystem holding backups is {}% full", fs.used_percent),
                 )
-                .evidence(format!("{}: {}% used, {} free; jobs: {}", fs.path, fs.used_percent, human_size(fs.available_bytes), fs.jobs.join(", ")))
+                .evidence(format!("{}: {}% used, {} free; jobs: {}", fs.path, fs.used_percent, human_bytes(fs.available_bytes), fs.jobs.join(", ")))
                 .fix("Prune old backups (keep a retention policy: restic forget --prune, borg prune, or delete the oldest archives) or grow the disk before the next backup fails with 'No space left on device'."),
             );
         }

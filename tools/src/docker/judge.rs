@@ -8,8 +8,9 @@ use super::engine::{ContainerObs, ImageObs, MountObs, Observed};
 use super::reference::{ImageRef, Provenance};
 use super::trivy::ScanSummary;
 use super::{ContainerFacts, EngineFacts, ImageFacts, Scanner};
-use crate::config::{DockerConfig, PortsConfig, format_date};
+use crate::config::{DockerConfig, PortsConfig};
 use crate::finding::{Category, Finding, Severity};
+use crate::format::unix_date;
 
 const TOOL: &str = "docker_containers";
 /// Images older than this are flagged.
@@ -94,10 +95,6 @@ fn find_image<'a>(images: &'a [ImageObs], id: &str) -> Option<&'a ImageObs> {
 
 fn short_id(id: &str) -> String {
     id.strip_prefix("sha256:").unwrap_or(id).chars().take(12).collect()
-}
-
-fn date(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix).map(|t| format_date(t.date())).unwrap_or_else(|_| unix.to_string())
 }
 
 fn human_duration(secs: f64) -> String {
@@ -314,8 +311,12 @@ pub fn judge(obs: &Observed, cx: &Context<'_>) -> Judged {
                     ));
                 }
                 if !previous.is_empty() {
-                    let list: Vec<String> =
-                        previous.iter().rev().take(5).map(|s| format!("{:.0}% on {}", s.pct, date(s.at))).collect();
+                    let list: Vec<String> = previous
+                        .iter()
+                        .rev()
+                        .take(5)
+                        .map(|s| format!("{:.0}% on {}", s.pct, unix_date(s.at)))
+                        .collect();
                     f = f.evidence(format!("pegged at previous reviews: {}", list.join(", ")));
                 }
                 f = f.evidence(format!("image {image_shown} ({})", provenance_word(prov)));
@@ -504,7 +505,7 @@ pub fn judge(obs: &Observed, cx: &Context<'_>) -> Judged {
             if let Some(age) = age_days.filter(|a| *a > OLD_IMAGE_DAYS) {
                 findings.push(
                     Finding::new("containers.image-old", Severity::Low, Category::Containers, format!("image:{repo}"), format!("Image {reference} is {age} days old"))
-                        .evidence(format!("built {} ({age} days ago), used by {}", date(img.created), users.join(", ")))
+                        .evidence(format!("built {} ({age} days ago), used by {}", unix_date(img.created), users.join(", ")))
                         .fix(format!("Pull or rebuild the current release (`docker pull {reference}`) and recreate the containers; an old image carries old, known vulnerabilities.")),
                 );
             }
@@ -530,7 +531,7 @@ pub fn judge(obs: &Observed, cx: &Context<'_>) -> Judged {
             id: short_id(&img.id),
             official: prov == Provenance::Official,
             provenance: prov,
-            created: if img.created > 0 { date(img.created) } else { "unknown".into() },
+            created: if img.created > 0 { unix_date(img.created) } else { "unknown".into() },
             age_days,
             used_by: users,
             vulnerabilities: vulns,

@@ -17,7 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{Cmd, check_plan, check_reason, remember_plan};
-use crate::config::format_date;
+use crate::format::format_date;
 use crate::host::Host;
 use crate::tool::{Ctx, Outcome, Plan, Tool, ToolError};
 use crate::users::{PasswdEntry, parse_passwd};

@@ -12,8 +12,6 @@
 //! Kibana on the live host are asked over plain HTTP on loopback whether they
 //! answer without authentication (critical when they do and are reachable).
 
-mod services;
-
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
@@ -26,8 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::finding::{Category, Finding, Severity};
 use crate::host::Host;
+pub use crate::services::{Datastore, datastore, service_name};
 use crate::tool::{Ctx, Effect, Outcome, Tool, ToolError};
-pub use services::{Datastore, datastore, service_name};
 
 /// The tool.
 #[derive(Debug, Clone, Copy)]

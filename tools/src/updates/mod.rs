@@ -24,8 +24,8 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::format_date;
 use crate::finding::{Category, Finding, Severity};
+use crate::format::{date_of_unix, format_date};
 use crate::host::{Host, unix_secs};
 use crate::tool::{Ctx, Effect, NoInput, Outcome, Tool, ToolError};
 
@@ -168,11 +168,6 @@ impl Tool for CheckOsUpdates {
     async fn run(&self, ctx: &Ctx, _input: NoInput) -> Result<Outcome<UpdatesFacts>, ToolError> {
         Ok(review(&ctx.host).await)
     }
-}
-
-/// Days since the epoch → date.
-fn date_of_unix(secs: i64) -> time::Date {
-    time::OffsetDateTime::from_unix_timestamp(secs).map(|t| t.date()).unwrap_or(time::Date::MIN)
 }
 
 fn today(host: &Host) -> time::Date {
