@@ -10,7 +10,7 @@ use super::trivy::ScanSummary;
 use super::{ContainerFacts, EngineFacts, ImageFacts, Scanner};
 use crate::config::{DockerConfig, PortsConfig};
 use crate::finding::{Category, Finding, Severity};
-use crate::format::unix_date;
+use crate::format::{human_bytes, unix_date};
 
 const TOOL: &str = "docker_containers";
 /// Images older than this are flagged.
@@ -123,11 +123,6 @@ fn is_sensitive(source: &str) -> bool {
     let s = source.trim_end_matches('/');
     let s = if s.is_empty() { "/" } else { s };
     SENSITIVE_EXACT.contains(&s) || SENSITIVE_TREE.iter().any(|t| s == *t || s.starts_with(&format!("{t}/")))
-}
-
-fn mem(bytes: i64) -> String {
-    let mib = bytes as f64 / 1_048_576.0;
-    if mib >= 1024.0 { format!("{} GiB", trim_float(mib / 1024.0)) } else { format!("{} MiB", trim_float(mib)) }
 }
 
 /// Apply every rule.
@@ -381,7 +376,7 @@ pub fn judge(obs: &Observed, cx: &Context<'_>) -> Judged {
             cpu_sample_pct: sample_pct.map(round1),
             cpu_avg_pct: avg.map(|(cores, _)| round1(allowance.percent(cores))),
             cpu_limit: cpu_limit.unwrap_or_else(|| "none".into()),
-            memory_limit: if c.memory > 0 { mem(c.memory) } else { "none".into() },
+            memory_limit: if c.memory > 0 { human_bytes(c.memory as u64) } else { "none".into() },
             flags,
             ports,
             restart_count: c.restart_count,
