@@ -30,6 +30,7 @@ use crate::claude::pricing::cost_usd;
 use crate::claude::types::{CacheControl, SystemBlock, ToolDef};
 use crate::claude::{Client, ContentBlock, Message, Note, Request, Role, StopReason, Usage};
 use crate::gate::{Decision, Gate};
+use crate::model_view::ModelView;
 
 /// Where a turn's progress goes.
 pub trait Sink: Send {
@@ -650,9 +651,7 @@ fn result_block(id: &str, r: Result<String, String>) -> ContentBlock {
 /// The second system block: which host, which day.
 fn context_note(app: &App) -> String {
     let host = crate::state::host_name(&app.host);
-    let today = time::OffsetDateTime::from_unix_timestamp(app.host.now_unix())
-        .map(|t| vigil_tools::config::format_date(t.date()))
-        .unwrap_or_default();
+    let today = vigil_tools::format::unix_date(app.host.now_unix());
     let root = if app.host.is_live() {
         "the live system (/)".to_string()
     } else {

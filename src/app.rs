@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
-use vigil_tools::{Config, Ctx, Host, Registry};
+use vigil_tools::{Ctx, Host, Registry};
 
 use crate::audit::{AuditLog, Origin};
 use crate::cli::Global;
+use crate::config::Config;
 use crate::gate::{Confirmer, Gate};
 use crate::state::StateDir;
 
@@ -82,7 +83,7 @@ impl App {
         // The one place a downloaded feed is found: `vigil vulndb update` keeps it at the top of the
         // state directory (it describes software, not a host), shared by every audited root.
         if config.wordpress.vuln_feed.is_none() {
-            let downloaded = crate::cmd::vulndb::feed_file(state.path());
+            let downloaded = crate::state::feed_file(state.path());
             if downloaded.is_file() {
                 config.wordpress.vuln_feed = Some(downloaded);
             }
@@ -102,7 +103,7 @@ impl App {
     /// The tool context: host, config and this host's state directory.
     pub fn ctx(&self) -> Result<Ctx> {
         let dir = self.state.host_dir(&self.host)?;
-        let mut ctx = Ctx::new(self.host.clone()).with_config(self.config.clone()).with_state_dir(dir);
+        let mut ctx = Ctx::new(self.host.clone()).with_config(self.config.tools()).with_state_dir(dir);
         ctx.session.relaunch = self.relaunch();
         Ok(ctx)
     }
@@ -137,7 +138,9 @@ impl App {
     pub fn gate(&self, origin: Origin, confirmer: Arc<dyn Confirmer>) -> Result<Gate> {
         let ctx = self.ctx()?;
         let sandbox = self.sandbox(origin, &ctx);
-        Ok(Gate::new(self.registry.clone(), ctx, confirmer, Some(self.audit()), origin).with_sandbox(sandbox))
+        Ok(Gate::new(self.registry.clone(), ctx, confirmer, Some(self.audit()), origin)
+            .with_sandbox(sandbox)
+            .with_deny(self.config.gate.deny.clone()))
     }
 
     /// The confined worker of this process, for read-only calls on `ctx` (one per process,

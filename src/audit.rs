@@ -111,11 +111,7 @@ fn entry_hash(prev: &str, seq: u64, ts: &str, event: &Value) -> String {
 
 /// Now as RFC 3339 UTC.
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
+    vigil_tools::format::rfc3339(time::OffsetDateTime::now_utc().unix_timestamp())
 }
 
 /// What replaces a value too large to log: its size and digest (of the redacted value).

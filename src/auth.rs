@@ -22,6 +22,9 @@ pub fn service() -> String {
 }
 /// The keyring entry of the Anthropic API key.
 pub const API_KEY_ENTRY: &str = "anthropic-api-key";
+/// The systemd credential name the scheduled service loads the API key under
+/// (`LoadCredential=`, read back from `$CREDENTIALS_DIRECTORY`).
+pub const CREDENTIAL: &str = "anthropic-api-key";
 /// The keyring entry of the Wordfence Intelligence API key (`vigil vulndb update`).
 pub const WORDFENCE_KEY_ENTRY: &str = "wordfence-api-key";
 
@@ -221,7 +224,7 @@ pub fn find_api_key_with(
     };
     // systemd credentials: the directory may hold others; ours may be absent.
     if let Some(dir) = set("CREDENTIALS_DIRECTORY") {
-        let p = Path::new(&dir).join(crate::schedule::CREDENTIAL);
+        let p = Path::new(&dir).join(CREDENTIAL);
         if p.exists() {
             return file(&p).context("the systemd credential (LoadCredential=) is not usable");
         }
@@ -277,7 +280,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let creds = t.path().join("creds");
         std::fs::create_dir(&creds).unwrap();
-        let cred = creds.join(crate::schedule::CREDENTIAL);
+        let cred = creds.join(CREDENTIAL);
         let cron = t.path().join("cron-key");
         for (p, k) in [(&cred, "sk-ant-cred"), (&cron, "sk-ant-cron")] {
             std::fs::write(p, format!("{k}\n")).unwrap();

@@ -254,6 +254,8 @@ pub struct Gate {
     origin: Origin,
     /// Where read-only tools run: the confined worker (`None`: in this process, as in unit tests).
     sandbox: Option<Arc<crate::worker::Sandbox>>,
+    /// The tools the configuration's `[gate] deny` names: refused, never run.
+    deny: Vec<String>,
 }
 
 impl Gate {
@@ -266,7 +268,7 @@ impl Gate {
         origin: Origin,
     ) -> Self {
         LazyLock::force(&APPROVER);
-        Gate { registry, ctx, confirmer, audit, origin, sandbox: None }
+        Gate { registry, ctx, confirmer, audit, origin, sandbox: None, deny: Vec::new() }
     }
 
     /// Run read-only tools in `sandbox`'s confined worker.
@@ -278,6 +280,12 @@ impl Gate {
     /// What confined this gate's read-only tools (`None`: no sandbox was asked for).
     pub fn sandbox_status(&self) -> Option<crate::worker::SandboxStatus> {
         self.sandbox.as_ref().map(|s| s.status())
+    }
+
+    /// The same gate refusing the tools the configuration's `[gate] deny` names.
+    pub fn with_deny(mut self, deny: Vec<String>) -> Self {
+        self.deny = deny;
+        self
     }
 
     /// The registry behind the gate.
@@ -353,8 +361,7 @@ impl Gate {
         // Every way the gate stops a call: refused, with its reason (and the plan when there was one).
         let refuse =
             |err: GateError, extra: Value| self.finish(name, &shown_input, Decision::Refused, started, Err(err), extra);
-        let deny = &self.ctx.config.gate.deny;
-        if deny.iter().any(|d| d == name) {
+        if self.deny.iter().any(|d| d == name) {
             let msg =
                 format!("`{name}` is blocked by the administrator's configuration ([gate] deny); it was not run.");
             return refuse(GateError::Stopped(msg), json!({}));
@@ -596,10 +603,9 @@ mod tests {
     }
 
     fn gate(answer: Answer, deny: &[&str], audit: Option<AuditLog>) -> Gate {
-        let mut cfg = vigil_tools::Config::default();
-        cfg.gate.deny = deny.iter().map(|s| s.to_string()).collect();
-        let ctx = Ctx::new(Host::at("/nonexistent")).with_config(cfg);
+        let ctx = Ctx::new(Host::at("/nonexistent"));
         Gate::new(Arc::new(registry()), ctx, Arc::new(Fixed(answer)), audit, Origin::Chat)
+            .with_deny(deny.iter().map(|s| s.to_string()).collect())
     }
 
     /// A gate over [`Drift`]; `confirmer` gets the host's generation (to change it, or not).

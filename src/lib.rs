@@ -5,9 +5,11 @@
 //!
 //! - [`cli`]: the command line (the contract in `docs/architecture.md`).
 //! - [`app`]: host, config, state directory and registry, resolved once.
+//! - [`config`]: the configuration file: the app's sections here, the tools' in `vigil_tools::config`.
 //! - [`gate`]: the policy gate every tool call passes.
 //! - [`claude`]: the Messages API client (SSE, retries, recording, prices).
 //! - [`agent`]: the conversation loop behind `ask` and `chat`.
+//! - [`model_view`]: the compact view of a tool result the model reads.
 //! - [`prompts`]: the system prompt and saved prompts.
 //! - [`audit`]: the hash-chained audit log.
 //! - [`mcp`]: `vigil mcp`, the registry as an MCP server on stdio.
@@ -34,9 +36,11 @@ pub mod auth;
 pub mod claude;
 pub mod cli;
 pub mod cmd;
+pub mod config;
 pub mod fleet;
 pub mod gate;
 pub mod mcp;
+pub mod model_view;
 pub mod notify;
 pub mod prompts;
 pub mod review;

@@ -11,6 +11,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use crate::config::NotifyConfig;
 use anyhow::{Context, Result, anyhow, bail};
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
@@ -19,7 +20,6 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use vigil_tools::Redactor;
-use vigil_tools::config::NotifyConfig;
 
 use crate::auth::SecretStore;
 use crate::review::{Review, render};

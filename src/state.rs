@@ -9,7 +9,6 @@
 //! image never mixes with this machine's reviews.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -91,22 +90,10 @@ pub fn read_private(path: &Path) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Write a file atomically (temp file + rename), 0600.
+/// Write a file atomically, 0600: [`vigil_tools::atomic::write_atomic`] (no-follow temporary
+/// file in the same directory, fsync, rename), with the file named in the error.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().context("path has no parent directory")?;
-    let name = path.file_name().context("path has no file name")?.to_string_lossy();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    {
-        let mut f = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("cannot write {}", tmp.display()))?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
+    vigil_tools::atomic::write_atomic(path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Write a report the user asked for with `--out`: 0600 and atomic for a regular file (a
@@ -158,6 +145,12 @@ impl StateDir {
         ensure_private_dir(&p)?;
         Ok(p)
     }
+}
+
+/// Where `vigil vulndb update` keeps the vulnerability feed: the top of the state
+/// directory, shared by every audited root (it describes software, not a host).
+pub fn feed_file(state: &Path) -> PathBuf {
+    state.join(vigil_tools::wordpress::feed::FEED_FILE)
 }
 
 /// The audited host's name: `ROOT/etc/hostname`, else the kernel's for the live root.

@@ -159,7 +159,7 @@ fn a_downloaded_feed_is_private_and_the_next_review_uses_it() {
     let server = Server::start(Answer::Ok(sample()));
     let r = update(state, &server);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("7 records") && r.stdout.contains("11.8 kB"), "{}", r.stdout);
+    assert!(r.stdout.contains("7 records") && r.stdout.contains("11.5 KiB"), "{}", r.stdout);
     let req = server.last_request();
     assert_eq!(req.get("authorization").map(String::as_str), Some(format!("Bearer {WF_KEY}").as_str()));
 

@@ -233,7 +233,7 @@ async fn an_approval_opens_the_gate_once_and_only_for_the_plan_it_was_issued_for
     s.stage_unappliable();
     let host = s.host_dir();
     // The plan the deferred job will meet, as the gate computes it.
-    let cfg = vigil_tools::Config::load(&s.t.path().join("config.toml")).unwrap().unwrap();
+    let cfg = vigil::config::Config::load(&s.t.path().join("config.toml")).unwrap().unwrap().tools();
     let ctx = vigil_tools::Ctx::new(vigil_tools::Host::live()).with_config(cfg).with_state_dir(&host);
     let input = serde_json::json!({"site": site, "staged_id": "0a1b2c3d"});
     let plan = vigil_tools::Registry::builtin().plan(&ctx, "wordpress_apply_update", input).await.unwrap();

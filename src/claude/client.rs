@@ -24,6 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use thiserror::Error;
 use vigil_tools::Redactor;
+use vigil_tools::format::error_chain;
 
 use super::sse::{SseParser, decode};
 use super::stream::{Assembler, Step};
@@ -253,9 +254,9 @@ impl Client {
         let resp = match sent {
             Ok(r) => r,
             Err(e) if e.is_builder() => {
-                return Err(Failure { error: ApiError::Connection(chain(&e)), retry: Retry::No });
+                return Err(Failure { error: ApiError::Connection(error_chain(&e)), retry: Retry::No });
             }
-            Err(e) => return Err(Failure { error: ApiError::Connection(chain(&e)), retry: Retry::After(None) }),
+            Err(e) => return Err(Failure { error: ApiError::Connection(error_chain(&e)), retry: Retry::After(None) }),
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
@@ -285,7 +286,7 @@ impl Client {
             let chunk = match chunk {
                 Ok(c) => c,
                 Err(e) => {
-                    let error = ApiError::Connection(format!("the stream broke off: {}", chain(&e)));
+                    let error = ApiError::Connection(format!("the stream broke off: {}", error_chain(&e)));
                     return Err(Failure { error, retry: Retry::After(None) });
                 }
             };
@@ -312,17 +313,6 @@ impl Client {
         let error = ApiError::Connection("the stream ended before message_stop (connection dropped)".into());
         Err(Failure { error, retry: Retry::After(None) })
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use vigil_tools::Severity;
-use vigil_tools::config::parse_date;
+use vigil_tools::format::parse_date;
 
 use crate::app::App;
 use crate::audit::Origin;

@@ -20,17 +20,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::io::AsyncWriteExt;
+use vigil_tools::format::{error_chain, human_bytes};
 use vigil_tools::wordpress::feed::FEED_FILE;
 use vigil_tools::wordpress::{FeedError, FeedStats, validate_feed};
 
 use crate::app::App;
 use crate::auth::{OsKeyring, SecretStore, WORDFENCE_KEY_ENTRY};
 use crate::cli::VulndbAction;
-
-/// Where `vigil vulndb update` keeps the feed: the top of the state directory.
-pub fn feed_file(state: &Path) -> PathBuf {
-    state.join(FEED_FILE)
-}
+use crate::state::feed_file;
 
 /// The Wordfence key: `WORDFENCE_API_KEY`, else the OS keyring.
 pub fn wordfence_key(store: &dyn SecretStore) -> Result<Option<(SecretString, String)>> {
@@ -77,24 +74,7 @@ fn shown_url(url: &reqwest::Url) -> String {
 
 /// A reqwest error with its causes, without the URL (shown once by the caller).
 fn why(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut s = e.to_string();
-    let mut cause = std::error::Error::source(&e);
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
-}
-
-/// `11.8 kB`, `160.2 MB`.
-fn size(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1_000_000 => format!("{:.1} MB", b as f64 / 1e6),
-        b if b >= 1_000 => format!("{:.1} kB", b as f64 / 1e3),
-        b => format!("{b} bytes"),
-    }
+    error_chain(&e.without_url())
 }
 
 async fn update(app: &App, url: &str) -> Result<u8> {
@@ -118,7 +98,7 @@ async fn update(app: &App, url: &str) -> Result<u8> {
         stats.core,
         stats.plugins,
         stats.themes,
-        size(bytes),
+        human_bytes(bytes),
         took.as_secs_f64(),
         dest.display()
     );

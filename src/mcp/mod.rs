@@ -41,9 +41,9 @@ use vigil_tools::{Ctx, Effect, Finding, Registry, Severity, ToolInfo, ToolResult
 
 use crate::app::App;
 use crate::audit::{AuditLog, Origin};
+use crate::config::McpMutating;
 use crate::gate::{Answer, ConfirmRequest, Confirmer, Decision, Gate, Gated};
 use crate::term::strip_controls;
-use vigil_tools::config::McpMutating;
 
 /// The newest protocol revision served (the last with a session and server-to-client requests).
 pub const PROTOCOL: ProtocolVersion = ProtocolVersion::V_2025_11_25;
@@ -159,20 +159,29 @@ pub struct McpServer {
     tools: Arc<Vec<Tool>>,
     /// The confined worker read-only calls run in (`None`: in this process).
     sandbox: Option<Arc<crate::worker::Sandbox>>,
+    /// The tools the configuration's `[gate] deny` names.
+    deny: Vec<String>,
 }
 
 impl McpServer {
     /// A server over `registry` on `ctx`, logging to `audit`.
     pub fn new(registry: Arc<Registry>, ctx: Ctx, audit: Option<AuditLog>, policy: MutatingPolicy) -> Self {
         let tools = Arc::new(registry.list().into_iter().map(mcp_tool).collect());
-        McpServer { registry, ctx, audit, policy, tools, sandbox: None }
+        McpServer { registry, ctx, audit, policy, tools, sandbox: None, deny: Vec::new() }
+    }
+
+    /// The same server refusing the tools the configuration's `[gate] deny` names.
+    pub fn with_deny(mut self, deny: Vec<String>) -> Self {
+        self.deny = deny;
+        self
     }
 
     /// The server for this invocation's host, config and state directory.
     pub fn from_app(app: &App) -> Result<Self> {
         let policy = MutatingPolicy::from_config(app.config.mcp.mutating, app.config_trusted, &app.config_path);
         let ctx = app.ctx()?;
-        let mut server = McpServer::new(app.registry.clone(), ctx.clone(), Some(app.audit()), policy);
+        let mut server = McpServer::new(app.registry.clone(), ctx.clone(), Some(app.audit()), policy)
+            .with_deny(app.config.gate.deny.clone());
         server.sandbox = Some(app.sandbox(Origin::Mcp, &ctx));
         Ok(server)
     }
@@ -194,7 +203,8 @@ impl McpServer {
         let known = self.registry.get(&name).is_some();
         let confirmer = Arc::new(McpConfirmer { policy: self.policy.clone(), peer, shown: Mutex::new(None) });
         let mut gate =
-            Gate::new(self.registry.clone(), self.ctx.clone(), confirmer.clone(), self.audit.clone(), Origin::Mcp);
+            Gate::new(self.registry.clone(), self.ctx.clone(), confirmer.clone(), self.audit.clone(), Origin::Mcp)
+                .with_deny(self.deny.clone());
         if let Some(s) = &self.sandbox {
             gate = gate.with_sandbox(s.clone());
         }

@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use vigil_tools::Finding;
-use vigil_tools::config::{format_date, parse_date};
+use vigil_tools::format::parse_date;
 
 use super::Acknowledged;
 use crate::state::{read_private, write_atomic};
@@ -56,7 +56,7 @@ pub fn day_number(d: time::Date) -> i64 {
 
 /// A date from days since the epoch.
 pub fn date_of_day(day: i64) -> String {
-    time::Date::from_julian_day((day + 2_440_588) as i32).map(format_date).unwrap_or_default()
+    vigil_tools::format::day_date(day)
 }
 
 fn path(dir: &Path) -> std::path::PathBuf {

@@ -333,11 +333,7 @@ pub fn summarize(open: &[Finding], acknowledged: &[Acknowledged], changes: &Chan
 
 /// A time as RFC 3339 UTC, whole seconds.
 pub fn rfc3339(t: std::time::SystemTime) -> String {
-    let secs = vigil_tools::host::unix_secs(t);
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
+    vigil_tools::format::rfc3339(vigil_tools::host::unix_secs(t))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use vigil_tools::Host;
 
+use crate::auth::CREDENTIAL;
 use crate::state::{StateDir, read_private, write_atomic};
 use cron::Cron;
 
@@ -26,8 +27,6 @@ pub const SERVICE: &str = "vigil-review.service";
 pub const TIMER: &str = "vigil-review.timer";
 /// The cron.d file.
 pub const CRON_FILE: &str = "/etc/cron.d/vigil";
-/// The credential name the service loads the API key under.
-pub const CREDENTIAL: &str = "anthropic-api-key";
 
 /// What `install` did, kept so `status` and `remove` know.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -403,12 +402,7 @@ pub fn status(host: &Host, state: &StateDir, now: i64) -> String {
         return "No schedule installed: `vigil schedule install --monthly` sets one up.".into();
     };
     let idle = nothing_runs_it(host, &inst.backend);
-    let date = |t: i64| {
-        time::OffsetDateTime::from_unix_timestamp(t)
-            .ok()
-            .and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok())
-            .unwrap_or_default()
-    };
+    let date = vigil_tools::format::rfc3339;
     let mut o = format!(
         "Schedule: {} via {} ({}{})\nRuns:     {}\nFiles:    {}\n",
         inst.period,

@@ -1,18 +1,20 @@
-//! vigil's configuration: `ROOT/etc/vigil/config.toml` or `--config FILE`.
+//! The tools' part of vigil's configuration (`ROOT/etc/vigil/config.toml` or
+//! `--config FILE`): review thresholds, the port ledger, backup jobs,
+//! WordPress and Docker settings. The app crate's `vigil::config` reads the
+//! whole file (and its sections for the gate, MCP, schedules, the assistant
+//! and notifications) and hands the tools this part.
 //!
 //! Every key has a default, so an absent file is a valid configuration.
 //! Unknown keys are errors (a typo in a port ledger must not silently disable
-//! it), and a malformed file is reported with its path, line and key. The file
-//! is trusted only when no one but root or its owner can write it, because it
-//! can deny tools, name scratch-only work for scheduled runs and opt into MCP
-//! elicitation.
+//! it), and a malformed file is reported with its path, line and key.
 
 use std::fmt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
+
+use crate::format::{format_date, parse_date};
 
 /// A calendar date in the config (`2026-10-01`, quoted or bare).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -21,17 +23,6 @@ pub struct ConfigDate(#[serde(serialize_with = "ser_date")] pub time::Date);
 
 fn ser_date<S: serde::Serializer>(d: &time::Date, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_date(*d))
-}
-
-/// `YYYY-MM-DD`.
-pub fn format_date(d: time::Date) -> String {
-    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
-}
-
-/// Parse `YYYY-MM-DD`.
-pub fn parse_date(s: &str) -> Option<time::Date> {
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(s.trim(), &fmt).ok()
 }
 
 impl<'de> Deserialize<'de> for ConfigDate {
@@ -56,7 +47,9 @@ impl fmt::Display for ConfigDate {
     }
 }
 
-/// The whole configuration.
+/// What the tools read of the configuration file: `[review]`, `[ports]`,
+/// `[[backups]]`, `[wordpress]`, `[docker]`. The rest of the file (the gate,
+/// the assistant, MCP, schedules, notifications) belongs to the app crate.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -70,18 +63,6 @@ pub struct Config {
     pub wordpress: WordpressConfig,
     /// Docker / container checks.
     pub docker: DockerConfig,
-    /// The policy gate.
-    pub gate: GateConfig,
-    /// Where the audit log's chain is anchored besides the state directory.
-    pub audit: AuditConfig,
-    /// `vigil mcp`.
-    pub mcp: McpConfig,
-    /// Scheduled runs.
-    pub schedule: ScheduleConfig,
-    /// The assistant.
-    pub agent: AgentConfig,
-    /// Notifications after scheduled reviews.
-    pub notify: NotifyConfig,
 }
 
 /// `[review]`
@@ -226,107 +207,6 @@ impl Default for DockerConfig {
     }
 }
 
-/// `[gate]`
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct GateConfig {
-    /// Tools refused outright, whatever anyone answers.
-    pub deny: Vec<String>,
-}
-
-/// `[audit]`
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuditConfig {
-    /// A remote syslog that receives each audit entry's sequence number and hash:
-    /// `udp://HOST:PORT` or `tcp://HOST:PORT` (RFC 5424 lines; port 514 when absent).
-    pub syslog: Option<String>,
-}
-
-/// `[mcp]`
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct McpConfig {
-    /// `refuse` (default) or `elicit`: ask the MCP client's user to confirm mutating tools.
-    pub mutating: McpMutating,
-}
-
-/// How `vigil mcp` treats mutating tools.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum McpMutating {
-    /// Refused with an explanation.
-    #[default]
-    Refuse,
-    /// Asked through MCP elicitation, showing the plan.
-    Elicit,
-}
-
-/// `[schedule]`
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ScheduleConfig {
-    /// Scratch-only mutating tools scheduled runs may run (only `verify_backup_restore`).
-    pub allow: Vec<String>,
-    /// Reports kept in `STATE/reports/`.
-    pub keep_reports: Option<usize>,
-    /// A root-owned 0600 file holding the API key for scheduled runs.
-    pub api_key_file: Option<PathBuf>,
-}
-
-/// `[agent]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AgentConfig {
-    /// Model name (overridden by `--model` / `VIGIL_MODEL`).
-    pub model: Option<String>,
-    /// Most model turns in one conversation turn.
-    pub max_turns: u32,
-    /// Most output tokens per model call.
-    pub max_tokens: u32,
-    /// Transcripts kept.
-    pub keep_transcripts: usize,
-}
-
-impl Default for AgentConfig {
-    fn default() -> Self {
-        AgentConfig { model: None, max_turns: 20, max_tokens: 4096, keep_transcripts: 100 }
-    }
-}
-
-/// `[notify]`
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NotifyConfig {
-    /// Email recipients.
-    pub email_to: Vec<String>,
-    /// Sender address.
-    pub email_from: Option<String>,
-    /// SMTP server `host:port`; the local `sendmail` when absent.
-    pub smtp: Option<String>,
-    /// SMTP user (its password lives in the keyring entry `smtp-password`, or `smtp_password_file`).
-    pub smtp_user: Option<String>,
-    /// A root-owned 0600 file holding the SMTP password (for scheduled runs, which have no keyring).
-    pub smtp_password_file: Option<PathBuf>,
-    /// A PEM CA certificate to trust for the SMTP server's STARTTLS (an internal relay).
-    pub smtp_ca_file: Option<PathBuf>,
-    /// Use STARTTLS (default true).
-    pub starttls: Option<bool>,
-    /// Webhook URLs.
-    pub webhooks: Vec<Webhook>,
-}
-
-/// One webhook.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Webhook {
-    /// URL (keep the config 0600 when the URL carries a token).
-    pub url: String,
-    /// `slack` or `json`.
-    #[serde(default)]
-    pub kind: Option<String>,
-}
-
 /// A configuration that could not be used.
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -357,48 +237,24 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Parse TOML text; `path` names the file in errors.
+    /// Parse the tools' sections from TOML text; `path` names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| {
-            let mut message = e.message().to_string();
-            if let Some(span) = e.span() {
-                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                let snippet = text.lines().nth(line - 1).unwrap_or("").trim();
-                message = format!("line {line}: {message} (at `{snippet}`)");
-            }
-            ConfigError::Parse { path: path.to_path_buf(), message }
-        })
+        parse_toml(text, path)
     }
+}
 
-    /// Load a config file: `Ok(None)` when absent, an error when unsafe or malformed.
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "vigil's config, named by the administrator and checked not to be writable by others first"
-    )]
-    pub fn load(path: &Path) -> Result<Option<Config>, ConfigError> {
-        let meta = match std::fs::metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(ConfigError::Read { path: path.to_path_buf(), source: e });
-            }
-        };
-        let mode = meta.mode();
-        if mode & 0o002 != 0 {
-            return Err(ConfigError::Insecure { path: path.to_path_buf(), who: "everyone".into() });
+/// Parse a configuration (any part of it, unknown keys refused) from TOML text; errors
+/// name `path`, the line, the key and the text at fault.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let mut message = e.message().to_string();
+        if let Some(span) = e.span() {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let snippet = text.lines().nth(line - 1).unwrap_or("").trim();
+            message = format!("line {line}: {message} (at `{snippet}`)");
         }
-        if mode & 0o020 != 0 && meta.gid() != 0 {
-            return Err(ConfigError::Insecure { path: path.to_path_buf(), who: format!("group {}", meta.gid()) });
-        }
-        let text =
-            std::fs::read_to_string(path).map_err(|e| ConfigError::Read { path: path.to_path_buf(), source: e })?;
-        Config::parse(&text, path).map(Some)
-    }
-
-    /// True when the file at `path` is owned by root (so its opt-ins are trusted).
-    pub fn root_owned(path: &Path) -> bool {
-        std::fs::metadata(path).map(|m| m.uid() == 0).unwrap_or(false)
-    }
+        ConfigError::Parse { path: path.to_path_buf(), message }
+    })
 }
 
 #[cfg(test)]
@@ -408,14 +264,13 @@ mod tests {
     #[test]
     fn defaults_and_ledger() {
         let c = Config::parse(
-            "[[ports.allowed]]\nport = 8443\nreason = \"panel\"\nreviewed = 2026-10-01\n[gate]\ndeny = [\"lock_account\"]\n",
+            "[[ports.allowed]]\nport = 8443\nreason = \"panel\"\nreviewed = 2026-10-01\n",
             Path::new("c.toml"),
         )
         .unwrap();
         assert_eq!(c.review.unused_days, 90);
         assert_eq!(c.ports.allowed[0].port, 8443);
         assert_eq!(c.ports.allowed[0].reviewed.to_string(), "2026-10-01");
-        assert_eq!(c.gate.deny, vec!["lock_account"]);
     }
 
     #[test]
@@ -429,18 +284,5 @@ mod tests {
         let e = Config::parse("[[ports.allowed]]\nport = 1\nreason = \"x\"\nreviewed = \"soon\"\n", Path::new("c"))
             .unwrap_err();
         assert!(e.to_string().contains("not a date"), "{e}");
-    }
-
-    #[test]
-    fn world_writable_config_is_refused() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("config.toml");
-        std::fs::write(&p, "").unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
-        assert!(matches!(Config::load(&p), Err(ConfigError::Insecure { .. })));
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(Config::load(&p).unwrap().is_some());
-        assert!(Config::load(&dir.path().join("absent.toml")).unwrap().is_none());
     }
 }

@@ -86,7 +86,7 @@ pub enum HostError {
         kind: &'static str,
     },
     /// Larger than the cap for this kind of file.
-    #[error("{}: not read: {} is over the {} limit for this file", shown(path), human(*size), human(*limit))]
+    #[error("{}: not read: {} is over the {} limit for this file", shown(path), crate::format::human_bytes(*size), crate::format::human_bytes(*limit))]
     TooLarge {
         /// Path inside the audited root.
         path: String,
@@ -665,21 +665,6 @@ pub fn unix_secs(t: SystemTime) -> i64 {
         Ok(d) => d.as_secs() as i64,
         Err(e) => -(e.duration().as_secs() as i64),
     }
-}
-
-/// A byte count for people: `4.0 GiB`, `16 MiB`, `512 B`.
-pub fn human(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if v.fract() == 0.0 { format!("{v:.0} {}", UNITS[u]) } else { format!("{v:.1} {}", UNITS[u]) }
 }
 
 /// Shell-style wildcard match of `*` and `?` against a whole name.

@@ -19,7 +19,11 @@
 //! - [`change`]: what tools that change the host share (`Cmd`, quoting, reasons).
 //! - [`finding`]: `Finding`, `Severity`, `Category` (the seven patterns).
 //! - [`redact`]: the `Redactor` every output passes before it leaves the crate.
-//! - [`config`]: the configuration file.
+//! - [`format`], [`atomic`], [`archive_path`]: leaf helpers for every module: dates, byte sizes and error
+//!   chains written one way; vigil's own files replaced one way (no-follow, fsync, rename);
+//!   archive members kept inside the directory they are unpacked into.
+//! - [`config`]: the tools' part of the configuration file.
+//! - [`services`]: well-known services by port (a leaf: `ports` and `firewall` both read it).
 //! - one module (or folder) per tool; every tool is registered in `Registry::builtin`.
 #![deny(missing_docs)]
 // Tests build their fixtures with std::fs; the ban on it (clippy.toml) holds for the library itself.
@@ -27,7 +31,8 @@
 
 pub mod accounts;
 pub mod approval;
-
+pub mod archive_path;
+pub mod atomic;
 pub mod backups;
 pub mod broker;
 pub mod change;
@@ -36,12 +41,14 @@ pub mod docker;
 pub mod finding;
 pub mod firewall;
 pub mod fixes;
+pub mod format;
 pub mod host;
 pub mod inroot;
 pub mod ports;
 pub mod redact;
 pub mod registry;
 pub mod sandbox;
+pub mod services;
 pub mod spawn;
 pub mod ssh;
 pub mod tls;

@@ -50,18 +50,6 @@ pub fn resolve(program: &str) -> Option<PathBuf> {
     BIN_DIRS.iter().map(|d| Path::new(d).join(program)).find(|p| p.is_file())
 }
 
-/// The home directory of the user vigil runs as, from the password database
-/// (never from an inherited `HOME`), for the few programs that need one (`trivy`'s cache).
-pub fn own_home() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    let uid = unsafe { libc::geteuid() };
-    let passwd = crate::host::Host::live().read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 7 && f[2].parse::<u32>().ok() == Some(uid) && f[5].starts_with('/')).then(|| f[5].to_string())
-    })
-}
-
 /// A command for the program at the absolute path `program` with a clean start:
 /// environment cleared, then `PATH` and `LC_ALL=C` and `env`; stdin `/dev/null`
 /// (the caller may give a file); descriptors >= 3 closed on `exec`. The caller

@@ -23,8 +23,11 @@ pub fn fixture(name: &str) -> Host {
 
 /// A context over a fixture host with its own `etc/vigil/config.toml`.
 pub fn fixture_ctx(name: &str) -> Ctx {
-    let cfg =
-        Config::load(&fixture_path(name).join("etc/vigil/config.toml")).expect("fixture config").unwrap_or_default();
+    let path = fixture_path(name).join("etc/vigil/config.toml");
+    let cfg = match std::fs::read_to_string(&path) {
+        Ok(text) => Config::parse(&text, &path).expect("fixture config"),
+        Err(_) => Config::default(),
+    };
     Ctx::new(fixture(name)).with_config(cfg)
 }
 

@@ -120,6 +120,18 @@ pub fn uid_names(host: &Host) -> HashMap<u32, String> {
     names
 }
 
+/// The home directory of the user vigil runs as, from the password database
+/// (never from an inherited `HOME`), for the few programs that need one (`trivy`'s cache).
+pub fn own_home() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    let passwd = Host::live().read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 7 && f[2].parse::<u32>().ok() == Some(uid) && f[5].starts_with('/')).then(|| f[5].to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@
 //! the victim process alive, no connection accepted). Layer by layer tests show
 //! which layer stops what on its own.
 //!
-//! Needs root, python3 and a kernel with Landlock; without them the tests print
+//! Needs root, python3 and a kernel with Landlock; without them the tests are listed as
 //! ignored with the reason, unless `VIGIL_SYSTEM_TESTS=1` (CI), where they fail.
 #![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed setup should panic")]

@@ -20,8 +20,8 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::format_date;
 use crate::finding::{Category, Finding, Severity};
+use crate::format::{day_date, unix_date};
 use crate::host::Host;
 use crate::ssh::{self, SshdConfig};
 use crate::tool::{Ctx, Effect, Outcome, Tool, ToolError};
@@ -178,19 +178,6 @@ enum LastLogin {
     NotSince(i64),
     /// No records at all.
     Unknown,
-}
-
-/// `YYYY-MM-DD` of a day number (days since 1970-01-01).
-fn day_date(day: i64) -> String {
-    i32::try_from(day + 2_440_588)
-        .ok()
-        .and_then(|j| time::Date::from_julian_day(j).ok())
-        .map(format_date)
-        .unwrap_or_else(|| format!("day {day}"))
-}
-
-fn unix_date(secs: i64) -> String {
-    day_date(secs.div_euclid(86_400))
 }
 
 fn could_not_check(what: &str, e: impl std::fmt::Display) -> Finding {

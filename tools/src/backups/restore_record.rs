@@ -9,7 +9,7 @@
 //! mode 0600, never through a symlink.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -96,28 +96,10 @@ pub fn record(state_dir: &Path, job: &str, result: RestoreTest) -> Result<(), Re
         Err(e) => return Err(e),
     };
     all.insert(job.to_string(), result);
-    let text = serde_json::to_vec_pretty(&all)
+    let mut text = serde_json::to_vec_pretty(&all)
         .map_err(|e| RecordError::Corrupt { path: p.clone(), message: e.to_string() })?;
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let tmp = state_dir.join(format!(".{FILE}.{}.{nanos}.tmp", std::process::id()));
-    let io = |e| RecordError::Io { path: tmp.clone(), source: e };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)
-        .map_err(io)?;
-    let written = f.write_all(&text).and_then(|()| f.write_all(b"\n")).and_then(|()| f.sync_all());
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(e));
-    }
-    drop(f);
-    std::fs::rename(&tmp, &p).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        RecordError::Io { path: p.clone(), source: e }
-    })
+    text.push(b'\n');
+    crate::atomic::write_atomic(&p, &text).map_err(|e| RecordError::Io { path: p.clone(), source: e })
 }
 
 #[cfg(test)]

@@ -9,8 +9,6 @@
 //! was pegged at the previous ones is still caught.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -205,28 +203,12 @@ impl History {
         self.containers.retain(|_, h| now - h.last_seen <= FORGET_DAYS * 86_400);
     }
 
-    /// Write atomically (temp file + rename), mode 0600.
+    /// Write atomically ([`crate::atomic::write_atomic`]), mode 0600.
     pub fn save(&self, dir: &Path) -> Result<(), String> {
         let path = dir.join(STATE_FILE);
-        let tmp = dir.join(format!(".{STATE_FILE}.{}.tmp", std::process::id()));
         let mut v = self.clone();
         v.version = 1;
         let bytes = serde_json::to_vec_pretty(&v).map_err(|e| e.to_string())?;
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            format!("{}: {e}", path.display())
-        })
+        crate::atomic::write_atomic(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))
     }
 }

@@ -8,8 +8,9 @@ use super::engine::{ContainerObs, ImageObs, MountObs, Observed};
 use super::reference::{ImageRef, Provenance};
 use super::trivy::ScanSummary;
 use super::{ContainerFacts, EngineFacts, ImageFacts, Scanner};
-use crate::config::{DockerConfig, PortsConfig, format_date};
+use crate::config::{DockerConfig, PortsConfig};
 use crate::finding::{Category, Finding, Severity};
+use crate::format::{human_bytes, unix_date};
 
 const TOOL: &str = "docker_containers";
 /// Images older than this are flagged.
@@ -96,10 +97,6 @@ fn short_id(id: &str) -> String {
     id.strip_prefix("sha256:").unwrap_or(id).chars().take(12).collect()
 }
 
-fn date(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix).map(|t| format_date(t.date())).unwrap_or_else(|_| unix.to_string())
-}
-
 fn human_duration(secs: f64) -> String {
     let s = secs.max(0.0);
     if s >= 2.0 * 86_400.0 {
@@ -126,11 +123,6 @@ fn is_sensitive(source: &str) -> bool {
     let s = source.trim_end_matches('/');
     let s = if s.is_empty() { "/" } else { s };
     SENSITIVE_EXACT.contains(&s) || SENSITIVE_TREE.iter().any(|t| s == *t || s.starts_with(&format!("{t}/")))
-}
-
-fn mem(bytes: i64) -> String {
-    let mib = bytes as f64 / 1_048_576.0;
-    if mib >= 1024.0 { format!("{} GiB", trim_float(mib / 1024.0)) } else { format!("{} MiB", trim_float(mib)) }
 }
 
 /// Apply every rule.
@@ -314,8 +306,12 @@ pub fn judge(obs: &Observed, cx: &Context<'_>) -> Judged {
                     ));
                 }
                 if !previous.is_empty() {
-                    let list: Vec<String> =
-                        previous.iter().rev().take(5).map(|s| format!("{:.0}% on {}", s.pct, date(s.at))).collect();
+                    let list: Vec<String> = previous
+                        .iter()
+                        .rev()
+                        .take(5)
+                        .map(|s| format!("{:.0}% on {}", s.pct, unix_date(s.at)))
+                        .collect();
                     f = f.evidence(format!("pegged at previous reviews: {}", list.join(", ")));
                 }
                 f = f.evidence(format!("image {image_shown} ({})", provenance_word(prov)));
@@ -380,7 +376,7 @@ pub fn judge(obs: &Observed, cx: &Context<'_>) -> Judged {
             cpu_sample_pct: sample_pct.map(round1),
             cpu_avg_pct: avg.map(|(cores, _)| round1(allowance.percent(cores))),
             cpu_limit: cpu_limit.unwrap_or_else(|| "none".into()),
-            memory_limit: if c.memory > 0 { mem(c.memory) } else { "none".into() },
+            memory_limit: if c.memory > 0 { human_bytes(c.memory as u64) } else { "none".into() },
             flags,
             ports,
             restart_count: c.restart_count,
@@ -504,7 +500,7 @@ pub fn judge(obs: &Observed, cx: &Context<'_>) -> Judged {
             if let Some(age) = age_days.filter(|a| *a > OLD_IMAGE_DAYS) {
                 findings.push(
                     Finding::new("containers.image-old", Severity::Low, Category::Containers, format!("image:{repo}"), format!("Image {reference} is {age} days old"))
-                        .evidence(format!("built {} ({age} days ago), used by {}", date(img.created), users.join(", ")))
+                        .evidence(format!("built {} ({age} days ago), used by {}", unix_date(img.created), users.join(", ")))
                         .fix(format!("Pull or rebuild the current release (`docker pull {reference}`) and recreate the containers; an old image carries old, known vulnerabilities.")),
                 );
             }
@@ -530,7 +526,7 @@ pub fn judge(obs: &Observed, cx: &Context<'_>) -> Judged {
             id: short_id(&img.id),
             official: prov == Provenance::Official,
             provenance: prov,
-            created: if img.created > 0 { date(img.created) } else { "unknown".into() },
+            created: if img.created > 0 { unix_date(img.created) } else { "unknown".into() },
             age_days,
             used_by: users,
             vulnerabilities: vulns,

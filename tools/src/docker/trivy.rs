@@ -102,7 +102,7 @@ pub async fn scan(
     args.push(image);
     // trivy finds its vulnerability database under $HOME/.cache/trivy: it gets the
     // HOME of the user vigil runs as (from the password database) and nothing else.
-    let home = crate::spawn::own_home();
+    let home = crate::users::own_home();
     let env: Vec<(&str, &str)> = home.as_deref().map(|h| ("HOME", h)).into_iter().collect();
     let out = host.run_env("trivy", &args, &env, timeout).await.map_err(|e| e.to_string())?;
     if !out.success() {

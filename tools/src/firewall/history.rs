@@ -6,16 +6,15 @@
 //! ports.firewall-rule-unreviewed --subject ID`) is how a human says "seen".
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::RuleFact;
-use crate::config::parse_date;
+use crate::atomic::write_atomic;
 use crate::finding::{Category, Finding, Severity};
+use crate::format::parse_date;
 
 /// The state file name under the state directory.
 pub const FILE: &str = "firewall-rules.json";
@@ -137,24 +136,9 @@ pub fn review(
     if let Some(p) = &previous {
         out.removed = p.rules.keys().filter(|k| !next.rules.contains_key(*k)).cloned().collect();
     }
-    write_atomic(&path, &serde_json::to_vec_pretty(&next).map_err(|e| e.to_string())?)
+    let bytes = serde_json::to_vec_pretty(&next).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dir)
+        .and_then(|()| write_atomic(&path, &bytes))
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(out)
-}
-
-/// Write a file atomically (temp file in the same directory, then rename), mode 0600.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        std::process::id()
-    ));
-    {
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
 }

@@ -206,7 +206,7 @@ impl Tool for CheckFirewall {
             ..Default::default()
         };
         if let Some(dir) = &ctx.state_dir {
-            let today = crate::config::format_date(date_of(ctx.host.now_unix()));
+            let today = crate::format::format_date(crate::format::date_of_unix(ctx.host.now_unix()));
             match history::review(dir, &today, &mut rules, ctx.config.review.rule_review_days, state.known) {
                 Ok(h) => {
                     facts.removed_since_last_review = h.removed;
@@ -233,11 +233,6 @@ impl Tool for CheckFirewall {
         }
         Ok(Outcome::new(facts, findings))
     }
-}
-
-/// Days since the epoch → a calendar date.
-fn date_of(unix: i64) -> time::Date {
-    time::OffsetDateTime::from_unix_timestamp(unix).map(|t| t.date()).unwrap_or(time::Date::MIN)
 }
 
 /// `allowed from anywhere` / `blocked` / `no firewall` / `unknown`.
@@ -903,7 +898,7 @@ pub fn judge(st: &FirewallState) -> Vec<Finding> {
         let Some(ranges) = ports else { continue };
         for (a, b) in ranges {
             for port in a..=b {
-                let Some(ds) = crate::ports::datastore(&proto, port) else { continue };
+                let Some(ds) = crate::services::datastore(&proto, port) else { continue };
                 let fam = if table.family == Family::V6 { Family::V6 } else { Family::V4 };
                 if port_allowed_on(st, fam, &proto, port) != Some(true) || !seen.insert((proto.clone(), port)) {
                     continue;

@@ -17,7 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::change::{Cmd, check_reason, first_line};
-use crate::config::format_date;
+use crate::format::format_date;
 use crate::host::Host;
 use crate::registry::Compared;
 use crate::tool::{Change, Ctx, Outcome, Plan, ToolError};

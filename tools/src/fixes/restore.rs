@@ -20,13 +20,14 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::restore_db::{self, DbTools, Floor};
+use crate::archive_path::safe_rel;
 use crate::backups::restore_record::{self, RestoreTest};
 use crate::config::BackupJob;
 use crate::finding::{Category, Finding, Severity};
@@ -177,9 +178,7 @@ fn prepare(ctx: &Ctx, input: &RestoreInput) -> Result<Prepared, ToolError> {
 fn render_plan(ctx: &Ctx, p: &Prepared) -> Plan {
     let scratch = p.parent.join("vigil-restore-XXXXXX");
     let s = scratch.display();
-    let when = time::OffsetDateTime::from_unix_timestamp(p.mtime)
-        .map(|t| format!("{} {:02}:{:02} UTC", crate::config::format_date(t.date()), t.hour(), t.minute()))
-        .unwrap_or_default();
+    let when = crate::format::date_time(p.mtime);
     let mut plan = Plan::new(
         "verify_backup_restore",
         format!(
@@ -518,29 +517,6 @@ impl Counter {
             self.dumps_over += 1;
         }
     }
-}
-
-/// A member's path, made relative; absolute paths and `..` are refused.
-pub(crate) fn safe_rel(name: &str) -> Result<PathBuf, String> {
-    let p = Path::new(name);
-    let mut rel = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::Normal(s) => rel.push(s),
-            Component::CurDir => {}
-            Component::RootDir | Component::Prefix(_) => {
-                return Err(format!(
-                    "member `{name}` has an absolute path: refused (nothing is written outside the scratch directory)"
-                ));
-            }
-            Component::ParentDir => {
-                return Err(format!(
-                    "member `{name}` contains `..`: refused (nothing is written outside the scratch directory)"
-                ));
-            }
-        }
-    }
-    Ok(rel)
 }
 
 /// Write one member under `dest`, checking it has the size its header promised and the cap holds.

@@ -13,7 +13,6 @@
 //! answer without authentication (critical when they do and are reachable).
 
 pub mod config;
-mod services;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -27,8 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::finding::{Category, Finding, Severity};
 use crate::host::Host;
+pub use crate::services::{Datastore, datastore, service_name};
 use crate::tool::{Ctx, Effect, Outcome, Tool, ToolError};
-pub use services::{Datastore, datastore, service_name};
 
 /// The tool.
 #[derive(Debug, Clone, Copy)]

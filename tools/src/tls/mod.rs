@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use x509_parser::extensions::GeneralName;
 use x509_parser::pem::Pem;
 
-use crate::config::format_date;
 use crate::finding::{Category, Finding, Severity};
+use crate::format::unix_date;
 use crate::host::Host;
 use crate::tool::{Ctx, Effect, Outcome, Tool, ToolError};
 pub use sites::{Site, apache_sites, checkable_names, name_matches, nginx_sites};
@@ -370,7 +370,7 @@ pub fn parse_cert(bytes: &[u8], path: &str, now: i64) -> Result<CertFacts, Strin
     }
     let self_signed = cert.subject().as_raw() == cert.issuer().as_raw();
     let days_left = (not_after - now).div_euclid(86_400);
-    let date = time::OffsetDateTime::from_unix_timestamp(not_after).map(|t| format_date(t.date())).unwrap_or_default();
+    let date = unix_date(not_after);
     Ok(CertFacts {
         path: path.to_string(),
         subject: cert.subject().to_string(),

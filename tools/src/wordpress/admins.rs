@@ -205,7 +205,7 @@ pub fn compare_and_record(ctx: &Ctx, sites: &[Site], listed: &[(usize, Admins)])
     }
     let written = serde_json::to_vec_pretty(&state)
         .map_err(std::io::Error::other)
-        .and_then(|b| std::fs::create_dir_all(dir).and_then(|()| crate::wpupdate::write_atomic(&path, &b)));
+        .and_then(|b| std::fs::create_dir_all(dir).and_then(|()| crate::atomic::write_atomic(&path, &b)));
     if let Err(e) = written {
         out.push((
             None,
@@ -251,8 +251,8 @@ fn added(site: &Site, login: &str, now_all: &[String], prev: &SiteAdmins, now: i
     .evidence(format!("site: {subject}{db}"))
     .evidence(format!(
         "first seen in this review ({}); not an administrator at the previous review ({}), when they were: {before}",
-        crate::wpupdate::fmt_time(now),
-        crate::wpupdate::fmt_time(prev.checked)
+        crate::format::date_time_secs(now),
+        crate::format::date_time_secs(prev.checked)
     ))
     .evidence(format!("administrators now: {}", now_all.join(", ")))
     .fix(format!(

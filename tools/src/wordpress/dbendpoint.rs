@@ -29,7 +29,6 @@ use procfs_core::FromReadSI;
 use procfs_core::net::{TcpNetEntries, TcpState};
 
 use crate::host::Host;
-use crate::wpupdate::db::parse_db_host;
 
 /// A directory where no client plugin can ever exist (nobody, root included,
 /// can create files under `/proc`): the client falls back to its built-in
@@ -431,6 +430,25 @@ fn verify_tcp(host: &Host, to: SocketAddr, passwd: &HashMap<u32, String>) -> Res
     }
     let p = found.ok_or_else(|| no(format!("not checked: who listens on {to} is unknown")))?;
     Ok(Endpoint { target: Target::Tcp(to), pid: p.pid, program: p.name.clone(), user: servers.user(p.uid, passwd) })
+}
+
+/// Where `DB_HOST` points: `host`, `host:port`, `host:/socket`, `[v6]:port`.
+pub fn parse_db_host(h: &str) -> (Option<String>, Option<u16>, Option<String>) {
+    let h = h.trim();
+    if h.is_empty() {
+        return (None, None, None);
+    }
+    if let Some(rest) = h.strip_prefix('[') {
+        if let Some((addr, tail)) = rest.split_once(']') {
+            let port = tail.strip_prefix(':').and_then(|p| p.parse().ok());
+            return (Some(addr.to_string()), port, None);
+        }
+    }
+    match h.split_once(':') {
+        Some((host, tail)) if tail.starts_with('/') => (Some(host.to_string()), None, Some(tail.to_string())),
+        Some((host, tail)) if h.matches(':').count() == 1 => (Some(host.to_string()), tail.parse().ok(), None),
+        _ => (Some(h.to_string()), None, None),
+    }
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use super::exec::Proc;
 use super::failed;
 use crate::tool::{Ctx, ToolError};
 use crate::wordpress::Site;
+use crate::wordpress::dbendpoint::parse_db_host;
 
 const DB_TIMEOUT: Duration = Duration::from_secs(3600);
 
@@ -95,25 +96,6 @@ pub struct Db {
     pub user: String,
     client: String,
     dump: String,
-}
-
-/// Where `DB_HOST` points: `host`, `host:port`, `host:/socket`, `[v6]:port`.
-pub fn parse_db_host(h: &str) -> (Option<String>, Option<u16>, Option<String>) {
-    let h = h.trim();
-    if h.is_empty() {
-        return (None, None, None);
-    }
-    if let Some(rest) = h.strip_prefix('[') {
-        if let Some((addr, tail)) = rest.split_once(']') {
-            let port = tail.strip_prefix(':').and_then(|p| p.parse().ok());
-            return (Some(addr.to_string()), port, None);
-        }
-    }
-    match h.split_once(':') {
-        Some((host, tail)) if tail.starts_with('/') => (Some(host.to_string()), None, Some(tail.to_string())),
-        Some((host, tail)) if h.matches(':').count() == 1 => (Some(host.to_string()), tail.parse().ok(), None),
-        _ => (Some(h.to_string()), None, None),
-    }
 }
 
 /// A value in a MariaDB option file, quoted and escaped.

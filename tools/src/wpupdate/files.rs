@@ -181,7 +181,7 @@ pub fn extract_sub(archive: &Path, sub: &str, parent: &Dir, name: &OsStr) -> Res
     for e in ar.entries().map_err(failed)? {
         let mut e = e.map_err(|e| failed(format!("{}: {e}", archive.display())))?;
         let ename = e.path().map_err(failed)?.to_string_lossy().into_owned();
-        let rel = crate::fixes::restore::safe_rel(&ename).map_err(failed)?;
+        let rel = crate::archive_path::safe_rel(&ename).map_err(failed)?;
         let Ok(inner) = rel.strip_prefix(want) else { continue };
         let h = e.header();
         let (m, uid, gid) = (

@@ -34,8 +34,7 @@ mod tenant_tests;
 #[cfg(test)]
 mod tests;
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
@@ -241,43 +240,14 @@ pub(crate) fn mkdir_private(dir: &Path, mode: u32) -> Result<(), ToolError> {
     Ok(())
 }
 
-/// Write a file atomically (temp + fsync + rename + fsync of the directory), mode 0600.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "opens, to fsync it, the directory vigil has just renamed its own file into (its state or scratch directory)"
-)]
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().ok_or_else(|| std::io::Error::other("no parent directory"))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
-}
+pub(crate) use crate::atomic::write_atomic;
 
 /// A short random hex id.
 pub(crate) fn new_id() -> String {
     hex::encode(rand::random::<[u8; 4]>())
 }
 
-/// `2026-11-27 03:00 UTC`.
-pub(crate) fn fmt_time(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .map(|t| {
-            format!("{} {:02}:{:02}:{:02} UTC", crate::config::format_date(t.date()), t.hour(), t.minute(), t.second())
-        })
-        .unwrap_or_else(|_| t.to_string())
-}
+pub(crate) use crate::format::date_time_secs as fmt_time;
 
 /// One update as staged: what it replaces, with what, verified how.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::tree::{self, Dir};
 use super::{UpdateKind, failed};
-use crate::fixes::restore::safe_rel;
+use crate::archive_path::safe_rel;
 use crate::tool::{Ctx, ToolError};
 
 /// WordPress.org's plugin and theme downloads.

@@ -7,11 +7,12 @@ use std::io::Write;
 
 use super::UpdateKind;
 use super::approval::{self, Approval};
-use super::db::{option_file, parse_db_host, staging_db_name};
+use super::db::{option_file, staging_db_name};
 use super::files::{Unit, UnitState};
 use super::package::{check_plugin_checksums, unpack};
 use super::stage::staging_config;
 use crate::tool::ToolError;
+use crate::wordpress::dbendpoint::parse_db_host;
 
 fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));

@@ -200,7 +200,7 @@ pub(super) fn core_entries(archive: &Path) -> Result<Vec<String>, ToolError> {
     for e in ar.entries().map_err(failed)? {
         let e = e.map_err(failed)?;
         let p = e.path().map_err(failed)?.to_string_lossy().into_owned();
-        let rel = crate::fixes::restore::safe_rel(&p).map_err(failed)?;
+        let rel = crate::archive_path::safe_rel(&p).map_err(failed)?;
         if let Some(first) = rel.components().next() {
             let n = first.as_os_str().to_string_lossy().into_owned();
             if n != "wp-content" && n != "wp-config.php" && !n.starts_with('.') {
