@@ -23,7 +23,7 @@
 //!   chains written one way; vigil's own files replaced one way (no-follow, fsync, rename);
 //!   archive members kept inside the directory they are unpacked into.
 //! - [`config`]: the tools' part of the configuration file.
-//! - [`services`]: well-known services by port (a leaf: `ports` and `firewall` both read it).
+//! - [`known_ports`]: well-known services by port (a leaf: `ports` and `firewall` both read it).
 //! - one module (or folder) per tool; every tool is registered in `Registry::builtin`.
 #![deny(missing_docs)]
 // Tests build their fixtures with std::fs; the ban on it (clippy.toml) holds for the library itself.
@@ -48,7 +48,7 @@ pub mod ports;
 pub mod redact;
 pub mod registry;
 pub mod sandbox;
-pub mod services;
+pub mod known_ports;
 pub mod spawn;
 pub mod ssh;
 pub mod tls;

@@ -898,7 +898,7 @@ pub fn judge(st: &FirewallState) -> Vec<Finding> {
         let Some(ranges) = ports else { continue };
         for (a, b) in ranges {
             for port in a..=b {
-                let Some(ds) = crate::services::datastore(&proto, port) else { continue };
+                let Some(ds) = crate::known_ports::datastore(&proto, port) else { continue };
                 let fam = if table.family == Family::V6 { Family::V6 } else { Family::V4 };
                 if port_allowed_on(st, fam, &proto, port) != Some(true) || !seen.insert((proto.clone(), port)) {
                     continue;

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::finding::{Category, Finding, Severity};
 use crate::host::Host;
-pub use crate::services::{Datastore, datastore, service_name};
+pub use crate::known_ports::{Datastore, datastore, service_name};
 use crate::tool::{Ctx, Effect, Outcome, Tool, ToolError};
 
 /// The tool.
