@@ -53,9 +53,12 @@ const GENERIC: &str = "Run vigil as root";
 
 const RUN_AS_ROOT: &str = "Run the review as root (`sudo vigil review`): these are readable by root only.";
 
+/// Notes that say a whole check found nothing it could look at, and the check that wrote them.
+const NOTHING_TO_CHECK: &[(&str, &str)] = &[("updates.no-dpkg", "check_os_updates")];
+
 /// Is `f` a "could not check" result rather than a finding about the host?
 pub fn is_not_checked(f: &Finding) -> bool {
-    f.id.ends_with(".check-failed")
+    f.id.ends_with(".check-failed") || NOTHING_TO_CHECK.iter().any(|(id, _)| f.id == *id)
 }
 
 fn denied(why: &str) -> bool {
@@ -116,9 +119,11 @@ pub fn split(
     let (gaps, kept): (Vec<Finding>, Vec<Finding>) = findings.into_iter().partition(is_not_checked);
     let mut folded: BTreeMap<(String, String), NotChecked> = BTreeMap::new();
     for f in gaps {
-        let (check, what) = match f.subject.split_once(": ") {
-            Some((tool, what)) => (tool.to_string(), what.to_string()),
-            None => (String::new(), f.subject.clone()),
+        let noted = NOTHING_TO_CHECK.iter().find(|(id, _)| f.id == *id);
+        let (check, what) = match (noted, f.subject.split_once(": ")) {
+            (Some((_, tool)), _) => (tool.to_string(), f.title.clone()),
+            (None, Some((tool, what))) => (tool.to_string(), what.to_string()),
+            (None, None) => (String::new(), f.subject.clone()),
         };
         let what = if what == "this part of the host" { subject_of(&check).to_string() } else { what };
         let why = f.evidence.first().cloned().unwrap_or_else(|| f.title.clone());
@@ -214,5 +219,23 @@ mod tests {
         assert!(ports.fix.contains("mount -t proc"), "{}", ports.fix);
         assert!(notice(&gaps, Runner { root: true, live: true }).unwrap().starts_with("Partial review: 3 parts"));
         assert_eq!(notice(&[], user), None);
+    }
+
+    #[test]
+    fn a_host_without_dpkg_has_its_updates_not_checked_rather_than_zero() {
+        let note = Finding::new(
+            "updates.no-dpkg",
+            Severity::Info,
+            Category::Updates,
+            "os-packages",
+            "No dpkg database: pending package updates were not checked",
+        )
+        .evidence("/var/lib/dpkg/status is absent")
+        .fix("Check updates with the system's own package manager (dnf check-update, zypper lu).");
+        let (kept, gaps) = split(vec![note], &BTreeMap::new(), Runner { root: true, live: false });
+        assert!(kept.is_empty());
+        assert_eq!(gaps.len(), 1);
+        assert_eq!((gaps[0].check.as_str(), gaps[0].category), ("check_os_updates", Category::Updates));
+        assert!(gaps[0].fix.contains("dnf check-update"), "{}", gaps[0].fix);
     }
 }
