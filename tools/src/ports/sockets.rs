@@ -60,10 +60,18 @@ type Table = (Vec<Raw>, Source, Vec<Finding>);
 /// every socket it meets until the table says which inodes are listening, then
 /// only those, and stops once each has its owner.
 pub fn listeners(host: &Host) -> Result<(PortsFacts, Vec<Finding>), ToolError> {
+    listeners_from(host, super::diag::dump)
+}
+
+/// [`listeners`] with the netlink dump given (a test makes it fail to see the fallback).
+fn listeners_from(
+    host: &Host,
+    dump: impl FnOnce() -> std::io::Result<Vec<super::diag::DiagSocket>>,
+) -> Result<(PortsFacts, Vec<Finding>), ToolError> {
     let wanted_cell: OnceLock<HashSet<u64>> = OnceLock::new();
     let (table, walked) = std::thread::scope(|s| {
         let walker = s.spawn(|| walk_proc(host, &wanted_cell));
-        let table = read_table(host);
+        let table = read_table(host, dump);
         let wanted = match &table {
             Ok((sockets, _, _)) => sockets.iter().map(|s| s.inode).filter(|i| *i != 0).collect(),
             Err(_) => HashSet::new(),
@@ -126,11 +134,14 @@ pub fn scope_of(ip: IpAddr, device: Option<&str>) -> Scope {
 }
 
 /// The live host's table from netlink (falling back to `/proc/net`, noted), an image's from `ROOT/proc/net`.
-fn read_table(host: &Host) -> Result<Table, ToolError> {
+fn read_table(
+    host: &Host,
+    dump: impl FnOnce() -> std::io::Result<Vec<super::diag::DiagSocket>>,
+) -> Result<Table, ToolError> {
     if !host.is_live() {
         return read_proc_net(host);
     }
-    match super::diag::dump() {
+    match dump() {
         Ok(found) => {
             let mut names: HashMap<u32, String> = HashMap::new();
             let sockets = found
@@ -228,4 +239,24 @@ fn read_proc_net(host: &Host) -> Result<Table, ToolError> {
         )));
     }
     Ok((sockets, Source::ProcNet, findings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_netlink_the_live_table_comes_from_proc_net_and_says_what_is_unknown() {
+        let refused = || Err(std::io::Error::from_raw_os_error(libc::EPERM));
+        let (facts, findings) = listeners_from(&Host::live(), refused).unwrap();
+        assert_eq!(facts.source, Source::ProcNet);
+        assert!(facts.listeners.iter().all(|l| l.device.is_none() && l.v6only.is_none()));
+        let f = findings.iter().find(|f| f.id == "ports.check-failed").unwrap();
+        assert!(f.evidence[0].contains("NETLINK_SOCK_DIAG is unavailable"), "{f:?}");
+        assert!(f.title.contains("which device each socket is bound to"), "{f:?}");
+        // With netlink, nothing is missing.
+        let (facts, findings) = listeners(&Host::live()).unwrap();
+        assert_eq!(facts.source, Source::Netlink);
+        assert!(findings.is_empty(), "{findings:?}");
+    }
 }
