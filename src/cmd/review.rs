@@ -1,7 +1,8 @@
 //! `vigil review`: the comprehensive review, and `vigil ack`.
 //!
 //! Exit codes: 0 when nothing is at or above `--fail-on` (or no `--fail-on`),
-//! 1 when something is, 2 when the review could not run.
+//! 1 when something is, 2 when the review could not run, 3 when it ran but
+//! part of the host was not checked (and nothing made it 1).
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -153,6 +154,7 @@ pub fn model_input(r: &Review) -> serde_json::Value {
         "acknowledged": acknowledged,
         "changes": r.changes,
         "checks_that_could_not_run": r.tools.iter().filter(|(_, t)| !t.ok).map(|(n, _)| n).collect::<Vec<_>>(),
+        "not_checked": r.not_checked,
     });
     vigil_tools::Redactor::global().value(v)
 }
@@ -404,10 +406,7 @@ async fn reviewed(app: &App, args: ReviewArgs, fail_on: Option<Severity>) -> Res
         r.model_summary = summary_for(app, &r).await;
     }
     save(app, &r)?;
-    let code = match fail_on {
-        Some(s) if r.count_at_least(s) > 0 => 1,
-        _ => 0,
-    };
+    let code = exit_code(&r, fail_on);
     let mut reports = Vec::new();
     let mut notify_errors = Vec::new();
     if args.scheduled {
@@ -430,6 +429,16 @@ async fn reviewed(app: &App, args: ReviewArgs, fail_on: Option<Severity>) -> Res
         crate::schedule::record_run(&app.state, run)?;
     }
     Ok(code)
+}
+
+/// 1 when a finding is at or above `--fail-on`, else 3 when the review is partial
+/// (a `--fail-on` user is never told "fine" about what was not looked at), else 0.
+pub fn exit_code(r: &Review, fail_on: Option<Severity>) -> u8 {
+    match fail_on {
+        Some(s) if r.count_at_least(s) > 0 => 1,
+        _ if r.partial() => 3,
+        _ => 0,
+    }
 }
 
 /// `vigil ack`, `vigil ack list`, `vigil ack remove` (changes under the host lock:

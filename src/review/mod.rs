@@ -2,8 +2,9 @@
 //! changed since the last review.
 //!
 //! The review is deterministic and needs no model: the findings come from the
-//! tools alone. Tools run concurrently; one that fails becomes a `high`
-//! finding of its own ("could not check"), never a silent gap. Each review is
+//! tools alone. Tools run concurrently; one that fails, or cannot read part of
+//! the host, is listed under "not checked" ([`unchecked`]), never a silent gap
+//! and never a finding: the review is then partial, says so first, and exits 3. Each review is
 //! kept (per audited host) so the next one can say which findings are new,
 //! which were resolved, and what changed on the host even when it looks fine:
 //! new privileged accounts, SSH keys, listeners, firewall rules, containers,
@@ -16,6 +17,7 @@
 //! - [`snapshot`]: the host inventory the comparison of host changes uses.
 //! - [`priority`]: what to fix first, and repeated findings folded into one row.
 //! - [`render`]: text, Markdown, JSON and HTML.
+//! - [`unchecked`]: what could not be checked, why, and the fix.
 
 pub mod acks;
 pub mod history;
@@ -23,6 +25,7 @@ pub mod lock;
 pub mod priority;
 pub mod render;
 pub mod snapshot;
+pub mod unchecked;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -143,6 +146,9 @@ pub struct Review {
     pub summary: Summary,
     /// Open findings, most severe first.
     pub findings: Vec<Finding>,
+    /// What could not be checked, why, and the fix (never counted as findings).
+    #[serde(default)]
+    pub not_checked: Vec<unchecked::NotChecked>,
     /// Acknowledged findings.
     #[serde(default)]
     pub acknowledged: Vec<Acknowledged>,
@@ -170,6 +176,11 @@ impl Review {
     /// Highest open severity, if any finding above info.
     pub fn worst(&self) -> Option<Severity> {
         self.findings.iter().map(|f| f.severity).filter(|s| *s > Severity::Info).max()
+    }
+
+    /// True when part of the host was not checked.
+    pub fn partial(&self) -> bool {
+        !self.not_checked.is_empty()
     }
 
     /// Open findings at or above `s`.
@@ -282,6 +293,12 @@ pub async fn run(gate: &Gate, ctx: &Ctx, host: HostInfo, opts: Options<'_>) -> R
     let (facts, tools, mut findings) = collect(gate, opts.progress).await;
     let snap = snapshot::Snapshot::take(&ctx.host, &facts);
     findings.extend(skipped_files(&ctx.host));
+    let who = unchecked::Runner::of(&ctx.host);
+    let (mut findings, not_checked) = unchecked::split(findings, &tools, who);
+    let mut notices = opts.notices;
+    if let Some(line) = unchecked::notice(&not_checked, who) {
+        notices.push(line);
+    }
     sort_findings(&mut findings);
     let generated_at = rfc3339(ctx.host.now());
     let state = ctx.state_dir.clone();
@@ -296,9 +313,10 @@ pub async fn run(gate: &Gate, ctx: &Ctx, host: HostInfo, opts: Options<'_>) -> R
         host,
         generated_at,
         duration_ms: started.elapsed().as_millis() as u64,
-        notices: opts.notices,
+        notices,
         summary,
         findings: open,
+        not_checked,
         acknowledged,
         facts,
         tools,

@@ -65,7 +65,21 @@ pub fn headline(r: &Review) -> String {
     if s.acknowledged > 0 {
         let _ = write!(line, "; {} acknowledged", s.acknowledged);
     }
+    if r.partial() {
+        let _ = write!(line, "; PARTIAL: {} not checked", r.not_checked.len());
+    }
     line
+}
+
+/// The open count of a pattern for the "By pattern" tables: a pattern nothing
+/// could be checked in shows "not checked", never a reassuring 0.
+fn pattern_count(r: &Review, c: Category) -> String {
+    let n = r.summary.by_category.get(c.as_str()).copied().unwrap_or(0);
+    match (r.not_checked.iter().any(|g| g.category == c), n) {
+        (false, n) => n.to_string(),
+        (true, 0) => "not checked".into(),
+        (true, n) => format!("{n} (partly not checked)"),
+    }
 }
 
 /// The audit log's chain head at review time, as one line (every format carries it, so a copy
@@ -185,6 +199,17 @@ pub fn text_to_width(r: &Review, width: Option<usize>) -> String {
             }
         }
     }
+    if !r.partial() {
+        let _ = writeln!(o, "\n{}", paint("2", "NOT CHECKED: nothing (every check looked at everything it covers)"));
+    } else {
+        let _ =
+            writeln!(o, "\n{}", paint("1;35", &format!("NOT CHECKED ({}; not counted above)", r.not_checked.len())));
+        for g in &r.not_checked {
+            let _ = writeln!(o, "  {} {}", paint("35", &format!("[{}]", g.check)), g.what.join(", "));
+            let _ = writeln!(o, "      why:  {}", g.why);
+            let _ = writeln!(o, "      fix:  {}", g.fix);
+        }
+    }
     if r.changes.since.is_some()
         && (!r.changes.new.is_empty() || !r.changes.resolved.is_empty() || !r.changes.host.is_empty())
     {
@@ -250,7 +275,7 @@ fn fit(text: &str, width: usize) -> String {
         }
         let lead = line.len() - line.trim_start().len();
         let body = &line[lead..];
-        let label = ["seen: ", "fix:  ", "fix: ", "on:   "]
+        let label = ["seen: ", "fix:  ", "fix: ", "on:   ", "why:  "]
             .iter()
             .find(|l| body.starts_with(**l))
             .map(|l| l.len())
@@ -326,13 +351,7 @@ pub fn markdown(r: &Review) -> String {
     }
     let _ = writeln!(o, "## By pattern\n\n| # | pattern | open |\n|---|---|---|");
     for c in Category::ALL {
-        let _ = writeln!(
-            o,
-            "| {} | {} | {} |",
-            c.pattern(),
-            c.title(),
-            r.summary.by_category.get(c.as_str()).copied().unwrap_or(0)
-        );
+        let _ = writeln!(o, "| {} | {} | {} |", c.pattern(), c.title(), pattern_count(r, c));
     }
     let _ = writeln!(o, "\n## Findings\n\n| severity | finding | subject | what | fix |\n|---|---|---|---|---|");
     for row in priority::rows(&r.findings) {
@@ -349,6 +368,25 @@ pub fn markdown(r: &Review) -> String {
             if f.evidence.is_empty() { String::new() } else { format!("<br>{}", md_escape(&f.evidence.join("; "))) },
             md_escape(fix)
         );
+    }
+    let _ = writeln!(o, "\n## Not checked\n");
+    if r.partial() {
+        let _ = writeln!(
+            o,
+            "Not counted above: this review is partial.\n\n| check | what | why | fix |\n|---|---|---|---|"
+        );
+        for g in &r.not_checked {
+            let _ = writeln!(
+                o,
+                "| `{}` | {} | {} | {} |",
+                g.check,
+                md_escape(&g.what.join(", ")),
+                md_escape(&g.why),
+                md_escape(&g.fix)
+            );
+        }
+    } else {
+        let _ = writeln!(o, "Nothing: every check looked at everything it covers.");
     }
     if r.changes.since.is_some() {
         let _ = writeln!(o, "\n## Since the last review ({})\n", r.changes.since.as_deref().unwrap_or(""));
@@ -524,7 +562,7 @@ pub fn html(r: &Review, trend_points: &[TrendPoint]) -> String {
             "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
             c.pattern(),
             esc(c.title()),
-            s.by_category.get(c.as_str()).copied().unwrap_or(0)
+            esc(&pattern_count(r, c))
         );
     }
     o.push_str("</table>");
@@ -565,6 +603,26 @@ pub fn html(r: &Review, trend_points: &[TrendPoint]) -> String {
          <span class=\"badge high\">high</span> fix this week <span class=\"badge medium\">medium</span> fix this month \
          <span class=\"badge low\">low</span> when convenient <span class=\"badge info\">info</span> a note, not counted</p>",
     );
+    o.push_str("<section id=\"not-checked\"><h2>Not checked</h2>");
+    if r.partial() {
+        o.push_str(
+            "<p>Not counted above: this review is partial.</p><table class=\"findings\"><tr><th>check</th><th>what</th><th>why</th><th>fix</th></tr>",
+        );
+        for g in &r.not_checked {
+            let _ = write!(
+                o,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&g.check),
+                g.what.iter().map(|w| esc(w)).collect::<Vec<_>>().join("<br>"),
+                esc(&g.why),
+                rich(&g.fix)
+            );
+        }
+        o.push_str("</table>");
+    } else {
+        o.push_str("<p class=\"muted\">Nothing: every check looked at everything it covers.</p>");
+    }
+    o.push_str("</section>");
     if r.changes.since.is_some() {
         let _ = write!(o, "<h2>Since the last review ({})</h2><ul>", esc(r.changes.since.as_deref().unwrap_or("")));
         for n in &r.changes.new {

@@ -1,26 +1,26 @@
 //! `list_open_ports`: every listening TCP/UDP socket, who owns it, and who can reach it.
 //!
-//! Sockets come from `ROOT/proc/net/{tcp,tcp6,udp,udp6}` (parsed with
-//! procfs-core), owners from the `socket:[inode]` links under
-//! `ROOT/proc/*/fd`: only listening inodes are looked for, and the walk stops
-//! once every one is found. Processes we may not read (even root gets EACCES
-//! on some) are counted, not fatal. Findings: a datastore or admin API bound
-//! beyond loopback (pattern 5), undocumented non-standard public ports, and
-//! stale entries in the port ledger. Each public listener is cross-checked
-//! with the firewall (`crate::firewall::port_allowed`): a datastore only the
-//! firewall keeps private stays a finding, one step lower. Elasticsearch and
-//! Kibana on the live host are asked over plain HTTP on loopback whether they
-//! answer without authentication (critical when they do and are reachable).
+//! Sockets and owners come from [`sockets::listeners`] (the kernel's table
+//! through `NETLINK_SOCK_DIAG` on the live host, `ROOT/proc/net` for an
+//! audited root; owners from `ROOT/proc/*/fd`). Findings: a datastore or admin
+//! API bound beyond loopback (pattern 5), undocumented non-standard public
+//! ports, and stale entries in the port ledger. A socket bound to `lo` with
+//! `SO_BINDTODEVICE` is loopback-only whatever its address. Each public
+//! listener is cross-checked with the firewall (`crate::firewall::port_allowed`):
+//! a datastore only the firewall keeps private stays a finding, one step lower;
+//! an IPv6-only `::` socket is judged by the IPv6 rules alone. Elasticsearch
+//! and Kibana on the live host are asked over plain HTTP on loopback whether
+//! they answer without authentication (critical when they do and are reachable).
 
 pub mod config;
+mod diag;
+mod owners;
+pub mod sockets;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::OnceLock;
 
 use async_trait::async_trait;
-use procfs_core::net::{TcpNetEntries, TcpState, UdpNetEntries};
-use procfs_core::{ExplicitSystemInfo, FromReadSI};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +28,7 @@ use crate::finding::{Category, Finding, Severity};
 use crate::host::Host;
 pub use crate::known_ports::{Datastore, datastore, service_name};
 use crate::tool::{Ctx, Effect, Outcome, Tool, ToolError};
+pub use sockets::{Source, listeners, scope_of};
 
 /// The tool.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +54,8 @@ pub enum Scope {
     Loopback,
     /// 0.0.0.0 or ::: every interface.
     AllInterfaces,
+    /// 0.0.0.0 or :: bound to one interface (`SO_BINDTODEVICE`, shown as `0.0.0.0%eth1` by `ss`).
+    Interface,
     /// One specific address.
     Specific,
 }
@@ -90,6 +93,12 @@ pub struct Listener {
     /// loopback got (`answers without authentication`, `requires authentication`…).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_probe: Option<String>,
+    /// Interface the socket is bound to (`SO_BINDTODEVICE`), when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// For an IPv6 socket: true when it takes IPv6 only, false when IPv4 too; absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub v6only: Option<bool>,
     /// Socket inode.
     #[serde(skip)]
     pub inode: u64,
@@ -105,6 +114,9 @@ pub struct PortsFacts {
     /// Datastores' listening addresses as their configuration files set them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub configured: Vec<config::ConfiguredBind>,
+    /// Where the socket table was read.
+    #[serde(default)]
+    pub source: Source,
 }
 
 #[async_trait]
@@ -172,269 +184,21 @@ impl Tool for ListOpenPorts {
     }
 }
 
-fn scope_of(ip: IpAddr) -> Scope {
-    if ip.is_loopback() {
-        return Scope::Loopback;
-    }
-    if let IpAddr::V6(v6) = ip {
-        if let Some(v4) = v6.to_ipv4_mapped() {
-            return scope_of(IpAddr::V4(v4));
-        }
-    }
-    if ip.is_unspecified() { Scope::AllInterfaces } else { Scope::Specific }
-}
-
-fn system_info() -> ExplicitSystemInfo {
-    ExplicitSystemInfo {
-        boot_time_secs: 0,
-        ticks_per_second: 100,
-        page_size: 4096,
-        is_little_endian: cfg!(target_endian = "little"),
-    }
-}
-
-/// Listening sockets from the tables: protocol, address, uid, inode.
-type Sockets = Vec<(String, SocketAddr, u32, u64)>;
-
-/// Read every listening socket and its owner. Errors only when no socket table is readable.
-///
-/// The socket tables and the `/proc/*/fd` walk run at once: the walk records
-/// every socket it meets until the tables say which inodes are listening, then
-/// only those, and stops once each has its owner.
+/// The socket scan: [`sockets::listeners`] (kept under this name for its callers).
 pub fn scan(host: &Host) -> Result<(PortsFacts, Vec<Finding>), ToolError> {
-    let wanted_cell: OnceLock<HashSet<u64>> = OnceLock::new();
-    let (tables, walked) = std::thread::scope(|s| {
-        let walker = s.spawn(|| walk_proc(host, &wanted_cell));
-        let tables = read_tables(host);
-        let wanted = match &tables {
-            Ok((sockets, _)) => sockets.iter().map(|s| s.3).filter(|i| *i != 0).collect(),
-            Err(_) => HashSet::new(),
-        };
-        let _ = wanted_cell.set(wanted);
-        (tables, walker.join())
-    });
-    let (sockets, findings) = tables?;
-    let (lowest, mut read, unreadable) = walked.unwrap_or_default();
-    // Owners found before the walk knew what it was looking for are read now.
-    for (_, _, _, inode) in &sockets {
-        if let Some(pid) = lowest.get(inode) {
-            read.entry(*pid).or_insert_with(|| read_owner(host, *pid));
-        }
-    }
-    let users = crate::users::uid_names(host);
-    let mut listeners: Vec<Listener> = sockets
-        .into_iter()
-        .map(|(proto, addr, uid, inode)| {
-            let owner = lowest.get(&inode).and_then(|pid| read.get(pid));
-            Listener {
-                service: service_name(&proto, addr.port()).map(str::to_string),
-                address: addr.ip().to_string(),
-                port: addr.port(),
-                scope: scope_of(addr.ip()),
-                pid: owner.map(|o| o.pid),
-                process: owner.map(|o| o.name.clone()),
-                command: owner.map(|o| o.cmdline.clone()),
-                user: users.get(&uid).cloned().unwrap_or_else(|| uid.to_string()),
-                firewall: None,
-                http_probe: None,
-                proto,
-                inode,
-            }
-        })
-        .collect();
-    listeners.sort_by(|a, b| (a.port, &a.proto, &a.address).cmp(&(b.port, &b.proto, &b.address)));
-    listeners.dedup_by(|a, b| a.port == b.port && a.proto == b.proto && a.address == b.address && a.pid == b.pid);
-    Ok((PortsFacts { listeners, unreadable_processes: unreadable, configured: Vec::new() }, findings))
-}
-
-/// The listening sockets of `ROOT/proc/net/{tcp,tcp6,udp,udp6}`; an unreadable table is a finding.
-fn read_tables(host: &Host) -> Result<(Sockets, Vec<Finding>), ToolError> {
-    let si = system_info();
-    let mut sockets: Sockets = Vec::new();
-    let mut findings = Vec::new();
-    let mut read_any = false;
-    for table in ["tcp", "tcp6", "udp", "udp6"] {
-        let path = format!("/proc/net/{table}");
-        let bytes = match host.read(&path) {
-            Ok(b) => b,
-            Err(e) if e.is_not_found() => continue,
-            Err(e) => {
-                findings.push(Finding::could_not_check(Category::Ports, "list_open_ports", &path, e));
-                continue;
-            }
-        };
-        read_any = true;
-        let proto = if table.starts_with("tcp") { "tcp" } else { "udp" };
-        if proto == "tcp" {
-            match TcpNetEntries::from_read(&bytes[..], &si) {
-                Ok(t) => sockets.extend(
-                    t.0.into_iter()
-                        .filter(|e| e.state == TcpState::Listen)
-                        .map(|e| (proto.to_string(), e.local_address, e.uid, e.inode)),
-                ),
-                Err(e) => findings.push(Finding::could_not_check(Category::Ports, "list_open_ports", &path, e)),
-            }
-        } else {
-            match UdpNetEntries::from_read(&bytes[..], &si) {
-                Ok(t) => sockets.extend(
-                    t.0.into_iter()
-                        .filter(|e| e.remote_address.ip().is_unspecified() && e.remote_address.port() == 0)
-                        .map(|e| (proto.to_string(), e.local_address, e.uid, e.inode)),
-                ),
-                Err(e) => findings.push(Finding::could_not_check(Category::Ports, "list_open_ports", &path, e)),
-            }
-        }
-    }
-    if !read_any {
-        return Err(ToolError::Failed(format!(
-            "no socket table under {}/proc/net is readable: is /proc mounted?",
-            host.root().display()
-        )));
-    }
-    Ok((sockets, findings))
-}
-
-#[derive(Debug, Clone)]
-struct Owner {
-    pid: u32,
-    name: String,
-    cmdline: String,
-}
-
-/// Walk `/proc/*/fd` for socket owners: the lowest pid holding each inode, the
-/// owners read so far (name, command line), and how many pids were unreadable.
-/// Until `wanted` is known every socket is recorded; once it is, only wanted
-/// ones, and the walk stops when each has been found. Pids are walked in
-/// ascending batches spread over a few threads (the work is syscalls into
-/// `/proc`), and each link is read relative to its open `fd` directory
-/// (`readlinkat`), so the kernel resolves one name per descriptor instead of a
-/// whole path.
-fn walk_proc(host: &Host, wanted: &OnceLock<HashSet<u64>>) -> (HashMap<u64, u32>, HashMap<u32, Owner>, usize) {
-    const BATCH: usize = 256;
-    let mut lowest: HashMap<u64, u32> = HashMap::new();
-    let mut owners: HashMap<u32, Owner> = HashMap::new();
-    let mut unreadable = 0;
-    let Ok(entries) = host.read_dir("/proc") else {
-        return (lowest, owners, 0);
-    };
-    let mut pids: Vec<u32> = entries.iter().filter_map(|n| n.parse().ok()).collect();
-    pids.sort_unstable();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
-    for batch in pids.chunks(BATCH) {
-        let known = wanted.get();
-        if known.is_some_and(|w| w.iter().all(|i| lowest.contains_key(i))) {
-            break;
-        }
-        let parts: Vec<Walked> = if threads == 1 || batch.len() < 32 {
-            vec![walk_fds(host, batch, known)]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = batch
-                    .chunks(batch.len().div_ceil(threads))
-                    .map(|part| s.spawn(move || walk_fds(host, part, known)))
-                    .collect();
-                handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
-            })
-        };
-        for (hits, n, read) in parts {
-            unreadable += n;
-            owners.extend(read);
-            for (inode, pid) in hits {
-                lowest.entry(inode).and_modify(|p| *p = (*p).min(pid)).or_insert(pid);
-            }
-        }
-    }
-    (lowest, owners, unreadable)
-}
-
-/// `(inode, pid)` hits, unreadable pids, the owners' names and command lines.
-type Walked = (Vec<(u64, u32)>, usize, HashMap<u32, Owner>);
-
-/// The socket inodes each of `pids` holds (only wanted ones once `wanted` is
-/// known), how many pids could not be read, and the name and command line of
-/// every pid holding a wanted one.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "/proc/PID/fd is a kernel directory (resolved in the root by Host::path), opened only to readlinkat its entries"
-)]
-fn walk_fds(host: &Host, pids: &[u32], wanted: Option<&HashSet<u64>>) -> Walked {
-    let mut hits = Vec::new();
-    let mut owners = HashMap::new();
-    let mut unreadable = 0;
-    for &pid in pids {
-        let Ok(real) = host.path(&format!("/proc/{pid}/fd")) else {
-            continue;
-        };
-        let (dir, rd) = match (std::fs::File::open(&real), std::fs::read_dir(&real)) {
-            (Ok(dir), Ok(rd)) => (dir, rd),
-            _ => {
-                unreadable += 1;
-                continue;
-            }
-        };
-        for entry in rd.flatten() {
-            if let Some(inode) = link_inode(&dir, &entry.file_name()) {
-                match wanted {
-                    Some(w) if w.contains(&inode) => {
-                        hits.push((inode, pid));
-                        owners.entry(pid).or_insert_with(|| read_owner(host, pid));
-                    }
-                    Some(_) => {}
-                    None => hits.push((inode, pid)),
-                }
-            }
-        }
-    }
-    (hits, unreadable, owners)
-}
-
-/// The socket inode a `fd` link in `dir` points to (`socket:[INODE]`), if it is a socket.
-fn link_inode(dir: &std::fs::File, name: &std::ffi::OsStr) -> Option<u64> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(name.as_bytes()).ok()?;
-    let mut buf = [0u8; 64];
-    // SAFETY: `dir` is an open directory for the whole call, `c` is NUL-terminated and
-    // `buf` is writable for the length passed; readlinkat never writes past it.
-    let n = unsafe { libc::readlinkat(dir.as_raw_fd(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    let n = usize::try_from(n).ok().filter(|n| *n > 0 && *n < buf.len())?;
-    socket_inode(std::str::from_utf8(&buf[..n]).ok()?)
-}
-
-fn socket_inode(link: &str) -> Option<u64> {
-    link.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
-}
-
-fn read_owner(host: &Host, pid: u32) -> Owner {
-    let name = host.read_to_string(&format!("/proc/{pid}/comm")).map(|s| s.trim().to_string()).unwrap_or_default();
-    let raw = host.read(&format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    // An argument with a space is quoted, so `--password=two words` stays one word for the
-    // redactor; it is redacted before it is cut, so a cut never splits a secret from its flag.
-    let cmdline = raw
-        .split(|b| *b == 0)
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let a = String::from_utf8_lossy(p);
-            match (a.contains(char::is_whitespace), a.contains('\''), a.contains('"')) {
-                (true, false, _) => format!("'{a}'"),
-                (true, true, false) => format!("\"{a}\""),
-                _ => a.into_owned(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
-    let cmdline: String = crate::redact::Redactor::global().text(&cmdline).chars().take(300).collect();
-    Owner { pid, name, cmdline }
+    listeners(host)
 }
 
 /// Does the firewall let new connections from anywhere reach this socket?
-/// An IPv6 wildcard socket also takes IPv4: reachable when either family is.
+/// An IPv6 wildcard socket also takes IPv4 (reachable when either family is)
+/// unless it is IPv6-only; when that is unknown it is taken to take both.
 fn reach(fw: &crate::firewall::FirewallState, l: &Listener) -> Option<bool> {
     use crate::firewall::{model::Family, port_allowed_on};
     let v4 = || port_allowed_on(fw, Family::V4, &l.proto, l.port);
     let v6 = || port_allowed_on(fw, Family::V6, &l.proto, l.port);
     match l.address.parse::<IpAddr>() {
         Ok(IpAddr::V4(_)) => v4(),
+        Ok(IpAddr::V6(a)) if a.is_unspecified() && l.v6only == Some(true) => v6(),
         Ok(IpAddr::V6(a)) if a.is_unspecified() => match (v4(), v6()) {
             (Some(true), _) | (_, Some(true)) => Some(true),
             (Some(false), Some(false)) => Some(false),
@@ -447,9 +211,12 @@ fn reach(fw: &crate::firewall::FirewallState, l: &Listener) -> Option<bool> {
 }
 
 /// Where to reach a listener from this machine: loopback for a wildcard or
-/// loopback socket, its own address otherwise.
+/// loopback socket (`::1` for an IPv6-only one), its own address otherwise.
 fn probe_addr(l: &Listener) -> SocketAddr {
     let ip = match l.address.parse::<IpAddr>() {
+        Ok(ip) if ip.is_unspecified() && ip.is_ipv6() && l.v6only == Some(true) => {
+            IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+        }
         Ok(ip) if ip.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
         Ok(ip) => ip,
         Err(_) => IpAddr::from([127, 0, 0, 1]),
@@ -622,8 +389,12 @@ fn describe(l: &Listener) -> String {
         (Some(p), Some(pid)) => format!("{p} (pid {pid}, user {})", l.user),
         _ => format!("owner unknown (user {})", l.user),
     };
-    let addr = if l.address.contains(':') { format!("[{}]", l.address) } else { l.address.clone() };
-    format!("{addr}:{}/{} by {who}", l.port, l.proto)
+    let mut addr = if l.address.contains(':') { format!("[{}]", l.address) } else { l.address.clone() };
+    if let Some(d) = &l.device {
+        addr = format!("{addr}%{d}");
+    }
+    let only = if l.v6only == Some(true) { " (IPv6 only)" } else { "" };
+    format!("{addr}:{}/{}{only} by {who}", l.port, l.proto)
 }
 
 #[cfg(test)]

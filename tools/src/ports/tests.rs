@@ -253,3 +253,54 @@ async fn an_image_without_proc_still_reports_its_configured_datastores() {
     assert!(ids.contains(&"ports.datastore-config-public"), "{ids:?}");
     assert!(ids.contains(&"ports.check-failed"), "the sockets were not checked, and it says so: {ids:?}");
 }
+
+#[tokio::test]
+async fn an_ipv6_only_wildcard_is_judged_by_the_ipv6_rules_alone() {
+    // web1 with ufw enabled and 9200 allowed over IPv4 only: IPv6 drops it.
+    let root = copy_fixture("web1");
+    let conf = root.path().join("etc/ufw/ufw.conf");
+    std::fs::write(&conf, std::fs::read_to_string(&conf).unwrap().replace("ENABLED=no", "ENABLED=yes")).unwrap();
+    let p = root.path().join("etc/ufw/user6.rules");
+    std::fs::write(&p, std::fs::read_to_string(&p).unwrap().replace("### tuple ### allow tcp 9200", "### x")).unwrap();
+    let host = Host::at(root.path());
+    let fw = crate::firewall::active_rules(&host).await;
+    let l = |address: &str, v6only: Option<bool>| Listener {
+        proto: "tcp".into(),
+        address: address.into(),
+        port: 9200,
+        scope: Scope::AllInterfaces,
+        service: None,
+        pid: None,
+        process: None,
+        command: None,
+        user: "root".into(),
+        firewall: None,
+        http_probe: None,
+        device: None,
+        v6only,
+        inode: 1,
+    };
+    assert_eq!(reach(&fw, &l("0.0.0.0", None)), Some(true));
+    // A dual-stack `::` takes IPv4 too, so the IPv4 rule lets it be reached...
+    assert_eq!(reach(&fw, &l("::", Some(false))), Some(true));
+    // ...as it does when that is unknown (/proc/net does not say): the worse case.
+    assert_eq!(reach(&fw, &l("::", None)), Some(true));
+    // An IPv6-only one is not reachable over IPv4: only the IPv6 rules count, and they block it.
+    assert_eq!(reach(&fw, &l("::", Some(true))), Some(false));
+    let judged = judge(&Ctx::new(host), &[l("::", Some(true))], &|l| reach(&fw, l));
+    let f = judged.iter().find(|f| f.subject == "tcp:9200").unwrap();
+    assert_eq!(f.severity, Severity::Medium, "only the firewall keeps it private: {f:?}");
+    assert!(f.evidence[0].contains("[::]:9200/tcp (IPv6 only)"), "{:?}", f.evidence);
+}
+
+#[test]
+fn a_wildcard_bound_to_lo_is_loopback_and_to_another_device_is_that_interface() {
+    let any4: IpAddr = "0.0.0.0".parse().unwrap();
+    let any6: IpAddr = "::".parse().unwrap();
+    assert_eq!(scope_of(any4, Some("lo")), Scope::Loopback);
+    assert_eq!(scope_of(any6, Some("lo")), Scope::Loopback);
+    assert_eq!(scope_of(any4, Some("eth1")), Scope::Interface);
+    assert_eq!(scope_of(any4, None), Scope::AllInterfaces);
+    assert_eq!(scope_of("10.0.0.5".parse().unwrap(), Some("eth1")), Scope::Specific);
+    assert_eq!(scope_of("::ffff:127.0.0.1".parse().unwrap(), None), Scope::Loopback);
+}
