@@ -15,22 +15,6 @@ use std::time::Instant;
 use serde_json::Value;
 use support::{Run, run, vigil_cmd_at, web1};
 
-fn system_tests() -> bool {
-    std::env::var("VIGIL_SYSTEM_TESTS").as_deref() == Ok("1")
-}
-
-/// Skip (saying so) unless VIGIL_SYSTEM_TESTS=1, where a missing component fails the test.
-fn missing(what: &str) -> bool {
-    assert!(!system_tests(), "{what}, but VIGIL_SYSTEM_TESTS=1");
-    println!("SKIPPED: {what}");
-    true
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 fn json(r: &Run) -> Value {
     serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", r.stdout, r.stderr))
 }
@@ -50,22 +34,11 @@ fn not_checked<'a>(v: &'a Value, check: &str) -> Vec<&'a Value> {
     v["not_checked"].as_array().unwrap().iter().filter(|g| g["check"] == check).collect()
 }
 
-fn debroot() -> Option<PathBuf> {
-    if !is_root() {
-        missing("scripts/debroot needs root");
-        return None;
-    }
-    let out = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/debroot")).output().unwrap();
-    if !out.status.success() {
-        missing(&format!("scripts/debroot failed: {}", String::from_utf8_lossy(&out.stderr)));
-        return None;
-    }
-    Some(PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()))
-}
-
 #[test]
+#[cfg_attr(any(vigil_missing = "root", vigil_missing = "mmdebstrap"), ignore = "needs root, mmdebstrap (scripts/debroot)")]
 fn the_debian_root_reviewed_offline_is_partial_not_high() {
-    let Some(root) = debroot() else { return };
+    vigil_testkit::require(&["root", "mmdebstrap"]);
+    let root = vigil_testkit::debroot();
     // Debian's own sites-enabled links are absolute: they must resolve inside the image.
     let link = std::fs::read_link(root.join("etc/nginx/sites-enabled/default")).unwrap();
     assert!(link.is_absolute(), "{}", link.display());
@@ -145,15 +118,9 @@ fn every_format_has_a_not_checked_section_and_patterns_left_unchecked_never_read
 }
 
 #[test]
+#[cfg_attr(any(vigil_missing = "root", vigil_missing = "setpriv"), ignore = "needs root, setpriv (running the review as another user)")]
 fn an_ordinary_user_is_told_once_that_the_review_is_partial() {
-    if !is_root() {
-        missing("setpriv to another user needs root");
-        return;
-    }
-    if Command::new("setpriv").arg("--version").output().is_err() {
-        missing("setpriv is missing (util-linux)");
-        return;
-    }
+    vigil_testkit::require(&["root", "setpriv"]);
     let t = tempfile::tempdir().unwrap();
     let state = t.path().join("state");
     std::fs::create_dir(&state).unwrap();

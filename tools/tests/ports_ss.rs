@@ -60,18 +60,6 @@ impl Drop for Holder {
     }
 }
 
-fn have(program: &str, arg: &str, package: &str) -> bool {
-    let ok = Command::new(program).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
-    if !ok {
-        assert!(
-            std::env::var("VIGIL_SYSTEM_TESTS").as_deref() != Ok("1"),
-            "{program} missing but VIGIL_SYSTEM_TESTS=1: apt-get install {package}"
-        );
-        println!("SKIPPED: {program} is not installed (apt-get install {package})");
-    }
-    ok
-}
-
 /// `ss`'s way of writing a local address: `0.0.0.0%lo:80`, `*:80` (dual-stack `::`), `[::]:80`.
 fn as_ss(l: &Listener) -> String {
     let ip: std::net::IpAddr = l.address.parse().unwrap();
@@ -89,16 +77,12 @@ fn port_of(local: &str) -> u16 {
 }
 
 #[test]
+#[cfg_attr(
+    any(vigil_missing = "root", vigil_missing = "ss", vigil_missing = "python3"),
+    ignore = "needs root, ss, python3 (ss -p and every process's fd need root; .ci/packages/base.txt)"
+)]
 fn listeners_match_ss_for_every_kind_of_socket() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(std::env::var("VIGIL_SYSTEM_TESTS").as_deref() != Ok("1"), "run as root: ss -p needs it");
-        println!("SKIPPED: not root (ss -p and every process's fd need it)");
-        return;
-    }
-    if !have("ss", "-V", "iproute2") || !have("python3", "-V", "python3") {
-        return;
-    }
+    vigil_testkit::require(&["root", "ss", "python3"]);
     let mut child =
         Command::new("python3").args(["-c", HOLDER]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     let holder_pid = child.id();
