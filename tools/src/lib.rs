@@ -32,6 +32,7 @@ pub mod inroot;
 pub mod ports;
 pub mod redact;
 pub mod registry;
+pub mod services;
 pub mod spawn;
 pub mod ssh;
 pub mod tls;

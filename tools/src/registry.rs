@@ -204,6 +204,7 @@ impl Registry {
         r.add(crate::fixes::VerifyBackupRestore);
         r.add(crate::accounts::AuditAccounts);
         r.add(crate::ssh::CheckSsh);
+        r.add(crate::services::CheckServices);
         r.add(crate::backups::CheckBackups);
         r.add(crate::updates::CheckOsUpdates);
         r.add(crate::firewall::CheckFirewall);

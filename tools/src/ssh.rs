@@ -169,6 +169,15 @@ impl SshdConfig {
         (kbd && self.flag("UsePAM", false)).then_some("KbdInteractiveAuthentication")
     }
 
+    /// A password alone can log in (so it can be guessed from the network): [`Self::password_login`],
+    /// unless `AuthenticationMethods` puts a key before every chain. The keyword that lets it in.
+    pub fn guessable_password_login(&self) -> Option<&'static str> {
+        let key_only = self
+            .authentication_methods()
+            .is_some_and(|chains| chains.iter().all(|c| c.iter().any(|m| m.starts_with("publickey"))));
+        self.password_login().filter(|_| !key_only)
+    }
+
     /// `AuthenticationMethods` as chains of methods (`publickey,keyboard-interactive`
     /// is one chain of two). `None` when unset or `any`: one method suffices.
     pub fn authentication_methods(&self) -> Option<Vec<Vec<String>>> {
@@ -587,10 +596,7 @@ pub fn judge(cfg: &SshdConfig) -> (SshFacts, Vec<Finding>) {
         )));
     }
 
-    let key_only = cfg
-        .authentication_methods()
-        .is_some_and(|chains| chains.iter().all(|c| c.iter().any(|m| m.starts_with("publickey"))));
-    if let (Some(via), false) = (cfg.password_login(), key_only) {
+    if let Some(via) = cfg.guessable_password_login() {
         let mut f = Finding::new(
             "hardening.ssh-password-auth",
             Severity::Medium,

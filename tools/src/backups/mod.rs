@@ -15,6 +15,7 @@
 
 pub mod discover;
 pub mod restore_record;
+pub mod tiny;
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
@@ -938,6 +939,8 @@ async fn judge_job(
             );
         }
     }
+    let paths: Vec<(&str, Option<u64>)> = items.iter().map(|i| (i.path.as_str(), i.size)).collect();
+    findings.extend(tiny::judge(host, &cfg.name, &subject, &paths));
     if let (Some(min), Some(n)) = (cfg.min_size, newest) {
         if n.size.is_some_and(|s| s < min) {
             findings.push(
