@@ -76,3 +76,46 @@ pub fn check(host: &Host, findings: &mut Vec<Finding>) -> String {
     );
     format!("no time service enabled{kernel_line}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root_with_units() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("usr/lib/systemd/system")).unwrap();
+        std::fs::create_dir_all(dir.path().join("etc/systemd/system/sysinit.target.wants")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn an_enabled_time_service_is_enough_and_a_masked_one_is_not() {
+        let dir = root_with_units();
+        let host = Host::at(dir.path());
+        let mut f = Vec::new();
+        check(&host, &mut f);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].id, "hardening.no-time-sync");
+
+        let wants = dir.path().join("etc/systemd/system/sysinit.target.wants/systemd-timesyncd.service");
+        std::os::unix::fs::symlink("/usr/lib/systemd/system/systemd-timesyncd.service", &wants).unwrap();
+        let mut f = Vec::new();
+        assert!(check(&host, &mut f).starts_with("enabled: systemd-timesyncd.service"));
+        assert!(f.is_empty(), "{f:#?}");
+
+        // `systemctl mask` wins over the wants link.
+        std::os::unix::fs::symlink("/dev/null", dir.path().join("etc/systemd/system/systemd-timesyncd.service"))
+            .unwrap();
+        let mut f = Vec::new();
+        check(&host, &mut f);
+        assert_eq!(f.len(), 1);
+    }
+
+    #[test]
+    fn a_root_without_a_service_manager_is_not_judged() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = Vec::new();
+        assert!(check(&Host::at(dir.path()), &mut f).starts_with("not checked"));
+        assert!(f.is_empty());
+    }
+}
