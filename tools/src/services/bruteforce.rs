@@ -140,7 +140,7 @@ pub fn check(host: &Host, sshd: &SshdConfig, sites: &[Site], findings: &mut Vec<
     let at = |k: &str| sshd.setting(k).map(|s| format!(" ({})", s.at())).unwrap_or_else(|| " (default)".into());
     facts.ssh_passwords = match via {
         _ if !sshd.is_present() => "no OpenSSH server configured".into(),
-        Some(k) => format!("sshd accepts passwords: {k} yes{}", at(k)),
+        Some(k) => format!("a password alone can log in over SSH: {k} is on{}", at(k)),
         None => "a password alone cannot log in over SSH".into(),
     };
     if passwords && !ssh_guarded {
