@@ -229,6 +229,34 @@ mod tests {
         assert_eq!(k.comment, "old-backup-key");
     }
 
+    fn fact(user: &str, file: &str) -> super::super::KeyFact {
+        let k = parse_key_line(ED25519).unwrap();
+        super::super::KeyFact {
+            user: user.into(),
+            file: file.into(),
+            key_type: k.key_type,
+            bits: k.bits,
+            comment: k.comment,
+            fingerprint: k.fingerprint,
+            options: Vec::new(),
+            file_modified: "2026-11-01".into(),
+            age_days: 26,
+        }
+    }
+
+    #[test]
+    fn one_key_in_two_accounts_is_shared_but_one_shared_home_is_not() {
+        let (a, b) = (fact("shop", "/home/shop/.ssh/authorized_keys"), fact("blog", "/home/blog/.ssh/authorized_keys"));
+        let f = shared_keys(&[&a, &b], &[]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].subject, ED25519_FP);
+        assert_eq!(f[0].severity, Severity::Medium);
+        assert_eq!(shared_keys(&[&a, &b], &["blog"])[0].severity, Severity::High);
+        let (r, t) = (fact("root", "/root/.ssh/authorized_keys"), fact("toor", "/root/.ssh/authorized_keys"));
+        assert!(shared_keys(&[&r, &t], &[]).is_empty());
+        assert!(shared_keys(&[&a], &[]).is_empty());
+    }
+
     #[test]
     fn base64_round_trips() {
         for s in ["", "f", "fo", "foo", "foob", "fooba", "foobar"] {

@@ -447,6 +447,40 @@ mod tests {
     }
 
     #[test]
+    fn hostile_lines_never_panic() {
+        for cmd in [
+            "|",
+            "||",
+            "|||",
+            "$(",
+            "`",
+            "<(",
+            ")",
+            "-O",
+            "curl -O",
+            "curl -o",
+            "wget -O-",
+            "://",
+            "http://[",
+            "http://[::",
+            "curl http://\u{202e}1.2.3.4/",
+            "curl ://@",
+            "é|sh",
+            "curl é -oé",
+            "base64 -d |",
+            "> >",
+            "2>&",
+            "&>",
+        ] {
+            let _ = judge(cmd);
+            let _ = shown(cmd);
+            let _ = parse_line(cmd, None);
+        }
+        let long = format!("{}sh", "curl x | ".repeat(10_000));
+        assert!(judge(&long).is_some_and(|v| v.runs_code));
+    }
+
+    #[test]
     fn a_raw_public_ip_is_noted_without_running() {
         let v = judge("wget -q http://198.51.100.7/update.txt -O /dev/null").unwrap();
         assert!(!v.runs_code);

@@ -99,3 +99,35 @@ impl Tool for CheckServices {
         Ok(Outcome::new(facts, findings))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::Severity;
+    use crate::testutil::fixture_ctx;
+
+    #[tokio::test]
+    async fn the_clean_fixture_raises_nothing_above_info() {
+        let out = CheckServices.run(&fixture_ctx("clean"), ServicesInput::default()).await.unwrap();
+        let loud: Vec<String> = out
+            .findings
+            .iter()
+            .filter(|f| f.severity > Severity::Info)
+            .map(|f| format!("{} {}", f.id, f.subject))
+            .collect();
+        assert!(loud.is_empty(), "{loud:?}");
+        assert_eq!(out.facts.brute_force.tools, ["fail2ban"]);
+        assert!(out.facts.brute_force.jails.contains(&"wordpress".to_string()));
+    }
+
+    #[tokio::test]
+    async fn web1_has_no_guard_against_password_guessing() {
+        let out = CheckServices.run(&fixture_ctx("web1"), ServicesInput::default()).await.unwrap();
+        let ids: Vec<&str> = out.findings.iter().map(|f| f.id.as_str()).collect();
+        assert!(ids.contains(&"hardening.no-bruteforce-protection"), "{ids:?}");
+        assert!(ids.contains(&"hardening.no-wp-login-jail"), "{ids:?}");
+        // Its crontabs run backups and an rclone sync: nothing downloads code.
+        assert!(!ids.iter().any(|i| i.starts_with("hardening.cron-")), "{ids:?}");
+        assert!(out.facts.cron.jobs >= 4, "{:?}", out.facts.cron);
+    }
+}
