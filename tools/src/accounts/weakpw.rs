@@ -345,6 +345,9 @@ mod tests {
         assert_eq!(one("bob", "$6$"), Verdict::NotGuessed);
         assert_eq!(one("bob", "$1$$$$$$"), Verdict::NotGuessed);
         assert!(matches!(one("bob", "$y$zzzz$a$b"), Verdict::NotChecked(_)));
+        // yescrypt asking for a gigabyte per try (N = 2^18, r = 32).
+        let v = one("bob", "$y$jFT$saltsaltsalt$htND0YtRLuf0vB4ojPDdOtmvD9ZxCzd8OYbgeYhCjx.");
+        assert!(matches!(&v, Verdict::NotChecked(w) if w.contains("yescrypt")), "{v:?}");
     }
 
     #[test]
