@@ -8,8 +8,8 @@
 //! maps a library into a process, deletes it as an upgrade would, and expects
 //! `check_services` to name the process.
 //!
-//! Needs root, `scripts/debroot` (mmdebstrap, .ci/packages/dist.txt) and
-//! `ssh-keygen` (.ci/packages/ssh.txt).
+//! Needs root and the packages in .ci/packages/syschecks.txt (mmdebstrap for
+//! `scripts/debroot`, openssl, ssh-keygen). Run: `cargo test -p vigil-tools --test syschecks_debroot`.
 #![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test setup: a failure should stop the test")]
 
