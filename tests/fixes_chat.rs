@@ -24,35 +24,9 @@ use std::time::Duration;
 use serde_json::Value;
 use support::pty::Pty;
 use support::*;
+use vigil_testkit::sh;
 
 const T: Duration = Duration::from_secs(30);
-
-/// Root and these programs? Missing: fail under VIGIL_SYSTEM_TESTS=1, else skip.
-fn need(progs: &[&str]) -> bool {
-    let missing: Vec<&str> = progs
-        .iter()
-        .copied()
-        .filter(|p| !["/usr/sbin", "/usr/bin", "/sbin", "/bin"].iter().any(|d| Path::new(d).join(p).is_file()))
-        .collect();
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if missing.is_empty() && root {
-        return true;
-    }
-    let why = if missing.is_empty() { "not root".to_string() } else { format!("missing {}", missing.join(", ")) };
-    if std::env::var("VIGIL_SYSTEM_TESTS").as_deref() == Ok("1") {
-        panic!("system test cannot run: {why}");
-    }
-    println!("SKIPPED: {why}");
-    false
-}
-
-fn sh(cmd: &str) -> (i32, String) {
-    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
-    s.push_str(&String::from_utf8_lossy(&o.stderr));
-    (o.status.code().unwrap_or(-1), s)
-}
 
 /// A network namespace with loopback up and an nft `inet filter` table, deleted when dropped.
 struct Netns(String);
@@ -178,10 +152,12 @@ fn save_transcript(name: &str, screen: &str, state: &Path, tool: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    any(vigil_missing = "root", vigil_missing = "ip", vigil_missing = "nft"),
+    ignore = "needs root, ip, nft (.ci/packages/fixes_chat.txt)"
+)]
 fn close_port_9200_in_chat_changes_the_firewall_and_logs_the_undo() {
-    if !need(&["ip", "nft"]) {
-        return;
-    }
+    vigil_testkit::require(&["root", "ip", "nft"]);
     let ns = Netns::new();
     let state = tempfile::tempdir().unwrap();
     let api = FakeApi::start_in_netns(
@@ -232,10 +208,20 @@ fn close_port_9200_in_chat_changes_the_firewall_and_logs_the_undo() {
 }
 
 #[test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "useradd",
+        vigil_missing = "userdel",
+        vigil_missing = "usermod",
+        vigil_missing = "passwd",
+        vigil_missing = "chpasswd",
+        vigil_missing = "getent"
+    ),
+    ignore = "needs root, useradd, userdel, usermod, passwd, chpasswd, getent (.ci/packages/fixes_chat.txt)"
+)]
 fn locking_the_contractor_in_chat_locks_the_account_and_logs_the_undo() {
-    if !need(&["useradd", "userdel", "usermod", "passwd", "chpasswd", "getent"]) {
-        return;
-    }
+    vigil_testkit::require(&["root", "useradd", "userdel", "usermod", "passwd", "chpasswd", "getent"]);
     let suffix = format!("{:04}", std::process::id() % 10_000);
     let contractor = format!("vigil-contractor-{suffix}");
     let mut users = TempUsers(Vec::new());

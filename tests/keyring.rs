@@ -11,27 +11,6 @@ fn vigil() -> &'static str {
     env!("CARGO_BIN_EXE_vigil")
 }
 
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {program}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-fn require(programs: &[&str]) -> bool {
-    let missing: Vec<&&str> = programs.iter().filter(|p| !have(p)).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("VIGIL_SYSTEM_TESTS").is_ok() {
-        panic!("missing {missing:?}: install the packages in .ci/packages/base.txt");
-    }
-    eprintln!("SKIPPED: missing {missing:?}");
-    false
-}
-
 const KEY: &str = "sk-ant-api03-TESTKEYTESTKEYTESTKEY";
 
 fn session_script(state: &std::path::Path) -> String {
@@ -55,10 +34,9 @@ fn check(out: std::process::Output, backend: &str) {
 }
 
 #[test]
+#[cfg_attr(vigil_missing = "keyctl", ignore = "needs keyctl (.ci/packages/base.txt)")]
 fn kernel_keyring_round_trip() {
-    if !require(&["keyctl"]) {
-        return;
-    }
+    vigil_testkit::require(&["keyctl"]);
     let t = tempfile::tempdir().unwrap();
     let out = Command::new("keyctl")
         .args(["session", "-", "sh", "-c", &session_script(t.path())])
@@ -71,10 +49,12 @@ fn kernel_keyring_round_trip() {
 }
 
 #[test]
+#[cfg_attr(
+    any(vigil_missing = "dbus-run-session", vigil_missing = "gnome-keyring-daemon"),
+    ignore = "needs dbus-run-session, gnome-keyring-daemon (.ci/packages/base.txt)"
+)]
 fn secret_service_round_trip() {
-    if !require(&["dbus-run-session", "gnome-keyring-daemon"]) {
-        return;
-    }
+    vigil_testkit::require(&["dbus-run-session", "gnome-keyring-daemon"]);
     let t = tempfile::tempdir().unwrap();
     let home = t.path().join("home");
     let xdg = t.path().join("xdg");

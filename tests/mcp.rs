@@ -32,7 +32,7 @@ const SECRET: &str = "Company2024!";
 const WAIT: Duration = Duration::from_secs(60);
 
 fn web1() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hosts/web1")
+    vigil_testkit::fixture_hosts().join("web1")
 }
 
 /// How the test client answers an elicitation.
@@ -427,16 +427,15 @@ async fn mutating_tools_are_refused_by_default_and_client_hints_do_not_open_the_
 }
 
 #[tokio::test]
+#[cfg_attr(vigil_missing = "root", ignore = "needs root (chown the config to another user)")]
 async fn an_opt_in_in_a_config_not_owned_by_root_is_ignored() {
+    vigil_testkit::require(&["root"]);
     let state = tempfile::tempdir().unwrap();
     let cfg_dir = tempfile::tempdir().unwrap();
     let cfg = write_config(cfg_dir.path(), "[mcp]\nmutating = \"elicit\"\n");
     // SAFETY: chown on a path we own, to `nobody`.
     let c = std::ffi::CString::new(cfg.to_str().unwrap()).unwrap();
-    if unsafe { libc::chown(c.as_ptr(), 65534, 65534) } != 0 {
-        println!("SKIPPED: cannot chown the config (not root): the trust check is covered by unit tests");
-        return;
-    }
+    assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0, "chown the config to nobody");
     let runs = Arc::new(AtomicUsize::new(0));
     let client = Client::new(true, Reply::Type("firewall_deny_port"));
     let (s, _served) = in_process(server_from_app(state.path(), Some(&cfg), &runs), client.clone()).await;

@@ -10,7 +10,6 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Once;
 
 use serde_json::Value;
 use support::{FakeApi, KEY, PLANTED, Reply, text_sse};
@@ -19,29 +18,11 @@ const SUMMARY: &str = "1. First close tcp:9200 (ports.exposed-datastore).\n2. Th
 
 /// Git keeps neither modification times nor modes: give the fixture hosts the ones they describe.
 fn prepare_fixtures() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let hosts = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hosts");
-        let st = Command::new("sh").arg(hosts.join("set-mtimes.sh")).status().unwrap();
-        assert!(st.success(), "set-mtimes.sh failed");
-        use std::os::unix::fs::PermissionsExt;
-        let mode = |p: &str, m: u32| {
-            std::fs::set_permissions(hosts.join(p), std::fs::Permissions::from_mode(m)).unwrap();
-        };
-        for p in [
-            "web1/var/www/shop/wp-config.php",
-            "web1/home/client2/public_html/wp-config.php",
-            "web1/srv/www/client3/db-config.php",
-        ] {
-            mode(p, 0o644);
-        }
-        mode("web1/etc/wordpress/config-blog.example.com.php", 0o640);
-        mode("clean/var/www/example.org/wp-config.php", 0o640);
-    });
+    vigil_testkit::fixture_hosts();
 }
 
 fn fixture_host(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hosts").join(name)
+    vigil_testkit::fixture_hosts().join(name)
 }
 
 /// `vigil --root ROOT ARGS…` with a clean environment (no key unless `api`).
@@ -329,20 +310,10 @@ fn html_escapes_a_hostile_host_name_and_draws_the_trend() {
     assert_eq!(svg.select(&sel("polyline")).count(), 4);
 }
 
-fn have(program: &str) -> bool {
-    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file())).unwrap_or(false)
-}
-
 #[test]
+#[cfg_attr(vigil_missing = "chromium", ignore = "needs chromium (.ci/packages/report.txt)")]
 fn html_report_renders_in_headless_chromium_without_console_errors() {
-    if !have("chromium") {
-        assert!(
-            std::env::var("VIGIL_SYSTEM_TESTS").as_deref() != Ok("1"),
-            "VIGIL_SYSTEM_TESTS=1 but chromium is not installed (.ci/packages/report.txt)"
-        );
-        println!("SKIPPED: chromium is not installed (apt-get install chromium)");
-        return;
-    }
+    vigil_testkit::require(&["chromium"]);
     prepare_fixtures();
     let t = tempfile::tempdir().unwrap();
     let state = t.path().join("state");

@@ -13,32 +13,17 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Once;
 
 use serde_json::Value;
 use support::{Run, run, web1};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hosts")
+    vigil_testkit::fixture_hosts().to_path_buf()
 }
 
-/// Git keeps neither modification times nor modes: give the fixtures theirs, once.
+/// The fixture hosts, copied with their dates and modes (vigil_testkit::fixture_hosts).
 fn prepare() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let st = Command::new("sh").arg(fixtures().join("set-mtimes.sh")).status().unwrap();
-        assert!(st.success(), "set-mtimes.sh failed");
-        let mode = |p: &str, m: u32| {
-            let _ = std::fs::set_permissions(fixtures().join(p), std::fs::Permissions::from_mode(m));
-        };
-        for p in
-            ["var/www/shop/wp-config.php", "home/client2/public_html/wp-config.php", "srv/www/client3/db-config.php"]
-        {
-            mode(&format!("web1/{p}"), 0o644);
-        }
-        mode("web1/etc/wordpress/config-blog.example.com.php", 0o640);
-        mode("clean/var/www/example.org/wp-config.php", 0o640);
-    });
+    vigil_testkit::fixture_hosts();
 }
 
 /// `vigil --root ROOT ARGS…` with state in `state`.

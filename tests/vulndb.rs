@@ -230,15 +230,9 @@ fn without_a_key_nothing_is_downloaded() {
 
 /// `vigil auth login --wordfence` stores the key in the kernel keyring and `vulndb update` sends it.
 #[test]
+#[cfg_attr(vigil_missing = "keyctl", ignore = "needs keyctl (.ci/packages/base.txt)")]
 fn the_key_from_the_keyring_is_sent_as_a_bearer_token() {
-    let have = std::process::Command::new("sh").args(["-c", "command -v keyctl"]).output().unwrap().status.success();
-    if !have {
-        if std::env::var("VIGIL_SYSTEM_TESTS").is_ok() {
-            panic!("missing keyctl: install the packages in .ci/packages/base.txt");
-        }
-        eprintln!("SKIPPED: keyctl missing");
-        return;
-    }
+    vigil_testkit::require(&["keyctl"]);
     let t = tempfile::tempdir().unwrap();
     let server = Server::start(Answer::Ok(sample()));
     let v = env!("CARGO_BIN_EXE_vigil");

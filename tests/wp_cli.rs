@@ -15,21 +15,6 @@ fn vigil() -> &'static str {
     env!("CARGO_BIN_EXE_vigil")
 }
 
-fn need(programs: &[&str]) -> bool {
-    let missing: Vec<&&str> = programs
-        .iter()
-        .filter(|p| !["/usr/bin", "/bin", "/usr/sbin", "/sbin"].iter().any(|d| Path::new(d).join(p).is_file()))
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("VIGIL_SYSTEM_TESTS").as_deref() == Ok("1") {
-        panic!("missing {missing:?}: install the packages in .ci/packages/wpstage.txt");
-    }
-    println!("SKIPPED: missing {missing:?}");
-    false
-}
-
 /// A minimal WordPress tree the inventory discovers, with a config and a state dir.
 struct Site {
     t: tempfile::TempDir,
@@ -123,10 +108,12 @@ impl Site {
 }
 
 #[test]
+#[cfg_attr(
+    any(vigil_missing = "setsid", vigil_missing = "php"),
+    ignore = "needs setsid, php (.ci/packages/wpstage.txt)"
+)]
 fn without_a_terminal_both_tools_are_refused_and_nothing_changes() {
-    if !need(&["setsid", "php"]) {
-        return;
-    }
+    vigil_testkit::require(&["setsid", "php"]);
     let s = Site::new();
     // Create the per-host state directory (a recover with nothing to recover), then take the snapshot.
     let site = s.site();
@@ -165,10 +152,12 @@ fn without_a_terminal_both_tools_are_refused_and_nothing_changes() {
 }
 
 #[test]
+#[cfg_attr(
+    any(vigil_missing = "script", vigil_missing = "php"),
+    ignore = "needs script, php (.ci/packages/wpstage.txt)"
+)]
 fn on_a_terminal_the_plan_is_shown_and_anything_but_the_name_declines() {
-    if !need(&["script", "php"]) {
-        return;
-    }
+    vigil_testkit::require(&["script", "php"]);
     let s = Site::new();
     let mut cmd = vec![vigil().to_string()];
     cmd.extend(s.args());
@@ -208,11 +197,13 @@ fn on_a_terminal_the_plan_is_shown_and_anything_but_the_name_declines() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    any(vigil_missing = "setsid", vigil_missing = "php"),
+    ignore = "needs setsid, php (.ci/packages/wpstage.txt)"
+)]
 async fn an_approval_opens_the_gate_once_and_only_for_the_plan_it_was_issued_for() {
     use vigil_tools::wpupdate::approval::{Approval, issue};
-    if !need(&["setsid", "php"]) {
-        return;
-    }
+    vigil_testkit::require(&["setsid", "php"]);
     let s = Site::new();
     let site = s.site();
     let (rc, _, _) = s.detached(&["wp", "recover", &site]);

@@ -19,9 +19,10 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::time::Duration;
 
 use serde_json::Value;
+use vigil_testkit::mariadb::MariaDb;
+use vigil_testkit::{free_port, ok, wait_for};
 
 const VICTIM_PW: &str = "Victim-Secret-9f3k2";
 const ATTACKER_PW: &str = "Attacker-Own-Pw-77q";
@@ -78,64 +79,12 @@ open(log + ".ready", "w").close()
 loop(t)
 "#;
 
-fn need() -> bool {
-    let progs =
-        ["python3", "setpriv", "useradd", "userdel", "mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin"];
-    let mut missing: Vec<String> = progs
-        .iter()
-        .filter(|p| !["/usr/sbin", "/usr/bin", "/sbin", "/bin"].iter().any(|d| Path::new(d).join(p).is_file()))
-        .map(|p| p.to_string())
-        .collect();
-    if !Path::new("/usr/bin/python3").is_file() {
-        missing.push("/usr/bin/python3".into());
-    }
-    if sh("id -u mysql").0 != 0 {
-        missing.push("the mysql account (mariadb-server)".into());
-    }
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if missing.is_empty() && root {
-        return true;
-    }
-    let why = if missing.is_empty() { "not root".to_string() } else { format!("missing {}", missing.join(", ")) };
-    assert_ne!(std::env::var("VIGIL_SYSTEM_TESTS").as_deref(), Ok("1"), "system test cannot run: {why}");
-    println!("SKIPPED: {why}");
-    false
-}
-
-fn sh(cmd: &str) -> (i32, String) {
-    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
-    s.push_str(&String::from_utf8_lossy(&o.stderr));
-    (o.status.code().unwrap_or(-1), s)
-}
-
-fn ok(cmd: &str) -> String {
-    let (rc, out) = sh(cmd);
-    assert_eq!(rc, 0, "`{cmd}` failed: {out}");
-    out
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..150 {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{what} did not come up");
-}
-
 /// Everything the attack needs; stopped and removed on drop.
 struct Lab {
     dir: PathBuf,
     attacker: String,
     victim: String,
-    db: Option<Child>,
+    db: Option<MariaDb>,
     rogue: Option<Child>,
     /// The same listener run by root on a root-owned socket: not a database server either.
     root_rogue: Option<Child>,
@@ -148,7 +97,7 @@ impl Lab {
     }
 
     fn db_sock(&self) -> String {
-        self.p("db/mysqld.sock")
+        self.db.as_ref().map(|d| d.sock.clone()).unwrap_or_default()
     }
 
     fn rogue_sock(&self) -> String {
@@ -178,10 +127,7 @@ impl Drop for Lab {
             let _ = r.wait();
         }
         if let Some(mut db) = self.db.take() {
-            let _ = Command::new("mariadb-admin")
-                .args(["--no-defaults", &format!("--socket={}", self.db_sock()), "shutdown"])
-                .status();
-            let _ = db.wait();
+            db.shutdown();
         }
         for u in [&self.attacker, &self.victim] {
             let _ = Command::new("userdel").arg(u).status();
@@ -208,41 +154,22 @@ fn setup() -> Lab {
         let _ = Command::new("userdel").arg(u).stderr(std::process::Stdio::null()).status();
         ok(&format!("useradd --no-create-home --user-group --shell /usr/sbin/nologin {u}"));
     }
-    ok(&format!("chmod 755 {0} && mkdir -p {0}/www {0}/atk {0}/db/tmp && chmod 755 {0}/www", dir.display()));
+    ok(&format!("chmod 755 {0} && mkdir -p {0}/www {0}/atk && chmod 755 {0}/www", dir.display()));
 
     // The real database: MariaDB run as mysql, on a socket in a directory only mysql controls.
-    let d = lab.p("db");
-    ok(&format!("chown -R mysql:mysql {d} && chmod 755 {d}"));
-    ok(&format!(
-        "mariadb-install-db --no-defaults --user=mysql --datadir={d}/data --tmpdir={d}/tmp \
-         --auth-root-authentication-method=socket --skip-test-db >/dev/null"
-    ));
-    lab.db = Some(
-        Command::new("mariadbd")
-            .args([
-                "--no-defaults",
-                "--user=mysql",
-                &format!("--datadir={d}/data"),
-                &format!("--socket={}", lab.db_sock()),
-                &format!("--pid-file={d}/mysqld.pid"),
-                "--skip-networking",
-                &format!("--log-error={d}/err"),
-                &format!("--tmpdir={d}/tmp"),
-            ])
-            .spawn()
-            .unwrap(),
-    );
-    let sock = lab.db_sock();
-    wait_for("MariaDB", || sh(&format!("mariadb-admin --no-defaults --socket={sock} ping")).0 == 0);
-    ok(&format!(
-        "mariadb --no-defaults --socket={sock} -e \"CREATE DATABASE vdb; USE vdb; \
+    let db = MariaDb::start(&dir.join("db"), "mysql", false);
+    db.sql(
+        "CREATE DATABASE vdb; USE vdb; \
          CREATE TABLE wp_users (ID INT PRIMARY KEY, user_login VARCHAR(60)); \
          CREATE TABLE wp_usermeta (user_id INT, meta_key VARCHAR(255), meta_value TEXT); \
          INSERT INTO wp_users VALUES (1, 'vic-admin'), (2, 'vic-editor'); \
-         INSERT INTO wp_usermeta VALUES (1, 'wp_capabilities', 'a:1:{{s:13:\\\"administrator\\\";b:1;}}'), \
-         (2, 'wp_capabilities', 'a:1:{{s:6:\\\"editor\\\";b:1;}}'); \
-         CREATE USER 'vuser'@'localhost' IDENTIFIED BY '{VICTIM_PW}'; GRANT SELECT ON vdb.* TO 'vuser'@'localhost';\""
+         INSERT INTO wp_usermeta VALUES (1, 'wp_capabilities', 'a:1:{s:13:\"administrator\";b:1;}'), \
+         (2, 'wp_capabilities', 'a:1:{s:6:\"editor\";b:1;}');",
+    );
+    db.sql(&format!(
+        "CREATE USER 'vuser'@'localhost' IDENTIFIED BY '{VICTIM_PW}'; GRANT SELECT ON vdb.* TO 'vuser'@'localhost';"
     ));
+    lab.db = Some(db);
 
     // The rogue listener, run by the attacker.
     let script = lab.p("rogue.py");
@@ -276,6 +203,7 @@ fn setup() -> Lab {
     wait_for("root's listener", || Path::new(&format!("{root_log}.ready")).exists());
 
     // The sites.
+    let sock = lab.db_sock();
     let victim_cfg = lab.site(
         "victim",
         &lab.victim.clone(),
@@ -332,10 +260,34 @@ fn all_text(dir: &Path) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "user:mysql",
+        vigil_missing = "/usr/bin/python3",
+        vigil_missing = "setpriv",
+        vigil_missing = "useradd",
+        vigil_missing = "userdel",
+        vigil_missing = "mariadbd",
+        vigil_missing = "mariadb-install-db",
+        vigil_missing = "mariadb",
+        vigil_missing = "mariadb-admin"
+    ),
+    ignore = "needs root, user:mysql, /usr/bin/python3, setpriv, useradd, userdel, mariadbd, mariadb-install-db, mariadb, mariadb-admin (.ci/packages/wpcreds.txt)"
+)]
 fn a_neighbours_password_never_reaches_a_tenants_listener() {
-    if !need() {
-        return;
-    }
+    vigil_testkit::require(&[
+        "root",
+        "user:mysql",
+        "/usr/bin/python3",
+        "setpriv",
+        "useradd",
+        "userdel",
+        "mariadbd",
+        "mariadb-install-db",
+        "mariadb",
+        "mariadb-admin",
+    ]);
     let lab = setup();
     let state = lab.dir.join("state");
     std::fs::create_dir_all(&state).unwrap();

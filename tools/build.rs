@@ -5,6 +5,9 @@
 //! into `OUT_DIR/finding_ids.rs`, so `vigil ack` can refuse an id no check produces and
 //! suggest the closest ones. Collecting from the source keeps the list from going stale:
 //! a new check's id is in it the moment the check is written.
+//!
+//! It also probes the components the crate's system tests name (`vigil_testkit`):
+//! a test whose component this machine lacks is listed as ignored, with its reason.
 #![allow(clippy::disallowed_methods, reason = "the build script reads this crate's own source, not an audited file")]
 
 use std::collections::BTreeSet;
@@ -56,4 +59,5 @@ fn main() {
     if let Err(e) = std::fs::write(&out, format!("&[{}]\n", list.join(", "))) {
         println!("cargo:warning=cannot write {}: {e}", out.display());
     }
+    vigil_testkit::components::emit_cfgs(&[Path::new("src"), Path::new("tests")]);
 }

@@ -35,7 +35,7 @@ pub fn fixture(name: &str) -> String {
 
 /// The messy fixture host.
 pub fn web1() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/hosts/web1")
+    vigil_testkit::fixture_hosts().join("web1")
 }
 
 /// One scripted answer.

@@ -274,13 +274,17 @@ mod tests {
     }
 
     #[test]
-    fn no_pid_namespace_is_a_clear_refusal() {
+    fn no_unshare_is_a_clear_refusal() {
         assert!(probe(None).unwrap().contains("`unshare` (util-linux) is not installed"));
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            println!("SKIPPED: not root");
-            return;
-        }
+    }
+
+    #[test]
+    #[cfg_attr(
+        any(vigil_missing = "root", vigil_missing = "setpriv", vigil_missing = "unshare"),
+        ignore = "needs root, setpriv, unshare (util-linux)"
+    )]
+    fn no_pid_namespace_is_a_clear_refusal() {
+        vigil_testkit::require(&["root", "setpriv", "unshare"]);
         // The real unshare, denied by the kernel: run as `nobody`, it may not create a PID namespace.
         let dir = tempfile::tempdir().unwrap();
         let wrapper = dir.path().join("unshare");
@@ -303,14 +307,13 @@ mod tests {
     }
 
     #[tokio::test]
+    #[cfg_attr(
+        any(vigil_missing = "root", vigil_missing = "setpriv", vigil_missing = "unshare"),
+        ignore = "needs root, setpriv, unshare (util-linux)"
+    )]
     async fn site_code_runs_without_a_terminal_in_its_own_pid_namespace() {
-        if let Some(why) = site_code_unavailable() {
-            if std::env::var("VIGIL_SYSTEM_TESTS").as_deref() == Ok("1") {
-                panic!("system test cannot run: {why}");
-            }
-            println!("SKIPPED: {why}");
-            return;
-        }
+        vigil_testkit::require(&["root", "setpriv", "unshare"]);
+        assert_eq!(site_code_unavailable(), None, "site code cannot run on this machine");
         let argv =
             site_code_argv(65534, 65534, false, "/bin/sh", &["-c".into(), "echo pid=$$; cat /proc/self/stat".into()]);
         let out = site_code(&argv).unwrap().stdout(Stdio::piped()).stderr(Stdio::piped()).output().await.unwrap();

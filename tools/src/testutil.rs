@@ -13,7 +13,7 @@ pub const FIXTURE_NOW: u64 = 1_795_737_600;
 
 /// Path of a fixture host.
 pub fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/hosts").join(name)
+    vigil_testkit::fixture_hosts().join(name)
 }
 
 /// A fixture host, as of [`FIXTURE_NOW`].

@@ -12,19 +12,13 @@ use vigil_tools::backups::{BackupsInput, CheckBackups, JobKind};
 use vigil_tools::config::Config;
 use vigil_tools::{Ctx, Host, Severity, Tool};
 
-/// The program's path, or `None` after printing SKIPPED (a failure under VIGIL_SYSTEM_TESTS=1).
-fn need(program: &str) -> Option<String> {
-    for dir in ["/usr/local/bin", "/usr/bin", "/bin"] {
-        let p = format!("{dir}/{program}");
-        if Path::new(&p).is_file() {
-            return Some(p);
-        }
-    }
-    if std::env::var("VIGIL_SYSTEM_TESTS").as_deref() == Ok("1") {
-        panic!("{program} is not installed (apt-get install -y --no-install-recommends restic borgbackup)");
-    }
-    println!("SKIPPED: {program} is not installed");
-    None
+/// The program's path (the test requires it first).
+fn program(name: &str) -> String {
+    ["/usr/local/bin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|d| format!("{d}/{name}"))
+        .find(|p| Path::new(p).is_file())
+        .unwrap()
 }
 
 fn run(cmd: &mut Command) {
@@ -59,8 +53,10 @@ fn site(dir: &Path) -> std::path::PathBuf {
 }
 
 #[tokio::test]
+#[cfg_attr(vigil_missing = "restic", ignore = "needs restic (.ci/packages/backups.txt)")]
 async fn restic_repository_is_discovered_and_checked() {
-    let Some(restic) = need("restic") else { return };
+    vigil_testkit::require(&["restic"]);
+    let restic = program("restic");
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let repo = root.join("backup/restic");
@@ -110,8 +106,10 @@ async fn restic_repository_is_discovered_and_checked() {
 }
 
 #[tokio::test]
+#[cfg_attr(vigil_missing = "borg", ignore = "needs borg (.ci/packages/backups.txt)")]
 async fn borg_repository_is_discovered_and_checked() {
-    let Some(borg) = need("borg") else { return };
+    vigil_testkit::require(&["borg"]);
+    let borg = program("borg");
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let repo = root.join("srv/backup/borg");

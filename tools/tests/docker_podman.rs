@@ -10,7 +10,7 @@
 //! in the temp dir (vfs driver, runc, cgroupfs, as in RECIPES.md).
 //!
 //! Needs root and the packages in `.ci/packages/docker.txt`. Without them it
-//! prints `SKIPPED: …`, or fails when `VIGIL_SYSTEM_TESTS=1`.
+//! is listed as ignored with its reason, or fails when `VIGIL_SYSTEM_TESTS=1`.
 #![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failure should panic with its message")]
 
@@ -19,30 +19,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vigil_tools::{Config, Ctx, Host, Registry, Severity};
-
-fn which(p: &str) -> bool {
-    std::env::var_os("PATH").map(|paths| std::env::split_paths(&paths).any(|d| d.join(p).is_file())).unwrap_or(false)
-        || ["/usr/sbin", "/sbin"].iter().any(|d| Path::new(d).join(p).is_file())
-}
-
-/// `Some(reason)` when this machine cannot run the test.
-fn missing() -> Option<String> {
-    // SAFETY-free check of the effective uid through /proc.
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
-    if !root {
-        return Some("needs root (network namespace, rootful podman)".into());
-    }
-    for p in ["podman", "runc", "nsenter", "ip", "tar"] {
-        if !which(p) {
-            return Some(format!("`{p}` is not installed (see .ci/packages/docker.txt)"));
-        }
-    }
-    if !Path::new("/bin/busybox").is_file() {
-        return Some("/bin/busybox is missing (install busybox-static)".into());
-    }
-    None
-}
 
 /// Podman in its own storage, runtime dir and network namespace; torn down on drop.
 struct Podman {
@@ -174,14 +150,20 @@ impl Drop for Podman {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "podman",
+        vigil_missing = "runc",
+        vigil_missing = "nsenter",
+        vigil_missing = "ip",
+        vigil_missing = "tar",
+        vigil_missing = "/bin/busybox"
+    ),
+    ignore = "needs root, podman, runc, nsenter, ip, tar, /bin/busybox (.ci/packages/docker.txt)"
+)]
 async fn podman_burner_idle_privileged_and_published() {
-    if let Some(why) = missing() {
-        if std::env::var("VIGIL_SYSTEM_TESTS").as_deref() == Ok("1") {
-            panic!("VIGIL_SYSTEM_TESTS=1 but {why}");
-        }
-        println!("SKIPPED: {why}");
-        return;
-    }
+    vigil_testkit::require(&["root", "podman", "runc", "nsenter", "ip", "tar", "/bin/busybox"]);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("podman");
     let state = tmp.path().join("state");

@@ -8,8 +8,8 @@
 //! evaluator's answer against what the kernel did.
 //!
 //! Needs root and the programs in `.ci/packages/firewall.txt`. Without them
-//! the tests print `SKIPPED: …`, unless `VIGIL_SYSTEM_TESTS=1` (CI), where
-//! they fail.
+//! the tests are listed as ignored with their reason, unless
+//! `VIGIL_SYSTEM_TESTS=1` (CI), where they fail.
 
 #![allow(clippy::unwrap_used, reason = "test helpers: a failure should panic with its cause")]
 
@@ -22,28 +22,6 @@ use vigil_tools::firewall::model::Family;
 use vigil_tools::firewall::{self, RuntimeOutputs, port_allowed, port_allowed_on};
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
-
-/// True when the test may run; otherwise prints why (or fails under CI).
-fn ready(programs: &[&str]) -> bool {
-    let strict = std::env::var("VIGIL_SYSTEM_TESTS").is_ok_and(|v| v == "1");
-    let mut why = Vec::new();
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        why.push("not root (network namespaces need CAP_SYS_ADMIN)".to_string());
-    }
-    for p in programs {
-        if !["/usr/sbin", "/usr/bin", "/sbin", "/bin"].iter().any(|d| Path::new(&format!("{d}/{p}")).exists()) {
-            why.push(format!("`{p}` is not installed"));
-        }
-    }
-    if why.is_empty() {
-        return true;
-    }
-    let msg = format!("SKIPPED: {} (install .ci/packages/firewall.txt)", why.join(", "));
-    assert!(!strict, "VIGIL_SYSTEM_TESTS=1 but {msg}");
-    println!("{msg}");
-    false
-}
 
 /// A network namespace, deleted (with its /etc/netns config) when dropped.
 struct Netns {
@@ -152,10 +130,12 @@ table inet filter {
 "#;
 
 #[test]
+#[cfg_attr(
+    any(vigil_missing = "root", vigil_missing = "ip", vigil_missing = "nft"),
+    ignore = "needs root, ip, nft (.ci/packages/firewall.txt)"
+)]
 fn nftables_rules_are_parsed_from_the_real_nft_and_judged() {
-    if !ready(&["ip", "nft"]) {
-        return;
-    }
+    vigil_testkit::require(&["root", "ip", "nft"]);
     let ns = Netns::new();
     ns.nft(NFT_RULESET);
     let state = firewall::from_runtime(&Host::at("/nonexistent"), ns.outputs());
@@ -191,10 +171,12 @@ fn nftables_rules_are_parsed_from_the_real_nft_and_judged() {
 }
 
 #[test]
+#[cfg_attr(
+    any(vigil_missing = "root", vigil_missing = "ip", vigil_missing = "nft"),
+    ignore = "needs root, ip, nft (.ci/packages/firewall.txt)"
+)]
 fn an_accept_all_nft_table_is_no_firewall() {
-    if !ready(&["ip", "nft"]) {
-        return;
-    }
+    vigil_testkit::require(&["root", "ip", "nft"]);
     let ns = Netns::new();
     // Debian's stock /etc/nftables.conf: hooks with nothing in them.
     ns.nft("table inet filter {\n chain input { type filter hook input priority filter; }\n chain forward { type filter hook forward priority filter; }\n}\n");
@@ -211,10 +193,18 @@ fn an_accept_all_nft_table_is_no_firewall() {
 }
 
 #[test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "ip",
+        vigil_missing = "iptables-nft",
+        vigil_missing = "iptables-legacy",
+        vigil_missing = "ip6tables-nft"
+    ),
+    ignore = "needs root, ip, iptables-nft, iptables-legacy, ip6tables-nft (.ci/packages/firewall.txt)"
+)]
 fn iptables_nf_tables_and_legacy_are_both_read_and_both_must_accept() {
-    if !ready(&["ip", "iptables-nft", "iptables-legacy", "ip6tables-nft"]) {
-        return;
-    }
+    vigil_testkit::require(&["root", "ip", "iptables-nft", "iptables-legacy", "ip6tables-nft"]);
     let ns = Netns::new();
     let ipt = |args: &str| ns.run("iptables-nft", &args.split_whitespace().collect::<Vec<_>>());
     ipt("-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT");
@@ -255,10 +245,12 @@ fn iptables_nf_tables_and_legacy_are_both_read_and_both_must_accept() {
 }
 
 #[test]
+#[cfg_attr(
+    any(vigil_missing = "root", vigil_missing = "ip", vigil_missing = "ufw", vigil_missing = "iptables-nft"),
+    ignore = "needs root, ip, ufw, iptables-nft (.ci/packages/firewall.txt)"
+)]
 fn ufw_runtime_and_config_files_agree() {
-    if !ready(&["ip", "ufw", "iptables-nft"]) {
-        return;
-    }
+    vigil_testkit::require(&["root", "ip", "ufw", "iptables-nft"]);
     let ns = Netns::new();
     // ufw gets its own config: `ip netns exec` bind-mounts /etc/netns/NAME/ufw on /etc/ufw.
     let etc = format!("/etc/netns/{}", ns.name);
@@ -325,10 +317,12 @@ fn ufw_runtime_and_config_files_agree() {
 /// Real packets: a client namespace connects to a server namespace whose
 /// nftables ruleset the evaluator judged; the kernel's answer must match.
 #[test]
+#[cfg_attr(
+    any(vigil_missing = "root", vigil_missing = "ip", vigil_missing = "nft"),
+    ignore = "needs root, ip, nft (.ci/packages/firewall.txt)"
+)]
 fn the_evaluator_agrees_with_the_kernel() {
-    if !ready(&["ip", "nft"]) {
-        return;
-    }
+    vigil_testkit::require(&["root", "ip", "nft"]);
     let server = Netns::new();
     let client = Netns::new();
     let (a, b) = (format!("vta{}", std::process::id() % 100000), format!("vtb{}", std::process::id() % 100000));

@@ -7,41 +7,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed setup should panic")]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
+use vigil_testkit::sh;
 use vigil_tools::fixes::deny_port::{Backend, DenyPortInput, FirewallDenyPort, Proto};
 use vigil_tools::{Config, Ctx, Host, Registry, SessionInfo, Tool, ToolError};
-
-/// Are these programs installed? Missing: fail under VIGIL_SYSTEM_TESTS=1, else skip.
-fn need(progs: &[&str]) -> bool {
-    let missing: Vec<&str> = progs
-        .iter()
-        .copied()
-        .filter(|p| !["/usr/sbin", "/usr/bin", "/sbin", "/bin"].iter().any(|d| Path::new(d).join(p).is_file()))
-        .collect();
-    if missing.is_empty() && nix_root() {
-        return true;
-    }
-    let why = if missing.is_empty() { "not root".to_string() } else { format!("missing {}", missing.join(", ")) };
-    if std::env::var("VIGIL_SYSTEM_TESTS").as_deref() == Ok("1") {
-        panic!("system test cannot run: {why}");
-    }
-    println!("SKIPPED: {why}");
-    false
-}
-
-fn nix_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0").unwrap_or(false)
-}
-
-fn sh(cmd: &str) -> (i32, String) {
-    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
-    s.push_str(&String::from_utf8_lossy(&o.stderr));
-    (o.status.code().unwrap_or(-1), s)
-}
 
 static N: AtomicUsize = AtomicUsize::new(0);
 
@@ -98,10 +69,18 @@ fn undo(cmds: &[String]) {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "ip",
+        vigil_missing = "nft",
+        vigil_missing = "bash",
+        vigil_missing = "timeout"
+    ),
+    ignore = "needs root, ip, nft, bash, timeout (.ci/packages/fixes.txt)"
+)]
 async fn nft_rule_is_added_really_drops_and_undoes() {
-    if !need(&["ip", "nft", "bash", "timeout"]) {
-        return;
-    }
+    vigil_testkit::require(&["root", "ip", "nft", "bash", "timeout"]);
     let ns = Netns::new(false);
     assert_eq!(ns.exec("nft add table inet filter").0, 0, "an inet table makes nft the backend");
     let ctx = ns.ctx(Some(22));
@@ -138,10 +117,12 @@ async fn nft_rule_is_added_really_drops_and_undoes() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    any(vigil_missing = "root", vigil_missing = "ip", vigil_missing = "nft"),
+    ignore = "needs root, ip, nft (.ci/packages/fixes.txt)"
+)]
 async fn a_host_that_changed_after_the_plan_is_refused() {
-    if !need(&["ip", "nft"]) {
-        return;
-    }
+    vigil_testkit::require(&["root", "ip", "nft"]);
     let ns = Netns::new(false);
     assert_eq!(ns.exec("nft add table inet filter").0, 0);
     let ctx = ns.ctx(None);
@@ -157,10 +138,19 @@ async fn a_host_that_changed_after_the_plan_is_refused() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "ip",
+        vigil_missing = "iptables",
+        vigil_missing = "ip6tables",
+        vigil_missing = "bash",
+        vigil_missing = "timeout"
+    ),
+    ignore = "needs root, ip, iptables, ip6tables, bash, timeout (.ci/packages/fixes.txt)"
+)]
 async fn iptables_rules_for_both_families_and_their_undo() {
-    if !need(&["ip", "iptables", "ip6tables", "bash", "timeout"]) {
-        return;
-    }
+    vigil_testkit::require(&["root", "ip", "iptables", "ip6tables", "bash", "timeout"]);
     let ns = Netns::new(false);
     let ctx = ns.ctx(Some(2222));
     let out = FirewallDenyPort.run(&ctx, deny(9200)).await.unwrap_err();
@@ -197,10 +187,12 @@ async fn iptables_rules_for_both_families_and_their_undo() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    any(vigil_missing = "root", vigil_missing = "ip", vigil_missing = "ufw"),
+    ignore = "needs root, ip, ufw (.ci/packages/fixes.txt)"
+)]
 async fn ufw_replaces_the_forgotten_allow_and_the_undo_restores_it() {
-    if !need(&["ip", "ufw"]) {
-        return;
-    }
+    vigil_testkit::require(&["root", "ip", "ufw"]);
     let ns = Netns::new(true);
     let (rc, o) = ns.exec("ufw --force enable && ufw allow 80/tcp && ufw allow 9200/tcp comment \"es debug\"");
     assert_eq!(rc, 0, "{o}");
@@ -266,10 +258,20 @@ impl Drop for TempUser {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "useradd",
+        vigil_missing = "userdel",
+        vigil_missing = "usermod",
+        vigil_missing = "passwd",
+        vigil_missing = "chpasswd",
+        vigil_missing = "getent"
+    ),
+    ignore = "needs root, useradd, userdel, usermod, passwd, chpasswd, getent (.ci/packages/fixes.txt)"
+)]
 async fn lock_account_locks_and_expires_a_throwaway_user_and_undoes() {
-    if !need(&["useradd", "userdel", "usermod", "passwd", "chpasswd", "getent"]) {
-        return;
-    }
+    vigil_testkit::require(&["root", "useradd", "userdel", "usermod", "passwd", "chpasswd", "getent"]);
     let u = TempUser::new();
     assert_eq!(u.status(), "P");
     let reg = Registry::builtin();
@@ -304,10 +306,20 @@ async fn lock_account_locks_and_expires_a_throwaway_user_and_undoes() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "useradd",
+        vigil_missing = "userdel",
+        vigil_missing = "usermod",
+        vigil_missing = "passwd",
+        vigil_missing = "chpasswd",
+        vigil_missing = "getent"
+    ),
+    ignore = "needs root, useradd, userdel, usermod, passwd, chpasswd, getent (.ci/packages/fixes.txt)"
+)]
 async fn an_expiry_date_is_restored_by_the_undo() {
-    if !need(&["useradd", "userdel", "usermod", "passwd", "chpasswd", "getent"]) {
-        return;
-    }
+    vigil_testkit::require(&["root", "useradd", "userdel", "usermod", "passwd", "chpasswd", "getent"]);
     let u = TempUser::new();
     assert_eq!(sh(&format!("usermod --expiredate 2031-05-01 {}", u.0)).0, 0);
     let before = u.expiry();
@@ -360,10 +372,18 @@ async fn restore(ctx: &Ctx, job: &str) -> vigil_tools::ToolResult {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "tar",
+        vigil_missing = "gzip",
+        vigil_missing = "touch",
+        vigil_missing = "truncate"
+    ),
+    ignore = "needs root, tar, gzip, touch, truncate (.ci/packages/fixes.txt)"
+)]
 async fn tar_gz_and_zip_restore_and_truncation_is_caught() {
-    if !need(&["tar", "gzip", "touch", "truncate"]) {
-        return;
-    }
+    vigil_testkit::require(&["root", "tar", "gzip", "touch", "truncate"]);
     let b = Backups::new();
     let (rc, o) = sh(&format!(
         "set -e; cd {d}; mkdir -p src/site/wp-content site zip broken plain; \
@@ -445,10 +465,19 @@ CREATE TABLE `wc_orders` (`id` int NOT NULL, PRIMARY KEY (`id`)) ENGINE=InnoDB;\
 -- Dump completed on 2026-11-26  3:00:01\n";
 
 #[tokio::test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "gzip",
+        vigil_missing = "mariadbd",
+        vigil_missing = "mariadb-install-db",
+        vigil_missing = "mariadb",
+        vigil_missing = "mariadb-admin"
+    ),
+    ignore = "needs root, gzip, mariadbd, mariadb-install-db, mariadb, mariadb-admin (.ci/packages/fixes.txt)"
+)]
 async fn a_sql_dump_loads_into_a_throwaway_mariadb() {
-    if !need(&["gzip", "mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin"]) {
-        return;
-    }
+    vigil_testkit::require(&["root", "gzip", "mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin"]);
     let b = Backups::new();
     std::fs::create_dir_all(b.p("db")).unwrap();
     std::fs::create_dir_all(b.p("bad")).unwrap();

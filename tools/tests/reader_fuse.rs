@@ -1,28 +1,14 @@
 //! A tenant directory on a FUSE mount (here `fuse-overlayfs`, a real FUSE server):
 //! the reader skips its files with a note instead of asking a program the tenant
 //! may run, while the same file outside tenant directories is read. Needs root
-//! and `fuse-overlayfs`: missing, the test prints `SKIPPED: …`, unless
-//! `VIGIL_SYSTEM_TESTS=1` (CI), where it fails.
+//! and `fuse-overlayfs`: missing, the test is listed as ignored with its reason,
+//! unless `VIGIL_SYSTEM_TESTS=1` (CI), where it fails.
 #![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests: a failed unwrap is a failed test")]
 
-use std::path::Path;
 use std::process::Command;
 
 use vigil_tools::{Host, HostError};
-
-fn ready() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let have = Path::new("/usr/bin/fuse-overlayfs").is_file() && Path::new("/dev/fuse").exists();
-    if root && have {
-        return true;
-    }
-    let why = if root { "fuse-overlayfs or /dev/fuse missing" } else { "not root" };
-    assert!(std::env::var("VIGIL_SYSTEM_TESTS").as_deref() != Ok("1"), "system test cannot run: {why}");
-    println!("SKIPPED: {why}");
-    false
-}
 
 /// Unmounts on drop, so a failed assertion leaves no mount behind.
 struct Mount(std::path::PathBuf);
@@ -33,10 +19,12 @@ impl Drop for Mount {
 }
 
 #[test]
+#[cfg_attr(
+    any(vigil_missing = "root", vigil_missing = "fuse-overlayfs", vigil_missing = "/dev/fuse"),
+    ignore = "needs root, fuse-overlayfs, /dev/fuse (.ci/packages/reader.txt)"
+)]
 fn files_on_a_tenants_fuse_mount_are_skipped_with_a_note() {
-    if !ready() {
-        return;
-    }
+    vigil_testkit::require(&["root", "fuse-overlayfs", "/dev/fuse"]);
     let t = tempfile::tempdir().unwrap();
     let (lower, upper, work) = (t.path().join("l"), t.path().join("u"), t.path().join("w"));
     let root = t.path().join("root");

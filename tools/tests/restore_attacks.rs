@@ -13,36 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
+use vigil_testkit::sh;
 use vigil_tools::{Config, Ctx, Host, Registry};
-
-/// Root and these programs present? Missing: fail under VIGIL_SYSTEM_TESTS=1, else skip.
-fn need(progs: &[&str]) -> bool {
-    let missing: Vec<&str> = progs
-        .iter()
-        .copied()
-        .filter(|p| !["/usr/sbin", "/usr/bin", "/sbin", "/bin"].iter().any(|d| Path::new(d).join(p).is_file()))
-        .collect();
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if missing.is_empty() && root {
-        return true;
-    }
-    let why = if missing.is_empty() { "not root".to_string() } else { format!("missing {}", missing.join(", ")) };
-    if std::env::var("VIGIL_SYSTEM_TESTS").as_deref() == Ok("1") {
-        panic!("system test cannot run: {why}");
-    }
-    println!("SKIPPED: {why}");
-    false
-}
-
-const DB_PROGS: &[&str] = &["mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin", "unshare", "setpriv", "tar"];
-
-fn sh(cmd: &str) -> (i32, String) {
-    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
-    s.push_str(&String::from_utf8_lossy(&o.stderr));
-    (o.status.code().unwrap_or(-1), s)
-}
 
 /// A directory of backups and a state directory; jobs by glob.
 struct Backups {
@@ -135,10 +107,30 @@ fn tar_with(members: &[(&str, &[u8])]) -> Vec<u8> {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "mariadbd",
+        vigil_missing = "mariadb-install-db",
+        vigil_missing = "mariadb",
+        vigil_missing = "mariadb-admin",
+        vigil_missing = "unshare",
+        vigil_missing = "setpriv",
+        vigil_missing = "tar"
+    ),
+    ignore = "needs root, mariadbd, mariadb-install-db, mariadb, mariadb-admin, unshare, setpriv, tar (.ci/packages/fixes.txt)"
+)]
 async fn hostile_dumps_gain_nothing_and_fail_the_test() {
-    if !need(DB_PROGS) {
-        return;
-    }
+    vigil_testkit::require(&[
+        "root",
+        "mariadbd",
+        "mariadb-install-db",
+        "mariadb",
+        "mariadb-admin",
+        "unshare",
+        "setpriv",
+        "tar",
+    ]);
     // Where the attacks write: world-writable, so only vigil's confinement can stop them.
     let drop_dir = tempfile::Builder::new().prefix("vigil-hostile-").tempdir_in("/tmp").unwrap();
     std::fs::set_permissions(drop_dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
@@ -211,10 +203,30 @@ pub fn orphan_servers() -> Vec<String> {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "mariadbd",
+        vigil_missing = "mariadb-install-db",
+        vigil_missing = "mariadb",
+        vigil_missing = "mariadb-admin",
+        vigil_missing = "unshare",
+        vigil_missing = "setpriv",
+        vigil_missing = "tar"
+    ),
+    ignore = "needs root, mariadbd, mariadb-install-db, mariadb, mariadb-admin, unshare, setpriv, tar (.ci/packages/fixes.txt)"
+)]
 async fn archives_that_restore_nothing_fail() {
-    if !need(DB_PROGS) {
-        return;
-    }
+    vigil_testkit::require(&[
+        "root",
+        "mariadbd",
+        "mariadb-install-db",
+        "mariadb",
+        "mariadb-admin",
+        "unshare",
+        "setpriv",
+        "tar",
+    ]);
     // As a scheduled run has it (systemd's UMask=0077): the server must still read what it needs.
     // SAFETY: umask has no preconditions.
     unsafe { libc::umask(0o077) };
@@ -266,10 +278,12 @@ impl Drop for Tmpfs {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    any(vigil_missing = "root", vigil_missing = "mount", vigil_missing = "umount"),
+    ignore = "needs root, mount, umount (.ci/packages/fixes.txt)"
+)]
 async fn thirty_thousand_members_stop_at_the_inode_floor() {
-    if !need(&["mount", "umount"]) {
-        return;
-    }
+    vigil_testkit::require(&["root", "mount", "umount"]);
     let b = Backups::new();
     std::fs::create_dir_all(&b.state).unwrap();
     let (rc, o) = sh(&format!("mount -t tmpfs -o size=64m,nr_inodes=5000,mode=0700 tmpfs {}", b.state.display()));
@@ -354,11 +368,19 @@ impl Drop for SiteDb {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "mariadbd",
+        vigil_missing = "mariadb-install-db",
+        vigil_missing = "mariadb",
+        vigil_missing = "mariadb-admin"
+    ),
+    ignore = "needs root, mariadbd, mariadb-install-db, mariadb, mariadb-admin (.ci/packages/fixes.txt)"
+)]
 async fn wp_stage_and_rollback_load_hostile_dumps_sandboxed() {
     use vigil_tools::wpupdate::db::Db;
-    if !need(&["mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin"]) {
-        return;
-    }
+    vigil_testkit::require(&["root", "mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin"]);
     let db = SiteDb::start();
     db.sql("CREATE DATABASE wp; CREATE USER 'wp'@'localhost' IDENTIFIED BY 'S3cret-pass'; GRANT ALL ON wp.* TO 'wp'@'localhost'");
     let t = tempfile::tempdir().unwrap();

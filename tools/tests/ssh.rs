@@ -17,18 +17,6 @@ use vigil_tools::ssh::{SshdConfig, effective_config};
 
 const SSHD: &str = "/usr/sbin/sshd";
 
-fn available() -> bool {
-    let ok = Path::new(SSHD).exists() && Command::new("ssh-keygen").arg("-?").output().is_ok();
-    if !ok {
-        assert!(
-            std::env::var("VIGIL_SYSTEM_TESTS").as_deref() != Ok("1"),
-            "sshd/ssh-keygen missing but VIGIL_SYSTEM_TESTS=1: install openssh-server"
-        );
-        println!("SKIPPED: {SSHD} or ssh-keygen is not installed (apt-get install openssh-server)");
-    }
-    ok
-}
-
 /// A root whose absolute paths also resolve inside it: `sshd` reads
 /// `R/etc/...` for real, `Host::at(R)` reads `/R/etc/...` as `R/R/etc/...`,
 /// which a relative symlink points back at `R` (`..` up to the root: an absolute
@@ -85,10 +73,12 @@ fn compare(ours: &SshdConfig, real: &BTreeMap<String, Vec<String>>, explicit: &[
 }
 
 #[test]
+#[cfg_attr(
+    any(vigil_missing = "sshd", vigil_missing = "ssh-keygen"),
+    ignore = "needs sshd, ssh-keygen (.ci/packages/ssh.txt)"
+)]
 fn effective_values_match_sshd_t() {
-    if !available() {
-        return;
-    }
+    vigil_testkit::require(&["sshd", "ssh-keygen"]);
     let (_dir, r) = mirrored_root();
     let w = |p: &str, text: &str| {
         let path = format!("{r}{p}");
@@ -129,10 +119,12 @@ fn effective_values_match_sshd_t() {
 }
 
 #[test]
+#[cfg_attr(
+    any(vigil_missing = "sshd", vigil_missing = "ssh-keygen"),
+    ignore = "needs sshd, ssh-keygen (.ci/packages/ssh.txt)"
+)]
 fn defaults_match_sshd_t() {
-    if !available() {
-        return;
-    }
+    vigil_testkit::require(&["sshd", "ssh-keygen"]);
     let (_dir, r) = mirrored_root();
     std::fs::create_dir_all(format!("{r}/etc/ssh")).unwrap();
     std::fs::write(format!("{r}/etc/ssh/sshd_config"), format!("HostKey {r}/hostkey\n")).unwrap();

@@ -15,61 +15,34 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use vigil_testkit::mariadb::MariaDb;
+use vigil_testkit::racer;
+use vigil_testkit::{free_port, ok};
 use vigil_tools::{Config, Ctx, Host, Registry};
 
 const OWNER: u32 = 45678;
 
-fn need(progs: &[&str]) -> bool {
-    let mut missing: Vec<String> = progs
-        .iter()
-        .filter(|p| !["/usr/sbin", "/usr/bin", "/sbin", "/bin"].iter().any(|d| Path::new(d).join(p).is_file()))
-        .map(|p| p.to_string())
-        .collect();
-    if !Path::new("/usr/share/wordpress/wp-includes/version.php").is_file() {
-        missing.push("wordpress (Debian package)".into());
-    }
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if missing.is_empty() && root {
-        return true;
-    }
-    let why = if missing.is_empty() { "not root".to_string() } else { format!("missing {}", missing.join(", ")) };
-    if std::env::var("VIGIL_SYSTEM_TESTS").as_deref() == Ok("1") {
-        panic!("system test cannot run: {why}");
-    }
-    println!("SKIPPED: {why}");
-    false
-}
-
-fn sh(cmd: &str) -> (i32, String) {
-    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
-    s.push_str(&String::from_utf8_lossy(&o.stderr));
-    (o.status.code().unwrap_or(-1), s)
-}
-
-fn ok(cmd: &str) -> String {
-    let (rc, out) = sh(cmd);
-    assert_eq!(rc, 0, "`{cmd}` failed: {out}");
-    out
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// A WordPress site on a private MariaDB; everything stopped and removed on drop.
 struct Wp {
     dir: PathBuf,
-    sock: String,
-    db: Child,
+    db: MariaDb,
     downloads: u16,
+}
+
+/// The configuration every process of a test uses for the site under `dir`.
+fn config_for(dir: &Path, downloads: impl std::fmt::Display) -> Config {
+    let mut c = Config::default();
+    c.wordpress.web_roots = vec![dir.join("www").display().to_string()];
+    c.wordpress.download_base = Some(format!("http://127.0.0.1:{downloads}"));
+    c.wordpress.staging_dir = Some(dir.join("staging").display().to_string());
+    c.wordpress.key_pages = vec!["/?p=1".into()];
+    c
 }
 
 impl Wp {
@@ -81,21 +54,16 @@ impl Wp {
     }
 
     fn sql(&self, q: &str) -> String {
-        ok(&format!("mariadb --no-defaults --socket={} -N -B wp -e \"{}\"", self.sock, q.replace('"', "\\\"")))
+        self.db.sql(&format!("USE wp; {q}"))
     }
 
     /// The site's tables, as a dump without dates.
     fn tables(&self) -> String {
-        ok(&format!("mariadb-dump --no-defaults --socket={} --skip-dump-date --skip-comments wp", self.sock))
+        ok(&format!("mariadb-dump --no-defaults --socket={} --skip-dump-date --skip-comments wp", self.db.sock))
     }
 
     fn config(&self) -> Config {
-        let mut c = Config::default();
-        c.wordpress.web_roots = vec![self.dir.join("www").display().to_string()];
-        c.wordpress.download_base = Some(format!("http://127.0.0.1:{}", self.downloads));
-        c.wordpress.staging_dir = Some(self.dir.join("staging").display().to_string());
-        c.wordpress.key_pages = vec!["/?p=1".into()];
-        c
+        config_for(&self.dir, self.downloads)
     }
 
     fn ctx(&self) -> Ctx {
@@ -108,7 +76,7 @@ impl Wp {
         for e in std::fs::read_dir("/proc").unwrap().flatten() {
             let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            if String::from_utf8_lossy(&cmd).contains(&me) && pid != self.db.id() as i32 {
+            if String::from_utf8_lossy(&cmd).contains(&me) && Some(pid as u32) != self.db.pid() {
                 let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
             }
         }
@@ -118,10 +86,7 @@ impl Wp {
 impl Drop for Wp {
     fn drop(&mut self) {
         self.kill_leftovers();
-        let _ = Command::new("mariadb-admin")
-            .args(["--no-defaults", &format!("--socket={}", self.sock), "shutdown"])
-            .status();
-        let _ = self.db.wait();
+        self.db.shutdown();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -132,37 +97,10 @@ fn setup(downloads: u16) -> Wp {
     std::fs::create_dir_all(dir.join("www")).unwrap();
     ok(&format!("chmod 755 {0} {0}/www", dir.display()));
     let d = dir.display();
-    // Each server gets its own tmpdir: two bootstraps sharing /tmp collide on temp table names.
-    ok(&format!("mkdir -p {d}/tmp"));
-    ok(&format!(
-        "mariadb-install-db --no-defaults --user=root --datadir={d}/db --tmpdir={d}/tmp --auth-root-authentication-method=socket --skip-test-db"
-    ));
-    let port = free_port();
-    let sock = format!("{d}/mysqld.sock");
-    let db = Command::new("mariadbd")
-        .args([
-            "--no-defaults",
-            "--user=root",
-            &format!("--datadir={d}/db"),
-            &format!("--socket={sock}"),
-            &format!("--pid-file={d}/mysqld.pid"),
-            "--bind-address=127.0.0.1",
-            &format!("--port={port}"),
-            &format!("--log-error={d}/db.err"),
-            &format!("--tmpdir={d}/tmp"),
-        ])
-        .spawn()
-        .unwrap();
-    let wp = Wp { dir: dir.clone(), sock: sock.clone(), db, downloads };
-    let mut up = false;
-    for _ in 0..100 {
-        if sh(&format!("mariadb-admin --no-defaults --socket={sock} ping")).0 == 0 {
-            up = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(up, "MariaDB did not start: {}", std::fs::read_to_string(dir.join("db.err")).unwrap_or_default());
+    let db = MariaDb::start(&dir.join("db"), "root", true);
+    let port = db.port.unwrap();
+    let sock = db.sock.clone();
+    let wp = Wp { dir: dir.clone(), db, downloads };
     ok(&format!(
         "mariadb --no-defaults --socket={sock} -e \"CREATE DATABASE wp; CREATE USER 'wp'@'127.0.0.1' IDENTIFIED BY \
          'S3cret pass\\\"x'; GRANT ALL ON \\`wp%\\`.* TO 'wp'@'127.0.0.1';\""
@@ -341,11 +279,34 @@ fn site_version(site: &Path) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "/usr/share/wordpress/wp-includes/version.php",
+        vigil_missing = "mariadbd",
+        vigil_missing = "mariadb-install-db",
+        vigil_missing = "mariadb",
+        vigil_missing = "mariadb-dump",
+        vigil_missing = "mariadb-admin",
+        vigil_missing = "php",
+        vigil_missing = "setpriv",
+        vigil_missing = "curl"
+    ),
+    ignore = "needs root, /usr/share/wordpress/wp-includes/version.php, mariadbd, mariadb-install-db, mariadb, mariadb-dump, mariadb-admin, php, setpriv, curl (.ci/packages/wpstage.txt)"
+)]
 async fn stage_apply_kill_recover_rollback_on_real_wordpress() {
-    if !need(&["mariadbd", "mariadb-install-db", "mariadb", "mariadb-dump", "mariadb-admin", "php", "setpriv", "curl"])
-    {
-        return;
-    }
+    vigil_testkit::require(&[
+        "root",
+        "/usr/share/wordpress/wp-includes/version.php",
+        "mariadbd",
+        "mariadb-install-db",
+        "mariadb",
+        "mariadb-dump",
+        "mariadb-admin",
+        "php",
+        "setpriv",
+        "curl",
+    ]);
     let mut files: HashMap<String, Vec<u8>> = HashMap::new();
     let site_src = Path::new("/usr/share/wordpress");
     let (good, good_sums) = akismet_zip(site_src, bump("5.0.3"), &[]);
@@ -506,12 +467,7 @@ async fn child_apply() {
     let Ok(spec) = std::env::var("VIGIL_WP_CHILD") else { return };
     let v: Value = serde_json::from_str(&spec).unwrap();
     let dir = PathBuf::from(v["dir"].as_str().unwrap());
-    let mut c = Config::default();
-    c.wordpress.web_roots = vec![dir.join("www").display().to_string()];
-    c.wordpress.download_base = Some(format!("http://127.0.0.1:{}", v["downloads"]));
-    c.wordpress.staging_dir = Some(dir.join("staging").display().to_string());
-    c.wordpress.key_pages = vec!["/?p=1".into()];
-    let ctx = Ctx::new(Host::live()).with_config(c).with_state_dir(dir.join("state"));
+    let ctx = Ctx::new(Host::live()).with_config(config_for(&dir, &v["downloads"])).with_state_dir(dir.join("state"));
     let input = json!({"site": dir.join("www/site").display().to_string(), "staged_id": v["id"]});
     let r = Registry::builtin();
     r.plan(&ctx, "wordpress_apply_update", input.clone()).await.unwrap();
@@ -623,8 +579,27 @@ fn processes_with(marker: &str) -> Vec<(i32, String)> {
 /// is its controlling terminal, with secrets in its environment. Nothing is typed,
 /// every attempt fails, no secret reaches the site code, and no helper survives the stage.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "/usr/share/wordpress/wp-includes/version.php",
+        vigil_missing = "mariadbd",
+        vigil_missing = "mariadb-install-db",
+        vigil_missing = "mariadb",
+        vigil_missing = "mariadb-dump",
+        vigil_missing = "mariadb-admin",
+        vigil_missing = "php",
+        vigil_missing = "setpriv",
+        vigil_missing = "unshare",
+        vigil_missing = "curl",
+        vigil_missing = "python3"
+    ),
+    ignore = "needs root, /usr/share/wordpress/wp-includes/version.php, mariadbd, mariadb-install-db, mariadb, mariadb-dump, mariadb-admin, php, setpriv, unshare, curl, python3 (.ci/packages/wpstage.txt)"
+)]
 async fn site_code_cannot_type_into_the_terminal_or_outlive_the_check() {
-    if !need(&[
+    vigil_testkit::require(&[
+        "root",
+        "/usr/share/wordpress/wp-includes/version.php",
         "mariadbd",
         "mariadb-install-db",
         "mariadb",
@@ -635,9 +610,7 @@ async fn site_code_cannot_type_into_the_terminal_or_outlive_the_check() {
         "unshare",
         "curl",
         "python3",
-    ]) {
-        return;
-    }
+    ]);
     let site_src = Path::new("/usr/share/wordpress");
     let (good, good_sums) = akismet_zip(site_src, bump("5.0.3"), &[]);
     let files: serde_json::Map<String, Value> =
@@ -760,12 +733,7 @@ async fn child_stage() {
     let Ok(spec) = std::env::var("VIGIL_SITE_CHILD") else { return };
     let v: Value = serde_json::from_str(&spec).unwrap();
     let dir = PathBuf::from(v["dir"].as_str().unwrap());
-    let mut c = Config::default();
-    c.wordpress.web_roots = vec![dir.join("www").display().to_string()];
-    c.wordpress.download_base = Some(format!("http://127.0.0.1:{}", v["downloads"]));
-    c.wordpress.staging_dir = Some(dir.join("staging").display().to_string());
-    c.wordpress.key_pages = vec!["/?p=1".into()];
-    let ctx = Ctx::new(Host::live()).with_config(c).with_state_dir(dir.join("state"));
+    let ctx = Ctx::new(Host::live()).with_config(config_for(&dir, &v["downloads"])).with_state_dir(dir.join("state"));
     let site = dir.join("www/site").display().to_string();
     let input = json!({"site": site, "updates": [{"kind": "plugin", "slug": "akismet", "version": "5.0.3"}]});
     let out = gated(&ctx, "wordpress_stage_update", input).await.unwrap();
@@ -775,10 +743,32 @@ async fn child_stage() {
 /// `wordpress_inventory` lists the site's administrators with the site's own credentials
 /// (MariaDB over TCP, password in `MYSQL_PWD`), records them, and flags one added by SQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "/usr/share/wordpress/wp-includes/version.php",
+        vigil_missing = "mariadbd",
+        vigil_missing = "mariadb-install-db",
+        vigil_missing = "mariadb",
+        vigil_missing = "mariadb-admin",
+        vigil_missing = "php",
+        vigil_missing = "setpriv",
+        vigil_missing = "curl"
+    ),
+    ignore = "needs root, /usr/share/wordpress/wp-includes/version.php, mariadbd, mariadb-install-db, mariadb, mariadb-admin, php, setpriv, curl (.ci/packages/wpstage.txt)"
+)]
 async fn inventory_lists_admins_and_flags_a_new_one() {
-    if !need(&["mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin", "php", "setpriv", "curl"]) {
-        return;
-    }
+    vigil_testkit::require(&[
+        "root",
+        "/usr/share/wordpress/wp-includes/version.php",
+        "mariadbd",
+        "mariadb-install-db",
+        "mariadb",
+        "mariadb-admin",
+        "php",
+        "setpriv",
+        "curl",
+    ]);
     let wp = tokio::task::spawn_blocking(|| setup(0)).await.unwrap();
     let ctx = wp.ctx();
     let site = wp.site().display().to_string();
@@ -820,7 +810,7 @@ async fn inventory_lists_admins_and_flags_a_new_one() {
     assert!(added(&third).is_empty(), "reported once, then part of the record: {third:#}");
 
     // The site's database down: a note in the facts, no finding, no error.
-    ok(&format!("mariadb-admin --no-defaults --socket={} shutdown", wp.sock));
+    ok(&format!("mariadb-admin --no-defaults --socket={} shutdown", wp.db.sock));
     let down = inventory().await;
     let note = ours(&down)["admins_unavailable"].as_str().unwrap_or_default().to_string();
     assert!(note.contains("not reached"), "{:#}", ours(&down));
@@ -838,8 +828,26 @@ async fn inventory_lists_admins_and_flags_a_new_one() {
 /// command line) with a link to that directory. The root-owned targets stay exactly as they
 /// were, and the backups hold the links as links, never the secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "/usr/share/wordpress/wp-includes/version.php",
+        vigil_missing = "mariadbd",
+        vigil_missing = "mariadb-install-db",
+        vigil_missing = "mariadb",
+        vigil_missing = "mariadb-dump",
+        vigil_missing = "mariadb-admin",
+        vigil_missing = "php",
+        vigil_missing = "setpriv",
+        vigil_missing = "curl",
+        vigil_missing = "python3"
+    ),
+    ignore = "needs root, /usr/share/wordpress/wp-includes/version.php, mariadbd, mariadb-install-db, mariadb, mariadb-dump, mariadb-admin, php, setpriv, curl, python3 (.ci/packages/wpstage.txt)"
+)]
 async fn stage_and_apply_hold_while_the_owner_races_symlinks() {
-    if !need(&[
+    vigil_testkit::require(&[
+        "root",
+        "/usr/share/wordpress/wp-includes/version.php",
         "mariadbd",
         "mariadb-install-db",
         "mariadb",
@@ -849,9 +857,7 @@ async fn stage_and_apply_hold_while_the_owner_races_symlinks() {
         "setpriv",
         "curl",
         "python3",
-    ]) {
-        return;
-    }
+    ]);
     const SECRET: &str = "root:$6$vigil-e2e-shadow:20000:0:99999:7:::\n";
     let mut files: HashMap<String, Vec<u8>> = HashMap::new();
     let (good, sums) = akismet_zip(Path::new("/usr/share/wordpress"), bump("5.0.3"), &[]);
@@ -905,82 +911,24 @@ async fn stage_and_apply_hold_while_the_owner_races_symlinks() {
     std::os::unix::fs::symlink(victim.join("secret"), race.join("shadow")).unwrap();
     std::os::unix::fs::symlink(victim.join("dir"), race.join("etc")).unwrap();
     ok(&format!("chown -hR {OWNER}:{OWNER} {}", site.join("wp-content/uploads").display()));
-    let script = r#"
-import os, sys
-secret, vdir, staging = sys.argv[1], sys.argv[2], sys.argv[3]
-flips = [(p, os.path.isdir(p)) for p in sys.argv[4].split('\n') if p]
-hunts = [h for h in sys.argv[5].split('\n') if h]
-n = 0
-while True:
-    n += 1
-    for p, isdir in flips:
-        try:
-            if isdir:
-                if os.path.islink(p):
-                    os.unlink(p); os.rename(p + '.away', p)
-                else:
-                    os.rename(p, p + '.away'); os.symlink(vdir, p)
-            else:
-                t = p + '.racetmp'
-                if os.path.islink(p):
-                    with open(t, 'w') as f: f.write('tenant data\n')
-                else:
-                    os.symlink(secret, t)
-                os.rename(t, p)
-        except OSError:
-            pass
-    if n % 20 == 0:
-        # The staging copy's path is on the owner's own PHP server's command line.
-        for pid in os.listdir('/proc'):
-            try:
-                for a in open('/proc/%s/cmdline' % pid, 'rb').read().decode(errors='replace').split('\0'):
-                    if a.startswith(staging) and a.endswith('/site'):
-                        h = a + '/wp-content/plugins'
-                        if h not in hunts:
-                            hunts.append(h)
-            except OSError:
-                pass
-    for h in hunts:
-        try:
-            for name in os.listdir(h):
-                if '.vigil-' in name and 'stolen' not in name:
-                    p = os.path.join(h, name)
-                    if not os.path.islink(p):
-                        os.rename(p, p + '.stolen%d' % n)
-                        os.symlink(vdir, p)
-                        print('stole ' + p, flush=True)
-        except OSError:
-            pass
-"#;
-    let join = |v: &[PathBuf]| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("\n");
-    // `staging`: where to look for the staging copy ("-": production only).
-    let start_racer = |staging: &str| {
-        let mut c = Command::new("setpriv")
-            .args([
-                &format!("--reuid={OWNER}"),
-                &format!("--regid={OWNER}"),
-                "--clear-groups",
-                "/usr/bin/python3",
-                "-c",
-                script,
-            ])
-            .arg(victim.join("secret"))
-            .arg(victim.join("dir"))
-            .arg(staging)
-            .arg(join(&flip))
-            .arg(site.join("wp-content/plugins"))
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        assert!(c.try_wait().unwrap().is_none(), "the racer did not start");
-        c
+    let racer_log = wp.dir.join("racer.log");
+    // `staging`: where to look for the staging copy (None: production only).
+    let start_racer = |staging: Option<&Path>| {
+        racer::start(&racer::Attack {
+            uid: OWNER,
+            gid: OWNER,
+            secret: &victim.join("secret"),
+            victim_dir: &victim.join("dir"),
+            flip: &flip,
+            hunt: std::slice::from_ref(&site.join("wp-content/plugins")),
+            staging,
+            log: &racer_log,
+        })
     };
-    let stop = |mut c: Child| {
-        let _ = c.kill();
-        let out = c.wait_with_output().unwrap();
+    let stop = |r: racer::Racer| {
+        let stolen = r.stop();
         wp.kill_leftovers();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        stolen
     };
     let site_s = site.display().to_string();
     let input = json!({"site": site_s, "updates": [{"kind": "plugin", "slug": "akismet", "version": "5.0.3"}]});
@@ -989,7 +937,7 @@ while True:
     };
 
     // 1. Staging under attack: the copy, the backup, and the update inside the copy.
-    let racer = start_racer(&wp.dir.join("staging").display().to_string());
+    let racer = start_racer(Some(&wp.dir.join("staging")));
     let staged = gated(&ctx, "wordpress_stage_update", input.clone()).await;
     let stolen_staging = stop(racer);
     println!("stage under attack: {}; the racer: {}", shown(&staged, "ok"), stolen_staging.trim());
@@ -1003,7 +951,7 @@ while True:
     let staged = gated(&ctx, "wordpress_stage_update", input).await.unwrap();
     assert_eq!(staged["facts"]["ok"], true, "{staged:#}");
     let id = staged["facts"]["id"].as_str().unwrap().to_string();
-    let racer = start_racer("-");
+    let racer = start_racer(None);
     let applied = gated(&ctx, "wordpress_apply_update", json!({"site": site_s, "staged_id": id})).await;
     let stolen = stop(racer);
     println!("apply under attack: {}; the racer: {}", shown(&applied, "result"), stolen.trim());

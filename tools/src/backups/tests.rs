@@ -1,16 +1,9 @@
-use std::sync::Once;
-
 use super::*;
-use crate::testutil::{FIXTURE_NOW, fixture, fixture_ctx, fixture_path};
+use crate::testutil::{FIXTURE_NOW, fixture, fixture_ctx};
 
-/// Git does not keep mtimes: set the fixture backups' dates before judging them.
+/// The fixture hosts are a copy with their dates set (vigil_testkit::fixture_hosts).
 fn set_mtimes() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let script = fixture_path("web1").join("../set-mtimes.sh");
-        let st = std::process::Command::new("sh").arg(&script).status().unwrap();
-        assert!(st.success(), "{} failed", script.display());
-    });
+    vigil_testkit::fixture_hosts();
 }
 
 fn keys(out: &Outcome<BackupsFacts>) -> Vec<(String, String, Severity)> {

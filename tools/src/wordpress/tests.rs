@@ -327,24 +327,12 @@ fn discovery_resolves_in_the_root_and_names_fifos_it_did_not_read() {
     }
 }
 
-/// Root, or skipped with a line saying so (a failure under `VIGIL_SYSTEM_TESTS=1`).
-fn as_root(what: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    assert_ne!(std::env::var("VIGIL_SYSTEM_TESTS").as_deref(), Ok("1"), "{what} needs root (chown)");
-    println!("SKIPPED {what}: not root (files must belong to other users)");
-    false
-}
-
 /// A site's settings come from its own files: another user's file (named directly or
 /// through a symlink) and a file outside the site's directory are not read, and say so.
 #[test]
+#[cfg_attr(vigil_missing = "root", ignore = "needs root (files must belong to other users)")]
 fn only_the_sites_own_files_are_read() {
-    if !as_root("only_the_sites_own_files_are_read") {
-        return;
-    }
+    vigil_testkit::require(&["root"]);
     use std::os::unix::fs::{chown, symlink};
     let t = tempfile::tempdir().unwrap();
     let root = t.path();

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -20,17 +20,12 @@ use super::UpdateKind;
 use super::files::{self, Unit};
 use super::stage::build_units;
 use super::tree::Dir;
+use vigil_testkit::racer::{self, Racer};
+use vigil_testkit::sh;
 
 const SECRET: &str = "root:$6$vigil-test-shadow-hash:20000:0:99999:7:::\n";
 
 static N: AtomicU32 = AtomicU32::new(0);
-
-fn sh(cmd: &str) -> (i32, String) {
-    let o = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
-    let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
-    s.push_str(&String::from_utf8_lossy(&o.stderr));
-    (o.status.code().unwrap_or(-1), s)
-}
 
 /// A throwaway site user with a site tree, and root-owned targets outside it.
 struct Tenant {
@@ -41,24 +36,9 @@ struct Tenant {
 }
 
 impl Tenant {
-    /// None (skipped) when the machine cannot run it; a panic under `VIGIL_SYSTEM_TESTS=1`.
-    fn new() -> Option<Tenant> {
-        let mut missing: Vec<&str> = ["useradd", "userdel", "setpriv", "python3"]
-            .into_iter()
-            .filter(|p| sh(&format!("command -v {p}")).0 != 0)
-            .collect();
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            missing.push("root");
-        }
-        if !missing.is_empty() {
-            let why = format!("missing {}", missing.join(", "));
-            if std::env::var("VIGIL_SYSTEM_TESTS").as_deref() == Ok("1") {
-                panic!("system test cannot run: {why}");
-            }
-            println!("SKIPPED: {why}");
-            return None;
-        }
+    /// A new tenant; the test needs root, `useradd`, `userdel`, `setpriv` and `python3`.
+    fn new() -> Tenant {
+        vigil_testkit::require(&["root", "useradd", "userdel", "setpriv", "python3"]);
         let n = N.fetch_add(1, Ordering::SeqCst);
         let name = format!("vgtt{}x{n}", std::process::id() % 100_000);
         // Other tests on the machine may hold the passwd lock for a moment.
@@ -89,7 +69,7 @@ impl Tenant {
             base.display()
         ));
         std::os::unix::fs::chown(base.join("site"), Some(uid), Some(gid)).unwrap();
-        Some(Tenant { name, uid, gid, base })
+        Tenant { name, uid, gid, base }
     }
 
     fn site(&self) -> PathBuf {
@@ -141,62 +121,16 @@ impl Tenant {
     /// (files → the secret, directories → the victim directory); in each `hunt` directory any
     /// `.vigil-` entry vigil makes is moved away and replaced by a symlink to the victim directory.
     fn racer(&self, flip: &[PathBuf], hunt: &[PathBuf]) -> Racer {
-        let script = r#"
-import os, sys
-secret, vdir, flips, hunts = sys.argv[1], sys.argv[2], sys.argv[3].split('\n'), sys.argv[4].split('\n')
-flips = [(p, os.path.isdir(p)) for p in flips if p]
-hunts = [h for h in hunts if h]
-n = 0
-while True:
-    n += 1
-    for p, isdir in flips:
-        try:
-            if isdir:
-                if os.path.islink(p):
-                    os.unlink(p); os.rename(p + '.away', p)
-                else:
-                    os.rename(p, p + '.away'); os.symlink(vdir, p)
-            else:
-                t = p + '.racetmp'
-                if os.path.islink(p):
-                    with open(t, 'w') as f: f.write('tenant data\n')
-                else:
-                    os.symlink(secret, t)
-                os.rename(t, p)
-        except OSError:
-            pass
-    for h in hunts:
-        try:
-            for name in os.listdir(h):
-                if '.vigil-' in name and 'stolen' not in name:
-                    p = os.path.join(h, name)
-                    if not os.path.islink(p):
-                        os.rename(p, p + '.stolen%d' % n)
-                        os.symlink(vdir, p)
-        except OSError:
-            pass
-"#;
-        let join = |v: &[PathBuf]| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("\n");
-        let child = Command::new("setpriv")
-            .args([
-                &format!("--reuid={}", self.uid),
-                &format!("--regid={}", self.gid),
-                "--clear-groups",
-                "/usr/bin/python3",
-                "-c",
-                script,
-            ])
-            .arg(self.secret())
-            .arg(self.vdir())
-            .arg(join(flip))
-            .arg(join(hunt))
-            .spawn()
-            .unwrap();
-        // Let it get going.
-        std::thread::sleep(Duration::from_millis(300));
-        let mut r = Racer(child);
-        assert!(r.0.try_wait().unwrap().is_none(), "the racer did not start");
-        r
+        racer::start(&racer::Attack {
+            uid: self.uid,
+            gid: self.gid,
+            secret: &self.secret(),
+            victim_dir: &self.vdir(),
+            flip,
+            hunt,
+            staging: None,
+            log: &self.base.join("racer.log"),
+        })
     }
 }
 
@@ -209,15 +143,6 @@ impl Drop for Tenant {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-    }
-}
-
-struct Racer(Child);
-
-impl Drop for Racer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -291,8 +216,18 @@ fn plugin_zip(path: &Path, version: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "useradd",
+        vigil_missing = "userdel",
+        vigil_missing = "setpriv",
+        vigil_missing = "python3"
+    ),
+    ignore = "needs root, useradd, userdel, setpriv, python3 (.ci/packages/wpstage.txt)"
+)]
 fn copy_and_backup_hold_while_the_owner_swaps_in_symlinks() {
-    let Some(t) = Tenant::new() else { return };
+    let t = Tenant::new();
     let before = t.victim();
     let mut flip = Vec::new();
     for d in 0..4 {
@@ -341,8 +276,18 @@ fn copy_and_backup_hold_while_the_owner_swaps_in_symlinks() {
 }
 
 #[test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "useradd",
+        vigil_missing = "userdel",
+        vigil_missing = "setpriv",
+        vigil_missing = "python3"
+    ),
+    ignore = "needs root, useradd, userdel, setpriv, python3 (.ci/packages/wpstage.txt)"
+)]
 fn unpack_chown_and_swap_hold_while_the_owner_swaps_in_symlinks() {
-    let Some(t) = Tenant::new() else { return };
+    let t = Tenant::new();
     let before = t.victim();
     let plugins = t.site().join("wp-content/plugins");
     let mut flip = Vec::new();
@@ -390,8 +335,18 @@ fn unpack_chown_and_swap_hold_while_the_owner_swaps_in_symlinks() {
 }
 
 #[test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "useradd",
+        vigil_missing = "userdel",
+        vigil_missing = "setpriv",
+        vigil_missing = "python3"
+    ),
+    ignore = "needs root, useradd, userdel, setpriv, python3 (.ci/packages/wpstage.txt)"
+)]
 fn planted_symlinks_are_copied_as_links_and_never_followed() {
-    let Some(t) = Tenant::new() else { return };
+    let t = Tenant::new();
     // A shadow-like target: root's, 0640.
     std::fs::set_permissions(t.secret(), std::fs::Permissions::from_mode(0o640)).unwrap();
     let before = t.victim();
@@ -505,8 +460,18 @@ fn planted_symlinks_are_copied_as_links_and_never_followed() {
 }
 
 #[test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "useradd",
+        vigil_missing = "userdel",
+        vigil_missing = "setpriv",
+        vigil_missing = "python3"
+    ),
+    ignore = "needs root, useradd, userdel, setpriv, python3 (.ci/packages/wpstage.txt)"
+)]
 fn a_site_root_is_reached_only_through_links_root_placed() {
-    let Some(t) = Tenant::new() else { return };
+    let t = Tenant::new();
     // The owner's own directory holds a link to another tree: not followed.
     let home = t.base.join("home");
     std::fs::create_dir(&home).unwrap();
@@ -526,8 +491,18 @@ fn a_site_root_is_reached_only_through_links_root_placed() {
 }
 
 #[test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "useradd",
+        vigil_missing = "userdel",
+        vigil_missing = "setpriv",
+        vigil_missing = "python3"
+    ),
+    ignore = "needs root, useradd, userdel, setpriv, python3 (.ci/packages/wpstage.txt)"
+)]
 fn a_core_update_and_its_rollback_write_only_vigils_own_names() {
-    let Some(t) = Tenant::new() else { return };
+    let t = Tenant::new();
     std::fs::set_permissions(t.secret(), std::fs::Permissions::from_mode(0o640)).unwrap();
     let before = t.victim();
     t.file("index.php", "<?php // 6.1\n");

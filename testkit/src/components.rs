@@ -1,0 +1,113 @@
+//! What a system test needs of the machine: probed by build scripts (to ignore
+//! the test, with its reason, when a component is missing) and required at run
+//! time (to fail it, naming the component, when system tests are required or the
+//! machine changed since the build).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+/// Directories a component program is looked up in (not `$PATH`: vigil itself
+/// runs programs by absolute path from these).
+const BIN_DIRS: &[&str] = &["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+
+/// Whether the machine has `name` (see the crate's documentation for the forms).
+pub fn probe(name: &str) -> bool {
+    if name == "root" {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        return unsafe { libc::geteuid() } == 0;
+    }
+    if let Some(user) = name.strip_prefix("user:") {
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        return passwd.lines().any(|l| l.split(':').next() == Some(user));
+    }
+    if let Some(module) = name.strip_prefix("py:") {
+        return Command::new("/usr/bin/python3")
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    }
+    if name.starts_with('/') {
+        return Path::new(name).exists();
+    }
+    BIN_DIRS.iter().any(|d| Path::new(d).join(name).is_file())
+}
+
+/// Whether system tests are required (`VIGIL_SYSTEM_TESTS=1`): then nothing is ignored.
+pub fn required() -> bool {
+    std::env::var("VIGIL_SYSTEM_TESTS").as_deref() == Ok("1")
+}
+
+/// Fail the calling test unless every component in `names` is present, naming
+/// the missing ones. Called first in a test whose attribute ignores it when
+/// they are missing at build time; so this fails only when system tests are
+/// required or the machine changed since the build (run as another user…).
+pub fn require(names: &[&str]) {
+    let missing: Vec<&str> = names.iter().copied().filter(|n| !probe(n)).collect();
+    assert!(
+        missing.is_empty(),
+        "system test cannot run: missing {} (as root, `scripts/test` installs the packages in .ci/packages/; \
+         unset VIGIL_SYSTEM_TESTS to see such tests ignored instead)",
+        missing.join(", ")
+    );
+}
+
+/// Every component the `.rs` files under `dirs` name in a `vigil_missing = "…"`.
+pub fn named_in(dirs: &[&Path]) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for d in dirs {
+        scan(d, &mut found);
+    }
+    found
+}
+
+fn scan(dir: &Path, found: &mut BTreeSet<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            scan(&p, found);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            let Ok(text) = std::fs::read_to_string(&p) else { continue };
+            const KEY: &str = "vigil_missing = \"";
+            for (at, _) in text.match_indices(KEY) {
+                let rest = &text[at + KEY.len()..];
+                if let Some(end) = rest.find('"') {
+                    found.insert(rest[..end].to_string());
+                }
+            }
+        }
+    }
+}
+
+/// For a build script: declare the `vigil_missing` cfg and set it for every
+/// component named under `dirs` that this machine lacks (none when system tests
+/// are required). Reruns when the named sources, the system's programs or
+/// accounts, or `VIGIL_SYSTEM_TESTS` change.
+pub fn emit_cfgs(dirs: &[&Path]) {
+    println!("cargo::rustc-check-cfg=cfg(vigil_missing, values(any()))");
+    println!("cargo::rerun-if-env-changed=VIGIL_SYSTEM_TESTS");
+    for d in dirs {
+        println!("cargo::rerun-if-changed={}", d.display());
+    }
+    for d in ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/etc/passwd"] {
+        if Path::new(d).exists() {
+            println!("cargo::rerun-if-changed={d}");
+        }
+    }
+    let names = named_in(dirs);
+    let missing: Vec<&String> = names.iter().filter(|n| !probe(n)).collect();
+    if required() {
+        if !missing.is_empty() {
+            let list: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+            println!(
+                "cargo::warning=VIGIL_SYSTEM_TESTS=1 but missing {}: the tests that need them will fail",
+                list.join(", ")
+            );
+        }
+        return;
+    }
+    for n in missing {
+        println!("cargo::rustc-cfg=vigil_missing=\"{n}\"");
+    }
+}
