@@ -19,26 +19,16 @@ use std::process::{Command, Stdio};
 
 use vigil_tools::{Ctx, Finding, Host, Registry};
 
-/// The cached Debian root, or `None` (with a SKIPPED line) when it cannot be built here.
-fn debroot() -> Option<PathBuf> {
+/// The cached Debian root (`scripts/debroot` builds it once, with mmdebstrap).
+fn debroot() -> PathBuf {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/debroot");
-    let out = Command::new(&script).output();
-    let system = std::env::var("VIGIL_SYSTEM_TESTS").as_deref() == Ok("1");
-    match out {
-        Ok(o) if o.status.success() => Some(PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())),
-        Ok(o) => {
-            let why = String::from_utf8_lossy(&o.stderr).to_string();
-            assert!(!system, "scripts/debroot failed but VIGIL_SYSTEM_TESTS=1: {why}");
-            println!("SKIPPED: scripts/debroot cannot build the Debian root here: {why}");
-            None
-        }
-        Err(e) => {
-            assert!(!system, "cannot run scripts/debroot: {e}");
-            println!("SKIPPED: cannot run scripts/debroot: {e}");
-            None
-        }
-    }
+    let o = Command::new(&script).output().unwrap();
+    assert!(o.status.success(), "scripts/debroot failed: {}", String::from_utf8_lossy(&o.stderr));
+    PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
 }
+
+/// What the debroot tests need of the machine.
+const NEEDS: &[&str] = &["root", "mmdebstrap", "openssl", "ssh-keygen", "chroot"];
 
 /// A private copy of the root (`cp -a`: ownership and modes as installed).
 fn copy(root: &Path) -> (tempfile::TempDir, PathBuf) {
@@ -109,8 +99,19 @@ fn ids<'a>(f: &'a [Finding], id: &str) -> Vec<&'a Finding> {
 const DUMP_HEADER: &str = "-- MariaDB dump 10.19  Distrib 10.11.6-MariaDB, for debian-linux-gnu (x86_64)\n--\n-- Host: localhost    Database: shop\n-- ------------------------------------------------------\n/*!40101 SET NAMES utf8mb4 */;\n";
 
 #[tokio::test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "mmdebstrap",
+        vigil_missing = "openssl",
+        vigil_missing = "ssh-keygen",
+        vigil_missing = "chroot"
+    ),
+    ignore = "needs root, mmdebstrap, openssl, ssh-keygen, chroot (.ci/packages/syschecks.txt)"
+)]
 async fn planted_mistakes_are_found() {
-    let Some(base) = debroot() else { return };
+    vigil_testkit::require(NEEDS);
+    let base = debroot();
     let (t, r) = copy(&base);
     let r = r.as_path();
     // Accounts: a site user whose password is its name (yescrypt, through PAM), one with
@@ -189,8 +190,19 @@ async fn planted_mistakes_are_found() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "mmdebstrap",
+        vigil_missing = "openssl",
+        vigil_missing = "ssh-keygen",
+        vigil_missing = "chroot"
+    ),
+    ignore = "needs root, mmdebstrap, openssl, ssh-keygen, chroot (.ci/packages/syschecks.txt)"
+)]
 async fn the_careful_version_of_each_raises_nothing() {
-    let Some(base) = debroot() else { return };
+    vigil_testkit::require(NEEDS);
+    let base = debroot();
     let (_t, r) = copy(&base);
     let r = r.as_path();
     add_user(r, "carol", "tN4!vX8#qL2@zR6$");
@@ -253,16 +265,13 @@ async fn the_careful_version_of_each_raises_nothing() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    any(vigil_missing = "root", vigil_missing = "/usr/lib/x86_64-linux-gnu/libz.so.1"),
+    ignore = "needs root (writes under /usr/local/lib) and zlib's libz.so.1"
+)]
 async fn a_deleted_library_still_mapped_is_found_live() {
-    if !nix_root() {
-        return;
-    }
+    vigil_testkit::require(&["root", "/usr/lib/x86_64-linux-gnu/libz.so.1"]);
     let src = Path::new("/usr/lib/x86_64-linux-gnu/libz.so.1");
-    if !src.exists() {
-        assert!(std::env::var("VIGIL_SYSTEM_TESTS").as_deref() != Ok("1"), "{} is missing", src.display());
-        println!("SKIPPED: {} is missing", src.display());
-        return;
-    }
     let dir = PathBuf::from(format!("/usr/local/lib/vigil-stale-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let lib = dir.join("libz.so.1");
@@ -288,14 +297,4 @@ async fn a_deleted_library_still_mapped_is_found_live() {
         .find(|f| f.id == "updates.stale-libraries" && f.evidence.iter().any(|e| e.contains(lib.to_str().unwrap())));
     let hit = hit.unwrap_or_else(|| panic!("not found: {:#?}", out.findings));
     assert!(hit.evidence.iter().any(|e| e.contains(&format!("{} (sleep)", child.id()))), "{hit:#?}");
-}
-
-fn nix_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        assert!(std::env::var("VIGIL_SYSTEM_TESTS").as_deref() != Ok("1"), "needs root");
-        println!("SKIPPED: needs root to write under /usr/local/lib");
-    }
-    root
 }
