@@ -347,6 +347,7 @@ impl Registry {
             r.add_change(crate::fixes::VerifyBackupRestore),
             r.add(crate::accounts::AuditAccounts),
             r.add(crate::ssh::CheckSsh),
+            r.add(crate::services::CheckServices),
             r.add(crate::backups::CheckBackups),
             r.add(crate::updates::CheckOsUpdates),
             r.add(crate::firewall::CheckFirewall),
@@ -746,7 +747,7 @@ mod tests {
     async fn every_builtin_tool_is_registered_whole() {
         let (r, problems) = Registry::builtin_checked();
         assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(r.list().len(), 15, "every built-in tool is registered under its own name");
+        assert_eq!(r.list().len(), 16, "every built-in tool is registered under its own name");
         let ctx = Ctx::new(Host::at("/nonexistent"));
         for info in r.list() {
             assert!(!info.description.trim().is_empty(), "{} has no description", info.name);

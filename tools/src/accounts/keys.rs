@@ -1,8 +1,64 @@
 //! `authorized_keys` lines, judged locally: type, size, comment, option names
 //! and an OpenSSH-style `SHA256:` fingerprint. The key material itself never
-//! leaves this file.
+//! leaves this file. Fingerprints also show one key authorized for several
+//! accounts ([`shared_keys`]).
+
+use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
+
+use super::KeyFact;
+use crate::finding::{Category, Finding, Severity};
+
+/// One finding per key (by fingerprint) that several accounts accept: whoever
+/// holds its private half is all of them, and the logs cannot tell who logged
+/// in. `privileged` names the accounts that can become root.
+pub fn shared_keys(keys: &[&KeyFact], privileged: &[&str]) -> Vec<Finding> {
+    let mut by_fp: BTreeMap<&str, Vec<&KeyFact>> = BTreeMap::new();
+    for k in keys {
+        if let Some(fp) = &k.fingerprint {
+            by_fp.entry(fp.as_str()).or_default().push(k);
+        }
+    }
+    let mut out = Vec::new();
+    for (fp, ks) in by_fp {
+        let mut users: Vec<&str> = ks.iter().map(|k| k.user.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        let mut files: Vec<&str> = ks.iter().map(|k| k.file.as_str()).collect();
+        files.sort_unstable();
+        files.dedup();
+        // Accounts sharing one home (toor and root) share its file: not a key handed
+        // out twice (the second uid 0 is a finding of its own).
+        if users.len() < 2 || files.len() < 2 {
+            continue;
+        }
+        let admin = users.iter().any(|u| privileged.contains(u));
+        let list: Vec<String> = ks.iter().map(|k| format!("{} ({})", k.user, k.file)).collect();
+        let first = ks[0];
+        out.push(
+            Finding::new(
+                "accounts.shared-ssh-key",
+                if admin { Severity::High } else { Severity::Medium },
+                Category::Accounts,
+                fp.to_string(),
+                format!("One SSH key logs in as {} accounts: {}", users.len(), users.join(", ")),
+            )
+            .evidence(format!("{} \"{}\" {fp} is authorized for: {}", first.key_type, first.comment, list.join("; ")))
+            .evidence(if admin {
+                "one of them can become root: whoever holds this key is root, and the logs cannot tell who it was"
+            } else {
+                "whoever holds this key is every one of these users, and the logs cannot tell who it was"
+            })
+            .fix(format!(
+                "Give each person and each automation its own key (`ssh-keygen -t ed25519`), then remove this key \
+                 from every authorized_keys file but the one account it belongs to (`ssh-keygen -lf FILE` lists \
+                 fingerprints; this one is {fp})."
+            )),
+        );
+    }
+    out
+}
 
 /// One authorized key, without its material.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +227,34 @@ mod tests {
         assert_eq!(k.fingerprint.as_deref(), Some(RSA1024_FP));
         assert_eq!(k.bits, Some(1024));
         assert_eq!(k.comment, "old-backup-key");
+    }
+
+    fn fact(user: &str, file: &str) -> super::super::KeyFact {
+        let k = parse_key_line(ED25519).unwrap();
+        super::super::KeyFact {
+            user: user.into(),
+            file: file.into(),
+            key_type: k.key_type,
+            bits: k.bits,
+            comment: k.comment,
+            fingerprint: k.fingerprint,
+            options: Vec::new(),
+            file_modified: "2026-11-01".into(),
+            age_days: 26,
+        }
+    }
+
+    #[test]
+    fn one_key_in_two_accounts_is_shared_but_one_shared_home_is_not() {
+        let (a, b) = (fact("shop", "/home/shop/.ssh/authorized_keys"), fact("blog", "/home/blog/.ssh/authorized_keys"));
+        let f = shared_keys(&[&a, &b], &[]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].subject, ED25519_FP);
+        assert_eq!(f[0].severity, Severity::Medium);
+        assert_eq!(shared_keys(&[&a, &b], &["blog"])[0].severity, Severity::High);
+        let (r, t) = (fact("root", "/root/.ssh/authorized_keys"), fact("toor", "/root/.ssh/authorized_keys"));
+        assert!(shared_keys(&[&r, &t], &[]).is_empty());
+        assert!(shared_keys(&[&a], &[]).is_empty());
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! fingerprint; neither ever leaves this module.
 
 mod keys;
+mod nopasswd;
 mod parse;
+mod weakpw;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -69,6 +71,11 @@ pub struct AccountFact {
     pub password_age_days: Option<i64>,
     /// Number of authorized SSH keys.
     pub keys: usize,
+    /// The password tried against the user name and the most common passwords
+    /// (locally, against the shadow hash): `weak: …`, `not the user name or …`, or
+    /// `not checked: why`. Never the password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_check: Option<String>,
 }
 
 /// One authorized SSH key (never the key material).
@@ -128,8 +135,10 @@ impl Tool for AuditAccounts {
          groups, sudoers rules granting ALL), when each last logged in (wtmp, lastlog), account expiry, \
          password state (set/locked/empty, never the hash) and age, authorized SSH keys (type, comment, \
          fingerprint, age) and whether admins need a second factor (sshd AuthenticationMethods, PAM). \
-         Findings flag extra uid-0 accounts, empty passwords, admins without expiry, unused for months \
-         or never used, admins without 2FA, old passwords and weak keys. Use it for 'who has access', \
+         Findings flag extra uid-0 accounts, empty passwords, passwords equal to the user name or among the \
+         most common (tried locally against the shadow hash, never shown), passwordless sudo (NOPASSWD), one \
+         SSH key authorized for several accounts, admins without expiry, unused for months or never used, \
+         admins without 2FA, old passwords and weak keys. Use it for 'who has access', \
          'which admin accounts are stale' or to look at one user."
     }
 
@@ -215,8 +224,12 @@ pub fn audit(ctx: &Ctx) -> (AccountsFacts, Vec<Finding>) {
     let entries = parse_passwd(&passwd_text);
     let passwd_pw = parse::passwd_fields(&passwd_text);
 
+    let mut shadow_hashes = HashMap::new();
     let shadow = match host.read_to_string("/etc/shadow") {
-        Ok(t) => Some(parse::parse_shadow(&t)),
+        Ok(t) => {
+            shadow_hashes = weakpw::shadow_hashes(&t);
+            Some(parse::parse_shadow(&t))
+        }
         Err(e) if e.is_not_found() => None,
         Err(e) => {
             findings.push(could_not_check("/etc/shadow", e));
@@ -366,6 +379,16 @@ pub fn audit(ctx: &Ctx) -> (AccountsFacts, Vec<Finding>) {
         findings.push(could_not_check("authorized_keys files", unreadable_keys.join("; ")));
     }
 
+    let weak = guess_passwords(&accts, today, &shadow_hashes);
+    drop(shadow_hashes);
+    findings.extend(weak_password_findings(&accts, &weak, &sshd));
+    findings.extend(nopasswd::findings(
+        &sudoers,
+        &accts.iter().map(|a| (a.e.name.as_str(), a.privileged.as_slice())).collect::<Vec<_>>(),
+    ));
+    let privileged: Vec<&str> = accts.iter().filter(|a| !a.privileged.is_empty()).map(|a| a.e.name.as_str()).collect();
+    findings.extend(keys::shared_keys(&accts.iter().flat_map(|a| a.keys.iter()).collect::<Vec<_>>(), &privileged));
+
     let cfg = &ctx.config.review;
     let unused_days = i64::from(cfg.unused_days);
     let max_pw_age = i64::from(cfg.password_max_age_days);
@@ -405,11 +428,85 @@ pub fn audit(ctx: &Ctx) -> (AccountsFacts, Vec<Finding>) {
             password_state: a.pw,
             password_age_days: a.last_change.filter(|d| *d > 0).map(|d| today - d),
             keys: a.keys.len(),
+            password_check: weak.get(&a.e.name).map(weakpw::Verdict::describe),
         });
         facts.authorized_keys.extend(a.keys);
     }
     facts.accounts.sort_by_key(|a| (a.uid != 0, a.uid));
     (facts, findings)
+}
+
+/// Try the shadow hash of every account that can log in with a password
+/// against the guesses in [`weakpw`]; privileged accounts go first so the
+/// budget is spent where a hit matters most.
+fn guess_passwords(accts: &[Acct], today: i64, hashes: &HashMap<String, String>) -> HashMap<String, weakpw::Verdict> {
+    let mut users: Vec<&Acct> = accts
+        .iter()
+        .filter(|a| a.e.can_login() && a.pw == PwState::Set && a.expire.is_none_or(|d| d > today))
+        .collect();
+    users.sort_by_key(|a| (a.privileged.is_empty(), a.e.uid));
+    weakpw::check(&users.iter().map(|a| a.e.name.as_str()).collect::<Vec<_>>(), hashes, weakpw::BUDGET)
+}
+
+fn weak_password_findings(accts: &[Acct], weak: &HashMap<String, weakpw::Verdict>, sshd: &SshdConfig) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut unchecked: Vec<String> = accts
+        .iter()
+        .filter_map(|a| match weak.get(&a.e.name) {
+            Some(weakpw::Verdict::NotChecked(why)) => Some(format!("{}: {why}", a.e.name)),
+            _ => None,
+        })
+        .collect();
+    if !unchecked.is_empty() {
+        let n = unchecked.len();
+        unchecked.truncate(5);
+        out.push(
+            Finding::new(
+                "credentials.password-not-checked",
+                Severity::Info,
+                Category::Credentials,
+                "password guessing",
+                format!("{n} account password(s) not tried against the common-password list"),
+            )
+            .evidence(unchecked.join("; "))
+            .fix("Nothing to fix: these passwords were not judged. Make sure each is long and random (`passwd USER`), or lock accounts that log in with keys only (`passwd -l USER`)."),
+        );
+    }
+    for a in accts {
+        let name = &a.e.name;
+        let what = match weak.get(name) {
+            Some(weakpw::Verdict::EqualsName) => "equals the user name".to_string(),
+            Some(weakpw::Verdict::Common) => format!("is one of the {} most common passwords", weakpw::COMMON.len()),
+            _ => continue,
+        };
+        let over_ssh = sshd.is_present() && sshd.password_authentication();
+        let sev = if !a.privileged.is_empty() || over_ssh { Severity::Critical } else { Severity::High };
+        let reach = if over_ssh {
+            "sshd accepts passwords (PasswordAuthentication yes), so anyone on the network can try it"
+        } else {
+            "usable locally, with su, and by any service that logs in through PAM"
+        };
+        let mut f = Finding::new(
+            "credentials.weak-password",
+            sev,
+            Category::Credentials,
+            name.clone(),
+            format!("{name}'s password {what}"),
+        )
+        .evidence(format!(
+            "{name} (uid {}, shell {}): its /etc/shadow hash was tried locally and the password {what} (not shown)",
+            a.e.uid, a.e.shell
+        ))
+        .evidence(reach.to_string());
+        if !a.privileged.is_empty() {
+            f = f.evidence(format!("privileged via {}", a.privileged.join("; ")));
+        }
+        out.push(f.fix(format!(
+            "Lock it now (`passwd -l {name}`), then set a long random password (`passwd {name}`) if it needs one \
+             — or keep it locked if {name} logs in with SSH keys; look for logins you do not recognise (`last {name}`)."
+        )));
+    }
+    out
 }
 
 /// Read the account's authorized_keys files (per sshd's `AuthorizedKeysFile`).

@@ -119,6 +119,9 @@ pub struct Sudoers {
     pub files: Vec<String>,
     /// Files that could not be read, with why.
     pub unreadable: Vec<(String, String)>,
+    /// `Defaults[:who] !authenticate` lines (sudo asks no password at all): (`file:line`, scope).
+    /// The scope is the text after `Defaults:` (empty for every user).
+    pub no_authenticate: Vec<(String, String)>,
 }
 
 const SUDO_TAGS: &[&str] = &[
@@ -230,7 +233,19 @@ fn read_sudoers_file(
             continue;
         }
         let t = strip_sudo_comment(t);
-        if t.is_empty() || t.starts_with("Defaults") {
+        if let Some(rest) = t.strip_prefix("Defaults") {
+            // `Defaults:alice !authenticate`, `Defaults !authenticate`; host/command/runas scopes
+            // (`@`, `!`, `>`) are rare and read as global.
+            let (scope, opts) = match rest.strip_prefix(':') {
+                Some(r) => r.split_once(char::is_whitespace).unwrap_or((r, "")),
+                None => ("", rest),
+            };
+            if opts.split(',').any(|o| o.trim() == "!authenticate") {
+                s.no_authenticate.push((format!("{path}:{lineno}"), scope.trim().to_string()));
+            }
+            continue;
+        }
+        if t.is_empty() {
             continue;
         }
         let at = format!("{path}:{lineno}");

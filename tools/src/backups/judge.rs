@@ -133,6 +133,8 @@ pub(super) async fn judge_job(
             );
         }
     }
+    let paths: Vec<(&str, Option<u64>)> = items.iter().map(|i| (i.path.as_str(), i.size)).collect();
+    findings.extend(tiny::judge(host, &cfg.name, &subject, &paths));
     if let (Some(min), Some(n)) = (cfg.min_size, newest) {
         if n.size.is_some_and(|s| s < min) {
             findings.push(

@@ -15,6 +15,7 @@
 
 pub mod discover;
 pub mod restore_record;
+pub mod tiny;
 
 mod facts;
 mod jobs;

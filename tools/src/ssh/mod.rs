@@ -126,6 +126,12 @@ impl Tool for CheckSsh {
     }
 }
 
+/// The accounts a password alone can log in to over SSH, judged as `check_ssh` judges
+/// them (per account and connection, `Match` blocks included).
+pub fn password_login_accounts(host: &Host, cfg: &SshdConfig) -> Vec<String> {
+    judge::judge(cfg, &login_accounts(host)).0.password_login_accounts
+}
+
 /// The accounts sshd may log in, as the audited root lists them: root, every
 /// other uid 0, and every account whose shell allows a login, with its groups
 /// (primary and from `/etc/group`). Without a readable `/etc/passwd` the
