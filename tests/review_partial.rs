@@ -35,7 +35,10 @@ fn not_checked<'a>(v: &'a Value, check: &str) -> Vec<&'a Value> {
 }
 
 #[test]
-#[cfg_attr(any(vigil_missing = "root", vigil_missing = "mmdebstrap"), ignore = "needs root, mmdebstrap (scripts/debroot)")]
+#[cfg_attr(
+    any(vigil_missing = "root", vigil_missing = "mmdebstrap"),
+    ignore = "needs root, mmdebstrap (scripts/debroot)"
+)]
 fn the_debian_root_reviewed_offline_is_partial_not_high() {
     vigil_testkit::require(&["root", "mmdebstrap"]);
     let root = vigil_testkit::debroot();
@@ -118,7 +121,10 @@ fn every_format_has_a_not_checked_section_and_patterns_left_unchecked_never_read
 }
 
 #[test]
-#[cfg_attr(any(vigil_missing = "root", vigil_missing = "setpriv"), ignore = "needs root, setpriv (running the review as another user)")]
+#[cfg_attr(
+    any(vigil_missing = "root", vigil_missing = "setpriv"),
+    ignore = "needs root, setpriv (running the review as another user)"
+)]
 fn an_ordinary_user_is_told_once_that_the_review_is_partial() {
     vigil_testkit::require(&["root", "setpriv"]);
     let t = tempfile::tempdir().unwrap();

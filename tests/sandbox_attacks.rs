@@ -334,7 +334,15 @@ fn entry_point(stage: &Stage, which: &str, run: &Run) -> String {
 }
 
 #[test]
-#[cfg_attr(any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "/usr/bin/unshare", vigil_missing = "landlock"), ignore = "needs root, /usr/bin/python3, /usr/bin/unshare, landlock (a kernel with Landlock)")]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "/usr/bin/python3",
+        vigil_missing = "/usr/bin/unshare",
+        vigil_missing = "landlock"
+    ),
+    ignore = "needs root, /usr/bin/python3, /usr/bin/unshare, landlock (a kernel with Landlock)"
+)]
 fn unconfined_the_stand_ins_attacks_succeed() {
     vigil_testkit::require(&["root", "/usr/bin/python3", "/usr/bin/unshare", "landlock"]);
     let mut s = Stage::new();
@@ -352,7 +360,15 @@ fn unconfined_the_stand_ins_attacks_succeed() {
 }
 
 #[test]
-#[cfg_attr(any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "/usr/bin/unshare", vigil_missing = "landlock"), ignore = "needs root, /usr/bin/python3, /usr/bin/unshare, landlock (a kernel with Landlock)")]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "/usr/bin/python3",
+        vigil_missing = "/usr/bin/unshare",
+        vigil_missing = "landlock"
+    ),
+    ignore = "needs root, /usr/bin/python3, /usr/bin/unshare, landlock (a kernel with Landlock)"
+)]
 fn every_entry_point_confines_the_stand_in_at_every_landlock_abi() {
     vigil_testkit::require(&["root", "/usr/bin/python3", "/usr/bin/unshare", "landlock"]);
     let kernel = vigil_tools::sandbox::landlock::kernel_abi().unwrap();

@@ -264,7 +264,10 @@ async fn an_approval_opens_the_gate_once_and_only_for_the_plan_it_was_issued_for
 }
 
 #[test]
-#[cfg_attr(any(vigil_missing = "script", vigil_missing = "setsid", vigil_missing = "php"), ignore = "needs script, setsid, php (.ci/packages/wpstage.txt)")]
+#[cfg_attr(
+    any(vigil_missing = "script", vigil_missing = "setsid", vigil_missing = "php"),
+    ignore = "needs script, setsid, php (.ci/packages/wpstage.txt)"
+)]
 fn a_confirmed_change_that_fails_exits_the_same_from_wp_and_tools_run() {
     vigil_testkit::require(&["script", "setsid", "php"]);
     let s = Site::new();

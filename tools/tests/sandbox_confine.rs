@@ -167,7 +167,10 @@ fn failed(out: &BTreeMap<String, String>, names: &[&str]) -> Vec<String> {
 const ALL: [&str; 7] = ["create", "truncate", "open_trunc", "mkfifo", "connect", "kill", "tiocsti"];
 
 #[test]
-#[cfg_attr(any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"), ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)")]
+#[cfg_attr(
+    any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"),
+    ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)"
+)]
 fn the_attacks_are_real_without_the_sandbox() {
     vigil_testkit::require(&["root", "/usr/bin/python3", "landlock"]);
     let mut s = Stage::new();
@@ -184,7 +187,10 @@ fn the_attacks_are_real_without_the_sandbox() {
 }
 
 #[test]
-#[cfg_attr(any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"), ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)")]
+#[cfg_attr(
+    any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"),
+    ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)"
+)]
 fn every_attack_fails_in_the_worker_at_each_landlock_abi() {
     vigil_testkit::require(&["root", "/usr/bin/python3", "landlock"]);
     let kernel = landlock::kernel_abi().unwrap();
@@ -211,7 +217,10 @@ fn every_attack_fails_in_the_worker_at_each_landlock_abi() {
 }
 
 #[test]
-#[cfg_attr(any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"), ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)")]
+#[cfg_attr(
+    any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"),
+    ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)"
+)]
 fn landlock_alone_stops_root_from_writing_connecting_and_signalling() {
     vigil_testkit::require(&["root", "/usr/bin/python3", "landlock"]);
     let kernel = landlock::kernel_abi().unwrap();
@@ -237,7 +246,10 @@ fn landlock_alone_stops_root_from_writing_connecting_and_signalling() {
 }
 
 #[test]
-#[cfg_attr(any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"), ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)")]
+#[cfg_attr(
+    any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"),
+    ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)"
+)]
 fn seccomp_alone_stops_terminal_injection_and_truncate_by_path() {
     vigil_testkit::require(&["root", "/usr/bin/python3", "landlock"]);
     let mut s = Stage::new();
@@ -251,7 +263,10 @@ fn seccomp_alone_stops_terminal_injection_and_truncate_by_path() {
 }
 
 #[test]
-#[cfg_attr(any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"), ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)")]
+#[cfg_attr(
+    any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"),
+    ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)"
+)]
 fn the_user_alone_cannot_signal_root_or_write_its_files() {
     vigil_testkit::require(&["root", "/usr/bin/python3", "landlock"]);
     let mut s = Stage::new();
@@ -267,7 +282,10 @@ fn the_user_alone_cannot_signal_root_or_write_its_files() {
 }
 
 #[test]
-#[cfg_attr(any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"), ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)")]
+#[cfg_attr(
+    any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"),
+    ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)"
+)]
 fn the_worker_reads_root_only_files_and_reports_its_status_in_one_line() {
     vigil_testkit::require(&["root", "/usr/bin/python3", "landlock"]);
     let scratch = tempfile::tempdir().unwrap();
@@ -300,7 +318,10 @@ fn the_worker_reads_root_only_files_and_reports_its_status_in_one_line() {
 }
 
 #[test]
-#[cfg_attr(any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"), ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)")]
+#[cfg_attr(
+    any(vigil_missing = "root", vigil_missing = "/usr/bin/python3", vigil_missing = "landlock"),
+    ignore = "needs root, /usr/bin/python3, landlock (a kernel with Landlock)"
+)]
 fn read_cap_on_exec_lets_the_workers_programs_read_root_only_files() {
     vigil_testkit::require(&["root", "/usr/bin/python3", "landlock"]);
     let policy = Policy { read_cap_on_exec: true, no_network: true, ..Policy::default() };

@@ -408,7 +408,13 @@ fn worst_case_misses_nothing(root: &Path, g: &corpus::Generated, failures: &mut 
 /// agrees with the real `sshd -T -C` on the same files.
 #[tokio::test]
 #[cfg_attr(
-    any(vigil_missing = "root", vigil_missing = "sshd", vigil_missing = "ssh-keygen", vigil_missing = "unshare", vigil_missing = "mmdebstrap"),
+    any(
+        vigil_missing = "root",
+        vigil_missing = "sshd",
+        vigil_missing = "ssh-keygen",
+        vigil_missing = "unshare",
+        vigil_missing = "mmdebstrap"
+    ),
     ignore = "needs root, sshd, ssh-keygen, unshare, mmdebstrap (.ci/packages/ssh.txt, dist.txt)"
 )]
 async fn debian_root_match_blocks_are_judged_per_account_as_sshd_applies_them() {

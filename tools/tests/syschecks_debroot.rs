@@ -19,14 +19,6 @@ use std::process::{Command, Stdio};
 
 use vigil_tools::{Ctx, Finding, Host, Registry};
 
-/// The cached Debian root (`scripts/debroot` builds it once, with mmdebstrap).
-fn debroot() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/debroot");
-    let o = Command::new(&script).output().unwrap();
-    assert!(o.status.success(), "scripts/debroot failed: {}", String::from_utf8_lossy(&o.stderr));
-    PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
-}
-
 /// What the debroot tests need of the machine.
 const NEEDS: &[&str] = &["root", "mmdebstrap", "openssl", "ssh-keygen", "chroot"];
 
@@ -111,7 +103,7 @@ const DUMP_HEADER: &str = "-- MariaDB dump 10.19  Distrib 10.11.6-MariaDB, for d
 )]
 async fn planted_mistakes_are_found() {
     vigil_testkit::require(NEEDS);
-    let base = debroot();
+    let base = vigil_testkit::debroot();
     let (t, r) = copy(&base);
     let r = r.as_path();
     // Accounts: a site user whose password is its name (yescrypt, through PAM), one with
@@ -202,7 +194,7 @@ async fn planted_mistakes_are_found() {
 )]
 async fn the_careful_version_of_each_raises_nothing() {
     vigil_testkit::require(NEEDS);
-    let base = debroot();
+    let base = vigil_testkit::debroot();
     let (_t, r) = copy(&base);
     let r = r.as_path();
     add_user(r, "carol", "tN4!vX8#qL2@zR6$");
