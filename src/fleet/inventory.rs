@@ -26,14 +26,41 @@ pub type Vars = BTreeMap<String, Value>;
 /// Why an inventory could not be read. Each says which file (and line) and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
+    /// The file could not be read.
     #[error("cannot read the inventory {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A line that is not what the format allows.
     #[error("{path}:{line}: {msg}")]
-    Syntax { path: String, line: usize, msg: String },
+    Syntax {
+        /// The file.
+        path: String,
+        /// The line (1-based; 0 when the parser could not say).
+        line: usize,
+        /// What is wrong, and what would be right.
+        msg: String,
+    },
+    /// A structure the format does not allow, or a variable vigil cannot use.
     #[error("{path}: {msg}")]
-    Format { path: String, msg: String },
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// An inventory script that failed, hung or printed something unusable.
     #[error("the inventory script {path} {msg}")]
-    Script { path: String, msg: String },
+    Script {
+        /// The script.
+        path: String,
+        /// What happened.
+        msg: String,
+    },
+    /// A `--limit` pattern that matches nothing or does not parse.
     #[error("{0}")]
     Pattern(String),
 }
@@ -41,8 +68,11 @@ pub enum InventoryError {
 /// A group: its own hosts, its child groups, its variables.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Group {
+    /// Hosts named in the group itself.
     pub hosts: BTreeSet<String>,
+    /// Child groups (their hosts are this group's too).
     pub children: BTreeSet<String>,
+    /// The group's variables.
     pub vars: Vars,
 }
 
@@ -66,8 +96,11 @@ pub struct Target {
     pub name: String,
     /// What `ssh` connects to (`ansible_host`, else the name).
     pub address: String,
+    /// `ansible_port` (else ssh's own configuration decides).
     pub port: Option<u16>,
+    /// `ansible_user` (else ssh's own configuration decides).
     pub user: Option<String>,
+    /// `ansible_ssh_private_key_file`, `~/` expanded.
     pub key_file: Option<PathBuf>,
     /// `ansible_ssh_common_args`, split as a shell would.
     pub ssh_args: Vec<String>,
@@ -284,7 +317,7 @@ impl Inventory {
         if depth > 64 {
             return Err(fmt(format!("group {name}: children nested more than 64 deep")));
         }
-        check_group_name(name).map_err(|m| fmt(m))?;
+        check_group_name(name).map_err(fmt)?;
         self.group(name);
         let m = match v {
             Y::Null => return Ok(()),
@@ -353,7 +386,7 @@ impl Inventory {
             if name == "_meta" {
                 continue;
             }
-            check_group_name(name).map_err(|m| fmt(m))?;
+            check_group_name(name).map_err(fmt)?;
             inv.group(name);
             let (hosts, children, vars) = match g {
                 Value::Array(hosts) => (Some(hosts), None, None),

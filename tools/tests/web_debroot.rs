@@ -9,7 +9,7 @@
 #![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test setup: a failure should stop the test")]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use vigil_tools::ports::{ListOpenPorts, PortsInput};

@@ -76,7 +76,7 @@ pub fn judge(host: &Host, job: &str, subject: &str, paths: &[(&str, Option<u64>)
         match inspect(host, p) {
             Content::Data | Content::Unknown(_) => return None,
             Content::HeadersOnly => {
-                let size = size.map(super::human_size).unwrap_or_else(|| "size unknown".into());
+                let size = size.map(crate::format::human_bytes).unwrap_or_else(|| "size unknown".into());
                 evidence.push(format!("{p} ({size}): no CREATE TABLE, INSERT or COPY"));
             }
         }

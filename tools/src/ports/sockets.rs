@@ -113,7 +113,7 @@ fn listeners_from(
     let key = |l: &Listener| (l.port, l.proto.clone(), l.address.clone(), l.device.clone(), l.v6only);
     listeners.sort_by_key(key);
     listeners.dedup_by(|a, b| key(a) == key(b) && a.pid == b.pid);
-    Ok((PortsFacts { listeners, unreadable_processes: unreadable, source }, findings))
+    Ok((PortsFacts { listeners, unreadable_processes: unreadable, source, configured: Vec::new() }, findings))
 }
 
 /// Who can reach a socket bound to `ip` (and to `device`, when it is bound to one).

@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::format_date;
 use crate::finding::{Category, Finding};
+use crate::format::format_date;
 use crate::tool::{Ctx, Effect, Outcome, Tool, ToolError};
 
 /// The tool.
