@@ -503,7 +503,7 @@ mod tests {
     use schemars::JsonSchema;
     use serde::{Deserialize, Serialize};
     use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
-    use vigil_tools::registry::Compared;
+    use vigil_tools::compared::Compared;
     use vigil_tools::{Change as ChangeTool, Host, Outcome};
 
     static RUNS: AtomicUsize = AtomicUsize::new(0);

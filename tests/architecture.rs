@@ -386,3 +386,19 @@ fn the_checker_sees_a_planted_cycle_and_a_planted_import() {
     std::fs::write(src.join("b.rs"), "pub fn f() { crate::wpupdate::fmt_time(); }\n").unwrap();
     assert_eq!(mutating_imports(&graph(src)), vec!["b uses wpupdate"]);
 }
+
+/// Only the registry, after comparing the plan with the approved one, makes the proof a
+/// change's `execute` needs: no other module of the tools crate calls its constructor.
+#[test]
+fn only_the_registry_makes_the_proof_a_plan_was_compared() {
+    let mut files = Vec::new();
+    rs_files(&crate_root("tools/src"), &mut files);
+    let callers: Vec<String> = files
+        .iter()
+        .filter(|f| !f.ends_with("compared.rs"))
+        .filter(|f| std::fs::read_to_string(f).unwrap().contains("Compared::by_the_registry"))
+        .map(|f| f.display().to_string())
+        .collect();
+    assert_eq!(callers.len(), 1, "{callers:?}");
+    assert!(callers[0].ends_with("tools/src/registry.rs"), "{callers:?}");
+}

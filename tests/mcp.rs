@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use vigil::mcp::{McpServer, MutatingPolicy};
-use vigil_tools::registry::Compared;
+use vigil_tools::compared::Compared;
 use vigil_tools::{Change, Ctx, Host, Outcome, Plan, Registry, ToolError};
 
 const SECRET: &str = "Company2024!";

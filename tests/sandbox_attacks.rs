@@ -189,7 +189,7 @@ impl Stage {
         if self.world.join("planted").exists() || self.world.join("fifo").exists() {
             d.push("a file was planted");
         }
-        if self.victim.try_wait().unwrap().is_some() {
+        if vigil_testkit::exited_soon(&mut self.victim) {
             d.push("the root process was killed");
         }
         if self.listener.accept().is_ok() {

@@ -381,8 +381,29 @@ impl Inventory {
             return Err(fmt("the top level must be an object of groups".into()));
         };
         let mut inv = Inventory::default();
-        // Hosts in `_meta.hostvars` come first only if no group names them; keep group order.
-        for (name, g) in &top {
+        // Groups in the order `all`'s children name them (depth first), then any others:
+        // the host order Ansible shows (a JSON object's own key order is not kept).
+        let mut order: Vec<&String> = Vec::new();
+        let mut stack: Vec<&String> = top.get_key_value("all").map(|(k, _)| vec![k]).unwrap_or_default();
+        while let Some(g) = stack.pop() {
+            if order.contains(&g) {
+                continue;
+            }
+            order.push(g);
+            let children = top.get(g.as_str()).and_then(|v| v.get("children")).and_then(Value::as_array);
+            for c in children.into_iter().flatten().rev() {
+                if let Some((k, _)) = c.as_str().and_then(|c| top.get_key_value(c)) {
+                    stack.push(k);
+                }
+            }
+        }
+        for k in top.keys() {
+            if !order.contains(&k) {
+                order.push(k);
+            }
+        }
+        for name in order {
+            let g = &top[name.as_str()];
             if name == "_meta" {
                 continue;
             }

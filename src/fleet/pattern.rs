@@ -80,17 +80,18 @@ fn split_terms(pattern: &str) -> Vec<String> {
 
 /// Hosts one term names.
 fn matches(inv: &Inventory, term: &str) -> Result<BTreeSet<String>, String> {
+    // A regular expression first: its brackets are a character class, not a subscript.
+    if let Some(re) = term.strip_prefix('~') {
+        let re = Regex::new(&format!("^(?:{re})"))
+            .map_err(|e| format!("`{term}` is not a valid regular expression: {e}"))?;
+        return Ok(by_name(inv, |n| re.is_match(n)));
+    }
     if let Some((base, sub)) = subscript(term) {
         let hosts = ordered(inv, &matches(inv, base)?);
         return Ok(slice(&hosts, sub).into_iter().collect());
     }
     if term == "all" || term == "*" {
         return Ok(inv.hosts().iter().cloned().collect());
-    }
-    if let Some(re) = term.strip_prefix('~') {
-        let re = Regex::new(&format!("^(?:{re})"))
-            .map_err(|e| format!("`{term}` is not a valid regular expression: {e}"))?;
-        return Ok(by_name(inv, |n| re.is_match(n)));
     }
     if term.contains(['*', '?']) {
         let re = glob(term)?;

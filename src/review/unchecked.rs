@@ -54,7 +54,8 @@ const GENERIC: &str = "Run vigil as root";
 const RUN_AS_ROOT: &str = "Run the review as root (`sudo vigil review`): these are readable by root only.";
 
 /// Notes that say a whole check found nothing it could look at, and the check that wrote them.
-const NOTHING_TO_CHECK: &[(&str, &str)] = &[("updates.no-dpkg", "check_os_updates")];
+const NOTHING_TO_CHECK: &[(&str, &str)] =
+    &[("updates.no-dpkg", "check_os_updates"), ("updates.no-lists", "check_os_updates")];
 
 /// Is `f` a "could not check" result rather than a finding about the host?
 pub fn is_not_checked(f: &Finding) -> bool {

@@ -103,3 +103,15 @@ pub fn debroot() -> std::path::PathBuf {
     assert!(o.status.success(), "scripts/debroot failed: {}", String::from_utf8_lossy(&o.stderr));
     std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
 }
+
+/// Whether `child` has exited, allowing it up to 300 ms: a signal is delivered at once,
+/// but the exit can take a moment to show.
+pub fn exited_soon(child: &mut std::process::Child) -> bool {
+    (0..30).any(|_| {
+        let gone = child.try_wait().unwrap().is_some();
+        if !gone {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        gone
+    })
+}

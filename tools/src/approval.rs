@@ -34,7 +34,7 @@
 //!
 //! ```compile_fail,E0451
 //! // A change's `execute` needs proof that the registry compared the plan.
-//! let _ = vigil_tools::registry::Compared { _sealed: () };
+//! let _ = vigil_tools::compared::Compared { _sealed: () };
 //! ```
 
 use std::sync::atomic::{AtomicBool, Ordering};

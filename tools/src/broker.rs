@@ -16,8 +16,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::host::{CmdOutput, Host, HostError};
-
 /// The commands a worker may have the parent run: the firewall's read commands, exactly.
 pub const COMMANDS: &[(&str, &[&str])] = &[
     ("nft", &["-j", "list", "ruleset"]),
@@ -36,7 +34,7 @@ pub const COMMANDS: &[(&str, &[&str])] = &[
 pub const PROC_NET: &[&str] = &["tcp", "tcp6", "udp", "udp6", "raw", "raw6", "unix"];
 
 /// Longest a brokered command may run.
-const COMMAND_LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const COMMAND_LIMIT: Duration = Duration::from_secs(30);
 
 /// One fixed, read-only request from the worker to the parent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +57,9 @@ pub enum Fact {
         /// The process.
         pid: u32,
     },
+    /// Whether the kernel's clock is synchronised (`adjtimex` with no change asked:
+    /// seccomp refuses `adjtimex` to the worker, since the same call can set the clock).
+    ClockSynchronized,
 }
 
 /// The parent's answer to a [`Fact`].
@@ -83,6 +84,11 @@ pub enum FactAnswer {
     Fds {
         /// `(fd number, link target)`.
         fds: Vec<(String, String)>,
+    },
+    /// Whether the clock is synchronised (`None`: the kernel did not say).
+    Clock {
+        /// `true` when synchronised.
+        synchronized: Option<bool>,
     },
 }
 
@@ -128,72 +134,12 @@ impl Fact {
         let pid = path.strip_prefix("/proc/")?.strip_suffix("/fd")?;
         pid.parse().ok().filter(|p| *p > 0)
     }
-
-    /// Answer on `host` (the parent's, live) — only the fixed kinds, checked again here:
-    /// whatever the worker sends, nothing else runs or is read.
-    pub async fn answer(&self, host: &Host) -> Result<FactAnswer, FactError> {
-        if !host.is_live() {
-            return Err(FactError::Failed { why: "facts are only brokered on the live root".into() });
-        }
-        match self {
-            Fact::Command { program, args } => {
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                if Fact::command(program, &args).is_none() {
-                    return Err(FactError::Failed {
-                        why: format!("`{program}` is not a command the worker may ask for"),
-                    });
-                }
-                match host.run(program, &args, COMMAND_LIMIT).await {
-                    Ok(CmdOutput { status, stdout, stderr }) => Ok(FactAnswer::Command { status, stdout, stderr }),
-                    Err(e) if e.is_not_found() => Err(FactError::NotFound { what: program.clone() }),
-                    Err(e) => Err(FactError::Failed { why: e.to_string() }),
-                }
-            }
-            Fact::ProcNet { table } => {
-                if !PROC_NET.contains(&table.as_str()) {
-                    return Err(FactError::Failed {
-                        why: format!("/proc/net/{table} is not a table the worker may ask for"),
-                    });
-                }
-                let path = format!("/proc/net/{table}");
-                match host.read(&path) {
-                    Ok(b) => Ok(FactAnswer::Text { text: String::from_utf8_lossy(&b).into_owned() }),
-                    Err(e) if e.is_not_found() => Err(FactError::NotFound { what: path }),
-                    Err(e) => Err(FactError::Failed { why: e.to_string() }),
-                }
-            }
-            Fact::ProcFds { pid } => {
-                let dir = format!("/proc/{pid}/fd");
-                let names = host.read_dir(&dir).map_err(|e| match e.is_not_found() {
-                    true => FactError::NotFound { what: dir.clone() },
-                    false => FactError::Failed { why: e.to_string() },
-                })?;
-                let fds = names
-                    .into_iter()
-                    .filter_map(|n| host.read_link(&format!("{dir}/{n}")).ok().map(|t| (n, t)))
-                    .collect();
-                Ok(FactAnswer::Fds { fds })
-            }
-        }
-    }
-}
-
-impl FactError {
-    /// As the host error the worker's tool would have met reading `path` itself.
-    pub fn into_host(self, path: &str) -> HostError {
-        match self {
-            FactError::NotFound { .. } => HostError::NotFound { path: path.to_string() },
-            FactError::Failed { why } => HostError::Io {
-                path: path.to_string(),
-                source: std::io::Error::other(format!("asked the parent: {why}")),
-            },
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::Host;
 
     #[test]
     fn only_the_fixed_kinds_are_recognised() {
@@ -221,6 +167,7 @@ mod tests {
                 }
                 Fact::ProcNet { .. } => FactAnswer::Text { text: "the parent's table".into() },
                 Fact::ProcFds { .. } => FactAnswer::Fds { fds: vec![("3".into(), "socket:[42]".into())] },
+                Fact::ClockSynchronized => FactAnswer::Clock { synchronized: Some(false) },
             })
         }
     }
@@ -233,14 +180,16 @@ mod tests {
         assert_eq!(out.stdout, "from the parent");
         assert_eq!(host.read_to_string("/proc/net/tcp").unwrap(), "the parent's table");
         assert_eq!(host.read_dir("/proc/1/fd").unwrap(), ["3"]);
+        assert_eq!(host.clock_synchronized(), Some(false), "the parent's answer, not the worker's own call");
         assert_eq!(host.read_link("/proc/1/fd/3").unwrap(), "socket:[42]");
-        assert_eq!(parent.0.lock().unwrap().len(), 4);
+        assert_eq!(parent.0.lock().unwrap().len(), 5);
         // Anything else is the worker's own business, never the parent's.
         let own = host.run("sh", &["-c", "echo own"], Duration::from_secs(5)).await.unwrap();
         assert_eq!(own.stdout, "own\n");
         assert!(host.read_to_string("/proc/self/status").unwrap().contains("Pid:"));
         assert!(host.read_dir("/proc/self/fd").is_ok());
-        assert_eq!(parent.0.lock().unwrap().len(), 4, "{:?}", parent.0.lock().unwrap());
+        let asked = parent.0.lock().unwrap().clone();
+        assert_eq!(asked.len(), 5, "{asked:?}");
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
 
-use crate::broker::{Broker, Fact, FactAnswer};
+use crate::broker::{Broker, Fact, FactAnswer, FactError};
 use crate::inroot::{self, shown};
 
 /// Where tenants' files live: a file on a FUSE mount under one of these is skipped
@@ -226,6 +226,22 @@ impl Host {
         let root = root.into();
         let live = root == Path::new("/") || std::fs::canonicalize(&root).map(|p| p == Path::new("/")).unwrap_or(false);
         Host { root, live, now: SystemTime::now(), skipped: Arc::default(), root_dir: Arc::default(), broker: None }
+    }
+
+    /// Whether the live host's clock is synchronised, as the kernel says (what `timedatectl`
+    /// shows as "System clock synchronized"); `None` for an audited root or when unknown.
+    /// In the worker the parent answers (see [`crate::broker::Fact::ClockSynchronized`]).
+    pub fn clock_synchronized(&self) -> Option<bool> {
+        if !self.live {
+            return None;
+        }
+        match &self.broker {
+            Some(b) => match b.ask(Fact::ClockSynchronized) {
+                Ok(FactAnswer::Clock { synchronized }) => synchronized,
+                _ => None,
+            },
+            None => kernel_clock_synchronized(),
+        }
     }
 
     /// In the confined worker: ask `broker` (the parent) for the fixed facts of [`crate::broker`]
@@ -692,6 +708,83 @@ pub fn wildcard_match(pattern: &str, name: &str) -> bool {
         pi += 1;
     }
     pi == p.len()
+}
+
+/// The parent's side of the broker: the worker's questions answered on the parent's
+/// live host (here, beside `Host`, so [`crate::broker`] stays a leaf of types).
+impl Fact {
+    /// Answer on `host` (the parent's, live) — only the fixed kinds, checked again here:
+    /// whatever the worker sends, nothing else runs or is read.
+    pub async fn answer(&self, host: &Host) -> Result<FactAnswer, FactError> {
+        if !host.is_live() {
+            return Err(FactError::Failed { why: "facts are only brokered on the live root".into() });
+        }
+        match self {
+            Fact::Command { program, args } => {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                if Fact::command(program, &args).is_none() {
+                    return Err(FactError::Failed {
+                        why: format!("`{program}` is not a command the worker may ask for"),
+                    });
+                }
+                match host.run(program, &args, crate::broker::COMMAND_LIMIT).await {
+                    Ok(CmdOutput { status, stdout, stderr }) => Ok(FactAnswer::Command { status, stdout, stderr }),
+                    Err(e) if e.is_not_found() => Err(FactError::NotFound { what: program.clone() }),
+                    Err(e) => Err(FactError::Failed { why: e.to_string() }),
+                }
+            }
+            Fact::ProcNet { table } => {
+                if !crate::broker::PROC_NET.contains(&table.as_str()) {
+                    return Err(FactError::Failed {
+                        why: format!("/proc/net/{table} is not a table the worker may ask for"),
+                    });
+                }
+                let path = format!("/proc/net/{table}");
+                match host.read(&path) {
+                    Ok(b) => Ok(FactAnswer::Text { text: String::from_utf8_lossy(&b).into_owned() }),
+                    Err(e) if e.is_not_found() => Err(FactError::NotFound { what: path }),
+                    Err(e) => Err(FactError::Failed { why: e.to_string() }),
+                }
+            }
+            Fact::ProcFds { pid } => {
+                let dir = format!("/proc/{pid}/fd");
+                let names = host.read_dir(&dir).map_err(|e| match e.is_not_found() {
+                    true => FactError::NotFound { what: dir.clone() },
+                    false => FactError::Failed { why: e.to_string() },
+                })?;
+                let fds = names
+                    .into_iter()
+                    .filter_map(|n| host.read_link(&format!("{dir}/{n}")).ok().map(|t| (n, t)))
+                    .collect();
+                Ok(FactAnswer::Fds { fds })
+            }
+            Fact::ClockSynchronized => Ok(FactAnswer::Clock { synchronized: kernel_clock_synchronized() }),
+        }
+    }
+}
+
+impl FactError {
+    /// As the host error the worker's tool would have met reading `path` itself.
+    pub fn into_host(self, path: &str) -> HostError {
+        match self {
+            FactError::NotFound { .. } => HostError::NotFound { path: path.to_string() },
+            FactError::Failed { why } => HostError::Io {
+                path: path.to_string(),
+                source: std::io::Error::other(format!("asked the parent: {why}")),
+            },
+        }
+    }
+}
+
+/// The kernel's synchronisation status: `Some(true)` when synchronised (`adjtimex` with
+/// `modes = 0`, which only reads).
+pub(crate) fn kernel_clock_synchronized() -> Option<bool> {
+    // SAFETY: adjtimex with `modes = 0` only reads the kernel's clock state into the
+    // zeroed struct we own; it changes nothing.
+    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; `tx` is valid for writes for the whole call.
+    let state = unsafe { libc::adjtimex(&mut tx) };
+    (state >= 0).then_some(state != libc::TIME_ERROR)
 }
 
 #[cfg(test)]

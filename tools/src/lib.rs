@@ -17,6 +17,7 @@
 //!   runs only as the plan that was approved.
 //! - [`approval`]: `Planned`, `Approval` and the one `Approver` (held by the policy gate).
 //! - [`change`]: what tools that change the host share (`Cmd`, quoting, reasons).
+//! - [`compared`]: the proof a change's plan was compared with the approved one.
 //! - [`finding`]: `Finding`, `Severity`, `Category` (the seven patterns).
 //! - [`redact`]: the `Redactor` every output passes before it leaves the crate.
 //! - [`format`], [`atomic`], [`archive_path`]: leaf helpers for every module: dates, byte sizes and error
@@ -36,6 +37,7 @@ pub mod atomic;
 pub mod backups;
 pub mod broker;
 pub mod change;
+pub mod compared;
 pub mod config;
 pub mod docker;
 pub mod finding;

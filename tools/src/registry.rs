@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::approval::{Approval, Planned};
+use crate::compared::Compared;
 use crate::finding::Finding;
 use crate::redact::Redactor;
 use crate::tool::{Change, Ctx, Effect, Outcome, Tool, ToolError};
@@ -194,15 +195,8 @@ impl<T: Change> Erased for ChangeHolder<T> {
                 now.plan.render()
             )));
         }
-        redacted(self.tool.execute(ctx, decoded, prepared, Compared { _sealed: () }).await?)
+        redacted(self.tool.execute(ctx, decoded, prepared, Compared::by_the_registry()).await?)
     }
-}
-
-/// Proof, handed to [`Change::execute`], that the registry recomputed the plan right
-/// before and found it equal to the approved one. Only this module makes one.
-#[derive(Debug)]
-pub struct Compared {
-    _sealed: (),
 }
 
 /// Why a tool could not be registered.

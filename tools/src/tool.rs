@@ -19,10 +19,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::compared::Compared;
 use crate::config::Config;
 use crate::finding::Finding;
 use crate::host::{Host, HostError};
-use crate::registry::Compared;
 
 /// Whether a tool can change the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,8 +19,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::change::{Cmd, check_reason, first_line};
+use crate::compared::Compared;
 use crate::host::Host;
-use crate::registry::Compared;
 use crate::tool::{Change, Ctx, Outcome, Plan, ToolError};
 
 /// The tool.

@@ -17,9 +17,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::change::{Cmd, check_reason, first_line};
+use crate::compared::Compared;
 use crate::format::format_date;
 use crate::host::Host;
-use crate::registry::Compared;
 use crate::tool::{Change, Ctx, Outcome, Plan, ToolError};
 use crate::users::{PasswdEntry, parse_passwd};
 

@@ -29,9 +29,9 @@ use serde::{Deserialize, Serialize};
 use super::restore_db::{self, DbTools, Floor};
 use crate::archive_path::safe_rel;
 use crate::backups::restore_record::{self, RestoreTest};
+use crate::compared::Compared;
 use crate::config::BackupJob;
 use crate::finding::{Category, Finding, Severity};
-use crate::registry::Compared;
 use crate::tool::{Change, Ctx, Outcome, Plan, ToolError};
 
 /// The tool.

@@ -20,15 +20,6 @@ const SERVICES: &[(&str, &str)] = &[
     ("openntpd.service", "openntpd"),
 ];
 
-/// The kernel's synchronisation status: `Some(true)` when synchronised.
-fn kernel_synchronized() -> Option<bool> {
-    // SAFETY: adjtimex with `modes = 0` only reads the kernel's clock state into the
-    // zeroed struct we own; it changes nothing.
-    let mut tx: libc::timex = unsafe { std::mem::zeroed() };
-    let state = unsafe { libc::adjtimex(&mut tx) };
-    (state >= 0).then_some(state != libc::TIME_ERROR)
-}
-
 /// Judge time synchronisation; returns the facts line.
 pub fn check(host: &Host, findings: &mut Vec<Finding>) -> String {
     if !units::has_service_manager(host) {
@@ -36,7 +27,7 @@ pub fn check(host: &Host, findings: &mut Vec<Finding>) -> String {
     }
     let enabled: Vec<String> =
         SERVICES.iter().filter_map(|(u, o)| units::enabled_by(host, u, o).map(|at| format!("{u} ({at})"))).collect();
-    let kernel = if host.is_live() { kernel_synchronized() } else { None };
+    let kernel = host.clock_synchronized();
     let kernel_line = match kernel {
         Some(true) => "; kernel: clock synchronised",
         Some(false) => "; kernel: clock NOT synchronised",

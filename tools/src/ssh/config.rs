@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::host::{Host, HostError};
+use crate::host::{Host, HostError, wildcard_match};
 
 /// The main sshd configuration file.
 pub const SSHD_CONFIG: &str = "/etc/ssh/sshd_config";
@@ -92,8 +92,8 @@ impl MatchBlock {
             return false;
         }
         w.chunks(2).all(|c| match c[0].to_ascii_lowercase().as_str() {
-            "user" => super::matcher::pattern_list(user, c[1], false) == Some(true),
-            "group" => super::matcher::group_list(groups, c[1]),
+            "user" => pattern_list(user, c[1], false) == Some(true),
+            "group" => group_list(groups, c[1]),
             _ => false,
         })
     }
@@ -387,16 +387,14 @@ fn split_keyword(line: &str) -> Option<(String, Vec<String>)> {
     Some((keyword, words(rest)))
 }
 
-/// Read the sshd configuration of `host` as sshd would. Never fails: an absent
-/// `sshd_config` gives a config with [`SshdConfig::is_present`] false, and
-/// unreadable files are listed in [`SshdConfig::unreadable`].
-pub fn effective_config(host: &Host) -> SshdConfig {
+/// The files of `host`'s sshd configuration, parsed (`Include`s expanded) but with no
+/// global settings computed yet: [`super::effective_config`] adds them.
+pub(super) fn read_files(host: &Host) -> SshdConfig {
     let mut cfg = SshdConfig::default();
     match host.read_to_string(SSHD_CONFIG) {
         Ok(text) => {
             cfg.present = true;
             cfg.tree = parse_file(host, &mut cfg, SSHD_CONFIG, &text, 0, None);
-            cfg.global = super::matcher::global_settings(&cfg.tree);
         }
         Err(e) if e.is_not_found() => {}
         Err(e) => {
@@ -465,4 +463,37 @@ fn parse_file(
         items.push(Item::Set(s));
     }
     items
+}
+
+/// `match_pattern_list`: `Some(true)` when a pattern matches, `Some(false)`
+/// when a `!pattern` matches (which wins), `None` when none does.
+pub(crate) fn pattern_list(name: &str, list: &str, lower: bool) -> Option<bool> {
+    let mut positive = None;
+    for pat in list.split(',') {
+        let (neg, pat) = match pat.strip_prefix('!') {
+            Some(p) => (true, p),
+            None => (false, pat),
+        };
+        let pat = if lower { pat.to_ascii_lowercase() } else { pat.to_string() };
+        if wildcard_match(&pat, name) {
+            if neg {
+                return Some(false);
+            }
+            positive = Some(true);
+        }
+    }
+    positive
+}
+
+/// `ga_match_pattern_list`: a group matching a `!pattern` rejects, else any match accepts.
+pub(crate) fn group_list(groups: &[String], list: &str) -> bool {
+    let mut found = false;
+    for g in groups {
+        match pattern_list(g, list, false) {
+            Some(false) => return false,
+            Some(true) => found = true,
+            None => {}
+        }
+    }
+    found
 }

@@ -20,7 +20,7 @@
 
 use std::net::IpAddr;
 
-use super::config::{Item, Settings, SshdConfig, listen_address};
+use super::config::{Item, Settings, SshdConfig, group_list, listen_address, pattern_list};
 use crate::host::wildcard_match;
 
 /// An address on the internet (TEST-NET-3) standing for "anyone".
@@ -224,39 +224,6 @@ fn criteria_match(words: &[String], conn: Option<&Connection>) -> bool {
             _ => false,
         }
     })
-}
-
-/// `match_pattern_list`: `Some(true)` when a pattern matches, `Some(false)`
-/// when a `!pattern` matches (which wins), `None` when none does.
-pub(crate) fn pattern_list(name: &str, list: &str, lower: bool) -> Option<bool> {
-    let mut positive = None;
-    for pat in list.split(',') {
-        let (neg, pat) = match pat.strip_prefix('!') {
-            Some(p) => (true, p),
-            None => (false, pat),
-        };
-        let pat = if lower { pat.to_ascii_lowercase() } else { pat.to_string() };
-        if wildcard_match(&pat, name) {
-            if neg {
-                return Some(false);
-            }
-            positive = Some(true);
-        }
-    }
-    positive
-}
-
-/// `ga_match_pattern_list`: a group matching a `!pattern` rejects, else any match accepts.
-pub(crate) fn group_list(groups: &[String], list: &str) -> bool {
-    let mut found = false;
-    for g in groups {
-        match pattern_list(g, list, false) {
-            Some(false) => return false,
-            Some(true) => found = true,
-            None => {}
-        }
-    }
-    found
 }
 
 /// A network in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`, or one address).

@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use config::{MatchBlock, SSHD_CONFIG, Setting, Settings, SshdConfig, effective_config, two_methods};
+pub use config::{MatchBlock, SSHD_CONFIG, Setting, Settings, SshdConfig, two_methods};
 pub use judge::{judge, weak_algorithms};
 pub use matcher::{Account, Connection, PUBLIC_ADDRESS, connections};
 
@@ -124,6 +124,15 @@ impl Tool for CheckSsh {
         let (facts, findings) = judge(&cfg, &login_accounts(&ctx.host));
         Ok(Outcome::new(facts, findings))
     }
+}
+
+/// Read the sshd configuration of `host` as sshd would. Never fails: an absent
+/// `sshd_config` gives a config with [`SshdConfig::is_present`] false, and
+/// unreadable files are listed in [`SshdConfig::unreadable`].
+pub fn effective_config(host: &Host) -> SshdConfig {
+    let mut cfg = config::read_files(host);
+    cfg.global = matcher::global_settings(&cfg.tree);
+    cfg
 }
 
 /// The accounts a password alone can log in to over SSH, judged as `check_ssh` judges

@@ -20,8 +20,8 @@ use super::{
     new_id, resolve_site, run_as, state_dir,
 };
 use crate::change::quote;
+use crate::compared::Compared;
 use crate::finding::{Category, Finding, Severity};
-use crate::registry::Compared;
 use crate::tool::{Change, Ctx, Outcome, Plan, ToolError};
 use crate::wordpress::Site;
 

@@ -26,8 +26,8 @@ use super::{
     BACKUP_DIR, RunAs, StagedRecord, UpdateKind, failed, fmt_time, mkdir_private, resolve_site, run_as, state_dir,
 };
 use crate::change::{Cmd, quote};
+use crate::compared::Compared;
 use crate::finding::{Category, Finding, Severity};
-use crate::registry::Compared;
 use crate::tool::{Change, Ctx, Outcome, Plan, ToolError};
 use crate::wordpress::Site;
 
