@@ -61,6 +61,11 @@ fn the_debian_root_reviewed_offline_is_partial_not_high() {
     assert_eq!(ports.len(), 1, "{}", v["not_checked"]);
     let fix = ports[0]["fix"].as_str().unwrap();
     assert!(fix.contains("offline image") && !fix.contains("as root"), "{fix}");
+    // An image with no apt lists: pending updates were not computed, which is not a finding either.
+    let updates = not_checked(&v, "check_os_updates");
+    assert_eq!(updates.len(), 1, "{}", v["not_checked"]);
+    assert!(updates[0]["fix"].as_str().unwrap().contains("apt-get update"), "{}", updates[0]);
+    assert!(!ids(&v).iter().any(|id| id == "updates.no-lists"), "{:?}", ids(&v));
     let notices = v["notices"].as_array().unwrap();
     assert!(notices[0].as_str().unwrap().starts_with("Partial review"), "{notices:?}");
     // With --fail-on, real findings make it 1; without any at that level it stays 3, never 0.
@@ -69,7 +74,7 @@ fn the_debian_root_reviewed_offline_is_partial_not_high() {
     let r = run(vigil_cmd_at(t.path(), None, &root, &["review", "--offline", "--fail-on", "critical"]), "");
     assert_eq!(r.code, 3, "{}", r.stdout);
     assert!(r.stdout.starts_with("!! Partial review"), "{}", r.stdout);
-    assert!(r.stdout.contains("NOT CHECKED (1; not counted above)"), "{}", r.stdout);
+    assert!(r.stdout.contains("NOT CHECKED (2; not counted above)"), "{}", r.stdout);
 }
 
 /// A copy of web1 without its `/proc` (an image taken from a server that was not running).
