@@ -11,8 +11,39 @@ use std::process::Command;
 /// runs programs by absolute path from these).
 const BIN_DIRS: &[&str] = &["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
+/// Components that come together, named once: `@NAME` in a test stands for all of them.
+pub const GROUPS: &[(&str, &[&str])] = &[
+    // The MariaDB server and client programs (mariadb-server, mariadb-client).
+    ("@mariadb", &["mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin", "mariadb-dump"]),
+    // A staged WordPress update on a real site (.ci/packages/wpstage.txt).
+    (
+        "@wpstage",
+        &[
+            "root",
+            "/usr/share/wordpress/wp-includes/version.php",
+            "@mariadb",
+            "php",
+            "setpriv",
+            "unshare",
+            "curl",
+            "python3",
+        ],
+    ),
+];
+
+/// The components `name` stands for: a group's members (recursively), else itself.
+fn members(name: &str) -> Vec<&str> {
+    match GROUPS.iter().find(|(g, _)| *g == name) {
+        Some((_, list)) => list.iter().flat_map(|m| members(m)).collect(),
+        None => vec![name],
+    }
+}
+
 /// Whether the machine has `name` (see the crate's documentation for the forms).
 pub fn probe(name: &str) -> bool {
+    if name.starts_with('@') {
+        return members(name).iter().all(|m| *m != name && probe(m));
+    }
     if name == "root" {
         // SAFETY: geteuid has no preconditions and cannot fail.
         return unsafe { libc::geteuid() } == 0;
@@ -48,7 +79,7 @@ pub fn required() -> bool {
 /// they are missing at build time; so this fails only when system tests are
 /// required or the machine changed since the build (run as another user…).
 pub fn require(names: &[&str]) {
-    let missing: Vec<&str> = names.iter().copied().filter(|n| !probe(n)).collect();
+    let missing: Vec<&str> = names.iter().flat_map(|n| members(n)).filter(|n| !probe(n)).collect();
     assert!(
         missing.is_empty(),
         "system test cannot run: missing {} (as root, `scripts/test` installs the packages in .ci/packages/; \
@@ -114,5 +145,19 @@ pub fn emit_cfgs(dirs: &[&Path]) {
     }
     for n in missing {
         println!("cargo::rustc-cfg=vigil_missing=\"{n}\"");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_stands_for_its_members_and_an_unknown_group_is_missing() {
+        let wp = members("@wpstage");
+        assert!(wp.contains(&"root") && wp.contains(&"mariadb-dump") && wp.contains(&"php"), "{wp:?}");
+        assert!(!wp.iter().any(|m| m.starts_with('@')), "nested groups are expanded: {wp:?}");
+        assert!(!probe("@no-such-group"));
+        assert_eq!(members("curl"), ["curl"]);
     }
 }

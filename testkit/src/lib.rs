@@ -21,7 +21,8 @@
 //! `scripts/test` as root, and in CI) nothing is ignored: [`require`] fails the
 //! test, naming what is missing. A test never returns early as if it had passed.
 //!
-//! Component names: `root`; `landlock` (the kernel has Landlock); `user:NAME` (an account exists); `py:MODULE`
+//! Component names: `@GROUP` (several that come together, [`components::GROUPS`]); `root`;
+//! `landlock` (the kernel has Landlock); `user:NAME` (an account exists); `py:MODULE`
 //! (Debian's /usr/bin/python3 can import it); an absolute path (exists); anything else is a
 //! program looked up in the system's binary directories.
 #![allow(clippy::disallowed_methods, reason = "test support reads the machine's own files, not an audited root")]

@@ -503,18 +503,11 @@ CREATE TABLE `wc_orders` (`id` int NOT NULL, PRIMARY KEY (`id`)) ENGINE=InnoDB;\
 
 #[tokio::test]
 #[cfg_attr(
-    any(
-        vigil_missing = "root",
-        vigil_missing = "gzip",
-        vigil_missing = "mariadbd",
-        vigil_missing = "mariadb-install-db",
-        vigil_missing = "mariadb",
-        vigil_missing = "mariadb-admin"
-    ),
-    ignore = "needs root, gzip, mariadbd, mariadb-install-db, mariadb, mariadb-admin (.ci/packages/fixes.txt)"
+    any(vigil_missing = "root", vigil_missing = "gzip", vigil_missing = "@mariadb"),
+    ignore = "needs root, gzip, MariaDB (.ci/packages/fixes.txt)"
 )]
 async fn a_sql_dump_loads_into_a_throwaway_mariadb() {
-    vigil_testkit::require(&["root", "gzip", "mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin"]);
+    vigil_testkit::require(&["root", "gzip", "@mariadb"]);
     let b = Backups::new();
     std::fs::create_dir_all(b.p("db")).unwrap();
     std::fs::create_dir_all(b.p("bad")).unwrap();

@@ -112,27 +112,15 @@ fn tar_with(members: &[(&str, &[u8])]) -> Vec<u8> {
 #[cfg_attr(
     any(
         vigil_missing = "root",
-        vigil_missing = "mariadbd",
-        vigil_missing = "mariadb-install-db",
-        vigil_missing = "mariadb",
-        vigil_missing = "mariadb-admin",
+        vigil_missing = "@mariadb",
         vigil_missing = "unshare",
         vigil_missing = "setpriv",
         vigil_missing = "tar"
     ),
-    ignore = "needs root, mariadbd, mariadb-install-db, mariadb, mariadb-admin, unshare, setpriv, tar (.ci/packages/fixes.txt)"
+    ignore = "needs root, MariaDB, unshare, setpriv, tar (.ci/packages/fixes.txt)"
 )]
 async fn hostile_dumps_gain_nothing_and_fail_the_test() {
-    vigil_testkit::require(&[
-        "root",
-        "mariadbd",
-        "mariadb-install-db",
-        "mariadb",
-        "mariadb-admin",
-        "unshare",
-        "setpriv",
-        "tar",
-    ]);
+    vigil_testkit::require(&["root", "@mariadb", "unshare", "setpriv", "tar"]);
     // Where the attacks write: world-writable, so only vigil's confinement can stop them.
     let drop_dir = tempfile::Builder::new().prefix("vigil-hostile-").tempdir_in("/tmp").unwrap();
     std::fs::set_permissions(drop_dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
@@ -208,27 +196,15 @@ pub fn orphan_servers() -> Vec<String> {
 #[cfg_attr(
     any(
         vigil_missing = "root",
-        vigil_missing = "mariadbd",
-        vigil_missing = "mariadb-install-db",
-        vigil_missing = "mariadb",
-        vigil_missing = "mariadb-admin",
+        vigil_missing = "@mariadb",
         vigil_missing = "unshare",
         vigil_missing = "setpriv",
         vigil_missing = "tar"
     ),
-    ignore = "needs root, mariadbd, mariadb-install-db, mariadb, mariadb-admin, unshare, setpriv, tar (.ci/packages/fixes.txt)"
+    ignore = "needs root, MariaDB, unshare, setpriv, tar (.ci/packages/fixes.txt)"
 )]
 async fn archives_that_restore_nothing_fail() {
-    vigil_testkit::require(&[
-        "root",
-        "mariadbd",
-        "mariadb-install-db",
-        "mariadb",
-        "mariadb-admin",
-        "unshare",
-        "setpriv",
-        "tar",
-    ]);
+    vigil_testkit::require(&["root", "@mariadb", "unshare", "setpriv", "tar"]);
     // As a scheduled run has it (systemd's UMask=0077): the server must still read what it needs.
     // SAFETY: umask has no preconditions.
     unsafe { libc::umask(0o077) };
@@ -371,18 +347,12 @@ impl Drop for SiteDb {
 
 #[tokio::test]
 #[cfg_attr(
-    any(
-        vigil_missing = "root",
-        vigil_missing = "mariadbd",
-        vigil_missing = "mariadb-install-db",
-        vigil_missing = "mariadb",
-        vigil_missing = "mariadb-admin"
-    ),
-    ignore = "needs root, mariadbd, mariadb-install-db, mariadb, mariadb-admin (.ci/packages/fixes.txt)"
+    any(vigil_missing = "root", vigil_missing = "@mariadb"),
+    ignore = "needs root, MariaDB (.ci/packages/fixes.txt)"
 )]
 async fn wp_stage_and_rollback_load_hostile_dumps_sandboxed() {
     use vigil_tools::wpupdate::db::Db;
-    vigil_testkit::require(&["root", "mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin"]);
+    vigil_testkit::require(&["root", "@mariadb"]);
     let db = SiteDb::start();
     db.sql("CREATE DATABASE wp; CREATE USER 'wp'@'localhost' IDENTIFIED BY 'S3cret-pass'; GRANT ALL ON wp.* TO 'wp'@'localhost'");
     let t = tempfile::tempdir().unwrap();

@@ -283,33 +283,11 @@ fn site_version(site: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
-    any(
-        vigil_missing = "root",
-        vigil_missing = "/usr/share/wordpress/wp-includes/version.php",
-        vigil_missing = "mariadbd",
-        vigil_missing = "mariadb-install-db",
-        vigil_missing = "mariadb",
-        vigil_missing = "mariadb-dump",
-        vigil_missing = "mariadb-admin",
-        vigil_missing = "php",
-        vigil_missing = "setpriv",
-        vigil_missing = "curl"
-    ),
-    ignore = "needs root, /usr/share/wordpress/wp-includes/version.php, mariadbd, mariadb-install-db, mariadb, mariadb-dump, mariadb-admin, php, setpriv, curl (.ci/packages/wpstage.txt)"
+    vigil_missing = "@wpstage",
+    ignore = "needs root, Debian's WordPress, MariaDB, php, setpriv, unshare, curl, python3 (.ci/packages/wpstage.txt)"
 )]
 async fn stage_apply_kill_recover_rollback_on_real_wordpress() {
-    vigil_testkit::require(&[
-        "root",
-        "/usr/share/wordpress/wp-includes/version.php",
-        "mariadbd",
-        "mariadb-install-db",
-        "mariadb",
-        "mariadb-dump",
-        "mariadb-admin",
-        "php",
-        "setpriv",
-        "curl",
-    ]);
+    vigil_testkit::require(&["@wpstage"]);
     let mut files: HashMap<String, Vec<u8>> = HashMap::new();
     let site_src = Path::new("/usr/share/wordpress");
     let (good, good_sums) = akismet_zip(site_src, bump("5.0.3"), &[]);
@@ -591,37 +569,11 @@ fn processes_with(marker: &str) -> Vec<(i32, String)> {
 /// writing inside the staging copy still works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
-    any(
-        vigil_missing = "root",
-        vigil_missing = "/usr/share/wordpress/wp-includes/version.php",
-        vigil_missing = "mariadbd",
-        vigil_missing = "mariadb-install-db",
-        vigil_missing = "mariadb",
-        vigil_missing = "mariadb-dump",
-        vigil_missing = "mariadb-admin",
-        vigil_missing = "php",
-        vigil_missing = "setpriv",
-        vigil_missing = "unshare",
-        vigil_missing = "curl",
-        vigil_missing = "python3"
-    ),
-    ignore = "needs root, /usr/share/wordpress/wp-includes/version.php, mariadbd, mariadb-install-db, mariadb, mariadb-dump, mariadb-admin, php, setpriv, unshare, curl, python3 (.ci/packages/wpstage.txt)"
+    vigil_missing = "@wpstage",
+    ignore = "needs root, Debian's WordPress, MariaDB, php, setpriv, unshare, curl, python3 (.ci/packages/wpstage.txt)"
 )]
 async fn site_code_cannot_type_into_the_terminal_or_outlive_the_check() {
-    vigil_testkit::require(&[
-        "root",
-        "/usr/share/wordpress/wp-includes/version.php",
-        "mariadbd",
-        "mariadb-install-db",
-        "mariadb",
-        "mariadb-dump",
-        "mariadb-admin",
-        "php",
-        "setpriv",
-        "unshare",
-        "curl",
-        "python3",
-    ]);
+    vigil_testkit::require(&["@wpstage"]);
     let site_src = Path::new("/usr/share/wordpress");
     let (good, good_sums) = akismet_zip(site_src, bump("5.0.3"), &[]);
     let files: serde_json::Map<String, Value> =
@@ -794,31 +746,11 @@ async fn child_stage() {
 /// (MariaDB over TCP, password in `MYSQL_PWD`), records them, and flags one added by SQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
-    any(
-        vigil_missing = "root",
-        vigil_missing = "/usr/share/wordpress/wp-includes/version.php",
-        vigil_missing = "mariadbd",
-        vigil_missing = "mariadb-install-db",
-        vigil_missing = "mariadb",
-        vigil_missing = "mariadb-admin",
-        vigil_missing = "php",
-        vigil_missing = "setpriv",
-        vigil_missing = "curl"
-    ),
-    ignore = "needs root, /usr/share/wordpress/wp-includes/version.php, mariadbd, mariadb-install-db, mariadb, mariadb-admin, php, setpriv, curl (.ci/packages/wpstage.txt)"
+    vigil_missing = "@wpstage",
+    ignore = "needs root, Debian's WordPress, MariaDB, php, setpriv, unshare, curl, python3 (.ci/packages/wpstage.txt)"
 )]
 async fn inventory_lists_admins_and_flags_a_new_one() {
-    vigil_testkit::require(&[
-        "root",
-        "/usr/share/wordpress/wp-includes/version.php",
-        "mariadbd",
-        "mariadb-install-db",
-        "mariadb",
-        "mariadb-admin",
-        "php",
-        "setpriv",
-        "curl",
-    ]);
+    vigil_testkit::require(&["@wpstage"]);
     let wp = tokio::task::spawn_blocking(|| setup(0)).await.unwrap();
     let ctx = wp.ctx();
     let site = wp.site().display().to_string();
@@ -879,35 +811,11 @@ async fn inventory_lists_admins_and_flags_a_new_one() {
 /// were, and the backups hold the links as links, never the secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
-    any(
-        vigil_missing = "root",
-        vigil_missing = "/usr/share/wordpress/wp-includes/version.php",
-        vigil_missing = "mariadbd",
-        vigil_missing = "mariadb-install-db",
-        vigil_missing = "mariadb",
-        vigil_missing = "mariadb-dump",
-        vigil_missing = "mariadb-admin",
-        vigil_missing = "php",
-        vigil_missing = "setpriv",
-        vigil_missing = "curl",
-        vigil_missing = "python3"
-    ),
-    ignore = "needs root, /usr/share/wordpress/wp-includes/version.php, mariadbd, mariadb-install-db, mariadb, mariadb-dump, mariadb-admin, php, setpriv, curl, python3 (.ci/packages/wpstage.txt)"
+    vigil_missing = "@wpstage",
+    ignore = "needs root, Debian's WordPress, MariaDB, php, setpriv, unshare, curl, python3 (.ci/packages/wpstage.txt)"
 )]
 async fn stage_and_apply_hold_while_the_owner_races_symlinks() {
-    vigil_testkit::require(&[
-        "root",
-        "/usr/share/wordpress/wp-includes/version.php",
-        "mariadbd",
-        "mariadb-install-db",
-        "mariadb",
-        "mariadb-dump",
-        "mariadb-admin",
-        "php",
-        "setpriv",
-        "curl",
-        "python3",
-    ]);
+    vigil_testkit::require(&["@wpstage"]);
     const SECRET: &str = "root:$6$vigil-e2e-shadow:20000:0:99999:7:::\n";
     let mut files: HashMap<String, Vec<u8>> = HashMap::new();
     let (good, sums) = akismet_zip(Path::new("/usr/share/wordpress"), bump("5.0.3"), &[]);
