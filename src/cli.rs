@@ -64,7 +64,7 @@ pub enum Format {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Conversational shell (history, /help, /tools, /review, /cost, /exit).
-    Chat,
+    Chat(ChatArgs),
     /// One question; the answer on stdout, activity on stderr.
     Ask(AskArgs),
     /// Comprehensive review: every read-only tool, findings, changes since the last review.
@@ -123,6 +123,16 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Many servers over OpenSSH, from the Ansible inventory you already keep.
+    Fleet {
+        /// What to do.
+        #[command(subcommand)]
+        action: FleetAction,
+    },
+    /// The remote side of a fleet run: one request on stdin, one answer on stdout
+    /// (started over ssh by vigil itself; not for people).
+    #[command(name = "__remote", hide = true)]
+    Remote,
     /// The confined worker vigil starts for read-only tools (not for people).
     #[command(name = "__worker", hide = true)]
     Worker(WorkerArgs),
@@ -142,9 +152,32 @@ pub struct WorkerArgs {
     pub scratch: PathBuf,
 }
 
+/// The fleet to ask about (`ask -i`, `chat -i`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct FleetTarget {
+    /// Ask about the servers of this Ansible inventory (INI, YAML, JSON or an
+    /// inventory script): the tools take a `host` argument.
+    #[arg(short = 'i', long, value_name = "INVENTORY")]
+    pub inventory: Option<PathBuf>,
+    /// Only the inventory's hosts that match this Ansible pattern (`web:&prod`, `!db*`).
+    #[arg(long, value_name = "PATTERN", requires = "inventory")]
+    pub limit: Option<String>,
+}
+
+/// `vigil chat`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ChatArgs {
+    /// The fleet, when asking about many servers.
+    #[command(flatten)]
+    pub fleet: FleetTarget,
+}
+
 /// `vigil ask`.
 #[derive(Debug, Clone, Args)]
 pub struct AskArgs {
+    /// The fleet, when asking about many servers.
+    #[command(flatten)]
+    pub fleet: FleetTarget,
     /// The question.
     pub prompt: Vec<String>,
     /// Read the prompt from a file.
@@ -374,6 +407,76 @@ pub struct ScheduleInstallArgs {
     /// A root-owned 0600 file holding the API key for scheduled runs.
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
+    /// Review every server of this Ansible inventory (`vigil fleet review -i`)
+    /// instead of this host.
+    #[arg(long, value_name = "INVENTORY")]
+    pub fleet: Option<PathBuf>,
+}
+
+/// `vigil fleet`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum FleetAction {
+    /// Review every selected server over ssh: one row per host, fleet-wide
+    /// findings, then each host's review.
+    Review(FleetReviewArgs),
+    /// The last review of each host, its reachability, and which are overdue.
+    Status {
+        /// The Ansible inventory.
+        #[arg(short = 'i', long, value_name = "INVENTORY")]
+        inventory: PathBuf,
+        /// Only the hosts that match this Ansible pattern.
+        #[arg(long, value_name = "PATTERN")]
+        limit: Option<String>,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Output formats of a fleet review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FleetFormat {
+    /// Plain text: one row per host, fleet-wide findings, then each host.
+    Text,
+    /// Markdown.
+    Md,
+    /// JSON (every host's review inside).
+    Json,
+    /// One self-contained HTML file, with a trend per host.
+    Html,
+    /// node_exporter textfile-collector format (written atomically with --out).
+    Prometheus,
+    /// One finding per line with its host (for Loki, Elastic, Wazuh).
+    Jsonl,
+}
+
+/// `vigil fleet review`.
+#[derive(Debug, Clone, Args)]
+pub struct FleetReviewArgs {
+    /// The Ansible inventory (INI, YAML, `ansible-inventory --list` JSON, or an inventory script).
+    #[arg(short = 'i', long, value_name = "INVENTORY")]
+    pub inventory: PathBuf,
+    /// Only the hosts that match this Ansible pattern (`web:&prod`, `!db*`).
+    #[arg(long, value_name = "PATTERN")]
+    pub limit: Option<String>,
+    /// At most this many hosts at once.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub forks: u16,
+    /// Give up on a host after this many seconds (reported as `timeout`).
+    #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: FleetFormat,
+    /// Write the output to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 1 when a finding on any host is at or above this severity.
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<String>,
+    /// Scheduled run: non-interactive, saves every format to STATE/fleet/, notifies.
+    #[arg(long, hide = true)]
+    pub scheduled: bool,
 }
 
 /// `vigil log`.

@@ -58,6 +58,9 @@ pub fn prompt_of(app: &App, args: &AskArgs) -> Result<String> {
 
 /// Run `vigil ask`.
 pub async fn run(app: &App, args: AskArgs) -> Result<u8> {
+    if args.fleet.inventory.is_some() {
+        anyhow::bail!("`ask -i` is not built yet");
+    }
     let prompt = prompt_of(app, &args)?;
     let Some(client) = client_for(app)? else {
         eprintln!("vigil: {NO_KEY}");

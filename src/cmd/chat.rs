@@ -27,6 +27,7 @@ use crate::agent::{Agent, NO_KEY, client_for};
 use crate::app::App;
 use crate::audit::Origin;
 use crate::claude::pricing::price_of;
+use crate::cli::ChatArgs;
 use crate::gate::Terminal;
 use crate::term::{paint_err, strip_controls};
 
@@ -64,8 +65,11 @@ fn scrub_history(rl: &mut rustyline::DefaultEditor, path: &Path) {
     private_history(path);
 }
 
-/// Run the REPL.
-pub async fn run(app: &App) -> Result<u8> {
+/// Run the REPL (`-i`: about the servers of an inventory).
+pub async fn run(app: &App, args: ChatArgs) -> Result<u8> {
+    if args.fleet.inventory.is_some() {
+        anyhow::bail!("`chat -i` is not built yet");
+    }
     let Some(client) = client_for(app)? else {
         eprintln!("vigil: {NO_KEY}");
         return Ok(2);

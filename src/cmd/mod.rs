@@ -6,6 +6,7 @@ pub mod auth;
 pub mod chat;
 pub mod console;
 pub mod dist;
+pub mod fleet;
 pub mod log;
 pub mod notify;
 pub mod report;
@@ -25,7 +26,7 @@ pub async fn run(cli: Cli) -> Result<u8> {
     let Some(command) = cli.command else {
         use clap::CommandFactory;
         if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-            return chat::run(&App::new(cli.global)?).await;
+            return chat::run(&App::new(cli.global)?, crate::cli::ChatArgs::default()).await;
         }
         Cli::command().print_help()?;
         return Ok(0);
@@ -51,8 +52,10 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Schedule { action } => schedule::run(&app, action).await,
         Command::Mcp => crate::mcp::run(&app).await,
         Command::Ask(args) => ask::run(&app, args).await,
-        Command::Chat => chat::run(&app).await,
+        Command::Chat(args) => chat::run(&app, args).await,
         Command::Wp { action } => wp::run(&app, action).await,
         Command::Vulndb { action } => vulndb::run(&app, action).await,
+        Command::Fleet { action } => fleet::run(&app, action).await,
+        Command::Remote => crate::fleet::remote::serve(&app).await,
     }
 }

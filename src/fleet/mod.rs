@@ -13,6 +13,11 @@
 //! See `docs/architecture.md` ("The fleet") for how a fleet review runs.
 
 pub mod inventory;
+pub mod outcome;
 pub mod pattern;
+pub mod proto;
+pub mod remote;
+pub mod run;
+pub mod status;
 
 pub use inventory::{Inventory, InventoryError, Target};
