@@ -12,11 +12,14 @@
 //!
 //! See `docs/architecture.md` ("The fleet") for how a fleet review runs.
 
+pub mod digest;
 pub mod inventory;
 pub mod outcome;
 pub mod pattern;
 pub mod proto;
 pub mod remote;
+pub mod remote_tools;
+pub mod report;
 pub mod run;
 pub mod status;
 

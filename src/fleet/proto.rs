@@ -8,6 +8,10 @@
 //! [`vigil_tools::Redactor`] and is size-capped by the controller.
 //! [`Exchange`] is the one way the rest of the fleet code reaches a host, so
 //! tests can put a local process in place of ssh.
+//!
+//! On the wire: the request as one line of JSON, then (for a review) the
+//! controller's vulnerability feed, `feed_bytes` long; the answer is one JSON
+//! document on stdout. Diagnostics go to stderr, which ssh passes through.
 
 use std::time::Instant;
 
@@ -31,6 +35,9 @@ pub enum Request {
         root: Option<String>,
         /// This run's random key for the keyed digests of secrets (hex), or none.
         key: Option<String>,
+        /// The controller's vulnerability feed follows the request line: this many bytes (0: none).
+        #[serde(default)]
+        feed_bytes: u64,
     },
     /// One read-only tool, through the remote's gate and confined worker.
     Tool {
