@@ -7,14 +7,23 @@
 //! fleet owns, what a controller needs to reach them the way an administrator
 //! would: a client key, an `ssh_config` that checks every host key
 //! (`StrictHostKeyChecking yes` against a known-hosts file of the fleet's keys,
-//! never "no"), and the same Ansible inventory in INI, YAML and
-//! `ansible-inventory --list` JSON. Each [`Kind`] of host fails (or not) the way
-//! a real server does: nothing listening, our key refused, a command that
-//! never ends, a user without sudo. Dropping the fleet stops every `sshd` and
-//! everything it started, and removes the directory.
+//! never "no"), and the same Ansible inventory in INI, YAML, `ansible-inventory
+//! --list` JSON, and INI with `host_vars/` and `group_vars/`. Each [`Kind`] of
+//! host fails (or not) the way a real server does: nothing listening, our key
+//! refused, a command that never ends, a user without sudo. Dropping the fleet
+//! stops every `sshd` and everything it started, and removes the directory.
 //!
-//! Needs (declare them): `root`, `sshd`, `ssh`, `ssh-keygen`, and for the
-//! sudo kinds `sudo` and `useradd` (.ci/packages/ssh.txt).
+//! A test declares the group `@sshfleet` (root, sshd, ssh, ssh-keygen, and
+//! sudo and useradd for the sudo kinds; .ci/packages/ssh.txt):
+//!
+//! ```text
+//! #[cfg_attr(vigil_missing = "@sshfleet", ignore = "needs @sshfleet: root, sshd, ssh, sudo (.ci/packages/ssh.txt)")]
+//! fn a_fleet_review() {
+//!     vigil_testkit::require(&["@sshfleet"]);
+//!     let fleet = SshFleet::start(&Spec::standard());
+//!     … vigil fleet review -i fleet.inventory_ini() …
+//! }
+//! ```
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -28,8 +37,6 @@ use crate::{free_port, ok, sh, wait_for};
 pub const SUDO_USER: &str = "vigil-fleet-sudo";
 /// The account a [`Kind::NoSudo`] host logs in as: no sudo at all.
 pub const NOSUDO_USER: &str = "vigil-fleet-nosudo";
-/// The components a test starting a fleet declares (the sudo kinds need all of them).
-pub const COMPONENTS: &[&str] = &["root", "sshd", "ssh", "ssh-keygen", "sudo", "useradd"];
 
 /// How a host behaves, and so what a fleet review must report for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -298,6 +305,7 @@ impl SshFleet {
         std::fs::write(dir.join("inventory.ini"), fleet.ini()).unwrap();
         std::fs::write(dir.join("inventory.yml"), fleet.yaml()).unwrap();
         std::fs::write(dir.join("inventory.json"), fleet.json()).unwrap();
+        fleet.write_split();
         fleet
     }
 
@@ -319,6 +327,13 @@ impl SshFleet {
     /// The same inventory as `ansible-inventory --list` prints it.
     pub fn inventory_json(&self) -> PathBuf {
         self.dir.join("inventory.json")
+    }
+
+    /// The same inventory with its variables beside it: `split/inventory.ini` names
+    /// only hosts and groups; `split/host_vars/NAME.yml` and `split/group_vars/fleet.yml`
+    /// hold the variables.
+    pub fn inventory_split(&self) -> PathBuf {
+        self.dir.join("split/inventory.ini")
     }
 
     /// The controller's `ssh_config` (key, known hosts, strict checking, batch mode).
@@ -442,6 +457,25 @@ impl SshFleet {
         s
     }
 
+    fn write_split(&self) {
+        let split = self.dir.join("split");
+        std::fs::create_dir_all(split.join("host_vars")).unwrap();
+        std::fs::create_dir_all(split.join("group_vars")).unwrap();
+        let mut ini =
+            String::from("# A vigil_testkit::sshfleet fleet; variables in host_vars/ and group_vars/.\n[fleet]\n");
+        for h in &self.hosts {
+            writeln!(ini, "{}", h.name).unwrap();
+            let vars: String = self.host_vars(h).iter().map(|(k, v)| format!("{k}: {}\n", yaml_value(k, v))).collect();
+            std::fs::write(split.join("host_vars").join(format!("{}.yml", h.name)), vars).unwrap();
+        }
+        for (g, members) in self.extra_groups() {
+            writeln!(ini, "\n[{g}]\n{}", members.join("\n")).unwrap();
+        }
+        let vars: String = self.group_vars().iter().map(|(k, v)| format!("{k}: {}\n", yaml_value(k, v))).collect();
+        std::fs::write(split.join("group_vars/fleet.yml"), vars).unwrap();
+        std::fs::write(split.join("inventory.ini"), ini).unwrap();
+    }
+
     fn yaml(&self) -> String {
         let mut s = String::from(
             "# A vigil_testkit::sshfleet fleet (real sshd on 127.0.0.1).\nall:\n  children:\n    fleet:\n      hosts:\n",
@@ -478,15 +512,14 @@ impl SshFleet {
         let names: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
         let mut doc = Map::new();
         doc.insert("_meta".into(), json!({ "hostvars": hostvars }));
-        let mut children = vec!["fleet".to_string()];
+        // As ansible-inventory 2.19 prints it: `ungrouped` first among the children, absent when empty.
+        let mut children = vec!["ungrouped".to_string(), "fleet".to_string()];
         doc.insert("fleet".into(), json!({ "hosts": names }));
         for (g, members) in self.extra_groups() {
             doc.insert(g.clone(), json!({ "hosts": members }));
             children.push(g);
         }
-        children.push("ungrouped".into());
         doc.insert("all".into(), json!({ "children": children }));
-        doc.insert("ungrouped".into(), json!({}));
         serde_json::to_string_pretty(&Value::Object(doc)).unwrap() + "\n"
     }
 }
