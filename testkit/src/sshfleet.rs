@@ -38,6 +38,10 @@ pub const SUDO_USER: &str = "vigil-fleet-sudo";
 /// The account a [`Kind::NoSudo`] host logs in as: no sudo at all.
 pub const NOSUDO_USER: &str = "vigil-fleet-nosudo";
 
+/// What a test starting a fleet requires (`require(COMPONENTS)`): the group `@sshfleet`,
+/// which its attribute names as `vigil_missing = "@sshfleet"`.
+pub const COMPONENTS: &[&str] = &["@sshfleet"];
+
 /// How a host behaves, and so what a fleet review must report for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
