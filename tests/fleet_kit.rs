@@ -47,6 +47,13 @@ fn each_kind_of_host_answers_ssh_the_way_the_fleet_review_must_report_it() {
     assert_eq!(rc, 124, "{out}");
     assert!(started.elapsed() >= std::time::Duration::from_secs(3));
 
+    // A host that dies mid-run: ordinary commands work, the remote vigil's session is killed mid-answer.
+    let (rc, out) = fleet.ssh("dies", "echo alive", 20);
+    assert_eq!((rc, out.trim()), (0, "alive"), "{}", fleet.host("dies").log());
+    let (rc, out) = fleet.ssh("dies", "echo request | /var/lib/vigil/fleet/bin/x/vigil __remote --no-color", 20);
+    assert_ne!(rc, 0, "{out}");
+    assert!(out.starts_with("{\"partial") && !out.contains("No such file"), "{out}");
+
     for h in fleet.hosts() {
         assert_eq!(
             h.kind.expected_failure(),
@@ -56,6 +63,7 @@ fn each_kind_of_host_answers_ssh_the_way_the_fleet_review_must_report_it() {
                 "refused" => Some("auth-failed"),
                 "hangs" => Some("timeout"),
                 "nosudo" => Some("no-sudo"),
+                "dies" => Some("error"),
                 other => panic!("unexpected host {other}"),
             }
         );
@@ -104,6 +112,13 @@ fn the_ini_yaml_json_and_host_vars_inventories_give_vigil_the_same_hosts() {
     let ini = load(fleet.inventory_ini());
     let names: Vec<&str> = fleet.hosts().iter().map(|h| h.name.as_str()).collect();
     assert_eq!(ini.hosts(), names);
+    // A host that dies mid-run: ordinary commands work, the remote vigil's session is killed mid-answer.
+    let (rc, out) = fleet.ssh("dies", "echo alive", 20);
+    assert_eq!((rc, out.trim()), (0, "alive"), "{}", fleet.host("dies").log());
+    let (rc, out) = fleet.ssh("dies", "echo request | /var/lib/vigil/fleet/bin/x/vigil __remote --no-color", 20);
+    assert_ne!(rc, 0, "{out}");
+    assert!(out.starts_with("{\"partial") && !out.contains("No such file"), "{out}");
+
     for h in fleet.hosts() {
         let t = ini.target(&h.name).unwrap();
         assert_eq!(t.address, "127.0.0.1");
@@ -113,7 +128,7 @@ fn the_ini_yaml_json_and_host_vars_inventories_give_vigil_the_same_hosts() {
         assert_eq!(t.root, h.root.as_ref().map(|r| r.display().to_string()));
         assert_eq!(t.ssh_args, ["-F".to_string(), fleet.ssh_config().display().to_string()]);
     }
-    assert_eq!(ini.group_hosts("broken"), ["nosudo", "down", "refused", "hangs"].map(String::from).to_vec());
+    assert_eq!(ini.group_hosts("broken"), ["nosudo", "down", "refused", "hangs", "dies"].map(String::from).to_vec());
     for other in [load(fleet.inventory_yaml()), load(fleet.inventory_json()), load(fleet.inventory_split())] {
         let mut hosts = other.hosts().to_vec();
         hosts.sort();

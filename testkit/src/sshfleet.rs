@@ -10,8 +10,9 @@
 //! never "no"), and the same Ansible inventory in INI, YAML, `ansible-inventory
 //! --list` JSON, and INI with `host_vars/` and `group_vars/`. Each [`Kind`] of
 //! host fails (or not) the way a real server does: nothing listening, our key
-//! refused, a command that never ends, a user without sudo. Dropping the fleet
-//! stops every `sshd` and everything it started, and removes the directory.
+//! refused, a command that never ends, a remote vigil killed mid-answer, a
+//! user without sudo. Dropping the fleet stops every `sshd` and everything it
+//! started, and removes the directory.
 //!
 //! A test declares the group `@sshfleet` (root, sshd, ssh, ssh-keygen, and
 //! sudo and useradd for the sudo kinds; .ci/packages/ssh.txt):
@@ -57,6 +58,10 @@ pub enum Kind {
     KeyRefused,
     /// `root` logs in but every command is `sleep 3600` (ForceCommand): `timeout`.
     Hangs,
+    /// `root` logs in and commands run, but a `vigil __remote` session reads a
+    /// byte of its request, writes half a line and is killed (ForceCommand),
+    /// as a host that dies mid-run: `error`.
+    Dies,
 }
 
 impl Kind {
@@ -82,6 +87,7 @@ impl Kind {
             Kind::Unreachable => Some("unreachable"),
             Kind::KeyRefused => Some("auth-failed"),
             Kind::Hangs => Some("timeout"),
+            Kind::Dies => Some("error"),
         }
     }
 }
@@ -135,8 +141,8 @@ impl Spec {
     /// copies of the fixture hosts: `web1` (root, fixtures/hosts/web1, group
     /// `web`), `clean` (root, fixtures/hosts/clean, group `web`), `sudo` (through
     /// `sudo -n`, fixtures/hosts/web1), `nosudo`, `down` (nothing listening),
-    /// `refused` (key refused), `hangs` (command never ends); the failing ones
-    /// are in group `broken`.
+    /// `refused` (key refused), `hangs` (command never ends), `dies` (its
+    /// `vigil __remote` killed mid-answer); the failing ones are in group `broken`.
     pub fn standard() -> Spec {
         let fx = crate::fixture_hosts();
         Spec::new()
@@ -152,6 +158,8 @@ impl Spec {
             .host_with_root("refused", Kind::KeyRefused, &fx.join("clean"))
             .in_group("broken")
             .host_with_root("hangs", Kind::Hangs, &fx.join("clean"))
+            .in_group("broken")
+            .host_with_root("dies", Kind::Dies, &fx.join("clean"))
             .in_group("broken")
     }
 
@@ -276,7 +284,7 @@ impl SshFleet {
                 let (alg, blob) = (fields.next().unwrap(), fields.next().unwrap());
                 writeln!(known, "[127.0.0.1]:{port} {alg} {blob}").unwrap();
                 let keys = if h.kind == Kind::KeyRefused { "refused_keys" } else { "authorized_keys" };
-                let cfg = sshd_config(port, &hdir, &dir.join(keys), h.kind == Kind::Hangs);
+                let cfg = sshd_config(port, &hdir, &dir.join(keys), h.kind);
                 std::fs::write(hdir.join("sshd_config"), cfg).unwrap();
                 let child = Command::new("/usr/sbin/sshd")
                     .arg("-D")
@@ -548,7 +556,7 @@ impl Drop for SshFleet {
 }
 
 /// sshd_config for one host: only what the fleet's kinds need, nothing read from /etc/ssh.
-fn sshd_config(port: u16, hdir: &Path, keys: &Path, hangs: bool) -> String {
+fn sshd_config(port: u16, hdir: &Path, keys: &Path, kind: Kind) -> String {
     let mut s = format!(
         "# One host of a vigil_testkit::sshfleet fleet.\n\
          Port {port}\n\
@@ -574,8 +582,14 @@ fn sshd_config(port: u16, hdir: &Path, keys: &Path, hangs: bool) -> String {
         pid = hdir.join("sshd.pid").display(),
         keys = keys.display(),
     );
-    if hangs {
-        s.push_str("ForceCommand sleep 3600\n");
+    match kind {
+        Kind::Hangs => s.push_str("ForceCommand sleep 3600\n"),
+        // The login shell runs this with the client's command in SSH_ORIGINAL_COMMAND.
+        Kind::Dies => s.push_str(
+            "ForceCommand case \"$SSH_ORIGINAL_COMMAND\" in *__remote*) head -c 1 >/dev/null; \
+             printf '{\"partial'; kill -9 $$;; *) eval \"$SSH_ORIGINAL_COMMAND\";; esac\n",
+        ),
+        _ => {}
     }
     s
 }
