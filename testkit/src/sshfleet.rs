@@ -28,6 +28,7 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -191,7 +192,8 @@ pub struct Host {
     pub name: String,
     /// How it behaves.
     pub kind: Kind,
-    /// Its port on 127.0.0.1 (nothing listens there for [`Kind::Unreachable`]).
+    /// Its port on 127.0.0.1 (for [`Kind::Unreachable`], bound by the fleet and never
+    /// listening: connections are refused).
     pub port: u16,
     /// The account the inventory logs in as.
     pub user: &'static str,
@@ -202,6 +204,9 @@ pub struct Host {
     /// Its own directory: `sshd_config`, `host_ed25519`, `sshd.log`.
     pub dir: PathBuf,
     child: Option<Child>,
+    /// For [`Kind::Unreachable`]: a socket bound to the port and never listening, so
+    /// connecting is refused and no other fleet started meanwhile can take the port.
+    reserved: Option<OwnedFd>,
 }
 
 impl Host {
@@ -261,59 +266,46 @@ impl SshFleet {
         ok(&format!("chmod 644 {} {}", q(&dir.join("authorized_keys")), q(&dir.join("refused_keys"))));
 
         let mut fleet = SshFleet { dir: dir.to_path_buf(), hosts: Vec::new() };
-        let mut known = String::new();
         for h in &spec.hosts {
             let hdir = dir.join(&h.name);
             std::fs::create_dir(&hdir).unwrap();
-            let port = free_port();
             let mut host = Host {
                 name: h.name.clone(),
                 kind: h.kind,
-                port,
+                port: 0,
                 user: h.kind.user(),
                 root: h.root.clone(),
                 groups: h.groups.clone(),
                 dir: hdir.clone(),
                 child: None,
+                reserved: None,
             };
-            if h.kind != Kind::Unreachable {
-                let key = hdir.join("host_ed25519");
-                keygen(&key);
-                let public = std::fs::read_to_string(hdir.join("host_ed25519.pub")).unwrap();
-                let mut fields = public.split_whitespace();
-                let (alg, blob) = (fields.next().unwrap(), fields.next().unwrap());
-                writeln!(known, "[127.0.0.1]:{port} {alg} {blob}").unwrap();
+            if h.kind == Kind::Unreachable {
+                let (fd, port) = reserve_port();
+                (host.reserved, host.port) = (Some(fd), port);
+            } else {
+                keygen(&hdir.join("host_ed25519"));
                 let keys = if h.kind == Kind::KeyRefused { "refused_keys" } else { "authorized_keys" };
-                let cfg = sshd_config(port, &hdir, &dir.join(keys), h.kind);
-                std::fs::write(hdir.join("sshd_config"), cfg).unwrap();
-                let child = Command::new("/usr/sbin/sshd")
-                    .arg("-D")
-                    .arg("-f")
-                    .arg(hdir.join("sshd_config"))
-                    .arg("-E")
-                    .arg(hdir.join("sshd.log"))
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
+                host.port = free_port();
+                std::fs::write(hdir.join("sshd_config"), sshd_config(host.port, &hdir, &dir.join(keys), h.kind))
                     .unwrap();
-                host.child = Some(child);
+                host.child = Some(spawn_sshd(&hdir));
             }
             // Pushed before waiting, so a host that fails to start is still stopped on drop.
             fleet.hosts.push(host);
         }
+        let mut known = String::new();
+        for h in &mut fleet.hosts {
+            if h.child.is_some() {
+                wait_listening(h, dir);
+                let public = std::fs::read_to_string(h.dir.join("host_ed25519.pub")).unwrap();
+                let mut fields = public.split_whitespace();
+                let (alg, blob) = (fields.next().unwrap(), fields.next().unwrap());
+                writeln!(known, "[127.0.0.1]:{} {alg} {blob}", h.port).unwrap();
+            }
+        }
         std::fs::write(dir.join("known_hosts"), known).unwrap();
         std::fs::write(dir.join("ssh_config"), fleet.client_config()).unwrap();
-        for h in &mut fleet.hosts {
-            let Some(child) = h.child.as_mut() else { continue };
-            let (port, log) = (h.port, h.dir.join("sshd.log"));
-            wait_for(&format!("sshd of {} on 127.0.0.1:{port} (log: {})", h.name, log.display()), || {
-                if let Ok(Some(st)) = child.try_wait() {
-                    panic!("sshd of {} exited ({st}): {}", h.name, std::fs::read_to_string(&log).unwrap_or_default());
-                }
-                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            });
-        }
         std::fs::write(dir.join("inventory.ini"), fleet.ini()).unwrap();
         std::fs::write(dir.join("inventory.yml"), fleet.yaml()).unwrap();
         std::fs::write(dir.join("inventory.json"), fleet.json()).unwrap();
@@ -592,6 +584,70 @@ fn sshd_config(port: u16, hdir: &Path, keys: &Path, kind: Kind) -> String {
         _ => {}
     }
     s
+}
+
+/// Start `sshd -D` on the configuration in `hdir`, logging to `hdir/sshd.log`.
+fn spawn_sshd(hdir: &Path) -> Child {
+    Command::new("/usr/sbin/sshd")
+        .arg("-D")
+        .arg("-f")
+        .arg(hdir.join("sshd_config"))
+        .arg("-E")
+        .arg(hdir.join("sshd.log"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait until `h`'s sshd accepts connections. A port taken between asking for a free
+/// one and sshd binding it (parallel tests) is replaced by another, a few times.
+fn wait_listening(h: &mut Host, dir: &Path) {
+    let log = h.dir.join("sshd.log");
+    for _ in 0..5 {
+        let (port, name) = (h.port, h.name.clone());
+        let Some(child) = h.child.as_mut() else { return };
+        let mut exited = None;
+        wait_for(&format!("sshd of {name} on 127.0.0.1:{port} (log: {})", log.display()), || {
+            if let Ok(Some(st)) = child.try_wait() {
+                exited = Some(st);
+                return true;
+            }
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        let Some(st) = exited else { return };
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(text.contains("Address already in use"), "sshd of {name} exited ({st}): {text}");
+        h.port = free_port();
+        let keys = if h.kind == Kind::KeyRefused { "refused_keys" } else { "authorized_keys" };
+        std::fs::write(h.dir.join("sshd_config"), sshd_config(h.port, &h.dir, &dir.join(keys), h.kind)).unwrap();
+        h.child = Some(spawn_sshd(&h.dir));
+    }
+    panic!("sshd of {} found no free port in 5 tries", h.name);
+}
+
+/// A TCP socket bound to a free 127.0.0.1 port and never listening: connecting to
+/// it is refused. Returns it and its port.
+fn reserve_port() -> (OwnedFd, u16) {
+    // SAFETY: socket(2) returns a new descriptor or -1, checked before it is owned.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: fd is a fresh descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes([127, 0, 0, 1]) },
+        sin_zero: [0; 8],
+    };
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: addr and len describe a valid sockaddr_in for bind and getsockname.
+    unsafe {
+        assert_eq!(libc::bind(fd.as_raw_fd(), (&raw const addr).cast(), len), 0, "bind 127.0.0.1:0");
+        assert_eq!(libc::getsockname(fd.as_raw_fd(), (&raw mut addr).cast(), &mut len), 0, "getsockname");
+    }
+    (fd, u16::from_be(addr.sin_port))
 }
 
 /// An ed25519 key pair at `path` and `path.pub`, no passphrase.
