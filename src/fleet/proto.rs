@@ -114,29 +114,6 @@ pub enum Response {
     },
 }
 
-/// Write what the remote reads on stdin: `request` as one line of JSON, then, for a review
-/// that announces `feed_bytes`, exactly those bytes of `feed` (an [`Exchange`] holds the
-/// controller's feed; a mismatch is refused rather than sent truncated).
-pub fn write_request(out: &mut impl std::io::Write, request: &Request, feed: &[u8]) -> std::io::Result<()> {
-    let feed = match request {
-        Request::Review { feed_bytes: 0, .. } => &[][..],
-        Request::Review { feed_bytes, .. } if *feed_bytes == feed.len() as u64 => feed,
-        Request::Review { feed_bytes, .. } => {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("the request announces a feed of {feed_bytes} bytes but the feed has {}", feed.len()),
-            ));
-        }
-        _ => &[][..],
-    };
-    // The line may hold the run's digest key: wiped when dropped.
-    let line = secrecy::zeroize::Zeroizing::new(serde_json::to_vec(request)?);
-    out.write_all(&line)?;
-    out.write_all(b"\n")?;
-    out.write_all(feed)?;
-    out.flush()
-}
-
 /// Reach one host: send a request, get its answer, by `deadline`.
 pub trait Exchange: Send + Sync {
     /// One request to `target`; a transport, login, sudo or deadline problem is a [`Failure`].

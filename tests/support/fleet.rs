@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use vigil::fleet::Target;
 use vigil::fleet::outcome::{Failure, Reason};
-use vigil::fleet::proto::{Exchange, Request, Response, write_request};
+use vigil::fleet::proto::{Exchange, Request, Response};
 
 /// What one exchange showed.
 #[derive(Debug, Clone, Default)]
@@ -88,6 +88,18 @@ impl LocalExchange {
             .process_group(0);
         c
     }
+}
+
+/// What the remote reads on stdin (proto.rs): the request as one line of JSON, then the
+/// feed a review announces.
+fn write_request(out: &mut impl std::io::Write, request: &Request, feed: &[u8]) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, request)?;
+    out.write_all(b"\n")?;
+    if let Request::Review { feed_bytes, .. } = request {
+        assert_eq!(*feed_bytes, feed.len() as u64, "the request announces the feed the exchange holds");
+        out.write_all(feed)?;
+    }
+    out.flush()
 }
 
 /// A word of the command line `target` runs.
