@@ -119,7 +119,7 @@ impl Ssh {
         argv::check_host_args(&t.ssh_args).map_err(|e| failure(Reason::Error, &e))?;
         let slot = {
             let mut map = self.remotes.lock().unwrap_or_else(PoisonError::into_inner);
-            map.entry(argv::connection_hash(&self.inventory, t)).or_default().clone()
+            map.entry(cache_key(&self.inventory, t)).or_default().clone()
         };
         let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(r) = slot.as_ref() {
@@ -250,6 +250,11 @@ impl Ssh {
     }
 }
 
+/// What decides which vigil answers on a host: the connection, `sudo -n`, and `vigil_path`.
+fn cache_key(inventory: &str, t: &Target) -> String {
+    format!("{} {} {:?}", argv::connection_hash(inventory, t), t.become_root, t.vigil_path)
+}
+
 impl Exchange for Ssh {
     fn exchange(&self, target: &Target, request: &Request, deadline: Instant) -> Result<Response, Failure> {
         let input = self.request_input(request)?;
@@ -262,7 +267,7 @@ impl Exchange for Ssh {
                 if ran.code() == Some(127) {
                     // The binary is gone (removed between runs): look again next time.
                     let mut map = self.remotes.lock().unwrap_or_else(PoisonError::into_inner);
-                    map.remove(&argv::connection_hash(&self.inventory, target));
+                    map.remove(&cache_key(&self.inventory, target));
                 }
                 Err(classify(ran.code(), &ran.stderr_text()))
             }
