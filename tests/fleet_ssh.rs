@@ -64,7 +64,7 @@ fn vigil_is_pushed_once_verified_and_private_and_a_hosts_own_is_used_only_at_our
     let state = tempfile::tempdir().unwrap();
 
     let run1 = ssh(state.path());
-    let r = run1.remote(&web1, soon(60)).unwrap();
+    let r = run1.remote(&web1, soon(180)).unwrap();
     assert_eq!((r.path.as_str(), r.pushed, r.installed), (pushed.to_str().unwrap(), true, false));
     let m = std::fs::symlink_metadata(&pushed).unwrap();
     assert!(m.is_file());
@@ -82,7 +82,7 @@ fn vigil_is_pushed_once_verified_and_private_and_a_hosts_own_is_used_only_at_our
     let pushed_at = mtime(&m);
 
     // Within the run the answer is remembered; the control socket lives under the state dir.
-    assert!(!run1.remote(&web1, soon(60)).unwrap().pushed);
+    assert!(!run1.remote(&web1, soon(180)).unwrap().pushed);
     let cm = state.path().join("fleet/cm");
     assert_eq!(std::fs::metadata(&cm).unwrap().mode() & 0o777, 0o700);
     assert_eq!(masters_under(&cm).len(), 1, "{:?}", masters_under(&cm));
@@ -90,7 +90,7 @@ fn vigil_is_pushed_once_verified_and_private_and_a_hosts_own_is_used_only_at_our
     // Warm: a second run finds it, through `sudo -n` too, and does not push again.
     let run2 = ssh(state.path());
     for t in [&web1, &sudo] {
-        let r = run2.remote(t, soon(60)).unwrap_or_else(|f| panic!("{}: {f:?}", t.name));
+        let r = run2.remote(t, soon(180)).unwrap_or_else(|f| panic!("{}: {f:?}", t.name));
         assert_eq!((r.path.as_str(), r.pushed), (pushed.to_str().unwrap(), false), "{}", t.name);
     }
     assert_eq!(mtime(&std::fs::metadata(&pushed).unwrap()), pushed_at, "pushed again");
@@ -105,18 +105,18 @@ fn vigil_is_pushed_once_verified_and_private_and_a_hosts_own_is_used_only_at_our
     std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut t = web1.clone();
     t.vigil_path = Some(same.display().to_string());
-    let r = run2.remote(&t, soon(60)).unwrap();
+    let r = run2.remote(&t, soon(180)).unwrap();
     assert_eq!((r.path.as_str(), r.installed, r.pushed), (same.to_str().unwrap(), true, false));
     std::fs::remove_file(&pushed).unwrap();
     let mut t = sudo.clone();
     t.vigil_path = Some(old.display().to_string());
-    let r = run2.remote(&t, soon(60)).unwrap();
+    let r = run2.remote(&t, soon(180)).unwrap();
     assert_eq!((r.path.as_str(), r.installed, r.pushed), (pushed.to_str().unwrap(), false, true));
 
     // A login user without ansible_become keeps vigil in its own ~/.cache, private.
     let mut t = sudo.clone();
     t.become_root = false;
-    let r = run2.remote(&t, soon(60)).unwrap();
+    let r = run2.remote(&t, soon(180)).unwrap();
     let home = format!("/home/{}", vigil_testkit::sshfleet::SUDO_USER);
     assert_eq!(r.path, format!("{home}/.cache/vigil/fleet/bin/vigil-{sum}"));
     let m = std::fs::metadata(&r.path).unwrap();
@@ -162,13 +162,13 @@ fn each_broken_host_is_named_by_its_reason() {
         ssh.exchange(&t, &review, deadline).map(|_| ()).unwrap_err()
     };
 
-    let f = fail("nosudo", soon(60));
+    let f = fail("nosudo", soon(180));
     assert_eq!(f.reason, Reason::NoSudo, "{f:?}");
     assert!(f.detail.contains("sudo: a password is required"), "{f:?}");
-    let f = fail("down", soon(60));
+    let f = fail("down", soon(180));
     assert_eq!(f.reason, Reason::Unreachable, "{f:?}");
     assert!(f.detail.contains("Connection refused"), "{f:?}");
-    let f = fail("refused", soon(60));
+    let f = fail("refused", soon(180));
     assert_eq!(f.reason, Reason::AuthFailed, "{f:?}");
     assert!(f.detail.contains("Permission denied (publickey)"), "{f:?}");
 
@@ -179,6 +179,35 @@ fn each_broken_host_is_named_by_its_reason() {
     let took = started.elapsed();
     assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(5), "{took:?}");
 
+    // The remote vigil itself hangs (the connection is fine): stopped at the deadline here,
+    // and on the host too, where the end of the connection alone would not stop it.
+    let bin = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bin.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let stuck = bin.path().join("vigil");
+    std::fs::write(
+        &stuck,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = --version ] && {{ echo 'vigil {}'; exit 0; }}\nexec sleep 299.5\n",
+            env!("CARGO_PKG_VERSION")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&stuck, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut t = inv.target("web1").unwrap();
+    t.vigil_path = Some(stuck.display().to_string());
+    let started = Instant::now();
+    let f = ssh.exchange(&t, &review, Instant::now() + Duration::from_secs(4)).unwrap_err();
+    assert_eq!(f.reason, Reason::Timeout, "{f:?}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(4) && took < Duration::from_secs(6), "{took:?}");
+    let stuck_left = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x00299.5\x00"))
+    };
+    vigil_testkit::wait_for("the stuck remote vigil to be stopped on the host", || !stuck_left());
+
     // A man in the middle: web1 presents a key other than the one on file.
     let known = std::fs::read_to_string(fleet.known_hosts()).unwrap();
     let other = fleet.host("hangs").port;
@@ -188,14 +217,14 @@ fn each_broken_host_is_named_by_its_reason() {
     std::fs::write(&swapped, theirs.replace(&format!(":{other} "), &format!(":{port} ")) + "\n").unwrap();
     let mut t = inv.target("web1").unwrap();
     t.ssh_args.extend(["-o".into(), format!("UserKnownHostsFile={}", swapped.display())]);
-    let f = ssh.exchange(&t, &review, soon(60)).unwrap_err();
+    let f = ssh.exchange(&t, &review, soon(180)).unwrap_err();
     assert_eq!(f.reason, Reason::AuthFailed, "{f:?}");
     assert!(f.detail.contains("has changed"), "{f:?}");
 
     // ansible_ssh_common_args asking for agent forwarding is refused before any connection.
     let mut t = inv.target("web1").unwrap();
     t.ssh_args.push("-A".into());
-    let f = ssh.exchange(&t, &review, soon(60)).unwrap_err();
+    let f = ssh.exchange(&t, &review, soon(180)).unwrap_err();
     assert_eq!(f.reason, Reason::Error, "{f:?}");
     assert!(f.detail.contains("forwards the SSH agent"), "{f:?}");
 }
