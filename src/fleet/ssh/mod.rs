@@ -38,6 +38,13 @@ const SMALL_MAX: usize = 64 << 10;
 const SSH_ENV: [&str; 4] = ["HOME", "USER", "LOGNAME", "SSH_AUTH_SOCK"];
 /// `sh -c` wrapper for `ansible_become`: root already, else `sudo -n` (never a prompt).
 const BECOME: &str = r#"if [ "$(id -u)" = 0 ]; then exec "$@"; fi; exec sudo -n -- "$@""#;
+/// `sh -c` wrapper giving the remote vigil the host's deadline: when the controller gives up,
+/// the connection's end does not stop a command without a terminal, so the host's own
+/// `timeout` (coreutils) ends it and its process group (then SIGKILL 5 s later).
+const DEADLINE: &str =
+    r#"s=$1; shift; if command -v timeout >/dev/null 2>&1; then exec timeout -k 5 "$s" "$@"; fi; exec "$@""#;
+/// `timeout`'s status when it had to stop the command.
+const TIMED_OUT: i32 = 124;
 
 /// How the remote vigil is reached on one host (found once per run).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +126,7 @@ impl Ssh {
         argv::check_host_args(&t.ssh_args).map_err(|e| failure(Reason::Error, &e))?;
         let slot = {
             let mut map = self.remotes.lock().unwrap_or_else(PoisonError::into_inner);
-            map.entry(argv::connection_hash(&self.inventory, t)).or_default().clone()
+            map.entry(cache_key(&self.inventory, t)).or_default().clone()
         };
         let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(r) = slot.as_ref() {
@@ -250,19 +257,30 @@ impl Ssh {
     }
 }
 
+/// What decides which vigil answers on a host: the connection, `sudo -n`, and `vigil_path`.
+fn cache_key(inventory: &str, t: &Target) -> String {
+    format!("{} {} {:?}", argv::connection_hash(inventory, t), t.become_root, t.vigil_path)
+}
+
 impl Exchange for Ssh {
     fn exchange(&self, target: &Target, request: &Request, deadline: Instant) -> Result<Response, Failure> {
         let input = self.request_input(request)?;
         let remote = self.remote(target, deadline)?;
-        let words = [remote.path.as_str(), "__remote", "--no-color"];
+        let left = deadline.saturating_duration_since(Instant::now());
+        let secs = (left.as_millis().div_ceil(1000)).max(1).to_string();
+        let words = ["sh", "-c", DEADLINE, "vigil-deadline", &secs, remote.path.as_str(), "__remote", "--no-color"];
         let ran = self.run_raw(target, &self.remote_command(target, &words), input, deadline, ANSWER_MAX)?;
         match serde_json::from_slice::<Response>(&ran.stdout) {
             Ok(r) => Ok(r),
+            Err(_) if ran.code() == Some(TIMED_OUT) => Err(failure(
+                Reason::Timeout,
+                &format!("the remote vigil did not finish within {secs} s and was stopped on the host"),
+            )),
             Err(_) if ran.code() != Some(0) => {
                 if ran.code() == Some(127) {
                     // The binary is gone (removed between runs): look again next time.
                     let mut map = self.remotes.lock().unwrap_or_else(PoisonError::into_inner);
-                    map.remove(&argv::connection_hash(&self.inventory, target));
+                    map.remove(&cache_key(&self.inventory, target));
                 }
                 Err(classify(ran.code(), &ran.stderr_text()))
             }
