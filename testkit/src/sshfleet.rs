@@ -7,14 +7,24 @@
 //! fleet owns, what a controller needs to reach them the way an administrator
 //! would: a client key, an `ssh_config` that checks every host key
 //! (`StrictHostKeyChecking yes` against a known-hosts file of the fleet's keys,
-//! never "no"), and the same Ansible inventory in INI, YAML and
-//! `ansible-inventory --list` JSON. Each [`Kind`] of host fails (or not) the way
-//! a real server does: nothing listening, our key refused, a command that
-//! never ends, a user without sudo. Dropping the fleet stops every `sshd` and
-//! everything it started, and removes the directory.
+//! never "no"), and the same Ansible inventory in INI, YAML, `ansible-inventory
+//! --list` JSON, and INI with `host_vars/` and `group_vars/`. Each [`Kind`] of
+//! host fails (or not) the way a real server does: nothing listening, our key
+//! refused, a command that never ends, a remote vigil killed mid-answer, a
+//! user without sudo. Dropping the fleet stops every `sshd` and everything it
+//! started, and removes the directory.
 //!
-//! Needs (declare them): `root`, `sshd`, `ssh`, `ssh-keygen`, and for the
-//! sudo kinds `sudo` and `useradd` (.ci/packages/ssh.txt).
+//! A test declares the group `@sshfleet` (root, sshd, ssh, ssh-keygen, and
+//! sudo and useradd for the sudo kinds; .ci/packages/ssh.txt):
+//!
+//! ```text
+//! #[cfg_attr(vigil_missing = "@sshfleet", ignore = "needs @sshfleet: root, sshd, ssh, sudo (.ci/packages/ssh.txt)")]
+//! fn a_fleet_review() {
+//!     vigil_testkit::require(&["@sshfleet"]);
+//!     let fleet = SshFleet::start(&Spec::standard());
+//!     … vigil fleet review -i fleet.inventory_ini() …
+//! }
+//! ```
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -28,8 +38,10 @@ use crate::{free_port, ok, sh, wait_for};
 pub const SUDO_USER: &str = "vigil-fleet-sudo";
 /// The account a [`Kind::NoSudo`] host logs in as: no sudo at all.
 pub const NOSUDO_USER: &str = "vigil-fleet-nosudo";
-/// The components a test starting a fleet declares (the sudo kinds need all of them).
-pub const COMPONENTS: &[&str] = &["root", "sshd", "ssh", "ssh-keygen", "sudo", "useradd"];
+
+/// What a test starting a fleet requires (`require(COMPONENTS)`): the group `@sshfleet`,
+/// which its attribute names as `vigil_missing = "@sshfleet"`.
+pub const COMPONENTS: &[&str] = &["@sshfleet"];
 
 /// How a host behaves, and so what a fleet review must report for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +58,10 @@ pub enum Kind {
     KeyRefused,
     /// `root` logs in but every command is `sleep 3600` (ForceCommand): `timeout`.
     Hangs,
+    /// `root` logs in and commands run, but a `vigil __remote` session reads a
+    /// byte of its request, writes half a line and is killed (ForceCommand),
+    /// as a host that dies mid-run: `error`.
+    Dies,
 }
 
 impl Kind {
@@ -71,6 +87,7 @@ impl Kind {
             Kind::Unreachable => Some("unreachable"),
             Kind::KeyRefused => Some("auth-failed"),
             Kind::Hangs => Some("timeout"),
+            Kind::Dies => Some("error"),
         }
     }
 }
@@ -124,8 +141,8 @@ impl Spec {
     /// copies of the fixture hosts: `web1` (root, fixtures/hosts/web1, group
     /// `web`), `clean` (root, fixtures/hosts/clean, group `web`), `sudo` (through
     /// `sudo -n`, fixtures/hosts/web1), `nosudo`, `down` (nothing listening),
-    /// `refused` (key refused), `hangs` (command never ends); the failing ones
-    /// are in group `broken`.
+    /// `refused` (key refused), `hangs` (command never ends), `dies` (its
+    /// `vigil __remote` killed mid-answer); the failing ones are in group `broken`.
     pub fn standard() -> Spec {
         let fx = crate::fixture_hosts();
         Spec::new()
@@ -141,6 +158,8 @@ impl Spec {
             .host_with_root("refused", Kind::KeyRefused, &fx.join("clean"))
             .in_group("broken")
             .host_with_root("hangs", Kind::Hangs, &fx.join("clean"))
+            .in_group("broken")
+            .host_with_root("dies", Kind::Dies, &fx.join("clean"))
             .in_group("broken")
     }
 
@@ -265,7 +284,7 @@ impl SshFleet {
                 let (alg, blob) = (fields.next().unwrap(), fields.next().unwrap());
                 writeln!(known, "[127.0.0.1]:{port} {alg} {blob}").unwrap();
                 let keys = if h.kind == Kind::KeyRefused { "refused_keys" } else { "authorized_keys" };
-                let cfg = sshd_config(port, &hdir, &dir.join(keys), h.kind == Kind::Hangs);
+                let cfg = sshd_config(port, &hdir, &dir.join(keys), h.kind);
                 std::fs::write(hdir.join("sshd_config"), cfg).unwrap();
                 let child = Command::new("/usr/sbin/sshd")
                     .arg("-D")
@@ -298,6 +317,7 @@ impl SshFleet {
         std::fs::write(dir.join("inventory.ini"), fleet.ini()).unwrap();
         std::fs::write(dir.join("inventory.yml"), fleet.yaml()).unwrap();
         std::fs::write(dir.join("inventory.json"), fleet.json()).unwrap();
+        fleet.write_split();
         fleet
     }
 
@@ -319,6 +339,13 @@ impl SshFleet {
     /// The same inventory as `ansible-inventory --list` prints it.
     pub fn inventory_json(&self) -> PathBuf {
         self.dir.join("inventory.json")
+    }
+
+    /// The same inventory with its variables beside it: `split/inventory.ini` names
+    /// only hosts and groups; `split/host_vars/NAME.yml` and `split/group_vars/fleet.yml`
+    /// hold the variables.
+    pub fn inventory_split(&self) -> PathBuf {
+        self.dir.join("split/inventory.ini")
     }
 
     /// The controller's `ssh_config` (key, known hosts, strict checking, batch mode).
@@ -442,6 +469,25 @@ impl SshFleet {
         s
     }
 
+    fn write_split(&self) {
+        let split = self.dir.join("split");
+        std::fs::create_dir_all(split.join("host_vars")).unwrap();
+        std::fs::create_dir_all(split.join("group_vars")).unwrap();
+        let mut ini =
+            String::from("# A vigil_testkit::sshfleet fleet; variables in host_vars/ and group_vars/.\n[fleet]\n");
+        for h in &self.hosts {
+            writeln!(ini, "{}", h.name).unwrap();
+            let vars: String = self.host_vars(h).iter().map(|(k, v)| format!("{k}: {}\n", yaml_value(k, v))).collect();
+            std::fs::write(split.join("host_vars").join(format!("{}.yml", h.name)), vars).unwrap();
+        }
+        for (g, members) in self.extra_groups() {
+            writeln!(ini, "\n[{g}]\n{}", members.join("\n")).unwrap();
+        }
+        let vars: String = self.group_vars().iter().map(|(k, v)| format!("{k}: {}\n", yaml_value(k, v))).collect();
+        std::fs::write(split.join("group_vars/fleet.yml"), vars).unwrap();
+        std::fs::write(split.join("inventory.ini"), ini).unwrap();
+    }
+
     fn yaml(&self) -> String {
         let mut s = String::from(
             "# A vigil_testkit::sshfleet fleet (real sshd on 127.0.0.1).\nall:\n  children:\n    fleet:\n      hosts:\n",
@@ -478,15 +524,14 @@ impl SshFleet {
         let names: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
         let mut doc = Map::new();
         doc.insert("_meta".into(), json!({ "hostvars": hostvars }));
-        let mut children = vec!["fleet".to_string()];
+        // As ansible-inventory 2.19 prints it: `ungrouped` first among the children, absent when empty.
+        let mut children = vec!["ungrouped".to_string(), "fleet".to_string()];
         doc.insert("fleet".into(), json!({ "hosts": names }));
         for (g, members) in self.extra_groups() {
             doc.insert(g.clone(), json!({ "hosts": members }));
             children.push(g);
         }
-        children.push("ungrouped".into());
         doc.insert("all".into(), json!({ "children": children }));
-        doc.insert("ungrouped".into(), json!({}));
         serde_json::to_string_pretty(&Value::Object(doc)).unwrap() + "\n"
     }
 }
@@ -511,7 +556,7 @@ impl Drop for SshFleet {
 }
 
 /// sshd_config for one host: only what the fleet's kinds need, nothing read from /etc/ssh.
-fn sshd_config(port: u16, hdir: &Path, keys: &Path, hangs: bool) -> String {
+fn sshd_config(port: u16, hdir: &Path, keys: &Path, kind: Kind) -> String {
     let mut s = format!(
         "# One host of a vigil_testkit::sshfleet fleet.\n\
          Port {port}\n\
@@ -537,8 +582,14 @@ fn sshd_config(port: u16, hdir: &Path, keys: &Path, hangs: bool) -> String {
         pid = hdir.join("sshd.pid").display(),
         keys = keys.display(),
     );
-    if hangs {
-        s.push_str("ForceCommand sleep 3600\n");
+    match kind {
+        Kind::Hangs => s.push_str("ForceCommand sleep 3600\n"),
+        // The login shell runs this with the client's command in SSH_ORIGINAL_COMMAND.
+        Kind::Dies => s.push_str(
+            "ForceCommand case \"$SSH_ORIGINAL_COMMAND\" in *__remote*) head -c 1 >/dev/null; \
+             printf '{\"partial'; kill -9 $$;; *) eval \"$SSH_ORIGINAL_COMMAND\";; esac\n",
+        ),
+        _ => {}
     }
     s
 }
