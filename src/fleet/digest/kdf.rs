@@ -5,11 +5,12 @@
 //! Argon2id with the run's key as Argon2's own `secret` input (a keyed KDF: no
 //! one without the key can compute a digest at all), a fixed per-protocol salt
 //! (the digests of one run must be comparable across hosts, so the salt cannot
-//! be random; the random key is what makes every run's digests new) and
-//! OWASP's minimum memory (19 MiB, 2 passes, 1 lane), which costs about 30 ms
-//! per digest on the benchmark machine (BENCHMARKS.md, section 10). Argon2's
-//! working memory, which is derived from the key and the secret, is wiped
-//! after every digest.
+//! be random; the random key is what makes every run's digests new), 19 MiB
+//! of memory (OWASP's minimum for Argon2id), 3 passes and 1 lane: about 25 ms
+//! of CPU per digest on the benchmark machine (BENCHMARKS.md, section 10), 20
+//! to 50 ms being the aim: slow for guessing, cheap for a host's few dozen
+//! secrets. Argon2's working memory, which is derived from the key and the
+//! secret, is wiped after every digest.
 
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use zeroize::{Zeroize, Zeroizing};
@@ -19,7 +20,7 @@ pub const SALT: &[u8] = b"vigil fleet secret digest v1";
 /// Memory per digest, in KiB.
 pub const M_COST_KIB: u32 = 19 * 1024;
 /// Passes over the memory.
-pub const T_COST: u32 = 2;
+pub const T_COST: u32 = 3;
 /// Lanes.
 pub const P_COST: u32 = 1;
 /// Output bytes (the hex digest has twice as many characters).
