@@ -51,6 +51,30 @@ impl Reuse {
         let set: BTreeSet<&str> = self.places.iter().map(|(h, _)| h.as_str()).collect();
         set.into_iter().collect()
     }
+
+    /// What is shared, in words for the report: "a database password", "a Redis password",
+    /// "an account's password hash (copied between servers)", or "a password" when the
+    /// places are of different kinds (a database password that is also Redis's).
+    pub fn what(&self) -> &'static str {
+        let kinds: BTreeSet<&str> = self.places.iter().map(|(_, p)| kind_of(p)).collect();
+        match kinds.into_iter().collect::<Vec<_>>()[..] {
+            [one] => one,
+            _ => "a password",
+        }
+    }
+}
+
+/// The kind of secret at a place [`collect`] names.
+fn kind_of(place: &str) -> &'static str {
+    if place.ends_with(" DB_PASSWORD") {
+        "a database password"
+    } else if place.starts_with("/etc/shadow ") {
+        "an account's password hash (copied between servers)"
+    } else if place.contains("redis") {
+        "a Redis password"
+    } else {
+        "a password"
+    }
 }
 
 /// This run's key for the keyed digests: random, held in memory only, wiped when dropped.

@@ -76,6 +76,25 @@ fn one_secret_on_two_hosts_is_one_reuse_naming_both() {
         }]
     );
     assert_eq!(r[0].hosts(), ["web1", "web2"]);
+    assert_eq!(r[0].what(), "a database password");
+}
+
+#[test]
+fn a_reuse_says_what_is_shared() {
+    let reuse =
+        |p: &[&str]| Reuse { places: p.iter().enumerate().map(|(i, p)| (format!("h{i}"), p.to_string())).collect() };
+    assert_eq!(
+        reuse(&["/etc/shadow root", "/etc/shadow root"]).what(),
+        "an account's password hash (copied between servers)"
+    );
+    assert_eq!(
+        reuse(&["/etc/redis/redis.conf requirepass", "/etc/redis/redis.conf user app"]).what(),
+        "a Redis password"
+    );
+    assert_eq!(
+        reuse(&["/var/www/a/wp-config.php DB_PASSWORD", "/etc/redis/redis.conf requirepass"]).what(),
+        "a password"
+    );
 }
 
 #[test]
@@ -208,6 +227,38 @@ fn a_fleet_run_in_json_carries_no_digest() {
     // What comes back from JSON (history, a saved report) has no digests to compare.
     let back: FleetRun = serde_json::from_str(&json).unwrap();
     assert!(reused(&back.hosts).is_empty());
+}
+
+#[test]
+fn hostile_config_files_neither_hang_the_host_nor_give_up_their_password() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("web1");
+    copy_web1(&root);
+    // client2's wp-config.php becomes a FIFO no one writes to: opening it would block forever.
+    let fifo = root.join("home/client2/public_html/wp-config.php");
+    std::fs::remove_file(&fifo).unwrap();
+    let st = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    // The shop's is 1.5 GiB (sparse), its DB_PASSWORD past the 1 MiB a config read takes.
+    let shop = root.join("var/www/shop/wp-config.php");
+    let text = std::fs::read_to_string(&shop).unwrap().replace("Client1-2024!", "Beyond-The-Cap-pw");
+    let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(&shop).unwrap();
+    std::io::Write::write_all(&mut f, b"<?php\n/*").unwrap();
+    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(3 << 29)).unwrap();
+    std::io::Write::write_all(&mut f, format!("*/\n{}", text.trim_start_matches("<?php")).as_bytes()).unwrap();
+    drop(f);
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let host = Host::at(&root);
+    let key = run_key();
+    let key_bytes = key.bytes().to_vec();
+    std::thread::spawn(move || tx.send(collect(&host, &key_bytes)).unwrap());
+    let d = rx.recv_timeout(std::time::Duration::from_secs(120)).expect("collect hung on a hostile wp-config.php");
+    let places: Vec<&str> = d.iter().map(|x| x.place.as_str()).collect();
+    assert!(!places.iter().any(|p| p.contains("client2") || p.contains("/var/www/shop/")), "{places:?}");
+    // The rest of the host is still digested.
+    assert!(places.contains(&"/srv/www/client3/db-config.php DB_PASSWORD"), "{places:?}");
+    assert!(!format!("{d:?}").contains("Beyond-The-Cap-pw"));
 }
 
 /// A private copy of the fixture host `web1` at `dst`.
