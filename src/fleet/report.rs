@@ -369,12 +369,16 @@ fn when(t: &Option<String>) -> String {
     t.as_deref().map(|t| t.chars().take(10).collect()).unwrap_or_else(|| "never".into())
 }
 
-fn since_cell(r: &HostRow) -> (String, String) {
-    match (&r.since, r.failed()) {
+/// A row's numbers as every format shows them: critical, high, medium and low (`-` for a
+/// failed host), then new and resolved (`first` on a host's first review).
+fn cells(r: &HostRow) -> [String; 6] {
+    let c = |s: Severity| if r.failed() { "-".to_string() } else { r.count(s).to_string() };
+    let (new, resolved) = match (&r.since, r.failed()) {
         (_, true) => ("-".into(), "-".into()),
         (None, false) => ("first".into(), "-".into()),
         (Some(_), false) => (r.new.to_string(), r.resolved.to_string()),
-    }
+    };
+    [c(Severity::Critical), c(Severity::High), c(Severity::Medium), c(Severity::Low), new, resolved]
 }
 
 /// Plain text: the hosts, the fleet-wide rows, then each host's review.
@@ -397,17 +401,16 @@ pub fn text(rep: &Report) -> String {
         "host", "status", "crit", "high", "med", "low", "new", "resolved"
     );
     for r in &rep.rows {
-        let c = |s: Severity| if r.failed() { "-".to_string() } else { r.count(s).to_string() };
-        let (new, resolved) = since_cell(r);
+        let [crit, high, med, low, new, resolved] = cells(r);
         let _ = writeln!(
             o,
             "  {:<w$}  {:<12} {:>4} {:>4} {:>4} {:>4}  {:>5} {:>8}  {}{}",
             r.host,
             r.status,
-            c(Severity::Critical),
-            c(Severity::High),
-            c(Severity::Medium),
-            c(Severity::Low),
+            crit,
+            high,
+            med,
+            low,
             new,
             resolved,
             when(&r.last_review),
@@ -476,8 +479,7 @@ pub fn markdown(rep: &Report) -> String {
         "## Hosts\n\n| host | status | critical | high | medium | low | new | resolved | last review |\n|---|---|---|---|---|---|---|---|---|"
     );
     for r in &rep.rows {
-        let c = |s: Severity| if r.failed() { "-".to_string() } else { r.count(s).to_string() };
-        let (new, resolved) = since_cell(r);
+        let [crit, high, med, low, new, resolved] = cells(r);
         let status = match &r.detail {
             Some(d) => format!("**{}**: {}", r.status, md_escape(d)),
             None => r.status.clone(),
@@ -486,10 +488,10 @@ pub fn markdown(rep: &Report) -> String {
             o,
             "| {} | {status} | {} | {} | {} | {} | {new} | {resolved} | {}{} |",
             md_escape(&r.host),
-            c(Severity::Critical),
-            c(Severity::High),
-            c(Severity::Medium),
-            c(Severity::Low),
+            crit,
+            high,
+            med,
+            low,
             when(&r.last_review),
             if r.overdue { " **overdue**" } else { "" }
         );
@@ -560,8 +562,7 @@ pub fn html(rep: &Report) -> String {
          <th>medium</th><th>low</th><th>new</th><th>resolved</th><th>last review</th></tr>",
     );
     for (i, r) in rep.rows.iter().enumerate() {
-        let c = |s: Severity| if r.failed() { "-".to_string() } else { r.count(s).to_string() };
-        let (new, resolved) = since_cell(r);
+        let [crit, high, med, low, new, resolved] = cells(r);
         let name = if r.failed() { esc(&r.host) } else { format!("<a href=\"#host-{i}\">{}</a>", esc(&r.host)) };
         let detail = r.detail.as_deref().map(|d| format!("<div class=\"ev\">{}</div>", esc(d))).unwrap_or_default();
         let _ = write!(
@@ -570,10 +571,10 @@ pub fn html(rep: &Report) -> String {
              <td>{new}</td><td>{resolved}</td><td>{}{}</td></tr>",
             badge(&r.status),
             esc(&r.status),
-            c(Severity::Critical),
-            c(Severity::High),
-            c(Severity::Medium),
-            c(Severity::Low),
+            crit,
+            high,
+            med,
+            low,
             esc(&when(&r.last_review)),
             if r.overdue { " <span class=\"badge high\">overdue</span>" } else { "" }
         );
