@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use vigil::fleet::Inventory;
 use vigil::fleet::outcome::Reason;
-use vigil::fleet::proto::{Exchange, Request};
+use vigil::fleet::proto::{Exchange, Request, Response};
 use vigil::fleet::ssh::Ssh;
 use vigil_testkit::sshfleet::{Kind, Spec, SshFleet};
 
@@ -227,4 +227,49 @@ fn each_broken_host_is_named_by_its_reason() {
     let f = ssh.exchange(&t, &review, soon(180)).unwrap_err();
     assert_eq!(f.reason, Reason::Error, "{f:?}");
     assert!(f.detail.contains("forwards the SSH agent"), "{f:?}");
+}
+
+#[test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "sshd",
+        vigil_missing = "ssh",
+        vigil_missing = "ssh-keygen",
+        vigil_missing = "sudo",
+        vigil_missing = "useradd"
+    ),
+    ignore = "needs root, sshd, ssh, ssh-keygen, sudo, useradd (.ci/packages/ssh.txt)"
+)]
+fn a_review_comes_back_over_ssh_as_root_and_through_sudo_with_the_controllers_feed() {
+    vigil_testkit::require(vigil_testkit::sshfleet::COMPONENTS);
+    let fx = vigil_testkit::fixture_hosts();
+    let fleet = SshFleet::start(&Spec::new().host_with_root("web1", Kind::Root, &fx.join("web1")).host_with_root(
+        "sudo",
+        Kind::Sudo,
+        &fx.join("web1"),
+    ));
+    let inv = Inventory::load(&fleet.inventory_ini()).unwrap();
+    let feed =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/wordfence/feed-sample.json")).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let ssh = ssh(state.path()).with_feed(feed.clone());
+    for name in ["web1", "sudo"] {
+        // The host's own vigil is this build (the push is the other test's subject).
+        let mut t = inv.target(name).unwrap();
+        t.vigil_path = Some(vigil_bin().display().to_string());
+        let request = Request::Review { root: t.root.clone(), key: None, feed_bytes: feed.len() as u64 };
+        let answer = ssh.exchange(&t, &request, soon(300)).unwrap_or_else(|f| panic!("{name}: {f:?}"));
+        let Response::Review { review, .. } = answer else { panic!("{name}: {answer:?}") };
+        let ids: Vec<&str> = review.findings.iter().map(|f| f.id.as_str()).collect();
+        // The sample feed marks the shop's WooCommerce: the host judged with the controller's feed.
+        assert!(ids.contains(&"updates.vulnerable-plugin"), "{name}: {ids:?}");
+        assert!(!ids.contains(&"updates.no-vuln-feed"), "{name}: {ids:?}");
+    }
+
+    // A request announcing a feed the transport does not hold is refused before any connection.
+    let t = inv.target("web1").unwrap();
+    let wrong = Request::Review { root: None, key: None, feed_bytes: feed.len() as u64 + 1 };
+    let f = ssh.exchange(&t, &wrong, soon(60)).unwrap_err();
+    assert_eq!(f.reason, Reason::Error, "{f:?}");
 }
