@@ -40,20 +40,10 @@ fn masters_under(dir: &Path) -> Vec<String> {
 }
 
 #[test]
-#[cfg_attr(
-    any(
-        vigil_missing = "root",
-        vigil_missing = "sshd",
-        vigil_missing = "ssh",
-        vigil_missing = "ssh-keygen",
-        vigil_missing = "sudo",
-        vigil_missing = "useradd"
-    ),
-    ignore = "needs root, sshd, ssh, ssh-keygen, sudo, useradd (.ci/packages/ssh.txt)"
-)]
+#[cfg_attr(vigil_missing = "@sshfleet", ignore = "needs @sshfleet: root, sshd, ssh, sudo (.ci/packages/ssh.txt)")]
 // One test, in order: the hosts are this machine, so every push lands in the same directory.
 fn vigil_is_pushed_once_verified_and_private_and_a_hosts_own_is_used_only_at_our_version() {
-    vigil_testkit::require(vigil_testkit::sshfleet::COMPONENTS);
+    vigil_testkit::require(&["@sshfleet"]);
     let fleet = SshFleet::start(&Spec::new().host("web1", Kind::Root).host("sudo", Kind::Sudo));
     let inv = Inventory::load(&fleet.inventory_ini()).unwrap();
     let (web1, sudo) = (inv.target("web1").unwrap(), inv.target("sudo").unwrap());
@@ -132,25 +122,16 @@ fn vigil_is_pushed_once_verified_and_private_and_a_hosts_own_is_used_only_at_our
 }
 
 #[test]
-#[cfg_attr(
-    any(
-        vigil_missing = "root",
-        vigil_missing = "sshd",
-        vigil_missing = "ssh",
-        vigil_missing = "ssh-keygen",
-        vigil_missing = "sudo",
-        vigil_missing = "useradd"
-    ),
-    ignore = "needs root, sshd, ssh, ssh-keygen, sudo, useradd (.ci/packages/ssh.txt)"
-)]
+#[cfg_attr(vigil_missing = "@sshfleet", ignore = "needs @sshfleet: root, sshd, ssh, sudo (.ci/packages/ssh.txt)")]
 fn each_broken_host_is_named_by_its_reason() {
-    vigil_testkit::require(vigil_testkit::sshfleet::COMPONENTS);
+    vigil_testkit::require(&["@sshfleet"]);
     let fleet = SshFleet::start(
         &Spec::new()
             .host("nosudo", Kind::NoSudo)
             .host("down", Kind::Unreachable)
             .host("refused", Kind::KeyRefused)
             .host("hangs", Kind::Hangs)
+            .host("dies", Kind::Dies)
             .host("web1", Kind::Root),
     );
     let inv = Inventory::load(&fleet.inventory_ini()).unwrap();
@@ -178,6 +159,11 @@ fn each_broken_host_is_named_by_its_reason() {
     assert_eq!(f.reason, Reason::Timeout, "{f:?}");
     let took = started.elapsed();
     assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(5), "{took:?}");
+
+    // The remote vigil dies mid-answer: an error, with what little is known.
+    let f = fail("dies", soon(180));
+    assert_eq!(f.reason, Reason::Error, "{f:?}");
+    assert!(f.detail.contains("ended without an answer"), "{f:?}");
 
     // The remote vigil itself hangs (the connection is fine): stopped at the deadline here,
     // and on the host too, where the end of the connection alone would not stop it.
@@ -230,19 +216,9 @@ fn each_broken_host_is_named_by_its_reason() {
 }
 
 #[test]
-#[cfg_attr(
-    any(
-        vigil_missing = "root",
-        vigil_missing = "sshd",
-        vigil_missing = "ssh",
-        vigil_missing = "ssh-keygen",
-        vigil_missing = "sudo",
-        vigil_missing = "useradd"
-    ),
-    ignore = "needs root, sshd, ssh, ssh-keygen, sudo, useradd (.ci/packages/ssh.txt)"
-)]
+#[cfg_attr(vigil_missing = "@sshfleet", ignore = "needs @sshfleet: root, sshd, ssh, sudo (.ci/packages/ssh.txt)")]
 fn a_review_comes_back_over_ssh_as_root_and_through_sudo_with_the_controllers_feed() {
-    vigil_testkit::require(vigil_testkit::sshfleet::COMPONENTS);
+    vigil_testkit::require(&["@sshfleet"]);
     let fx = vigil_testkit::fixture_hosts();
     let fleet = SshFleet::start(&Spec::new().host_with_root("web1", Kind::Root, &fx.join("web1")).host_with_root(
         "sudo",
