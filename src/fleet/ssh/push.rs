@@ -9,7 +9,8 @@
 //! controller's executable goes over the same SSH connection on stdin (no scp,
 //! no sftp) to a temporary name in that directory, the host checks its SHA-256
 //! with `sha256sum`, runs its `--version` (which fails on a `noexec` mount,
-//! reported as such), and renames it to `vigil-<sha256>`. The directory is
+//! reported as such), and renames it to `vigil-<sha256>`; other versions pushed
+//! there more than two days before are removed, so upgrades do not pile up. The directory is
 //! `/var/lib/vigil/fleet/bin` as root (through `sudo -n` with
 //! `ansible_become`), `~/.cache/vigil/fleet/bin` for a login user without it;
 //! every directory on the way must belong to that user and be writable by no
@@ -70,6 +71,7 @@ v=$("$tmp" --version 2>&1); rc=$?
 [ "$rc" = 126 ] && fail "cannot execute $tmp: the filesystem of $dir is mounted noexec ($v)"
 [ "$v" = "$want" ] || fail "the pushed binary does not run here (status $rc): $v"
 mv -f -- "$tmp" "$dir/vigil-$sum" || fail "cannot rename $tmp"
+find "$dir" -maxdepth 1 -type f -name 'vigil-*' ! -name "vigil-$sum" -mtime +1 -exec rm -f -- {} + 2>/dev/null
 echo "pushed=$dir/vigil-$sum"
 "#;
 
@@ -210,6 +212,32 @@ mod tests {
         }
         let (_, out, _) = sh(&probe_script(), home, &[&sum, "", "vigil 9.9.9"], b"");
         assert_eq!(parse_probe(&out).unwrap().cached, Some(path));
+    }
+
+    #[test]
+    fn a_push_removes_versions_pushed_days_ago_and_keeps_recent_ones() {
+        let home = home();
+        let dir = home.path().join(".cache/vigil/fleet/bin");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (old, recent) = (dir.join("vigil-0000"), dir.join("vigil-1111"));
+        for f in [&old, &recent] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        let three_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86400);
+        std::fs::File::options().write(true).open(&old).unwrap().set_modified(three_days_ago).unwrap();
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            for d in [".cache", ".cache/vigil", ".cache/vigil/fleet", ".cache/vigil/fleet/bin"] {
+                std::os::unix::fs::chown(home.path().join(d), Some(65534), Some(65534)).unwrap();
+            }
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        let bin = fake_vigil("vigil 9.9.9");
+        let (code, _, err) = sh(&push_script(), home.path(), &[&sha(&bin), "vigil 9.9.9"], &bin);
+        assert_eq!(code, 0, "{err}");
+        assert!(!old.exists(), "a version pushed three days ago is left");
+        assert!(recent.exists(), "a version pushed today was removed (another controller may be using it)");
+        assert!(dir.join(format!("vigil-{}", sha(&bin))).exists());
     }
 
     #[test]
