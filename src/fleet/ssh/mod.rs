@@ -143,24 +143,9 @@ impl Ssh {
             ["sh", "-c", &push::probe_script(), "vigil-probe", &self.local.sha256, &vigil_path, &self.local.version];
         let out = self.run(t, &self.remote_command(t, &words), Vec::new(), deadline, SMALL_MAX)?;
         let probe = push::parse_probe(&out)?;
-        let ours = std::env::consts::ARCH;
-        if push::rust_arch(&probe.arch) != ours {
-            return Err(failure(
-                Reason::Unsupported,
-                &format!("the host is {}, this vigil is built for {ours}: nothing was attempted", probe.arch),
-            ));
-        }
-        if t.become_root && probe.uid != 0 {
-            return Err(failure(Reason::NoSudo, &format!("`sudo -n` ran the probe as uid {}, not root", probe.uid)));
-        }
-        if let Some(path) = probe.installed {
-            return Ok(RemoteVigil { path, pushed: false, installed: true });
-        }
-        if let Some(path) = probe.cached {
-            return Ok(RemoteVigil { path, pushed: false, installed: false });
-        }
-        if let Some(why) = probe.unfit {
-            return Err(failure(Reason::Error, &format!("{why}: refusing to put vigil there")));
+        match push::decide(probe, t.become_root, std::env::consts::ARCH)? {
+            push::Decision::Use(found) => return Ok(found),
+            push::Decision::Push => {}
         }
         let words = ["sh", "-c", &push::push_script(), "vigil-push", &self.local.sha256, &self.local.version];
         let input = vec![Input::File(self.local.path.clone())];

@@ -18,6 +18,7 @@
 
 use crate::fleet::outcome::{Failure, Reason};
 
+use super::RemoteVigil;
 use super::classify::failure;
 
 /// Where binaries go and how a directory is judged, shared by both scripts.
@@ -115,6 +116,39 @@ pub(crate) fn parse_probe(out: &str) -> Result<Probe, Failure> {
         installed: get("installed"),
         cached: get("cached"),
     })
+}
+
+/// What to do after the probe.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// This vigil answers (the host's own, or ours already pushed).
+    Use(RemoteVigil),
+    /// Ours must be pushed.
+    Push,
+}
+
+/// Judge the probe of a host reached as root (`become_root`: it must have run as root)
+/// by a controller built for `ours` (`std::env::consts::ARCH`).
+pub(crate) fn decide(probe: Probe, become_root: bool, ours: &str) -> Result<Decision, Failure> {
+    if rust_arch(&probe.arch) != ours {
+        return Err(failure(
+            Reason::Unsupported,
+            &format!("the host is {}, this vigil is built for {ours}: nothing was attempted", probe.arch),
+        ));
+    }
+    if become_root && probe.uid != 0 {
+        return Err(failure(Reason::NoSudo, &format!("`sudo -n` ran the probe as uid {}, not root", probe.uid)));
+    }
+    if let Some(path) = probe.installed {
+        return Ok(Decision::Use(RemoteVigil { path, pushed: false, installed: true }));
+    }
+    if let Some(path) = probe.cached {
+        return Ok(Decision::Use(RemoteVigil { path, pushed: false, installed: false }));
+    }
+    if let Some(why) = probe.unfit {
+        return Err(failure(Reason::Error, &format!("{why}: refusing to put vigil there")));
+    }
+    Ok(Decision::Push)
 }
 
 /// `uname -m` in Rust's words (`std::env::consts::ARCH`).
@@ -329,6 +363,43 @@ mod tests {
         assert_eq!(rust_arch("armv7l"), "arm");
         assert_eq!(rust_arch("i686"), "x86");
         assert_eq!(rust_arch("riscv64"), "riscv64");
+    }
+
+    #[test]
+    fn the_probe_decides_unsupported_no_sudo_use_or_push() {
+        let probe = |arch: &str, uid: u32| Probe {
+            arch: arch.into(),
+            uid,
+            dir: "/var/lib/vigil/fleet/bin".into(),
+            unfit: None,
+            installed: None,
+            cached: None,
+        };
+        // Another architecture: nothing is attempted, whatever else the host has.
+        let mut p = probe("aarch64", 0);
+        p.installed = Some("/usr/local/bin/vigil".into());
+        let f = decide(p, false, "x86_64").unwrap_err();
+        assert_eq!(f.reason, Reason::Unsupported);
+        assert!(f.detail.contains("the host is aarch64") && f.detail.contains("x86_64"), "{}", f.detail);
+        assert_eq!(decide(probe("arm64", 0), false, "aarch64").unwrap(), Decision::Push);
+        // sudo that did not make us root.
+        assert_eq!(decide(probe("x86_64", 1000), true, "x86_64").unwrap_err().reason, Reason::NoSudo);
+        // The host's own vigil of our version first, then ours already there, then a push.
+        let mut p = probe("x86_64", 0);
+        p.installed = Some("/usr/local/bin/vigil".into());
+        p.cached = Some("/var/lib/vigil/fleet/bin/vigil-ab".into());
+        let Decision::Use(r) = decide(p.clone(), true, "x86_64").unwrap() else { panic!() };
+        assert_eq!((r.path.as_str(), r.installed), ("/usr/local/bin/vigil", true));
+        p.installed = None;
+        let Decision::Use(r) = decide(p.clone(), true, "x86_64").unwrap() else { panic!() };
+        assert_eq!((r.path.as_str(), r.installed, r.pushed), ("/var/lib/vigil/fleet/bin/vigil-ab", false, false));
+        p.cached = None;
+        assert_eq!(decide(p.clone(), true, "x86_64").unwrap(), Decision::Push);
+        // A directory unfit for it: refused, not pushed.
+        p.unfit = Some("/var/lib/vigil/fleet/bin belongs to another user (owner and mode: 1000 700)".into());
+        let f = decide(p, true, "x86_64").unwrap_err();
+        assert_eq!(f.reason, Reason::Error);
+        assert!(f.detail.contains("refusing to put vigil there"), "{}", f.detail);
     }
 
     #[test]
