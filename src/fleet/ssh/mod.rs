@@ -143,24 +143,9 @@ impl Ssh {
             ["sh", "-c", &push::probe_script(), "vigil-probe", &self.local.sha256, &vigil_path, &self.local.version];
         let out = self.run(t, &self.remote_command(t, &words), Vec::new(), deadline, SMALL_MAX)?;
         let probe = push::parse_probe(&out)?;
-        let ours = std::env::consts::ARCH;
-        if push::rust_arch(&probe.arch) != ours {
-            return Err(failure(
-                Reason::Unsupported,
-                &format!("the host is {}, this vigil is built for {ours}: nothing was attempted", probe.arch),
-            ));
-        }
-        if t.become_root && probe.uid != 0 {
-            return Err(failure(Reason::NoSudo, &format!("`sudo -n` ran the probe as uid {}, not root", probe.uid)));
-        }
-        if let Some(path) = probe.installed {
-            return Ok(RemoteVigil { path, pushed: false, installed: true });
-        }
-        if let Some(path) = probe.cached {
-            return Ok(RemoteVigil { path, pushed: false, installed: false });
-        }
-        if let Some(why) = probe.unfit {
-            return Err(failure(Reason::Error, &format!("{why}: refusing to put vigil there")));
+        match push::decide(probe, t.become_root, std::env::consts::ARCH)? {
+            push::Decision::Use(found) => return Ok(found),
+            push::Decision::Push => {}
         }
         let words = ["sh", "-c", &push::push_script(), "vigil-push", &self.local.sha256, &self.local.version];
         let input = vec![Input::File(self.local.path.clone())];
@@ -300,25 +285,25 @@ impl Drop for Ssh {
     fn drop(&mut self) {
         let opened = std::mem::take(self.opened.get_mut().unwrap_or_else(PoisonError::into_inner));
         let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        for control in opened {
-            if std::fs::symlink_metadata(&control).is_err() {
-                continue;
-            }
-            let args = vec![
-                "-o".to_string(),
-                format!("ControlPath={}", control.display()),
-                "-O".into(),
-                "exit".into(),
-                "vigil-fleet".into(),
-            ];
-            let _ = process::run(
-                &self.program,
-                &args,
-                &env,
-                Vec::new(),
-                Instant::now() + Duration::from_secs(3),
-                SMALL_MAX,
-            );
+        let live: Vec<&PathBuf> = opened.iter().filter(|c| std::fs::symlink_metadata(c).is_ok()).collect();
+        // A few dozen at a time, each given 3 s: a fleet of hundreds closes in seconds.
+        for chunk in live.chunks(32) {
+            let deadline = Instant::now() + Duration::from_secs(3);
+            std::thread::scope(|s| {
+                for control in chunk {
+                    let (program, env) = (&self.program, &env);
+                    s.spawn(move || {
+                        let args = vec![
+                            "-o".to_string(),
+                            format!("ControlPath={}", control.display()),
+                            "-O".into(),
+                            "exit".into(),
+                            "vigil-fleet".into(),
+                        ];
+                        let _ = process::run(program, &args, env, Vec::new(), deadline, SMALL_MAX);
+                    });
+                }
+            });
         }
     }
 }

@@ -9,7 +9,8 @@
 //! controller's executable goes over the same SSH connection on stdin (no scp,
 //! no sftp) to a temporary name in that directory, the host checks its SHA-256
 //! with `sha256sum`, runs its `--version` (which fails on a `noexec` mount,
-//! reported as such), and renames it to `vigil-<sha256>`. The directory is
+//! reported as such), and renames it to `vigil-<sha256>`; other versions pushed
+//! there more than two days before are removed, so upgrades do not pile up. The directory is
 //! `/var/lib/vigil/fleet/bin` as root (through `sudo -n` with
 //! `ansible_become`), `~/.cache/vigil/fleet/bin` for a login user without it;
 //! every directory on the way must belong to that user and be writable by no
@@ -17,6 +18,7 @@
 
 use crate::fleet::outcome::{Failure, Reason};
 
+use super::RemoteVigil;
 use super::classify::failure;
 
 /// Where binaries go and how a directory is judged, shared by both scripts.
@@ -70,6 +72,7 @@ v=$("$tmp" --version 2>&1); rc=$?
 [ "$rc" = 126 ] && fail "cannot execute $tmp: the filesystem of $dir is mounted noexec ($v)"
 [ "$v" = "$want" ] || fail "the pushed binary does not run here (status $rc): $v"
 mv -f -- "$tmp" "$dir/vigil-$sum" || fail "cannot rename $tmp"
+find "$dir" -maxdepth 1 -type f -name 'vigil-*' ! -name "vigil-$sum" -mtime +1 -exec rm -f -- {} + 2>/dev/null
 echo "pushed=$dir/vigil-$sum"
 "#;
 
@@ -113,6 +116,39 @@ pub(crate) fn parse_probe(out: &str) -> Result<Probe, Failure> {
         installed: get("installed"),
         cached: get("cached"),
     })
+}
+
+/// What to do after the probe.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// This vigil answers (the host's own, or ours already pushed).
+    Use(RemoteVigil),
+    /// Ours must be pushed.
+    Push,
+}
+
+/// Judge the probe of a host reached as root (`become_root`: it must have run as root)
+/// by a controller built for `ours` (`std::env::consts::ARCH`).
+pub(crate) fn decide(probe: Probe, become_root: bool, ours: &str) -> Result<Decision, Failure> {
+    if rust_arch(&probe.arch) != ours {
+        return Err(failure(
+            Reason::Unsupported,
+            &format!("the host is {}, this vigil is built for {ours}: nothing was attempted", probe.arch),
+        ));
+    }
+    if become_root && probe.uid != 0 {
+        return Err(failure(Reason::NoSudo, &format!("`sudo -n` ran the probe as uid {}, not root", probe.uid)));
+    }
+    if let Some(path) = probe.installed {
+        return Ok(Decision::Use(RemoteVigil { path, pushed: false, installed: true }));
+    }
+    if let Some(path) = probe.cached {
+        return Ok(Decision::Use(RemoteVigil { path, pushed: false, installed: false }));
+    }
+    if let Some(why) = probe.unfit {
+        return Err(failure(Reason::Error, &format!("{why}: refusing to put vigil there")));
+    }
+    Ok(Decision::Push)
 }
 
 /// `uname -m` in Rust's words (`std::env::consts::ARCH`).
@@ -213,6 +249,32 @@ mod tests {
     }
 
     #[test]
+    fn a_push_removes_versions_pushed_days_ago_and_keeps_recent_ones() {
+        let home = home();
+        let dir = home.path().join(".cache/vigil/fleet/bin");
+        std::fs::create_dir_all(&dir).unwrap();
+        let (old, recent) = (dir.join("vigil-0000"), dir.join("vigil-1111"));
+        for f in [&old, &recent] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        let three_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86400);
+        std::fs::File::options().write(true).open(&old).unwrap().set_modified(three_days_ago).unwrap();
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            for d in [".cache", ".cache/vigil", ".cache/vigil/fleet", ".cache/vigil/fleet/bin"] {
+                std::os::unix::fs::chown(home.path().join(d), Some(65534), Some(65534)).unwrap();
+            }
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        let bin = fake_vigil("vigil 9.9.9");
+        let (code, _, err) = sh(&push_script(), home.path(), &[&sha(&bin), "vigil 9.9.9"], &bin);
+        assert_eq!(code, 0, "{err}");
+        assert!(!old.exists(), "a version pushed three days ago is left");
+        assert!(recent.exists(), "a version pushed today was removed (another controller may be using it)");
+        assert!(dir.join(format!("vigil-{}", sha(&bin))).exists());
+    }
+
+    #[test]
     fn a_damaged_transfer_is_not_installed() {
         let home = home();
         let bin = fake_vigil("vigil 9.9.9");
@@ -301,6 +363,43 @@ mod tests {
         assert_eq!(rust_arch("armv7l"), "arm");
         assert_eq!(rust_arch("i686"), "x86");
         assert_eq!(rust_arch("riscv64"), "riscv64");
+    }
+
+    #[test]
+    fn the_probe_decides_unsupported_no_sudo_use_or_push() {
+        let probe = |arch: &str, uid: u32| Probe {
+            arch: arch.into(),
+            uid,
+            dir: "/var/lib/vigil/fleet/bin".into(),
+            unfit: None,
+            installed: None,
+            cached: None,
+        };
+        // Another architecture: nothing is attempted, whatever else the host has.
+        let mut p = probe("aarch64", 0);
+        p.installed = Some("/usr/local/bin/vigil".into());
+        let f = decide(p, false, "x86_64").unwrap_err();
+        assert_eq!(f.reason, Reason::Unsupported);
+        assert!(f.detail.contains("the host is aarch64") && f.detail.contains("x86_64"), "{}", f.detail);
+        assert_eq!(decide(probe("arm64", 0), false, "aarch64").unwrap(), Decision::Push);
+        // sudo that did not make us root.
+        assert_eq!(decide(probe("x86_64", 1000), true, "x86_64").unwrap_err().reason, Reason::NoSudo);
+        // The host's own vigil of our version first, then ours already there, then a push.
+        let mut p = probe("x86_64", 0);
+        p.installed = Some("/usr/local/bin/vigil".into());
+        p.cached = Some("/var/lib/vigil/fleet/bin/vigil-ab".into());
+        let Decision::Use(r) = decide(p.clone(), true, "x86_64").unwrap() else { panic!() };
+        assert_eq!((r.path.as_str(), r.installed), ("/usr/local/bin/vigil", true));
+        p.installed = None;
+        let Decision::Use(r) = decide(p.clone(), true, "x86_64").unwrap() else { panic!() };
+        assert_eq!((r.path.as_str(), r.installed, r.pushed), ("/var/lib/vigil/fleet/bin/vigil-ab", false, false));
+        p.cached = None;
+        assert_eq!(decide(p.clone(), true, "x86_64").unwrap(), Decision::Push);
+        // A directory unfit for it: refused, not pushed.
+        p.unfit = Some("/var/lib/vigil/fleet/bin belongs to another user (owner and mode: 1000 700)".into());
+        let f = decide(p, true, "x86_64").unwrap_err();
+        assert_eq!(f.reason, Reason::Error);
+        assert!(f.detail.contains("refusing to put vigil there"), "{}", f.detail);
     }
 
     #[test]
