@@ -39,7 +39,7 @@ fn reviewed(name: &str, digests: Vec<SecretDigest>) -> HostOutcome {
 /// Digests computed the way a host does, for secrets given by hand.
 fn digests(key: &RunKey, secrets: &[(&str, &str)]) -> Vec<SecretDigest> {
     let found = secrets.iter().map(|(place, s)| Found::new(place.to_string(), s.to_string())).collect();
-    digest_all(found, key.bytes())
+    digest_all(found, key.bytes(), BUDGET)
 }
 
 fn places(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -168,6 +168,25 @@ fn a_place_never_carries_its_secret_and_empty_secrets_are_skipped() {
     std::fs::write(root.path().join("etc/shadow"), "guest::19402:0:99999:7:::\nroot:$6$s$h:1::::::\n").unwrap();
     let d = collect(&Host::at(root.path()), key.bytes());
     assert_eq!(d.iter().map(|x| x.place.as_str()).collect::<Vec<_>>(), ["/etc/shadow root"]);
+}
+
+#[test]
+fn root_s_secrets_come_before_the_sites_and_the_budget_bounds_the_work() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("web1");
+    copy_web1(&root);
+    std::fs::create_dir_all(root.join("etc/redis")).unwrap();
+    std::fs::write(root.join("etc/redis/redis.conf"), "requirepass Redis-pw-1\n").unwrap();
+    let ctx = Ctx::new(Host::at(&root));
+    let found: Vec<String> = secrets(&ctx).into_iter().map(|f| f.place).collect();
+    let first_site = found.iter().position(|p| p.ends_with("DB_PASSWORD")).unwrap();
+    assert!(found[..first_site].iter().any(|p| p == "/etc/shadow root"), "{found:?}");
+    assert!(found[..first_site].iter().any(|p| p == "/etc/redis/redis.conf requirepass"), "{found:?}");
+    assert!(found[first_site..].iter().all(|p| p.ends_with("DB_PASSWORD")), "{found:?}");
+    // No time left: nothing is digested, and nothing hangs.
+    let key = run_key();
+    assert!(digest_all(secrets(&ctx), key.bytes(), Duration::ZERO).is_empty());
+    assert_eq!(digest_all(secrets(&ctx), key.bytes(), BUDGET).len(), found.len());
 }
 
 #[test]
