@@ -280,6 +280,31 @@ fn hostile_config_files_neither_hang_the_host_nor_give_up_their_password() {
     assert!(!format!("{d:?}").contains("Beyond-The-Cap-pw"));
 }
 
+#[test]
+#[cfg_attr(vigil_missing = "root", ignore = "needs root (chown)")]
+fn a_tenant_cannot_have_another_tenant_s_password_digested_as_its_own() {
+    vigil_testkit::require(&["root"]);
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("web1");
+    copy_web1(&root);
+    let chown = |uid: u32, rel: &str| {
+        let st = std::process::Command::new("chown").arg("-R").arg(format!("{uid}:{uid}")).arg(root.join(rel)).status();
+        assert!(st.unwrap().success());
+    };
+    chown(2001, "var/www/shop");
+    chown(2002, "home/client2/public_html");
+    // client2 points its wp-config.php at the shop's (another user's file).
+    let link = root.join("home/client2/public_html/wp-config.php");
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink("/var/www/shop/wp-config.php", &link).unwrap();
+    let d = collect(&Host::at(&root), run_key().bytes());
+    let places: Vec<&str> = d.iter().map(|x| x.place.as_str()).collect();
+    assert!(places.contains(&"/var/www/shop/wp-config.php DB_PASSWORD"), "the shop's own: {places:?}");
+    assert!(!places.iter().any(|p| p.contains("client2")), "{places:?}");
+    let shop = d.iter().find(|x| x.place == "/var/www/shop/wp-config.php DB_PASSWORD").unwrap();
+    assert_eq!(d.iter().filter(|x| x.digest == shop.digest).count(), 1, "{d:#?}");
+}
+
 /// A private copy of the fixture host `web1` at `dst`.
 fn copy_web1(dst: &Path) {
     let src = vigil_testkit::fixture_hosts().join("web1");
