@@ -39,7 +39,7 @@ fn reviewed(name: &str, digests: Vec<SecretDigest>) -> HostOutcome {
 /// Digests computed the way a host does, for secrets given by hand.
 fn digests(key: &RunKey, secrets: &[(&str, &str)]) -> Vec<SecretDigest> {
     let found = secrets.iter().map(|(place, s)| Found::new(place.to_string(), s.to_string())).collect();
-    digest_all(found, key.bytes())
+    digest_all(found, key.bytes(), BUDGET)
 }
 
 fn places(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -171,6 +171,25 @@ fn a_place_never_carries_its_secret_and_empty_secrets_are_skipped() {
 }
 
 #[test]
+fn root_s_secrets_come_before_the_sites_and_the_budget_bounds_the_work() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("web1");
+    copy_web1(&root);
+    std::fs::create_dir_all(root.join("etc/redis")).unwrap();
+    std::fs::write(root.join("etc/redis/redis.conf"), "requirepass Redis-pw-1\n").unwrap();
+    let ctx = Ctx::new(Host::at(&root));
+    let found: Vec<String> = secrets(&ctx).into_iter().map(|f| f.place).collect();
+    let first_site = found.iter().position(|p| p.ends_with("DB_PASSWORD")).unwrap();
+    assert!(found[..first_site].iter().any(|p| p == "/etc/shadow root"), "{found:?}");
+    assert!(found[..first_site].iter().any(|p| p == "/etc/redis/redis.conf requirepass"), "{found:?}");
+    assert!(found[first_site..].iter().all(|p| p.ends_with("DB_PASSWORD")), "{found:?}");
+    // No time left: nothing is digested, and nothing hangs.
+    let key = run_key();
+    assert!(digest_all(secrets(&ctx), key.bytes(), Duration::ZERO).is_empty());
+    assert_eq!(digest_all(secrets(&ctx), key.bytes(), BUDGET).len(), found.len());
+}
+
+#[test]
 fn a_short_or_missing_key_digests_nothing() {
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join("etc")).unwrap();
@@ -259,6 +278,31 @@ fn hostile_config_files_neither_hang_the_host_nor_give_up_their_password() {
     // The rest of the host is still digested.
     assert!(places.contains(&"/srv/www/client3/db-config.php DB_PASSWORD"), "{places:?}");
     assert!(!format!("{d:?}").contains("Beyond-The-Cap-pw"));
+}
+
+#[test]
+#[cfg_attr(vigil_missing = "root", ignore = "needs root (chown)")]
+fn a_tenant_cannot_have_another_tenant_s_password_digested_as_its_own() {
+    vigil_testkit::require(&["root"]);
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("web1");
+    copy_web1(&root);
+    let chown = |uid: u32, rel: &str| {
+        let st = std::process::Command::new("chown").arg("-R").arg(format!("{uid}:{uid}")).arg(root.join(rel)).status();
+        assert!(st.unwrap().success());
+    };
+    chown(2001, "var/www/shop");
+    chown(2002, "home/client2/public_html");
+    // client2 points its wp-config.php at the shop's (another user's file).
+    let link = root.join("home/client2/public_html/wp-config.php");
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink("/var/www/shop/wp-config.php", &link).unwrap();
+    let d = collect(&Host::at(&root), run_key().bytes());
+    let places: Vec<&str> = d.iter().map(|x| x.place.as_str()).collect();
+    assert!(places.contains(&"/var/www/shop/wp-config.php DB_PASSWORD"), "the shop's own: {places:?}");
+    assert!(!places.iter().any(|p| p.contains("client2")), "{places:?}");
+    let shop = d.iter().find(|x| x.place == "/var/www/shop/wp-config.php DB_PASSWORD").unwrap();
+    assert_eq!(d.iter().filter(|x| x.digest == shop.digest).count(), 1, "{d:#?}");
 }
 
 /// A private copy of the fixture host `web1` at `dst`.
