@@ -310,10 +310,25 @@ fn the_digest_key_travels_on_stdin_only_and_is_printed_nowhere() {
         let bytes = std::fs::read(&f).unwrap();
         assert!(!String::from_utf8_lossy(&bytes).contains(half), "the key is in {}", f.display());
     }
-    // A new run, a new key.
-    let (_, again) = fleet(&t.path().join("r2"), &inv, &["--limit", "clean"], Vec::new());
+    // The hosts' secrets came back as keyed digests only: web1 and shop are one root, so
+    // under one key their digests are equal; the planted password is nowhere.
+    let digests = |run: &FleetRun, host: &str| match &run.hosts.iter().find(|h| h.name == host).unwrap().status {
+        Status::Reviewed { digests, .. } => digests.clone(),
+        Status::Failed(f) => panic!("{host}: {}", f.detail),
+    };
+    let web1 = digests(&first, "web1");
+    assert!(!web1.is_empty(), "web1's secrets (its wp-config, Redis and shadow) were digested");
+    assert_eq!(web1, digests(&first, "shop"), "one key for the run: the same secret, the same digest");
+    for d in &web1 {
+        assert!(!d.place.contains(support::PLANTED) && !d.digest.contains(support::PLANTED), "{d:?}");
+    }
+    // A new run, a new key, other digests of the same secrets.
+    let (second, again) = fleet(&t.path().join("r2"), &inv, &["--limit", "web1"], Vec::new());
     let other = again.seen.lock().unwrap()[0].key.clone().unwrap();
     assert_ne!(other, key, "every run has its own key");
+    let web1_again = digests(&second, "web1");
+    assert_eq!(web1_again.len(), web1.len());
+    assert!(web1_again.iter().zip(&web1).all(|(a, b)| a.place == b.place && a.digest != b.digest));
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -367,6 +382,8 @@ fn a_fleet_review_over_real_ssh_reviews_the_good_hosts_and_names_each_failure() 
         match (&o.status, h.kind.expected_failure()) {
             (Status::Reviewed { review, .. }, None) => {
                 let ids: BTreeSet<&str> = review.findings.iter().map(|f| f.id.as_str()).collect();
+                let failed: Vec<_> = review.tools.iter().filter(|(_, t)| !t.ok).collect();
+                assert!(failed.is_empty(), "{}: checks that could not run: {failed:?}", o.name);
                 assert_eq!(review.host.root, h.root.as_ref().unwrap().display().to_string(), "{}", o.name);
                 if h.root.as_ref().unwrap().ends_with("web1") {
                     assert!(ids.contains("ports.exposed-datastore"), "{}: {ids:?}", o.name);
@@ -386,4 +403,39 @@ fn a_fleet_review_over_real_ssh_reviews_the_good_hosts_and_names_each_failure() 
         }
     }
     assert!(took < Duration::from_secs(timeout + 30), "the hung host held up the run: {took:?}");
+}
+
+#[test]
+fn a_remote_whose_binary_is_replaced_mid_run_still_reviews_confined() {
+    // Another controller's push renames a fresh copy over the binary while a review runs:
+    // the running vigil's own path then names a deleted file, and its worker must still start.
+    let t = tempfile::tempdir().unwrap();
+    let bin = t.path().join("vigil-pushed");
+    std::fs::copy(env!("CARGO_BIN_EXE_vigil"), &bin).unwrap();
+    let mut child = std::process::Command::new(&bin)
+        .arg("--state-dir")
+        .arg(t.path().join("state"))
+        .arg("__remote")
+        .env("VIGIL_NOW", "2026-11-27T00:00:00Z")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exe = format!("/proc/{}/exe", child.id());
+    vigil_testkit::wait_for("the remote vigil to start", || std::fs::read_link(&exe).is_ok_and(|p| p == bin));
+    let fresh = t.path().join("vigil-pushed.new");
+    std::fs::copy(&bin, &fresh).unwrap();
+    std::fs::rename(&fresh, &bin).unwrap();
+    assert!(std::fs::read_link(&exe).unwrap().display().to_string().ends_with("(deleted)"), "replaced for real");
+    // Only now the request: the worker starts after the replacement.
+    let request =
+        format!("{{\"kind\":\"review\",\"root\":\"{}\",\"key\":null,\"feed_bytes\":0}}\n", fixture("clean").display());
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(request.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed: Vec<&String> =
+        v["review"]["tools"].as_object().unwrap().iter().filter(|(_, t)| t["ok"] != true).map(|(n, _)| n).collect();
+    assert!(failed.is_empty(), "checks that could not run: {failed:?}: {}", v["review"]["tools"]);
+    assert!(v["review"]["sandbox"]["summary"].as_str().unwrap().starts_with("enforced"), "{}", v["review"]["sandbox"]);
 }

@@ -9,7 +9,7 @@
 //! in the worker as usual and judged by this host's own clock; it honours the host's
 //! acknowledgements but writes no history or reports here (the controller keeps the
 //! history per host). The run's digest key, when given, is used for
-//! [`super::digest::collect`] and wiped as soon as that returns.
+//! [`super::digest::collect_in`] (with the host's configuration) and wiped as soon as that returns.
 //!
 //! Stdout carries exactly one JSON [`Response`]: the real stdout is taken over at
 //! start and descriptor 1 is pointed at stderr, so nothing printed by accident (by
@@ -194,7 +194,8 @@ async fn review(app: &App, key: Option<&str>) -> Result<Response> {
             let Some(bytes) = parse_key(k) else {
                 anyhow::bail!("the digest key must be {} hex digits", KEY_BYTES * 2);
             };
-            super::digest::collect(&app.host, &bytes)
+            // The host's own configuration names its web roots, as for the review.
+            super::digest::collect_in(&app.ctx()?, &bytes)
         }
     };
     Ok(Response::Review { review: Box::new(r), digests })
