@@ -182,7 +182,7 @@ fn a_hung_host_times_out_at_its_deadline_while_the_others_finish() {
 fn observe(forks: usize, hosts: &[Planned], ex: Arc<LocalExchange>) -> (usize, Vec<HostOutcome>, Vec<String>) {
     let running = Mutex::new((0usize, 0usize, Vec::new()));
     let settings = Settings { forks, timeout: Duration::from_secs(120), feed_bytes: 0 };
-    let key = vigil::fleet::run::new_key().unwrap();
+    let key = vigil::fleet::digest::run_key().hex();
     let out = vigil::fleet::run::run_hosts(ex, hosts, &settings, &key, &|e| {
         let mut r = running.lock().unwrap();
         match e {
@@ -263,7 +263,7 @@ fn a_malformed_request_gets_a_clear_error_and_exit_2() {
         (&b"hello\n"[..], "not one this vigil understands"),
         (b"", "no request on stdin"),
         (b"{\"kind\":\"review\",\"root\":null,\"key\":null,\"feed_bytes\":1000}\n{}", "ended after 2 of 1000 bytes"),
-        (b"{\"kind\":\"review\",\"root\":null,\"key\":\"00ff\",\"feed_bytes\":0}\n", "64 hex digits"),
+        (b"{\"kind\":\"review\",\"root\":null,\"key\":\"00ff\",\"feed_bytes\":0}\n", "64 hexadecimal digits"),
     ] {
         let r = remote(input);
         assert_eq!(r.code, 2, "{}", r.stderr);
