@@ -23,6 +23,7 @@ pub mod remote_tools;
 pub mod report;
 pub mod run;
 pub mod scheduled;
+pub mod ssh;
 pub mod status;
 
 pub use inventory::{Inventory, InventoryError, Target};
