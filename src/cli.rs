@@ -390,7 +390,9 @@ pub enum ScheduleAction {
 /// `vigil schedule install`.
 #[derive(Debug, Clone, Args)]
 #[command(override_usage = "vigil schedule install <--monthly|--weekly|--cron EXPR> [OPTIONS]")]
-#[group(required = true, multiple = false, id = "when")]
+// One of the three periods, and any of the other options: the group names only the periods
+// (a struct-level `#[group]` would take in every field and refuse `--monthly --key-file F`).
+#[command(group = clap::ArgGroup::new("when").required(true).multiple(false))]
 pub struct ScheduleInstallArgs {
     /// Once a month.
     #[arg(long, group = "when")]

@@ -115,6 +115,21 @@ pub fn write_report(path: &Path, bytes: &[u8]) -> Result<()> {
     }
 }
 
+/// Retention of scheduled reports: keep the newest `keep` files of each extension in `dir`
+/// (names sort by their timestamp).
+pub fn prune_reports(dir: &Path, exts: &[&str], keep: usize) -> Result<()> {
+    let keep = keep.max(1);
+    let mut all: Vec<_> = std::fs::read_dir(dir)?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    all.sort();
+    for ext in exts {
+        let of: Vec<_> = all.iter().filter(|p| p.extension().is_some_and(|x| x == *ext)).collect();
+        for old in of.iter().take(of.len().saturating_sub(keep)) {
+            let _ = std::fs::remove_file(old);
+        }
+    }
+    Ok(())
+}
+
 impl StateDir {
     /// Resolve and create the state directory.
     pub fn open(explicit: Option<&Path>) -> Result<StateDir> {

@@ -212,16 +212,7 @@ fn save_reports(app: &App, r: &Review) -> Result<Vec<String>> {
         crate::state::write_atomic(&p, text.as_bytes())?;
         written.push(p.display().to_string());
     }
-    // Retention: keep the newest `keep` reports of each format.
-    let keep = app.config.schedule.keep_reports.unwrap_or(24).max(1);
-    let mut all: Vec<_> = std::fs::read_dir(&dir)?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-    all.sort();
-    for ext in ["json", "md", "html", "txt"] {
-        let of: Vec<_> = all.iter().filter(|p| p.extension().is_some_and(|x| x == ext)).collect();
-        for old in of.iter().take(of.len().saturating_sub(keep)) {
-            let _ = std::fs::remove_file(old);
-        }
-    }
+    crate::state::prune_reports(&dir, &["json", "md", "html", "txt"], app.config.schedule.keep_reports.unwrap_or(24))?;
     Ok(written)
 }
 

@@ -33,6 +33,7 @@ pub async fn run(app: &App, action: ScheduleAction) -> Result<u8> {
             if let Some(f) = &app.global.vuln_feed {
                 args.extend(["--vuln-feed".to_string(), abs(f)]);
             }
+            let fleet = a.fleet.as_deref().map(crate::fleet::scheduled::check_inventory).transpose()?;
             let req = schedule::Request {
                 period,
                 cron,
@@ -40,9 +41,13 @@ pub async fn run(app: &App, action: ScheduleAction) -> Result<u8> {
                 args,
                 key_file: a.key_file.as_deref(),
                 notify: a.notify.clone(),
+                fleet: fleet.as_deref(),
             };
             let (inst, notes) = schedule::install(&app.host, &app.state, req).await?;
-            println!("Installed a {} review via {}:", inst.period, inst.backend);
+            match &inst.fleet {
+                Some(inv) => println!("Installed a {} fleet review of {inv} via {}:", inst.period, inst.backend),
+                None => println!("Installed a {} review via {}:", inst.period, inst.backend),
+            }
             for n in notes {
                 println!("  - {n}");
             }

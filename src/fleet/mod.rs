@@ -13,6 +13,7 @@
 //! See `docs/architecture.md` ("The fleet") for how a fleet review runs.
 
 pub mod digest;
+pub mod history;
 pub mod inventory;
 pub mod outcome;
 pub mod pattern;
@@ -21,6 +22,7 @@ pub mod remote;
 pub mod remote_tools;
 pub mod report;
 pub mod run;
+pub mod scheduled;
 pub mod ssh;
 pub mod status;
 

@@ -292,7 +292,8 @@ fn fit(text: &str, width: usize) -> String {
     out
 }
 
-fn md_escape(s: &str) -> String {
+/// Escape text for a Markdown table cell or line.
+pub fn md_escape(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ").replace('<', "&lt;").replace('>', "&gt;")
 }
 
@@ -481,16 +482,25 @@ table.patterns{width:auto;min-width:30rem}table.patterns td:last-child{text-alig
 
 /// One self-contained HTML file.
 pub fn html(r: &Review, trend_points: &[TrendPoint]) -> String {
-    let mut o = String::new();
-    let s = &r.summary;
-    let _ = write!(
-        o,
+    page(&format!("vigil review: {}", r.host.name), &html_body(r, trend_points))
+}
+
+/// A self-contained HTML page around `body` (already escaped): the stylesheet, no script,
+/// and a `default-src 'none'` content security policy.
+pub fn page(title: &str, body: &str) -> String {
+    format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\
 <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-<title>vigil review: {}</title><style>{CSS}</style></head><body>",
-        esc(&r.host.name)
-    );
+<title>{}</title><style>{CSS}</style></head><body>{body}</body></html>\n",
+        esc(title)
+    )
+}
+
+/// The body of [`html`]: one review, for a page of its own or a section of a fleet report.
+pub fn html_body(r: &Review, trend_points: &[TrendPoint]) -> String {
+    let mut o = String::new();
+    let s = &r.summary;
     for n in &r.notices {
         let _ = write!(o, "<p class=\"notice\">{}</p>", esc(n));
     }
@@ -650,7 +660,6 @@ pub fn html(r: &Review, trend_points: &[TrendPoint]) -> String {
         }
         o.push_str("</ul>");
     }
-    o.push_str("</body></html>\n");
     o
 }
 

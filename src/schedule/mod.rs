@@ -54,6 +54,9 @@ pub struct Installed {
     pub enabled: bool,
     /// When (Unix seconds).
     pub installed_at: i64,
+    /// The inventory a fleet schedule reviews (`vigil fleet review -i`), absolute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<String>,
 }
 
 impl Installed {
@@ -202,6 +205,9 @@ pub struct Request<'a> {
     pub key_file: Option<&'a Path>,
     /// Notification targets.
     pub notify: Vec<String>,
+    /// Review this inventory's servers (`fleet review -i INV --scheduled`) instead of this
+    /// host: an absolute path that `fleet::scheduled::check_inventory` accepted.
+    pub fleet: Option<&'a Path>,
 }
 
 fn shell_quote(s: &str) -> String {
@@ -296,7 +302,12 @@ pub async fn install(host: &Host, state: &StateDir, req: Request<'_>) -> Result<
     let cron = Cron::parse(&cron_expr)?;
     let mut parts = vec![req.exe.display().to_string()];
     parts.extend(req.args.iter().cloned());
-    parts.extend(["review".to_string(), "--scheduled".to_string()]);
+    match req.fleet {
+        Some(inv) => {
+            parts.extend(["fleet", "review", "-i", &inv.display().to_string(), "--scheduled"].map(str::to_string))
+        }
+        None => parts.extend(["review".to_string(), "--scheduled".to_string()]),
+    }
     let exec = parts.iter().map(|p| shell_quote(p)).collect::<Vec<_>>().join(" ");
     let mut notes = Vec::new();
     let mut files = Vec::new();
@@ -352,6 +363,7 @@ pub async fn install(host: &Host, state: &StateDir, req: Request<'_>) -> Result<
         notify: req.notify,
         enabled,
         installed_at: host.now_unix(),
+        fleet: req.fleet.map(|p| p.display().to_string()),
     };
     write_atomic(&installed_path(state), &serde_json::to_vec_pretty(&inst)?)?;
     Ok((inst, notes))
@@ -412,6 +424,9 @@ pub fn status(host: &Host, state: &StateDir, now: i64) -> String {
         inst.exec,
         inst.files.join(", ")
     );
+    if let Some(inv) = &inst.fleet {
+        o.push_str(&format!("Fleet:    every server of {inv} (`vigil fleet status -i {inv}`)\n"));
+    }
     match runs(state).last() {
         Some(r) => {
             o.push_str(&format!("Last run: {} exit {} — {}\n", date(r.at), r.exit, r.headline));
@@ -528,6 +543,7 @@ mod tests {
             notify: vec![],
             enabled: false,
             installed_at: 1_790_000_000,
+            fleet: None,
         };
         write_atomic(&installed_path(&state), &serde_json::to_vec(&inst).unwrap()).unwrap();
         let day = 86_400;

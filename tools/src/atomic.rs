@@ -15,11 +15,17 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Replace `path` by `bytes` atomically, mode 0600. The directory must exist.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_mode(path, bytes, 0o600)
+}
+
+/// [`write_atomic`] with another mode, set on the temporary file before the rename (whatever
+/// the umask): for a file another program must read, like a node_exporter textfile.
 #[expect(
     clippy::disallowed_methods,
     reason = "opens, to fsync it, the directory vigil has just renamed its own file into (its state or scratch directory)"
 )]
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -38,6 +44,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&tmp)?;
+        if mode != 0o600 {
+            f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+        }
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);
