@@ -149,6 +149,23 @@ fn the_feed_the_controller_sends_is_the_one_the_host_uses() {
 }
 
 #[test]
+fn the_hosts_own_acknowledgements_are_honoured() {
+    let t = tempfile::tempdir().unwrap();
+    let inv = inventory(t.path(), "");
+    // On the host, an administrator acknowledged the exposed datastore with `vigil ack`.
+    let host_state = t.path().join("remote").join("web1");
+    let ack = ["ack", "ports.exposed-datastore", "--reason", "firewalled upstream", "--until", "2027-06-30"];
+    let r = support::run(support::vigil_cmd_at(&host_state, None, &fixture("web1"), &ack), "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (run, _) = fleet(&t.path().join("remote"), &inv, &["--limit", "web1"], Vec::new());
+    let review = review_of(&run.hosts[0]);
+    assert!(!ids(&review).contains("ports.exposed-datastore"), "acknowledged, so not counted: {:?}", ids(&review));
+    let acked: Vec<&str> =
+        review["acknowledged"].as_array().unwrap().iter().map(|a| a["finding"]["id"].as_str().unwrap()).collect();
+    assert!(acked.contains(&"ports.exposed-datastore"), "shown as acknowledged: {acked:?}");
+}
+
+#[test]
 fn a_hung_host_times_out_at_its_deadline_while_the_others_finish() {
     let t = tempfile::tempdir().unwrap();
     let inv = inventory(t.path(), "stuck ansible_host=hang\ngone ansible_host=dies");
