@@ -545,3 +545,78 @@ fn schedule_install_fleet_runs_the_fleet_review_and_refuses_an_inventory_others_
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!root.join("etc/cron.d/vigil").exists());
 }
+
+#[test]
+#[cfg_attr(vigil_missing = "@sshfleet", ignore = "needs root, sshd, ssh, sudo (.ci/packages/ssh.txt)")]
+fn the_test_fleet_over_real_ssh_one_report_then_history_and_status() {
+    vigil_testkit::require(vigil_testkit::sshfleet::COMPONENTS);
+    use vigil_testkit::sshfleet::{Spec, SshFleet};
+    let sshd = SshFleet::start(&Spec::standard());
+    let inv = sshd.inventory_ini();
+    let t = tempfile::tempdir().unwrap();
+    let state = t.path().join("state");
+    let review = |format: &str, out: &Path| {
+        let r = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .arg("--state-dir")
+            .arg(&state)
+            .args([
+                "fleet",
+                "review",
+                "-i",
+                inv.to_str().unwrap(),
+                "--timeout",
+                "20",
+                "--forks",
+                "1",
+                "--format",
+                format,
+                "--out",
+            ])
+            .arg(out)
+            .env_remove("ANTHROPIC_API_KEY")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        (
+            r.status.code(),
+            String::from_utf8_lossy(&r.stderr).into_owned(),
+            std::fs::read_to_string(out).unwrap_or_default(),
+        )
+    };
+    let (code, err, text) = review("text", &t.path().join("fleet.txt"));
+    if let Ok(keep) = std::env::var("VIGIL_FLEET_REPORT_SAMPLE") {
+        std::fs::write(keep, &text).unwrap();
+    }
+    assert_eq!(code, Some(3), "hosts failed: exit 3\n{err}\n{text}");
+    let row = |host: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("  {host} ")))
+            .unwrap_or_else(|| panic!("{host}:\n{text}"))
+            .to_string()
+    };
+    for h in sshd.hosts() {
+        let want = h.kind.expected_failure().unwrap_or("reviewed");
+        assert!(row(&h.name).contains(&format!(" {want} ")), "{}: {}", h.name, row(&h.name));
+    }
+    // web1's mistakes on the two servers whose root is web1 fold into one row naming both.
+    let port =
+        text.lines().find(|l| l.contains("[ports.exposed-datastore] tcp:9200 on ")).unwrap_or_else(|| panic!("{text}"));
+    assert!(port.contains("on 2 servers: web1, sudo"), "{port}");
+    assert!(text.contains("==== web1 (") && text.contains("==== sudo (") && text.contains("==== clean ("), "{text}");
+    // With the clean host in the fleet, no admin is on every server.
+    assert!(text.contains("USED ON NONE\n  none\n"), "{text}");
+
+    // A second run: each reviewed host is compared with its own first review.
+    let (code, err, json) = review("json", &t.path().join("fleet.json"));
+    assert_eq!(code, Some(3), "{err}");
+    let v: Value = serde_json::from_str(&json).unwrap();
+    let web1 = v["rows"].as_array().unwrap().iter().find(|r| r["host"] == "web1").unwrap();
+    assert!(web1["since"].is_string() && web1["new"] == 0 && web1["resolved"] == 0, "{web1}");
+    let r = vigil(&state, &["fleet", "status", "-i", inv.to_str().unwrap(), "--json"]);
+    let s: Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stderr));
+    let of = |name: &str| s.as_array().unwrap().iter().find(|h| h["host"] == name).unwrap().clone();
+    assert_eq!(of("down")["last_attempt"]["result"], "unreachable");
+    assert_eq!(of("down")["overdue"], true);
+    assert_eq!(of("clean")["overdue"], false);
+    assert!(of("clean")["last_review"].is_string());
+}

@@ -149,6 +149,23 @@ fn the_feed_the_controller_sends_is_the_one_the_host_uses() {
 }
 
 #[test]
+fn the_hosts_own_acknowledgements_are_honoured() {
+    let t = tempfile::tempdir().unwrap();
+    let inv = inventory(t.path(), "");
+    // On the host, an administrator acknowledged the exposed datastore with `vigil ack`.
+    let host_state = t.path().join("remote").join("web1");
+    let ack = ["ack", "ports.exposed-datastore", "--reason", "firewalled upstream", "--until", "2027-06-30"];
+    let r = support::run(support::vigil_cmd_at(&host_state, None, &fixture("web1"), &ack), "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (run, _) = fleet(&t.path().join("remote"), &inv, &["--limit", "web1"], Vec::new());
+    let review = review_of(&run.hosts[0]);
+    assert!(!ids(&review).contains("ports.exposed-datastore"), "acknowledged, so not counted: {:?}", ids(&review));
+    let acked: Vec<&str> =
+        review["acknowledged"].as_array().unwrap().iter().map(|a| a["finding"]["id"].as_str().unwrap()).collect();
+    assert!(acked.contains(&"ports.exposed-datastore"), "shown as acknowledged: {acked:?}");
+}
+
+#[test]
 fn a_hung_host_times_out_at_its_deadline_while_the_others_finish() {
     let t = tempfile::tempdir().unwrap();
     let inv = inventory(t.path(), "stuck ansible_host=hang\ngone ansible_host=dies");
@@ -182,7 +199,7 @@ fn a_hung_host_times_out_at_its_deadline_while_the_others_finish() {
 fn observe(forks: usize, hosts: &[Planned], ex: Arc<LocalExchange>) -> (usize, Vec<HostOutcome>, Vec<String>) {
     let running = Mutex::new((0usize, 0usize, Vec::new()));
     let settings = Settings { forks, timeout: Duration::from_secs(120), feed_bytes: 0 };
-    let key = vigil::fleet::run::new_key().unwrap();
+    let key = vigil::fleet::digest::run_key().hex();
     let out = vigil::fleet::run::run_hosts(ex, hosts, &settings, &key, &|e| {
         let mut r = running.lock().unwrap();
         match e {
@@ -263,7 +280,7 @@ fn a_malformed_request_gets_a_clear_error_and_exit_2() {
         (&b"hello\n"[..], "not one this vigil understands"),
         (b"", "no request on stdin"),
         (b"{\"kind\":\"review\",\"root\":null,\"key\":null,\"feed_bytes\":1000}\n{}", "ended after 2 of 1000 bytes"),
-        (b"{\"kind\":\"review\",\"root\":null,\"key\":\"00ff\",\"feed_bytes\":0}\n", "64 hex digits"),
+        (b"{\"kind\":\"review\",\"root\":null,\"key\":\"00ff\",\"feed_bytes\":0}\n", "64 hexadecimal digits"),
     ] {
         let r = remote(input);
         assert_eq!(r.code, 2, "{}", r.stderr);
@@ -310,10 +327,25 @@ fn the_digest_key_travels_on_stdin_only_and_is_printed_nowhere() {
         let bytes = std::fs::read(&f).unwrap();
         assert!(!String::from_utf8_lossy(&bytes).contains(half), "the key is in {}", f.display());
     }
-    // A new run, a new key.
-    let (_, again) = fleet(&t.path().join("r2"), &inv, &["--limit", "clean"], Vec::new());
+    // The hosts' secrets came back as keyed digests only: web1 and shop are one root, so
+    // under one key their digests are equal; the planted password is nowhere.
+    let digests = |run: &FleetRun, host: &str| match &run.hosts.iter().find(|h| h.name == host).unwrap().status {
+        Status::Reviewed { digests, .. } => digests.clone(),
+        Status::Failed(f) => panic!("{host}: {}", f.detail),
+    };
+    let web1 = digests(&first, "web1");
+    assert!(!web1.is_empty(), "web1's secrets (its wp-config, Redis and shadow) were digested");
+    assert_eq!(web1, digests(&first, "shop"), "one key for the run: the same secret, the same digest");
+    for d in &web1 {
+        assert!(!d.place.contains(support::PLANTED) && !d.digest.contains(support::PLANTED), "{d:?}");
+    }
+    // A new run, a new key, other digests of the same secrets.
+    let (second, again) = fleet(&t.path().join("r2"), &inv, &["--limit", "web1"], Vec::new());
     let other = again.seen.lock().unwrap()[0].key.clone().unwrap();
     assert_ne!(other, key, "every run has its own key");
+    let web1_again = digests(&second, "web1");
+    assert_eq!(web1_again.len(), web1.len());
+    assert!(web1_again.iter().zip(&web1).all(|(a, b)| a.place == b.place && a.digest != b.digest));
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -331,59 +363,100 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 #[test]
-#[cfg_attr(
-    any(
-        vigil_missing = "root",
-        vigil_missing = "sshd",
-        vigil_missing = "ssh",
-        vigil_missing = "ssh-keygen",
-        vigil_missing = "sudo",
-        vigil_missing = "useradd"
-    ),
-    ignore = "needs root, sshd, ssh, ssh-keygen, sudo, useradd (.ci/packages/ssh.txt)"
-)]
-fn a_fleet_review_over_real_ssh_reviews_the_good_hosts_and_names_each_failure() {
+#[cfg_attr(vigil_missing = "@sshfleet", ignore = "needs root, sshd, ssh, sudo (.ci/packages/ssh.txt)")]
+fn vigil_fleet_review_over_real_ssh_uses_the_controllers_feed_and_says_how_each_host_went() {
     vigil_testkit::require(vigil_testkit::sshfleet::COMPONENTS);
     use vigil_testkit::sshfleet::{Spec, SshFleet};
     let sshd = SshFleet::start(&Spec::standard());
     let t = tempfile::tempdir().unwrap();
-    let inv = sshd.inventory_ini();
-    let feed = feed_sample();
-    let bytes = feed.len() as u64;
-    let timeout = 30;
-    let ssh = vigil::fleet::ssh::Ssh::new(&inv.display().to_string(), t.path(), Duration::from_secs(10))
-        .unwrap()
-        .with_binary(Path::new(env!("CARGO_BIN_EXE_vigil")))
-        .unwrap()
-        .with_feed(feed);
+    let state = t.path().join("state");
+    // The controller's downloaded feed (`vigil vulndb update` keeps it there); the hosts have none.
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("wordfence-vulnerabilities.json"), feed_sample()).unwrap();
+    let out = t.path().join("fleet.jsonl");
+    let timeout = 20;
     let started = Instant::now();
-    let run = vigil::fleet::run::review_with(&args(&inv, &["--timeout", &timeout.to_string()]), Arc::new(ssh), bytes)
+    let r = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["fleet", "review", "-i"])
+        .arg(sshd.inventory_ini())
+        .args(["--timeout", &timeout.to_string(), "--forks", "4", "--format", "jsonl", "--out"])
+        .arg(&out)
+        .env_remove("ANTHROPIC_API_KEY")
+        .env("NO_COLOR", "1")
+        .output()
         .unwrap();
     let took = started.elapsed();
-    let names: Vec<&str> = run.hosts.iter().map(|h| h.name.as_str()).collect();
-    let expected: Vec<&str> = sshd.hosts().iter().map(|h| h.name.as_str()).collect();
-    assert_eq!(names, expected, "every host, in inventory order");
-    for (o, h) in run.hosts.iter().zip(sshd.hosts()) {
-        match (&o.status, h.kind.expected_failure()) {
-            (Status::Reviewed { review, .. }, None) => {
-                let ids: BTreeSet<&str> = review.findings.iter().map(|f| f.id.as_str()).collect();
-                assert_eq!(review.host.root, h.root.as_ref().unwrap().display().to_string(), "{}", o.name);
-                if h.root.as_ref().unwrap().ends_with("web1") {
-                    assert!(ids.contains("ports.exposed-datastore"), "{}: {ids:?}", o.name);
-                    assert!(ids.contains("updates.vulnerable-plugin"), "{}: the controller's feed: {ids:?}", o.name);
-                }
-            }
-            (Status::Failed(f), Some(reason)) => {
-                assert_eq!(f.reason.as_str(), reason, "{}: {}", o.name, f.detail);
-                if reason == "timeout" {
-                    assert!(o.ms <= timeout * 1000 + 2000, "{}: timeout within deadline + 2 s: {} ms", o.name, o.ms);
-                }
-            }
-            (Status::Reviewed { .. }, Some(reason)) => panic!("{} was reviewed; expected {reason}", o.name),
-            (Status::Failed(f), None) => {
-                panic!("{} failed: {} {}\n{}", o.name, f.reason.as_str(), f.detail, sshd.host(&o.name).log())
-            }
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(3), "some hosts failed: exit 3\n{stderr}");
+    assert!(took < Duration::from_secs(timeout + 30), "the hung host held up the run: {took:?}");
+
+    // One progress line per host on stderr, with its result or its reason in ssh's words.
+    for h in sshd.hosts() {
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with(&format!("{}: ", h.name)))
+            .unwrap_or_else(|| panic!("no line for {}:\n{stderr}", h.name));
+        match h.kind.expected_failure() {
+            None => assert!(line.contains(": reviewed in "), "{line}\n{}", sshd.host(&h.name).log()),
+            Some(reason) => assert!(line.starts_with(&format!("{}: {reason}: ", h.name)), "{line}"),
         }
     }
-    assert!(took < Duration::from_secs(timeout + 30), "the hung host held up the run: {took:?}");
+    assert!(
+        stderr.lines().any(|l| l.starts_with("down: unreachable: ") && l.contains("Connection refused")),
+        "{stderr}"
+    );
+
+    // The hosts judged their WordPress against the controller's feed.
+    let lines: Vec<Value> =
+        std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let of = |host: &str| -> BTreeSet<String> {
+        lines
+            .iter()
+            .filter(|v| v["host"] == host && v["event"] == "finding")
+            .map(|v| v["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for host in ["web1", "sudo"] {
+        assert!(of(host).contains("updates.vulnerable-plugin"), "{host}: {:?}", of(host));
+        assert!(!of(host).contains("updates.no-vuln-feed"), "{host}: {:?}", of(host));
+    }
+    let hung = lines.iter().find(|v| v["host"] == "hangs").unwrap();
+    assert_eq!(hung["reason"], "timeout", "{hung}");
+}
+
+#[test]
+fn a_remote_whose_binary_is_replaced_mid_run_still_reviews_confined() {
+    // Another controller's push renames a fresh copy over the binary while a review runs:
+    // the running vigil's own path then names a deleted file, and its worker must still start.
+    let t = tempfile::tempdir().unwrap();
+    let bin = t.path().join("vigil-pushed");
+    std::fs::copy(env!("CARGO_BIN_EXE_vigil"), &bin).unwrap();
+    let mut child = std::process::Command::new(&bin)
+        .arg("--state-dir")
+        .arg(t.path().join("state"))
+        .arg("__remote")
+        .env("VIGIL_NOW", "2026-11-27T00:00:00Z")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exe = format!("/proc/{}/exe", child.id());
+    vigil_testkit::wait_for("the remote vigil to start", || std::fs::read_link(&exe).is_ok_and(|p| p == bin));
+    let fresh = t.path().join("vigil-pushed.new");
+    std::fs::copy(&bin, &fresh).unwrap();
+    std::fs::rename(&fresh, &bin).unwrap();
+    assert!(std::fs::read_link(&exe).unwrap().display().to_string().ends_with("(deleted)"), "replaced for real");
+    // Only now the request: the worker starts after the replacement.
+    let request =
+        format!("{{\"kind\":\"review\",\"root\":\"{}\",\"key\":null,\"feed_bytes\":0}}\n", fixture("clean").display());
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(request.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let failed: Vec<&String> =
+        v["review"]["tools"].as_object().unwrap().iter().filter(|(_, t)| t["ok"] != true).map(|(n, _)| n).collect();
+    assert!(failed.is_empty(), "checks that could not run: {failed:?}: {}", v["review"]["tools"]);
+    assert!(v["review"]["sandbox"]["summary"].as_str().unwrap().starts_with("enforced"), "{}", v["review"]["sandbox"]);
 }

@@ -9,7 +9,7 @@
 //! in the worker as usual and judged by this host's own clock; it honours the host's
 //! acknowledgements but writes no history or reports here (the controller keeps the
 //! history per host). The run's digest key, when given, is used for
-//! [`super::digest::collect`] and wiped as soon as that returns.
+//! [`super::digest::collect_in`] (with the host's configuration) and wiped as soon as that returns.
 //!
 //! Stdout carries exactly one JSON [`Response`]: the real stdout is taken over at
 //! start and descriptor 1 is pointed at stderr, so nothing printed by accident (by
@@ -33,8 +33,6 @@ use crate::cli::Global;
 pub const MAX_REQUEST: u64 = 1 << 20;
 /// Largest vulnerability feed accepted from the controller (bytes).
 pub const MAX_FEED: u64 = 256 << 20;
-/// Length of the run's digest key (bytes; twice as many hex digits on the wire).
-pub const KEY_BYTES: usize = 32;
 
 /// A request that is not what the protocol allows: answered `invalid`, exit 2.
 #[derive(Debug)]
@@ -102,9 +100,7 @@ fn read_request(input: &mut impl BufRead) -> Result<(Request, Option<Feed>), Inv
         Invalid(format!("the request is not one this vigil understands ({e}); are both sides the same version?"))
     })?;
     if let Request::Review { key: Some(k), .. } = &request {
-        if parse_key(k).is_none() {
-            return Err(Invalid(format!("the digest key must be {} hex digits", KEY_BYTES * 2)));
-        }
+        super::digest::RunKey::from_hex(k).map_err(|e| Invalid(e.to_string()))?;
     }
     let feed = match &request {
         Request::Review { feed_bytes, .. } if *feed_bytes > 0 => Some(read_feed(input, *feed_bytes)?),
@@ -135,12 +131,6 @@ fn read_feed(input: &mut impl Read, len: u64) -> Result<Feed, Invalid> {
     }
     file.sync_all().map_err(|e| io("write", e))?;
     Ok(Feed { _dir: dir, path })
-}
-
-/// The key's bytes, when it is [`KEY_BYTES`] long in hex (wiped when dropped).
-fn parse_key(hex_key: &str) -> Option<Zeroizing<Vec<u8>>> {
-    let bytes = Zeroizing::new(hex::decode(hex_key).ok()?);
-    (bytes.len() == KEY_BYTES).then_some(bytes)
 }
 
 /// The App for a request: the request's root (else `--root`), the controller's feed when sent.
@@ -191,10 +181,9 @@ async fn review(app: &App, key: Option<&str>) -> Result<Response> {
     let digests = match key {
         None => Vec::new(),
         Some(k) => {
-            let Some(bytes) = parse_key(k) else {
-                anyhow::bail!("the digest key must be {} hex digits", KEY_BYTES * 2);
-            };
-            super::digest::collect(&app.host, &bytes)
+            let key = super::digest::RunKey::from_hex(k)?;
+            // The host's own configuration names its web roots, as for the review.
+            super::digest::collect_in(&app.ctx()?, key.bytes())
         }
     };
     Ok(Response::Review { review: Box::new(r), digests })
@@ -240,13 +229,6 @@ mod tests {
         let huge = format!("{{\"kind\":\"review\",\"root\":null,\"key\":null,\"feed_bytes\":{}}}\n", MAX_FEED + 1);
         assert!(why(huge.as_bytes()).contains("over the 256 MiB limit"));
         let bad_key = b"{\"kind\":\"review\",\"root\":null,\"key\":\"abc\"}\n";
-        assert!(why(bad_key).contains("64 hex digits"));
-    }
-
-    #[test]
-    fn keys_are_exactly_32_bytes_of_hex() {
-        assert!(parse_key(&"ab".repeat(32)).is_some());
-        assert!(parse_key(&"ab".repeat(31)).is_none());
-        assert!(parse_key(&"zz".repeat(32)).is_none());
+        assert!(why(bad_key).contains("64 hexadecimal digits"));
     }
 }

@@ -105,6 +105,15 @@ pub struct Place {
     pub place: String,
 }
 
+/// One secret shared by several servers: what it is and where (never the secret or its digest).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReusedSecret {
+    /// What is shared (`a database password`, `a Redis password`…).
+    pub what: String,
+    /// Each host and place that holds it.
+    pub places: Vec<Place>,
+}
+
 /// An administrator on every reviewed server, used on none.
 #[derive(Debug, Clone, Serialize)]
 pub struct UnusedAdmin {
@@ -123,8 +132,8 @@ pub struct Report {
     pub rows: Vec<HostRow>,
     /// The same finding on several hosts, most severe and widest first.
     pub fleet_wide: Vec<Fold>,
-    /// Secrets shared between servers: each the places that share it.
-    pub reused_secrets: Vec<Vec<Place>>,
+    /// Secrets shared between servers, each with the places that share it.
+    pub reused_secrets: Vec<ReusedSecret>,
     /// Whether any host returned keyed digests (else reuse was not checked).
     pub reuse_checked: bool,
     /// Administrators present on every reviewed server and used on none.
@@ -194,7 +203,10 @@ pub fn prepare(dir: &FleetDir, mut run: FleetRun, now: i64, overdue_after: i64, 
     }
     let reused_secrets = super::digest::reused(&run.hosts)
         .into_iter()
-        .map(|r| r.places.into_iter().map(|(host, place)| Place { host, place }).collect())
+        .map(|r| ReusedSecret {
+            what: r.what().to_string(),
+            places: r.places.into_iter().map(|(host, place)| Place { host, place }).collect(),
+        })
         .collect();
     let reuse_checked =
         run.hosts.iter().any(|h| matches!(&h.status, Status::Reviewed { digests, .. } if !digests.is_empty()));
@@ -446,7 +458,7 @@ pub fn text(rep: &Report) -> String {
         }
         (true, false) => {
             for p in &rep.reused_secrets {
-                let _ = writeln!(o, "  one secret at {}", strip_controls(&places(p)));
+                let _ = writeln!(o, "  {} shared by {}", p.what, strip_controls(&places(&p.places)));
             }
         }
     }
@@ -520,7 +532,7 @@ pub fn markdown(rep: &Report) -> String {
         (true, true) => o.push_str("None.\n"),
         (true, false) => {
             for p in &rep.reused_secrets {
-                let _ = writeln!(o, "- one secret at {}", md_escape(&places(p)));
+                let _ = writeln!(o, "- {} shared by {}", p.what, md_escape(&places(&p.places)));
             }
         }
     }
@@ -607,7 +619,7 @@ pub fn html(rep: &Report) -> String {
         (true, false) => {
             o.push_str("<ul>");
             for p in &rep.reused_secrets {
-                let _ = write!(o, "<li>one secret at {}</li>", esc(&places(p)));
+                let _ = write!(o, "<li>{} shared by {}</li>", esc(&p.what), esc(&places(&p.places)));
             }
             o.push_str("</ul>");
         }
@@ -815,11 +827,14 @@ mod tests {
         let mut rep = empty();
         assert!(text(&rep).contains("not checked: no host returned keyed digests"), "no digests is not \"none\"");
         rep.reuse_checked = true;
-        rep.reused_secrets = vec![vec![
-            Place { host: "web-a".into(), place: "/var/www/shop/wp-config.php DB_PASSWORD".into() },
-            Place { host: "db-1".into(), place: "/root/.my.cnf password".into() },
-        ]];
-        let want = "one secret at web-a: /var/www/shop/wp-config.php DB_PASSWORD; db-1: /root/.my.cnf password";
+        rep.reused_secrets = vec![ReusedSecret {
+            what: "a database password".into(),
+            places: vec![
+                Place { host: "web-a".into(), place: "/var/www/shop/wp-config.php DB_PASSWORD".into() },
+                Place { host: "db-1".into(), place: "/root/.my.cnf password".into() },
+            ],
+        }];
+        let want = "a database password shared by web-a: /var/www/shop/wp-config.php DB_PASSWORD; db-1: /root/.my.cnf password";
         assert!(text(&rep).contains(want), "{}", text(&rep));
         assert!(markdown(&rep).contains(want));
         assert!(html(&rep).contains(want));

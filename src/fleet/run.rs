@@ -72,14 +72,6 @@ pub enum Event<'a> {
     Finished(&'a HostOutcome),
 }
 
-/// A fresh random digest key for one run: 32 bytes from the OS, as hex (wiped when dropped).
-pub fn new_key() -> Result<Zeroizing<String>> {
-    use rand::TryRngCore;
-    let mut bytes = Zeroizing::new([0u8; super::remote::KEY_BYTES]);
-    rand::rngs::OsRng.try_fill_bytes(bytes.as_mut()).context("the OS random number generator failed")?;
-    Ok(Zeroizing::new(hex::encode(bytes.as_ref())))
-}
-
 /// Review every planned host through `exchange`, at most `settings.forks` at once, each
 /// by its own deadline; outcomes in the order planned. `key` is the run's digest key (hex).
 pub fn run_hosts(
@@ -302,7 +294,8 @@ pub fn review_with(args: &FleetReviewArgs, exchange: Arc<dyn Exchange>, feed_byt
     }
     let settings = Settings { forks: usize::from(args.forks), timeout: Duration::from_secs(args.timeout), feed_bytes };
     let started = crate::review::rfc3339(SystemTime::now());
-    let key = new_key()?;
+    let key = super::digest::run_key();
+    let key = Zeroizing::new(key.hex());
     let progress = Progress::new(hosts.len());
     let outcomes = run_hosts(exchange, &hosts, &settings, &key, &|e| progress.on(e));
     progress.finish();

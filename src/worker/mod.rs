@@ -169,7 +169,14 @@ impl Worker {
     /// Start `vigil __worker`, hand it its setup, wait until it says what held.
     fn start(ctx: &Ctx) -> anyhow::Result<Worker> {
         use anyhow::Context;
-        let exe = std::env::current_exe().context("cannot find vigil's own executable to start the worker")?;
+        // This very executable, even when its file was replaced since it started (a fleet push
+        // renames a new copy over it): `current_exe()` would then name a deleted path.
+        let own = Path::new("/proc/self/exe");
+        let exe = if own.exists() {
+            own.to_path_buf()
+        } else {
+            std::env::current_exe().context("cannot find vigil's own executable to start the worker")?
+        };
         Worker::start_program(&exe, &[], ctx)
     }
 
