@@ -819,6 +819,10 @@ pub async fn finish(app: &App, args: &FleetReviewArgs, run: FleetRun) -> Result<
         ),
     };
     let dir = FleetDir::open(&app.state, &args.inventory)?;
+    // Two runs over one inventory (a manual one during the scheduled one) take turns at
+    // its history: each host's attempts and reviews are read-modify-write.
+    let wait = std::time::Duration::from_secs(app.config.review.timeout_seconds.saturating_mul(2).max(600));
+    let _lock = crate::review::lock::HostLock::acquire(dir.path(), wait).await?;
     let now = app.host.now_unix();
     let overdue_after = fleet_history::overdue_after(&app.state);
     let rep = prepare(&dir, run, now, overdue_after, app.config.review.keep_reviews)?;
