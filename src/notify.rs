@@ -39,6 +39,24 @@ pub struct Note {
     pub json: serde_json::Value,
 }
 
+/// Send `note` to every channel: the config's and the installed schedule's `--notify`
+/// targets; returns the failures ("channel: why"), for the run record.
+pub async fn send_to_all(app: &crate::app::App, note: &Note) -> Vec<String> {
+    let extra = crate::schedule::installed(&app.state).map(|i| i.notify).unwrap_or_default();
+    let channels = channels(&app.config.notify, &extra);
+    if channels.is_empty() {
+        return Vec::new();
+    }
+    let store = crate::auth::OsKeyring::new();
+    let sender = Sender { cfg: &app.config.notify, secrets: &store, retry: Default::default() };
+    sender
+        .send_all(&channels, note, Some(&app.state))
+        .await
+        .into_iter()
+        .filter_map(|(name, res)| res.err().map(|e| format!("{name}: {e:#}")))
+        .collect()
+}
+
 impl Note {
     /// The message for a review: what changed first, then the counts and the top findings.
     pub fn for_review(r: &Review, reports: &[String]) -> Note {

@@ -61,6 +61,10 @@ fn reviews() -> &'static Reviews {
     })
 }
 
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Runtime::new().unwrap().block_on(f)
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
@@ -167,7 +171,7 @@ fn hosts_with(run: &FleetRun, id: &str, subject: impl Fn(&str) -> bool) -> Vec<S
 
 fn finish(state: &Path, inv: &Path, run: FleetRun, format: FleetFormat, fail_on: Option<&str>) -> (u8, String) {
     let out = state.join(format!("out.{format:?}"));
-    let code = vigil::fleet::report::finish(&app(state, None), &args(inv, format, &out, fail_on), run).unwrap();
+    let code = block(vigil::fleet::report::finish(&app(state, None), &args(inv, format, &out, fail_on), run)).unwrap();
     (code, std::fs::read_to_string(&out).unwrap())
 }
 
@@ -317,9 +321,9 @@ fn prometheus_parses_with_escaped_labels_and_is_replaced_atomically() {
     std::fs::write(&out, "old\n").unwrap();
     let old = std::fs::File::open(&out).unwrap();
     let old_inode = old.metadata().unwrap().ino();
-    let code =
-        vigil::fleet::report::finish(&app(&state, None), &args(&inv, FleetFormat::Prometheus, &out, None), fleet(&inv))
-            .unwrap();
+    let a = app(&state, None);
+    let code = block(vigil::fleet::report::finish(&a, &args(&inv, FleetFormat::Prometheus, &out, None), fleet(&inv)));
+    let code = code.unwrap();
     assert_eq!(code, 3);
     // Replaced by a rename (a reader never sees half a file), readable by node_exporter.
     let m = std::fs::metadata(&out).unwrap();
@@ -503,9 +507,11 @@ fn schedule_install_fleet_runs_the_fleet_review_and_refuses_an_inventory_others_
     }
 
     // Relative path given: the job gets the absolute one.
+    let (url, hook) = support::http_server(200, 2, "/hook/T0KEN");
     let rel = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .current_dir(&invdir)
         .args(["--state-dir", state_s, "--root", root_s, "schedule", "install", "--monthly", "--fleet", "hosts.ini"])
+        .args(["--notify", &url])
         .env_remove("ANTHROPIC_API_KEY")
         .output()
         .unwrap();
@@ -528,7 +534,13 @@ fn schedule_install_fleet_runs_the_fleet_review_and_refuses_an_inventory_others_
         &abs,
         vec![ok("web-a", 1, &reviews().clean), failed("db-down", 9, Reason::NoSudo, "sudo: a password is required")],
     );
-    assert_eq!(vigil::fleet::report::finish(&a, &sargs, run).unwrap(), 3);
+    assert_eq!(block(vigil::fleet::report::finish(&a, &sargs, run)).unwrap(), 3);
+    // The notification: the hosts and fleet-wide rows, sent to the schedule's --notify target.
+    let body = hook.recv_timeout(std::time::Duration::from_secs(10)).expect("the webhook got the notification");
+    let note: Value = serde_json::from_str(&body).unwrap();
+    assert!(note["headline"].as_str().unwrap().contains("2 hosts: 1 reviewed, 0 partial, 1 failed"), "{note}");
+    assert_eq!(note["rows"][1]["status"], "no-sudo", "{note}");
+    assert!(note["reports"].as_array().unwrap().len() == 6, "{note}");
     let reports = state.join("fleet").join(vigil::fleet::history::inventory_id(&abs)).join("reports");
     let mut exts: Vec<String> = std::fs::read_dir(&reports)
         .unwrap()

@@ -243,20 +243,7 @@ pub fn notices(app: &App) -> Vec<String> {
 
 /// Send the review to every configured channel; returns the failures, for the run record.
 pub async fn notify(app: &App, r: &Review, reports: &[String]) -> Vec<String> {
-    let extra = crate::schedule::installed(&app.state).map(|i| i.notify).unwrap_or_default();
-    let channels = crate::notify::channels(&app.config.notify, &extra);
-    if channels.is_empty() {
-        return Vec::new();
-    }
-    let store = crate::auth::OsKeyring::new();
-    let sender = crate::notify::Sender { cfg: &app.config.notify, secrets: &store, retry: Default::default() };
-    let note = crate::notify::Note::for_review(r, reports);
-    sender
-        .send_all(&channels, &note, Some(&app.state))
-        .await
-        .into_iter()
-        .filter_map(|(name, res)| res.err().map(|e| format!("{name}: {e:#}")))
-        .collect()
+    crate::notify::send_to_all(app, &crate::notify::Note::for_review(r, reports)).await
 }
 
 /// How long a run waits for another run on the same host before giving up.

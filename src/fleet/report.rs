@@ -395,6 +395,20 @@ fn cells(r: &HostRow) -> [String; 6] {
 
 /// Plain text: the hosts, the fleet-wide rows, then each host's review.
 pub fn text(rep: &Report) -> String {
+    let mut o = summary_text(rep);
+    for (h, r) in reviews(&rep.run) {
+        let _ = writeln!(
+            o,
+            "\n{}",
+            paint("1", &format!("==== {} ({}) ====", strip_controls(&h.name), strip_controls(&h.address)))
+        );
+        o.push_str(&strip_controls(&render::text(r)));
+    }
+    o
+}
+
+/// The text report without each host's review: the hosts and what only a fleet shows.
+pub fn summary_text(rep: &Report) -> String {
     let mut o = String::new();
     let limit = rep.run.limit.as_deref().map(|l| format!(" (--limit {l})")).unwrap_or_default();
     let _ = writeln!(
@@ -469,14 +483,6 @@ pub fn text(rep: &Report) -> String {
     for a in &rep.unused_admins {
         let _ = writeln!(o, "  {} on all {} reviewed servers", strip_controls(&a.account), a.hosts.len());
         let _ = writeln!(o, "      {}", strip_controls(&places(&a.hosts)));
-    }
-    for (h, r) in reviews(&rep.run) {
-        let _ = writeln!(
-            o,
-            "\n{}",
-            paint("1", &format!("==== {} ({}) ====", strip_controls(&h.name), strip_controls(&h.address)))
-        );
-        o.push_str(&strip_controls(&render::text(r)));
     }
     o
 }
@@ -770,8 +776,42 @@ fn save_reports(app: &App, dir: &FleetDir, rep: &Report) -> Result<Vec<String>> 
     Ok(written)
 }
 
-/// Render, save and print a finished fleet run; the exit code of `fleet review`.
-pub fn finish(app: &App, args: &FleetReviewArgs, run: FleetRun) -> Result<u8> {
+/// The notification of a scheduled fleet run: the hosts and fleet-wide rows (no host's whole
+/// review), where the reports are; redacted like every notification.
+pub fn note(rep: &Report, reports: &[String]) -> crate::notify::Note {
+    let total = |s: Severity| rep.rows.iter().map(|r| r.count(s)).sum::<usize>();
+    let failed = rep.rows.iter().filter(|r| r.failed()).count();
+    let subject = format!(
+        "vigil fleet {}: {failed} of {} hosts failed, {} critical, {} high",
+        strip_controls(&rep.run.inventory),
+        rep.rows.len(),
+        total(Severity::Critical),
+        total(Severity::High)
+    );
+    let mut body = crate::term::strip_controls(&summary_text(rep));
+    if !reports.is_empty() {
+        body.push_str("\nFull reports on the controller:\n");
+        for p in reports {
+            body.push_str(&format!("  {p}\n"));
+        }
+    }
+    let json = serde_json::json!({
+        "inventory": rep.run.inventory,
+        "started": rep.run.started,
+        "headline": headline(rep),
+        "rows": rep.rows,
+        "fleet_wide": rep.fleet_wide,
+        "reused_secrets": rep.reused_secrets,
+        "unused_admins": rep.unused_admins,
+        "reports": reports,
+    });
+    let redactor = vigil_tools::Redactor::global();
+    crate::notify::Note { subject, body: redactor.text(&body).into_owned(), json: redactor.value(json) }
+}
+
+/// Render, save and print a finished fleet run (a scheduled run keeps every format, notifies
+/// and records itself for `schedule status`); the exit code of `fleet review`.
+pub async fn finish(app: &App, args: &FleetReviewArgs, run: FleetRun) -> Result<u8> {
     let fail_on = match args.fail_on.as_deref() {
         None => None,
         Some(s) => Some(
@@ -779,6 +819,10 @@ pub fn finish(app: &App, args: &FleetReviewArgs, run: FleetRun) -> Result<u8> {
         ),
     };
     let dir = FleetDir::open(&app.state, &args.inventory)?;
+    // Two runs over one inventory (a manual one during the scheduled one) take turns at
+    // its history: each host's attempts and reviews are read-modify-write.
+    let wait = std::time::Duration::from_secs(app.config.review.timeout_seconds.saturating_mul(2).max(600));
+    let _lock = crate::review::lock::HostLock::acquire(dir.path(), wait).await?;
     let now = app.host.now_unix();
     let overdue_after = fleet_history::overdue_after(&app.state);
     let rep = prepare(&dir, run, now, overdue_after, app.config.review.keep_reviews)?;
@@ -791,11 +835,12 @@ pub fn finish(app: &App, args: &FleetReviewArgs, run: FleetRun) -> Result<u8> {
         None => std::io::Write::write_all(&mut std::io::stdout().lock(), out.as_bytes())?,
     }
     if args.scheduled {
+        let notify_errors = crate::notify::send_to_all(app, &note(&rep, &reports)).await;
         let at = fleet_history::unix_of(&rep.run.started).unwrap_or(now);
         let headline = format!("fleet {}: {}", strip_controls(&rep.run.inventory), headline(&rep));
         crate::schedule::record_run(
             &app.state,
-            crate::schedule::Run { at, exit: code, headline, reports, notify_errors: Vec::new() },
+            crate::schedule::Run { at, exit: code, headline, reports, notify_errors },
         )?;
     }
     Ok(code)

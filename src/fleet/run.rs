@@ -327,5 +327,5 @@ pub async fn review(app: &App, args: FleetReviewArgs) -> Result<u8> {
             .await
             .context("the fleet run stopped unexpectedly")??
     };
-    super::report::finish(app, &args, run)
+    super::report::finish(app, &args, run).await
 }
