@@ -29,6 +29,7 @@ use crate::audit::now_rfc3339;
 use crate::claude::pricing::cost_usd;
 use crate::claude::types::{CacheControl, SystemBlock, ToolDef};
 use crate::claude::{Client, ContentBlock, Message, Note, Request, Role, StopReason, Usage};
+use crate::fleet::agent::{Called, FleetTools};
 use crate::gate::{Decision, Gate};
 use crate::model_view::ModelView;
 
@@ -199,10 +200,36 @@ pub fn client_for(app: &App) -> Result<Option<Client>> {
     }
 }
 
+/// Where the agent's tool calls go: this host's gate, or the servers of a fleet.
+enum Tools {
+    Host(Gate),
+    Fleet(FleetTools),
+}
+
+impl Tools {
+    fn effect(&self, name: &str) -> Effect {
+        match self {
+            Tools::Host(g) => g.effect(name),
+            Tools::Fleet(f) => f.effect(name),
+        }
+    }
+
+    async fn call(&self, name: &str, input: Value) -> Called {
+        match self {
+            Tools::Host(g) => {
+                let g = g.call(name, input).await;
+                let result = g.result.map(|r| (r.to_model_value(), r.findings.len())).map_err(|e| e.to_string());
+                Called { decision: g.decision, result, millis: g.millis }
+            }
+            Tools::Fleet(f) => f.call(name, input).await,
+        }
+    }
+}
+
 /// A conversation with the model.
 pub struct Agent {
     client: Client,
-    gate: Gate,
+    gate: Tools,
     model: String,
     max_tokens: u32,
     max_turns: u32,
@@ -233,9 +260,21 @@ impl Agent {
                 cache_control: (i + 1 == n).then_some(CacheControl::EPHEMERAL),
             })
             .collect();
+        let note = context_note(app);
+        Agent::build(app, client, Tools::Host(gate), tools, note)
+    }
+
+    /// A new conversation about the servers of a fleet (`ask -i`, `chat -i`): every tool takes `host`.
+    pub fn for_fleet(app: &App, client: Client, fleet: FleetTools, inventory: &str) -> Agent {
+        let tools = fleet.tool_defs();
+        let note = fleet.context_note(inventory, &vigil_tools::format::unix_date(app.host.now_unix()));
+        Agent::build(app, client, Tools::Fleet(fleet), tools, note)
+    }
+
+    fn build(app: &App, client: Client, gate: Tools, tools: Vec<ToolDef>, note: String) -> Agent {
         let system = vec![
             SystemBlock { kind: "text", text: crate::prompts::SYSTEM.to_string(), cache_control: None },
-            SystemBlock { kind: "text", text: context_note(app), cache_control: Some(CacheControl::EPHEMERAL) },
+            SystemBlock { kind: "text", text: note, cache_control: Some(CacheControl::EPHEMERAL) },
         ];
         let transcripts_dir = app.state.sub("transcripts").ok().map(|d| (d, app.config.agent.keep_transcripts));
         Agent {
@@ -503,12 +542,9 @@ impl Agent {
         done.into_iter().flatten().unzip()
     }
 
-    fn settle(&self, call: &ToolCall, g: crate::gate::Gated, sink: &mut dyn Sink) -> (ContentBlock, ToolRecord) {
-        let findings = g.result.as_ref().map(|r| r.findings.len()).unwrap_or(0);
-        let text = g
-            .result
-            .map(|r| cap_result(r.to_model_value(), MAX_TOOL_RESULT))
-            .map_err(|e| cap_text(e.to_string(), MAX_TOOL_RESULT));
+    fn settle(&self, call: &ToolCall, g: Called, sink: &mut dyn Sink) -> (ContentBlock, ToolRecord) {
+        let findings = g.result.as_ref().map(|r| r.1).unwrap_or(0);
+        let text = g.result.map(|(v, _)| cap_result(v, MAX_TOOL_RESULT)).map_err(|e| cap_text(e, MAX_TOOL_RESULT));
         let rec = record(call, self.gate.effect(&call.name), g.decision, g.millis as u64, text.clone(), findings);
         sink.tool_done(&rec);
         (result_block(&call.id, text), rec)

@@ -58,16 +58,19 @@ pub fn prompt_of(app: &App, args: &AskArgs) -> Result<String> {
 
 /// Run `vigil ask`.
 pub async fn run(app: &App, args: AskArgs) -> Result<u8> {
-    if args.fleet.inventory.is_some() {
-        anyhow::bail!("`ask -i` is not built yet");
-    }
     let prompt = prompt_of(app, &args)?;
     let Some(client) = client_for(app)? else {
         eprintln!("vigil: {NO_KEY}");
         return Ok(2);
     };
-    let gate = app.gate(Origin::Ask, Arc::new(Terminal))?;
-    let mut agent = Agent::new(app, client, gate);
+    let mut agent = match &args.fleet.inventory {
+        Some(_) => {
+            let exchange = crate::fleet::agent::ssh_exchange(app)?;
+            let (tools, inv) = crate::fleet::agent::open(app, &args.fleet, exchange, Arc::new(Terminal), Origin::Ask)?;
+            Agent::for_fleet(app, client, tools, &inv)
+        }
+        None => Agent::new(app, client, app.gate(Origin::Ask, Arc::new(Terminal))?),
+    };
     let mut console = Console::new(!args.json, false);
     let outcome = agent.run_turn(&prompt, &mut console).await;
     console.end_line();
