@@ -29,7 +29,6 @@ use crate::audit::now_rfc3339;
 use crate::claude::pricing::cost_usd;
 use crate::claude::types::{CacheControl, SystemBlock, ToolDef};
 use crate::claude::{Client, ContentBlock, Message, Note, Request, Role, StopReason, Usage};
-use crate::fleet::agent::{Called, FleetTools};
 use crate::gate::{Decision, Gate};
 use crate::model_view::ModelView;
 
@@ -200,36 +199,47 @@ pub fn client_for(app: &App) -> Result<Option<Client>> {
     }
 }
 
-/// Where the agent's tool calls go: this host's gate, or the servers of a fleet.
-enum Tools {
-    Host(Gate),
-    Fleet(FleetTools),
+/// A result as the model reads it (redacted, stripped) with its number of findings, or the error.
+pub type Viewed = Result<(Value, usize), String>;
+
+/// One call's outcome, as the agent records it.
+#[derive(Debug)]
+pub struct Called {
+    /// How it was decided.
+    pub decision: Decision,
+    /// The model's view and its number of findings, or the error.
+    pub result: Viewed,
+    /// Wall time in milliseconds.
+    pub millis: u128,
 }
 
-impl Tools {
+/// Where the agent's tool calls go: this host's [`Gate`], or the servers of a fleet
+/// (`crate::fleet::agent`).
+#[async_trait::async_trait]
+pub trait Dispatch: Send + Sync {
+    /// The effect assumed: unknown tools are mutating.
+    fn effect(&self, name: &str) -> Effect;
+    /// Decide and, if allowed, run one call.
+    async fn call(&self, name: &str, input: Value) -> Called;
+}
+
+#[async_trait::async_trait]
+impl Dispatch for Gate {
     fn effect(&self, name: &str) -> Effect {
-        match self {
-            Tools::Host(g) => g.effect(name),
-            Tools::Fleet(f) => f.effect(name),
-        }
+        Gate::effect(self, name)
     }
 
     async fn call(&self, name: &str, input: Value) -> Called {
-        match self {
-            Tools::Host(g) => {
-                let g = g.call(name, input).await;
-                let result = g.result.map(|r| (r.to_model_value(), r.findings.len())).map_err(|e| e.to_string());
-                Called { decision: g.decision, result, millis: g.millis }
-            }
-            Tools::Fleet(f) => f.call(name, input).await,
-        }
+        let g = Gate::call(self, name, input).await;
+        let result = g.result.map(|r| (r.to_model_value(), r.findings.len())).map_err(|e| e.to_string());
+        Called { decision: g.decision, result, millis: g.millis }
     }
 }
 
 /// A conversation with the model.
 pub struct Agent {
     client: Client,
-    gate: Tools,
+    gate: Box<dyn Dispatch>,
     model: String,
     max_tokens: u32,
     max_turns: u32,
@@ -261,17 +271,12 @@ impl Agent {
             })
             .collect();
         let note = context_note(app);
-        Agent::build(app, client, Tools::Host(gate), tools, note)
+        Agent::with_tools(app, client, Box::new(gate), tools, note)
     }
 
-    /// A new conversation about the servers of a fleet (`ask -i`, `chat -i`): every tool takes `host`.
-    pub fn for_fleet(app: &App, client: Client, fleet: FleetTools, inventory: &str) -> Agent {
-        let tools = fleet.tool_defs();
-        let note = fleet.context_note(inventory, &vigil_tools::format::unix_date(app.host.now_unix()));
-        Agent::build(app, client, Tools::Fleet(fleet), tools, note)
-    }
-
-    fn build(app: &App, client: Client, gate: Tools, tools: Vec<ToolDef>, note: String) -> Agent {
+    /// A new conversation whose calls go to `gate`, offering the model `tools`, with `note` as
+    /// the system prompt's context (a fleet: `crate::fleet::agent::agent`).
+    pub fn with_tools(app: &App, client: Client, gate: Box<dyn Dispatch>, tools: Vec<ToolDef>, note: String) -> Agent {
         let system = vec![
             SystemBlock { kind: "text", text: crate::prompts::SYSTEM.to_string(), cache_control: None },
             SystemBlock { kind: "text", text: note, cache_control: Some(CacheControl::EPHEMERAL) },

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::pty::Pty;
 use support::*;
-use vigil::agent::{Agent, Sink};
+use vigil::agent::Sink;
 use vigil::app::App;
 use vigil::audit::Origin;
 use vigil::cli::{FleetTarget, Global};
@@ -139,7 +139,7 @@ impl Fleet {
             let exchange = Arc::new(InProcess { states: self.states.clone() });
             let (tools, inv) = vigil::fleet::agent::open(&app, &target, exchange, confirmer, Origin::Ask).unwrap();
             let client = vigil::claude::Client::new(KEY.into(), Some(api.url.clone())).unwrap();
-            let mut agent = Agent::for_fleet(&app, client, tools, &inv);
+            let mut agent = vigil::fleet::agent::agent(&app, client, tools, &inv);
             let mut sink = Collect::default();
             let outcome = agent.run_turn(q, &mut sink).await.unwrap();
             let transcript = std::fs::read_to_string(agent.transcript_path().unwrap()).unwrap();

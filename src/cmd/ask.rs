@@ -67,7 +67,7 @@ pub async fn run(app: &App, args: AskArgs) -> Result<u8> {
         Some(_) => {
             let exchange = crate::fleet::agent::ssh_exchange(app)?;
             let (tools, inv) = crate::fleet::agent::open(app, &args.fleet, exchange, Arc::new(Terminal), Origin::Ask)?;
-            Agent::for_fleet(app, client, tools, &inv)
+            crate::fleet::agent::agent(app, client, tools, &inv)
         }
         None => Agent::new(app, client, app.gate(Origin::Ask, Arc::new(Terminal))?),
     };

@@ -76,7 +76,7 @@ pub async fn run(app: &App, args: ChatArgs) -> Result<u8> {
             let exchange = crate::fleet::agent::ssh_exchange(app)?;
             let (tools, inv) = crate::fleet::agent::open(app, &args.fleet, exchange, Arc::new(Terminal), Origin::Chat)?;
             let about = format!("{} server(s) of {inv}", tools.host_names().len());
-            (Agent::for_fleet(app, client, tools, &inv), about)
+            (crate::fleet::agent::agent(app, client, tools, &inv), about)
         }
         None => {
             let gate = app.gate(Origin::Chat, Arc::new(Terminal))?;

@@ -21,12 +21,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use serde_json::{Map, Value, json};
 use vigil_tools::{Effect, Plan, Redactor, Registry};
 
 use super::inventory::{Inventory, Target};
 use super::proto::{Exchange, Request, Response};
-use crate::agent::MAX_TOOL_RESULT;
+use crate::agent::{Agent, Called, Dispatch, MAX_TOOL_RESULT, Viewed};
 use crate::app::App;
 use crate::audit::{AuditLog, Origin};
 use crate::claude::types::{CacheControl, ToolDef};
@@ -34,22 +35,16 @@ use crate::cli::FleetTarget;
 use crate::gate::{Answer, ConfirmRequest, Confirmer, Decision};
 use crate::term::strip_controls;
 
+/// Hosts asked at once by a read-only call on `all`.
+const FORKS: usize = 16;
+/// The smallest share of the result size a host gets, however many hosts there are (bytes).
+const MIN_SHARE: usize = 1024;
+/// The most one `all` result may hold before further hosts are left out (bytes): half the
+/// result budget, the other half for the notes of the hosts left out.
+const FLEET_RESULT_MAX: usize = MAX_TOOL_RESULT / 2;
+
 /// The longest a change may take on its host (planning is bounded by the tool deadline).
 const APPLY_DEADLINE: Duration = Duration::from_secs(15 * 60);
-
-/// A result as the model reads it (redacted, stripped) with its number of findings, or the error.
-pub type Viewed = Result<(Value, usize), String>;
-
-/// One call's outcome, as the agent records it.
-#[derive(Debug)]
-pub struct Called {
-    /// How it was decided.
-    pub decision: Decision,
-    /// The model's view and its number of findings, or the error.
-    pub result: Viewed,
-    /// Wall time in milliseconds.
-    pub millis: u128,
-}
 
 /// The agent's tools on the hosts of a fleet.
 pub struct FleetTools {
@@ -102,11 +97,6 @@ impl FleetTools {
         self.hosts.iter().map(|t| t.name.as_str()).collect()
     }
 
-    /// The effect the gate assumes: unknown tools are mutating.
-    pub fn effect(&self, name: &str) -> Effect {
-        self.registry.effect(name)
-    }
-
     /// The tool definitions the model sees: each with a required `host`.
     pub fn tool_defs(&self) -> Vec<ToolDef> {
         let names = self.host_names();
@@ -156,9 +146,8 @@ impl FleetTools {
     }
 
     /// One request to one host, off the async runtime (the exchange blocks), by `deadline`.
-    async fn send(&self, target: &Target, request: Request, within: Duration) -> Result<Response, String> {
+    async fn send(&self, t: Target, request: Request, within: Duration) -> Result<Response, String> {
         let ex = self.exchange.clone();
-        let t = target.clone();
         let deadline = Instant::now() + within;
         match tokio::task::spawn_blocking(move || ex.exchange(&t, &request, deadline)).await {
             Ok(Ok(r)) => Ok(r),
@@ -168,7 +157,7 @@ impl FleetTools {
     }
 
     /// Decide and, if allowed, run one call the model made.
-    pub async fn call(&self, name: &str, input: Value) -> Called {
+    async fn decide(&self, name: &str, input: Value) -> Called {
         let started = Instant::now();
         let mut input = if input.is_null() { json!({}) } else { input };
         let shown = Redactor::global().value(input.clone());
@@ -220,12 +209,20 @@ impl FleetTools {
 
     async fn read(&self, name: &str, host: &str, input: Value, shown: &Value, started: Instant) -> Called {
         let targets: Vec<&Target> = self.hosts.iter().filter(|t| host == "all" || t.name == host).collect();
-        let share = (MAX_TOOL_RESULT / targets.len().max(1)).max(2048);
-        let results = futures::future::join_all(targets.iter().map(|t| {
-            let req = Request::Tool { root: t.root.clone(), name: name.to_string(), input: input.clone() };
-            self.send(t, req, self.tool_deadline)
-        }))
-        .await;
+        let share = (FLEET_RESULT_MAX / targets.len().max(1)).max(MIN_SHARE);
+        // At most FORKS hosts at once (like `fleet review`'s default), results in inventory order.
+        let asks: Vec<(Target, Request)> = targets
+            .iter()
+            .map(|t| {
+                let req = Request::Tool { root: t.root.clone(), name: name.to_string(), input: input.clone() };
+                ((*t).clone(), req)
+            })
+            .collect();
+        let results: Vec<_> =
+            futures::stream::iter(asks.into_iter().map(|(t, req)| self.send(t, req, self.tool_deadline)))
+                .buffered(FORKS)
+                .collect()
+                .await;
         let mut per_host: Vec<(String, Viewed)> = Vec::new();
         for (t, r) in targets.iter().zip(results) {
             let r = match r {
@@ -245,19 +242,33 @@ impl FleetTools {
         }
         let mut hosts = Map::new();
         let mut findings = 0;
+        let mut bytes = 0;
+        let mut left_out = 0;
         for (h, r) in per_host {
-            hosts.insert(
-                h,
-                match r {
-                    Ok((v, n)) => {
-                        findings += n;
-                        v
-                    }
-                    Err(e) => json!({"error": e}),
-                },
-            );
+            let v = match r {
+                Ok((v, n)) => {
+                    findings += n;
+                    v
+                }
+                Err(e) => json!({"error": e}),
+            };
+            bytes += v.to_string().len();
+            // Past the fleet's budget, a host's result is replaced by a note: the model asks that host alone.
+            let v = if bytes > FLEET_RESULT_MAX {
+                left_out += 1;
+                json!("omitted")
+            } else {
+                v
+            };
+            hosts.insert(h, v);
         }
-        Called { decision: Decision::Ran, result: Ok((json!({"hosts": hosts}), findings)), millis }
+        let mut all = json!({"hosts": hosts});
+        if left_out > 0 {
+            all["omitted"] = json!(format!(
+                "{left_out} host(s) marked \"omitted\" did not fit in one answer for the whole fleet: call the tool for them one host at a time"
+            ));
+        }
+        Called { decision: Decision::Ran, result: Ok((all, findings)), millis }
     }
 
     async fn change(&self, name: &str, target: &Target, input: Value, shown: Value, started: Instant) -> Called {
@@ -271,7 +282,7 @@ impl FleetTools {
             Called { decision, result, millis: started.elapsed().as_millis() }
         };
         let req = Request::Plan { root: target.root.clone(), name: name.to_string(), input: input.clone() };
-        let (plan, digest, host_key) = match self.send(target, req, self.tool_deadline).await {
+        let (plan, digest, host_key) = match self.send(target.clone(), req, self.tool_deadline).await {
             Ok(Response::Plan { plan, digest, host_key }) => (plan, digest, host_key),
             Ok(Response::Error { kind, message }) => {
                 let msg = format!("{host} could not plan `{name}` ({kind}): {}", strip_controls(&message));
@@ -328,7 +339,7 @@ impl FleetTools {
         };
         let mut extra = plan_json;
         extra["nonce"] = json!(nonce);
-        let r = match self.send(target, req, APPLY_DEADLINE).await {
+        let r = match self.send(target.clone(), req, APPLY_DEADLINE).await {
             Ok(Response::Applied { output }) => Ok(view(output, MAX_TOOL_RESULT)),
             Ok(Response::Error { kind, message }) => {
                 Err(format!("{host} refused `{name}` ({kind}): {}", strip_controls(&message)))
@@ -343,6 +354,24 @@ impl FleetTools {
         }
         done(Decision::Confirmed, r.map_err(|e| Redactor::global().text(&e).into_owned()), extra)
     }
+}
+
+#[async_trait::async_trait]
+impl Dispatch for FleetTools {
+    fn effect(&self, name: &str) -> Effect {
+        self.registry.effect(name)
+    }
+
+    async fn call(&self, name: &str, input: Value) -> Called {
+        self.decide(name, input).await
+    }
+}
+
+/// A conversation about the servers of a fleet (`ask -i`, `chat -i`): every tool takes `host`.
+pub fn agent(app: &App, client: crate::claude::Client, fleet: FleetTools, inventory: &str) -> Agent {
+    let tools = fleet.tool_defs();
+    let note = fleet.context_note(inventory, &vigil_tools::format::unix_date(app.host.now_unix()));
+    Agent::with_tools(app, client, Box::new(fleet), tools, note)
 }
 
 /// The hosts `ask -i`/`chat -i` are about: the inventory's, or those `--limit` selects, in
@@ -442,6 +471,49 @@ mod tests {
         assert_eq!(rw["properties"]["host"]["enum"], json!(["web1", "web2"]));
         let bare = with_host(&json!(true), &["a"], true);
         assert_eq!(bare["required"], json!(["host"]));
+    }
+
+    /// Every host answers a big result.
+    struct Chatty;
+    impl Exchange for Chatty {
+        fn exchange(&self, _t: &Target, _r: &Request, _d: Instant) -> Result<Response, super::super::outcome::Failure> {
+            let ports: Vec<Value> = (0..400).map(|i| json!({"port": i, "process": "java -jar x.jar"})).collect();
+            Ok(Response::Tool { output: json!({"facts": {"ports": ports}, "findings": [["high", "a", "b", "c"]]}) })
+        }
+    }
+
+    fn target(name: String) -> Target {
+        Target {
+            address: name.clone(),
+            name,
+            port: None,
+            user: None,
+            key_file: None,
+            ssh_args: Vec::new(),
+            become_root: false,
+            root: None,
+            vigil_path: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_question_to_a_big_fleet_stays_within_one_results_budget() {
+        let hosts: Vec<Target> = (0..200).map(|i| target(format!("web{i:03}"))).collect();
+        let no = Arc::new(crate::gate::NoHuman("test".into()));
+        let f = FleetTools::new(Arc::new(Chatty), hosts, Arc::new(Registry::builtin()), no, None, Origin::Ask);
+        let c = f.call("list_open_ports", json!({"host": "all"})).await;
+        let (v, findings) = c.result.unwrap();
+        let text = crate::agent::cap_result(v.clone(), MAX_TOOL_RESULT);
+        assert!(text.len() <= MAX_TOOL_RESULT, "{} bytes", text.len());
+        assert_eq!(v["hosts"].as_object().unwrap().len(), 200, "every host is named");
+        assert_eq!(v["hosts"]["web000"]["findings"][0][1], "a", "the first hosts are whole: {v}");
+        assert_eq!(v["hosts"]["web199"], "omitted");
+        let left_out = v["omitted"].as_str().unwrap();
+        assert!(left_out.contains("one host at a time"), "{left_out}");
+        assert_eq!(findings, 200, "findings of every host are counted");
+        let c = f.call("list_open_ports", json!({"host": "db1"})).await;
+        assert_eq!(c.decision, Decision::Refused);
+        assert!(c.result.unwrap_err().contains("web000, web001"));
     }
 
     #[test]
