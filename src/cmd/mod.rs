@@ -36,6 +36,8 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Completions { shell } => return dist::completions(*shell),
         Command::DistFiles { dir } => return dist::dist_files(dir),
         Command::Worker(_) => anyhow::bail!("`__worker` is started by vigil itself, before its runtime"),
+        // Makes its own App per request (the request names the root), answering every error on stdout.
+        Command::Remote => return crate::fleet::remote::serve(cli.global).await,
         _ => App::new(cli.global)?,
     };
     match command {
@@ -56,6 +58,6 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Wp { action } => wp::run(&app, action).await,
         Command::Vulndb { action } => vulndb::run(&app, action).await,
         Command::Fleet { action } => fleet::run(&app, action).await,
-        Command::Remote => crate::fleet::remote::serve(&app).await,
+        Command::Remote => Ok(2),
     }
 }

@@ -15,10 +15,9 @@ use vigil_tools::format::parse_date;
 use crate::app::App;
 use crate::audit::Origin;
 use crate::cli::{AckAction, AckArgs, Format, ReviewArgs};
-use crate::gate::{NoHuman, Scheduled};
+use crate::gate::Scheduled;
 use crate::review::lock::HostLock;
-use crate::review::{self, HostInfo, ModelSummary, Review, acks, history, render};
-use crate::state::host_name;
+use crate::review::{ModelSummary, Review, acks, history, render};
 
 /// Render a review in a format (HTML with the trend of the saved reviews).
 pub fn render_as(app: &App, r: &Review, format: Format) -> Result<String> {
@@ -36,73 +35,7 @@ pub fn render_as(app: &App, r: &Review, format: Format) -> Result<String> {
     })
 }
 
-/// Run the deterministic review and return it (not yet saved: see [`save`]).
-pub async fn review(app: &App, scheduled: bool, notices: Vec<String>) -> Result<Review> {
-    review_with_progress(app, scheduled, notices, false).await
-}
-
-/// [`review`], showing each check as it starts and ends: live on a terminal (a line per
-/// finished check above a spinner naming those still running), as plain lines on a pipe
-/// when `forced` (`--progress`); nothing on a pipe otherwise.
-pub async fn review_with_progress(app: &App, scheduled: bool, notices: Vec<String>, forced: bool) -> Result<Review> {
-    let confirmer: Arc<dyn crate::gate::Confirmer> = if scheduled {
-        let allow = if app.config_trusted { app.config.schedule.allow.clone() } else { Vec::new() };
-        Arc::new(Scheduled { allow })
-    } else {
-        Arc::new(NoHuman("a review only reads".into()))
-    };
-    let origin = if scheduled { Origin::Schedule } else { Origin::Review };
-    let gate = app.gate(origin, confirmer)?;
-    let ctx = gate.ctx().clone();
-    let live = std::io::stderr().is_terminal();
-    let total = app.registry.read_only().len() as u64;
-    let bar = if live {
-        let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} checks done — running: {wide_msg}")
-        {
-            bar.set_style(style);
-        }
-        bar.enable_steady_tick(std::time::Duration::from_millis(120));
-        Some(bar)
-    } else {
-        None
-    };
-    let running = std::sync::Mutex::new(Vec::<String>::new());
-    let progress = |event: review::Event<'_>| {
-        let Ok(mut now) = running.lock() else { return };
-        let line = match event {
-            review::Event::Started(name) => {
-                now.push(name.to_string());
-                (forced && !live).then(|| format!("  start  {name}"))
-            }
-            review::Event::Finished(name, run, n) => {
-                now.retain(|r| r != name);
-                let mark =
-                    if run.ok { crate::term::paint_err("32", "ok") } else { crate::term::paint_err("31", "FAILED") };
-                let found = review::priority::plural(n, "finding", "findings");
-                let line = format!("  {mark:>6} {name:<22} {:>5} ms  {found}", run.ms);
-                if let Some(b) = &bar {
-                    b.inc(1);
-                    b.println(&line);
-                }
-                (forced && !live).then_some(line)
-            }
-        };
-        if let Some(b) = &bar {
-            b.set_message(now.join(", "));
-        }
-        if let Some(l) = line {
-            eprintln!("{l}");
-        }
-    };
-    let host = HostInfo { name: host_name(&app.host), root: app.host.root().display().to_string() };
-    let r = review::run(&gate, &ctx, host, review::Options { progress: &progress, notices }).await;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    r
-}
+pub use crate::review::deterministic::{nothing_ran, review, review_with_progress};
 
 /// Keep the review in the host's history (the next review compares with it).
 pub fn save(app: &App, r: &Review) -> Result<()> {
@@ -397,9 +330,9 @@ async fn reviewed(app: &App, args: ReviewArgs, fail_on: Option<Severity>) -> Res
         scheduled_restores(app).await?;
     }
     let mut r = review_with_progress(app, args.scheduled, notices(app), args.progress).await?;
-    if r.tools.values().all(|t| !t.ok) {
+    if let Some(why) = nothing_ran(app, &r) {
         save(app, &r)?;
-        eprintln!("vigil: no check could run on {}", app.host.root().display());
+        eprintln!("vigil: {why}");
         return Ok(2);
     }
     if !args.offline {

@@ -22,6 +22,7 @@ pub mod remote;
 pub mod remote_tools;
 pub mod report;
 pub mod run;
+pub mod ssh;
 pub mod status;
 
 pub use inventory::{Inventory, InventoryError, Target};

@@ -12,6 +12,7 @@
 //! become the status quo.
 //!
 //! - [`acks`]: acknowledged findings (shown, not counted, until they expire).
+//! - [`deterministic`]: the review of an `App`'s host, as `vigil review` and a fleet host run it.
 //! - [`history`]: saved reviews and the comparison with the previous one.
 //! - [`lock`]: one run at a time per host (acks, history and run records are read-modify-write).
 //! - [`snapshot`]: the host inventory the comparison of host changes uses.
@@ -20,6 +21,7 @@
 //! - [`unchecked`]: what could not be checked, why, and the fix.
 
 pub mod acks;
+pub mod deterministic;
 pub mod history;
 pub mod lock;
 pub mod priority;

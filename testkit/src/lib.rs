@@ -31,6 +31,7 @@
 pub mod components;
 pub mod mariadb;
 pub mod racer;
+pub mod sshfleet;
 
 pub use components::{probe, require};
 

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test support: a failed unwrap is a failed test")]
 
+pub mod fleet;
 pub mod pty;
 
 use std::collections::{HashMap, VecDeque};

@@ -1,0 +1,230 @@
+//! The ssh transport against real OpenSSH (`vigil_testkit::sshfleet`): vigil is
+//! pushed once to a root-only directory, verified, and found again on the next
+//! run; a host's own vigil of our version is used; each broken host is named
+//! by the reason an administrator acts on (unreachable, auth-failed, no-sudo,
+//! timeout); and nothing is left running when the transport is dropped.
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
+#![allow(clippy::disallowed_methods, reason = "tests read the files the push wrote")]
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use vigil::fleet::Inventory;
+use vigil::fleet::outcome::Reason;
+use vigil::fleet::proto::{Exchange, Request};
+use vigil::fleet::ssh::Ssh;
+use vigil_testkit::sshfleet::{Kind, Spec, SshFleet};
+
+fn vigil_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vigil"))
+}
+
+fn sha256_file(p: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+fn ssh(state: &Path) -> Ssh {
+    Ssh::new("test-inventory", state, Duration::from_secs(10)).unwrap().with_binary(&vigil_bin()).unwrap()
+}
+
+fn soon(secs: u64) -> Instant {
+    Instant::now() + Duration::from_secs(secs)
+}
+
+/// ssh control masters (`ssh: PATH [mux]`) still running for sockets under `dir`.
+fn masters_under(dir: &Path) -> Vec<String> {
+    let (_, out) = vigil_testkit::sh("ps -eo args");
+    out.lines().filter(|l| l.contains("[mux]") && l.contains(&dir.display().to_string())).map(String::from).collect()
+}
+
+#[test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "sshd",
+        vigil_missing = "ssh",
+        vigil_missing = "ssh-keygen",
+        vigil_missing = "sudo",
+        vigil_missing = "useradd"
+    ),
+    ignore = "needs root, sshd, ssh, ssh-keygen, sudo, useradd (.ci/packages/ssh.txt)"
+)]
+// One test, in order: the hosts are this machine, so every push lands in the same directory.
+fn vigil_is_pushed_once_verified_and_private_and_a_hosts_own_is_used_only_at_our_version() {
+    vigil_testkit::require(vigil_testkit::sshfleet::COMPONENTS);
+    let fleet = SshFleet::start(&Spec::new().host("web1", Kind::Root).host("sudo", Kind::Sudo));
+    let inv = Inventory::load(&fleet.inventory_ini()).unwrap();
+    let (web1, sudo) = (inv.target("web1").unwrap(), inv.target("sudo").unwrap());
+    let sum = sha256_file(&vigil_bin());
+    let pushed = PathBuf::from(format!("/var/lib/vigil/fleet/bin/vigil-{sum}"));
+    // Cold: this build is not on the host yet.
+    let _ = std::fs::remove_file(&pushed);
+    let state = tempfile::tempdir().unwrap();
+
+    let run1 = ssh(state.path());
+    let r = run1.remote(&web1, soon(180)).unwrap();
+    assert_eq!((r.path.as_str(), r.pushed, r.installed), (pushed.to_str().unwrap(), true, false));
+    let m = std::fs::symlink_metadata(&pushed).unwrap();
+    assert!(m.is_file());
+    assert_eq!((m.uid(), m.mode() & 0o7777), (0, 0o700));
+    assert_eq!(sha256_file(&pushed), sum, "the pushed copy differs from ours");
+    let d = std::fs::metadata("/var/lib/vigil/fleet/bin").unwrap();
+    assert_eq!((d.uid(), d.mode() & 0o777), (0, 0o700));
+    let leftovers: Vec<_> = std::fs::read_dir("/var/lib/vigil/fleet/bin")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".vigil-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary copies left: {leftovers:?}");
+    let mtime = |m: &std::fs::Metadata| (m.mtime(), m.mtime_nsec());
+    let pushed_at = mtime(&m);
+
+    // Within the run the answer is remembered; the control socket lives under the state dir.
+    assert!(!run1.remote(&web1, soon(180)).unwrap().pushed);
+    let cm = state.path().join("fleet/cm");
+    assert_eq!(std::fs::metadata(&cm).unwrap().mode() & 0o777, 0o700);
+    assert_eq!(masters_under(&cm).len(), 1, "{:?}", masters_under(&cm));
+
+    // Warm: a second run finds it, through `sudo -n` too, and does not push again.
+    let run2 = ssh(state.path());
+    for t in [&web1, &sudo] {
+        let r = run2.remote(t, soon(180)).unwrap_or_else(|f| panic!("{}: {f:?}", t.name));
+        assert_eq!((r.path.as_str(), r.pushed), (pushed.to_str().unwrap(), false), "{}", t.name);
+    }
+    assert_eq!(mtime(&std::fs::metadata(&pushed).unwrap()), pushed_at, "pushed again");
+
+    // The host's own vigil is used when it prints our version, and only then.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let same = dir.path().join("vigil");
+    std::fs::copy(vigil_bin(), &same).unwrap();
+    let old = dir.path().join("old vigil");
+    std::fs::write(&old, "#!/bin/sh\necho 'vigil 0.0.1'\n").unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut t = web1.clone();
+    t.vigil_path = Some(same.display().to_string());
+    let r = run2.remote(&t, soon(180)).unwrap();
+    assert_eq!((r.path.as_str(), r.installed, r.pushed), (same.to_str().unwrap(), true, false));
+    std::fs::remove_file(&pushed).unwrap();
+    let mut t = sudo.clone();
+    t.vigil_path = Some(old.display().to_string());
+    let r = run2.remote(&t, soon(180)).unwrap();
+    assert_eq!((r.path.as_str(), r.installed, r.pushed), (pushed.to_str().unwrap(), false, true));
+
+    // A login user without ansible_become keeps vigil in its own ~/.cache, private.
+    let mut t = sudo.clone();
+    t.become_root = false;
+    let r = run2.remote(&t, soon(180)).unwrap();
+    let home = format!("/home/{}", vigil_testkit::sshfleet::SUDO_USER);
+    assert_eq!(r.path, format!("{home}/.cache/vigil/fleet/bin/vigil-{sum}"));
+    let m = std::fs::metadata(&r.path).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o777), (std::fs::metadata(&home).unwrap().uid(), 0o700));
+    std::fs::remove_dir_all(format!("{home}/.cache/vigil")).unwrap();
+
+    // Dropping the transport closes its shared connections: nothing is left running.
+    drop(run1);
+    drop(run2);
+    vigil_testkit::wait_for("the control masters to exit", || masters_under(&cm).is_empty());
+    // A debug build is 150 MB: leave the machine's disk as it was.
+    std::fs::remove_file(&pushed).unwrap();
+}
+
+#[test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "sshd",
+        vigil_missing = "ssh",
+        vigil_missing = "ssh-keygen",
+        vigil_missing = "sudo",
+        vigil_missing = "useradd"
+    ),
+    ignore = "needs root, sshd, ssh, ssh-keygen, sudo, useradd (.ci/packages/ssh.txt)"
+)]
+fn each_broken_host_is_named_by_its_reason() {
+    vigil_testkit::require(vigil_testkit::sshfleet::COMPONENTS);
+    let fleet = SshFleet::start(
+        &Spec::new()
+            .host("nosudo", Kind::NoSudo)
+            .host("down", Kind::Unreachable)
+            .host("refused", Kind::KeyRefused)
+            .host("hangs", Kind::Hangs)
+            .host("web1", Kind::Root),
+    );
+    let inv = Inventory::load(&fleet.inventory_ini()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let ssh = ssh(state.path());
+    let review = Request::Review { root: None, key: None, feed_bytes: 0 };
+    let fail = |name: &str, deadline: Instant| {
+        let t = inv.target(name).unwrap();
+        ssh.exchange(&t, &review, deadline).map(|_| ()).unwrap_err()
+    };
+
+    let f = fail("nosudo", soon(180));
+    assert_eq!(f.reason, Reason::NoSudo, "{f:?}");
+    assert!(f.detail.contains("sudo: a password is required"), "{f:?}");
+    let f = fail("down", soon(180));
+    assert_eq!(f.reason, Reason::Unreachable, "{f:?}");
+    assert!(f.detail.contains("Connection refused"), "{f:?}");
+    let f = fail("refused", soon(180));
+    assert_eq!(f.reason, Reason::AuthFailed, "{f:?}");
+    assert!(f.detail.contains("Permission denied (publickey)"), "{f:?}");
+
+    // The host hangs: its ssh is killed at the deadline, not long after.
+    let started = Instant::now();
+    let f = fail("hangs", Instant::now() + Duration::from_secs(3));
+    assert_eq!(f.reason, Reason::Timeout, "{f:?}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(5), "{took:?}");
+
+    // The remote vigil itself hangs (the connection is fine): stopped at the deadline here,
+    // and on the host too, where the end of the connection alone would not stop it.
+    let bin = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bin.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let stuck = bin.path().join("vigil");
+    std::fs::write(
+        &stuck,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = --version ] && {{ echo 'vigil {}'; exit 0; }}\nexec sleep 299.5\n",
+            env!("CARGO_PKG_VERSION")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&stuck, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut t = inv.target("web1").unwrap();
+    t.vigil_path = Some(stuck.display().to_string());
+    let started = Instant::now();
+    let f = ssh.exchange(&t, &review, Instant::now() + Duration::from_secs(4)).unwrap_err();
+    assert_eq!(f.reason, Reason::Timeout, "{f:?}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(4) && took < Duration::from_secs(6), "{took:?}");
+    let stuck_left = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x00299.5\x00"))
+    };
+    vigil_testkit::wait_for("the stuck remote vigil to be stopped on the host", || !stuck_left());
+
+    // A man in the middle: web1 presents a key other than the one on file.
+    let known = std::fs::read_to_string(fleet.known_hosts()).unwrap();
+    let other = fleet.host("hangs").port;
+    let port = fleet.host("web1").port;
+    let theirs = known.lines().find(|l| l.starts_with(&format!("[127.0.0.1]:{other} "))).unwrap();
+    let swapped = state.path().join("swapped_known_hosts");
+    std::fs::write(&swapped, theirs.replace(&format!(":{other} "), &format!(":{port} ")) + "\n").unwrap();
+    let mut t = inv.target("web1").unwrap();
+    t.ssh_args.extend(["-o".into(), format!("UserKnownHostsFile={}", swapped.display())]);
+    let f = ssh.exchange(&t, &review, soon(180)).unwrap_err();
+    assert_eq!(f.reason, Reason::AuthFailed, "{f:?}");
+    assert!(f.detail.contains("has changed"), "{f:?}");
+
+    // ansible_ssh_common_args asking for agent forwarding is refused before any connection.
+    let mut t = inv.target("web1").unwrap();
+    t.ssh_args.push("-A".into());
+    let f = ssh.exchange(&t, &review, soon(180)).unwrap_err();
+    assert_eq!(f.reason, Reason::Error, "{f:?}");
+    assert!(f.detail.contains("forwards the SSH agent"), "{f:?}");
+}
