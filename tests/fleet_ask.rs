@@ -1,23 +1,22 @@
 //! `ask -i`/`chat -i`: the agent's tools on the servers of a fleet, against a fake Messages API.
 //!
-//! The controller (the agent, its fleet tools, its terminal confirmation) is the real
-//! code; each "host" is a fixture root served by the real remote side
-//! (`vigil::fleet::remote_tools::answer`, with its own state directory and audit log),
-//! reached through an in-process [`Exchange`] that round-trips every request and answer
-//! through their JSON wire form, and answers `unreachable` for hosts it does not serve,
-//! as ssh would for a host that is down.
+//! The controller (the agent, its fleet tools, its terminal confirmation) runs in this
+//! test; each host is a fixture root served by this build's real `vigil __remote`
+//! (its own state directory, gate, confined worker and audit log), started locally in
+//! place of ssh by the shared [`LocalExchange`]. Hosts named "down" answer as ssh does
+//! for a server that is off.
 #![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers: a failed unwrap is a failed test")]
 
 mod support;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::fleet::LocalExchange;
 use support::pty::Pty;
 use support::*;
 use vigil::agent::Sink;
@@ -33,44 +32,34 @@ fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"))
 }
 
-fn global(root: Option<&Path>, state: &Path) -> Global {
+fn global(state: &Path) -> Global {
     Global {
-        root: root.map(Path::to_path_buf),
+        root: None,
         config: None,
         state_dir: Some(state.to_path_buf()),
         vuln_feed: None,
         model: None,
         no_color: true,
-        // The remote runs in this test process, whose executable is not vigil: no worker to start.
-        no_sandbox: true,
+        no_sandbox: false,
         verbose: 0,
     }
 }
 
-/// Serves the hosts it knows (name → their state directory) with the real remote side,
-/// in this process; any other host is unreachable.
-struct InProcess {
-    states: HashMap<String, PathBuf>,
+/// The shared local exchange, with some hosts down.
+struct SomeDown {
+    local: LocalExchange,
+    down: Vec<String>,
 }
 
-impl Exchange for InProcess {
-    fn exchange(&self, target: &Target, request: &Request, _deadline: Instant) -> Result<Response, Failure> {
-        let Some(state) = self.states.get(&target.name) else {
+impl Exchange for SomeDown {
+    fn exchange(&self, target: &Target, request: &Request, deadline: Instant) -> Result<Response, Failure> {
+        if self.down.contains(&target.name) {
             return Err(Failure {
                 reason: Reason::Unreachable,
                 detail: format!("ssh: connect to host {} port 22: Connection refused", target.address),
             });
-        };
-        // Over the wire: JSON both ways.
-        let request: Request = serde_json::from_str(&serde_json::to_string(request).unwrap()).unwrap();
-        let root = match &request {
-            Request::Tool { root, .. } | Request::Plan { root, .. } | Request::Apply { root, .. } => root.clone(),
-            Request::Review { .. } => None,
-        };
-        let app = App::new(global(root.as_deref().map(Path::new), state))
-            .map_err(|e| Failure { reason: Reason::Error, detail: format!("{e:#}") })?;
-        let answer = tokio::runtime::Handle::current().block_on(vigil::fleet::remote_tools::answer(&app, request));
-        Ok(serde_json::from_str(&serde_json::to_string(&answer).unwrap()).unwrap())
+        }
+        self.local.exchange(target, request, deadline)
     }
 }
 
@@ -90,53 +79,63 @@ fn openssh_fingerprint(root: &Path) -> String {
     out.split_whitespace().nth(1).unwrap().to_string()
 }
 
-/// The fleet of a test: an INI inventory and the state directories of the hosts served.
+/// The fleet of a test: an INI inventory, the hosts' state directories (`hosts/NAME`).
 struct Fleet {
-    dir: tempfile::TempDir,
-    inventory: PathBuf,
-    states: HashMap<String, PathBuf>,
+    dir: PathBuf,
+    _keep: Option<tempfile::TempDir>,
+    down: Vec<String>,
 }
 
 impl Fleet {
-    /// `hosts`: (name, group, root, served?)
+    /// `hosts`: (name, group, root, up?)
     fn new(hosts: &[(&str, &str, &Path, bool)]) -> Fleet {
-        let dir = tmp();
+        let keep = tmp();
+        let dir = keep.path().to_path_buf();
         let mut groups: Vec<(&str, Vec<String>)> = Vec::new();
-        let mut states = HashMap::new();
-        for (name, group, root, served) in hosts {
+        let mut down = Vec::new();
+        for (name, group, root, up) in hosts {
             let line = format!("{name} ansible_host=127.0.0.1 vigil_root={}", root.display());
             match groups.iter_mut().find(|g| g.0 == *group) {
                 Some(g) => g.1.push(line),
                 None => groups.push((group, vec![line])),
             }
-            if *served {
-                let s = dir.path().join("hosts").join(name);
-                std::fs::create_dir_all(&s).unwrap();
-                states.insert(name.to_string(), s);
+            std::fs::create_dir_all(dir.join("hosts").join(name)).unwrap();
+            if !up {
+                down.push(name.to_string());
             }
         }
         let ini: String = groups.iter().map(|(g, l)| format!("[{g}]\n{}\n", l.join("\n"))).collect();
-        let inventory = dir.path().join("hosts.ini");
-        std::fs::write(&inventory, ini).unwrap();
-        std::fs::create_dir_all(dir.path().join("controller")).unwrap();
-        Fleet { dir, inventory, states }
+        std::fs::write(dir.join("hosts.ini"), ini).unwrap();
+        std::fs::write(dir.join("down"), down.join("\n")).unwrap();
+        std::fs::create_dir_all(dir.join("controller")).unwrap();
+        Fleet { dir, _keep: Some(keep), down }
+    }
+
+    /// The fleet another process made in `dir`.
+    fn at(dir: &Path) -> Fleet {
+        let down = std::fs::read_to_string(dir.join("down")).unwrap().lines().map(str::to_string).collect();
+        Fleet { dir: dir.to_path_buf(), _keep: None, down }
     }
 
     fn controller_state(&self) -> PathBuf {
-        self.dir.path().join("controller")
+        self.dir.join("controller")
     }
 
-    fn state(&self, host: &str) -> &Path {
-        &self.states[host]
+    fn state(&self, host: &str) -> PathBuf {
+        self.dir.join("hosts").join(host)
+    }
+
+    fn exchange(&self) -> SomeDown {
+        SomeDown { local: LocalExchange::new(&self.dir.join("hosts"), Vec::new()), down: self.down.clone() }
     }
 
     /// One question, as `ask -i INVENTORY [--limit P]` asks it, against `api`.
     fn ask(&self, api: &FakeApi, limit: Option<&str>, confirmer: Arc<dyn Confirmer>, q: &str) -> Asked {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(async {
-            let app = App::new(global(None, &self.controller_state())).unwrap();
-            let target = FleetTarget { inventory: Some(self.inventory.clone()), limit: limit.map(str::to_string) };
-            let exchange = Arc::new(InProcess { states: self.states.clone() });
+            let app = App::new(global(&self.controller_state())).unwrap();
+            let target = FleetTarget { inventory: Some(self.dir.join("hosts.ini")), limit: limit.map(str::to_string) };
+            let exchange = Arc::new(self.exchange());
             let (tools, inv) = vigil::fleet::agent::open(&app, &target, exchange, confirmer, Origin::Ask).unwrap();
             let client = vigil::claude::Client::new(KEY.into(), Some(api.url.clone())).unwrap();
             let mut agent = vigil::fleet::agent::agent(&app, client, tools, &inv);
@@ -230,9 +229,9 @@ fn a_fleet_question_runs_on_every_limited_host_and_names_the_unreachable_one() {
         );
     }
     assert!(!ev.iter().any(|e| e["host"] == "db1"), "{ev:?}");
-    let remote = audit_events(fleet.state("web1"));
+    let remote = audit_events(&fleet.state("web1"));
     assert!(remote.iter().any(|e| e["tool"] == "list_open_ports" && e["origin"] == "fleet"), "{remote:?}");
-    assert!(audit_events(fleet.state("db1")).is_empty(), "db1 is outside --limit");
+    assert!(audit_events(&fleet.state("db1")).is_empty(), "db1 is outside --limit");
 }
 
 #[test]
@@ -258,8 +257,8 @@ fn a_change_is_never_asked_of_all_hosts_or_of_a_host_outside_the_limit() {
     assert_eq!(db["is_error"], true, "{db}");
     assert!(db["content"].as_str().unwrap().contains("must be one of the fleet's servers: b1, b2"), "{db}");
     for h in ["b1", "b2", "db1"] {
-        assert_eq!(restore_records(fleet.state(h)), json!({}), "{h}: nothing ran");
-        assert!(audit_events(fleet.state(h)).is_empty(), "{h}: not even asked to plan");
+        assert_eq!(restore_records(&fleet.state(h)), json!({}), "{h}: nothing ran");
+        assert!(audit_events(&fleet.state(h)).is_empty(), "{h}: not even asked to plan");
     }
     let ev = audit_events(&fleet.controller_state());
     assert!(ev.iter().filter(|e| e["decision"] == "refused").count() == 2, "{ev:?}");
@@ -270,12 +269,7 @@ const CHILD: &str = "VIGIL_FLEET_ASK_CHILD";
 /// The controller's side of the pty test: one question whose answer needs a change on b2,
 /// confirmed at this process's terminal.
 fn child_turn(dir: &Path) {
-    let fleet = Fleet {
-        dir: tempfile::TempDir::new_in(dir).unwrap(),
-        inventory: dir.join("hosts.ini"),
-        states: ["b1", "b2"].iter().map(|h| (h.to_string(), dir.join("hosts").join(h))).collect(),
-    };
-    std::fs::create_dir_all(fleet.controller_state()).unwrap();
+    let fleet = Fleet::at(dir);
     let api = FakeApi::start(vec![
         Reply::Sse(tool_use_sse("toolu_fix", "verify_backup_restore", &json!({"host": "b2", "job": "site"}))),
         Reply::Sse(text_sse("The backup of b2 restores.")),
@@ -283,13 +277,8 @@ fn child_turn(dir: &Path) {
     let asked = fleet.ask(&api, None, Arc::new(Terminal), "does b2's backup restore?");
     let got = api.check();
     let r = &tool_results(&got[1].body)["toolu_fix"];
-    println!("\nRESULT {}", r);
+    println!("\nRESULT {r}");
     println!("ANSWER {}", asked.answer);
-    std::fs::write(
-        dir.join("controller.json"),
-        serde_json::to_string(&audit_events(&fleet.controller_state())).unwrap(),
-    )
-    .unwrap();
 }
 
 #[test]
@@ -303,7 +292,7 @@ fn a_fix_confirmed_at_the_terminal_runs_on_that_host_only() {
     let fleet = Fleet::new(&[("b1", "web", a.path(), true), ("b2", "web", b.path(), true)]);
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.args(["--exact", "a_fix_confirmed_at_the_terminal_runs_on_that_host_only", "--nocapture", "--test-threads=1"])
-        .env(CHILD, fleet.dir.path())
+        .env(CHILD, &fleet.dir)
         .env_remove("ANTHROPIC_API_KEY");
     let mut pty = Pty::spawn(cmd);
     let shown = pty.expect("to run it, anything else declines:", Duration::from_secs(120));
@@ -322,19 +311,18 @@ fn a_fix_confirmed_at_the_terminal_runs_on_that_host_only() {
     assert!(!screen.contains("\"is_error\":true"), "{screen}");
 
     // It ran on b2, once, and not on b1.
-    assert_eq!(restore_records(fleet.state("b2")).as_object().unwrap().len(), 1, "b2 ran the restore test");
-    assert_eq!(restore_records(fleet.state("b1")), json!({}), "b1 was not touched");
-    assert!(audit_events(fleet.state("b1")).is_empty(), "b1 was not even asked");
+    assert_eq!(restore_records(&fleet.state("b2")).as_object().unwrap().len(), 1, "b2 ran the restore test");
+    assert_eq!(restore_records(&fleet.state("b1")), json!({}), "b1 was not touched");
+    assert!(audit_events(&fleet.state("b1")).is_empty(), "b1 was not even asked");
     // Both audit logs have it: b2's (confirmed through its gate), the controller's with the host.
-    let remote = audit_events(fleet.state("b2"));
+    let remote = audit_events(&fleet.state("b2"));
     assert!(
         remote
             .iter()
             .any(|e| e["tool"] == "verify_backup_restore" && e["decision"] == "confirmed" && e["origin"] == "fleet"),
         "{remote:?}"
     );
-    let ctl: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(fleet.dir.path().join("controller.json")).unwrap()).unwrap();
+    let ctl = audit_events(&fleet.controller_state());
     let e = ctl.iter().find(|e| e["tool"] == "verify_backup_restore").unwrap();
     assert_eq!(e["host"], "b2");
     assert_eq!(e["host_key"], fp);
@@ -343,40 +331,45 @@ fn a_fix_confirmed_at_the_terminal_runs_on_that_host_only() {
     assert_eq!(e["nonce"].as_str().unwrap().len(), 32, "{e}");
 }
 
-/// The remote side of one host: plan, then apply as the controller would.
+/// One host reached through `vigil __remote`: plan, then apply as the controller would.
 struct Remote {
-    app: App,
+    fleet: Fleet,
+    target: Target,
 }
 
 impl Remote {
-    fn new(root: &Path, state: &Path) -> Remote {
-        Remote { app: App::new(global(Some(root), state)).unwrap() }
+    fn new(root: &Path) -> Remote {
+        let fleet = Fleet::new(&[("h", "all", root, true)]);
+        let inv = vigil::fleet::Inventory::load(&fleet.dir.join("hosts.ini")).unwrap();
+        Remote { target: inv.target("h").unwrap(), fleet }
     }
 
-    async fn send(&self, r: Request) -> Response {
-        vigil::fleet::remote_tools::answer(&self.app, r).await
+    fn state(&self) -> PathBuf {
+        self.fleet.state("h")
     }
 
-    async fn plan(&self) -> (String, String) {
-        let r = self
-            .send(Request::Plan { root: None, name: "verify_backup_restore".into(), input: json!({"job": "site"}) })
-            .await;
-        match r {
+    fn send(&self, r: Request) -> Response {
+        self.fleet.exchange().exchange(&self.target, &r, Instant::now() + Duration::from_secs(60)).unwrap()
+    }
+
+    fn plan(&self) -> (String, String) {
+        let root = self.target.root.clone();
+        match self.send(Request::Plan { root, name: "verify_backup_restore".into(), input: json!({"job": "site"}) }) {
             Response::Plan { digest, host_key, .. } => (digest, host_key),
             other => panic!("no plan: {other:?}"),
         }
     }
 
-    async fn apply(&self, digest: &str, host_key: &str, nonce: &str) -> Response {
+    /// The Apply the controller sends, sent to this host.
+    fn apply(&self, digest: &str, host_key: &str, nonce: &str) -> Response {
         self.send(Request::Apply {
-            root: None,
+            root: self.target.root.clone(),
             name: "verify_backup_restore".into(),
             input: json!({"job": "site"}),
             digest: digest.into(),
             host_key: host_key.into(),
             nonce: nonce.into(),
         })
-        .await
     }
 }
 
@@ -387,61 +380,60 @@ fn refused(r: &Response) -> (String, String) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[test]
 #[cfg_attr(vigil_missing = "ssh-keygen", ignore = "needs ssh-keygen (.ci/packages/ssh.txt)")]
-async fn a_replayed_approval_runs_nothing() {
+fn a_replayed_approval_runs_nothing() {
     vigil_testkit::require(&["ssh-keygen"]);
-    let (root, state) = (backup_host(), tmp());
-    let host = Remote::new(root.path(), state.path());
-    let (digest, key) = host.plan().await;
+    let root = backup_host();
+    let host = Remote::new(root.path());
+    let (digest, key) = host.plan();
     assert_eq!(key, openssh_fingerprint(root.path()));
     let nonce = "0123456789abcdef0123456789abcdef";
-    assert!(matches!(host.apply(&digest, &key, nonce).await, Response::Applied { .. }), "the approved plan runs");
-    let once = restore_records(state.path());
+    assert!(matches!(host.apply(&digest, &key, nonce), Response::Applied { .. }), "the approved plan runs");
+    let once = restore_records(&host.state());
     assert_eq!(once["site"]["ok"], true, "{once}");
     // The same Apply again, as someone who recorded it would send it.
-    let (kind, msg) = refused(&host.apply(&digest, &key, nonce).await);
+    let (kind, msg) = refused(&host.apply(&digest, &key, nonce));
     assert_eq!(kind, "refused");
     assert!(msg.contains("already used") && msg.contains("nothing was changed"), "{msg}");
-    assert_eq!(restore_records(state.path()), once, "the replay ran nothing");
-    let ev = audit_events(state.path());
+    assert_eq!(restore_records(&host.state()), once, "the replay ran nothing");
+    let ev = audit_events(&host.state());
     let decided = |d: &str| ev.iter().filter(|e| e["tool"] == "verify_backup_restore" && e["decision"] == d).count();
     assert_eq!((decided("confirmed"), decided("refused")), (1, 1), "one run, one refusal: {ev:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[test]
 #[cfg_attr(vigil_missing = "ssh-keygen", ignore = "needs ssh-keygen (.ci/packages/ssh.txt)")]
-async fn an_approval_for_a_plan_the_host_no_longer_has_is_refused() {
+fn an_approval_for_a_plan_the_host_no_longer_has_is_refused() {
     vigil_testkit::require(&["ssh-keygen"]);
-    let (root, state) = (backup_host(), tmp());
-    let host = Remote::new(root.path(), state.path());
-    let (digest, key) = host.plan().await;
+    let root = backup_host();
+    let host = Remote::new(root.path());
+    let (digest, key) = host.plan();
     // After the plan was shown, a newer backup lands: the plan now restores another archive.
     let dir = root.path().join("var/backups/site");
     std::fs::copy(dir.join("site-2026-11-26.tar.gz"), dir.join("site-2026-11-27.tar.gz")).unwrap();
-    let (kind, msg) = refused(&host.apply(&digest, &key, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").await);
+    let (kind, msg) = refused(&host.apply(&digest, &key, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
     assert_eq!(kind, "changed", "{msg}");
     assert!(msg.contains("the host changed since the plan was approved"), "{msg}");
-    assert_eq!(restore_records(state.path()), json!({}), "nothing ran");
+    assert_eq!(restore_records(&host.state()), json!({}), "nothing ran");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[test]
 #[cfg_attr(vigil_missing = "ssh-keygen", ignore = "needs ssh-keygen (.ci/packages/ssh.txt)")]
-async fn an_approval_sent_to_a_host_with_another_key_is_refused() {
+fn an_approval_sent_to_a_host_with_another_key_is_refused() {
     vigil_testkit::require(&["ssh-keygen"]);
     let (a, b) = (backup_host(), backup_host());
-    let (sa, sb) = (tmp(), tmp());
-    let first = Remote::new(a.path(), sa.path());
-    let other = Remote::new(b.path(), sb.path());
-    let (digest, key) = first.plan().await;
-    let (_, other_key) = other.plan().await;
+    let first = Remote::new(a.path());
+    let other = Remote::new(b.path());
+    let (digest, key) = first.plan();
+    let (_, other_key) = other.plan();
     assert_ne!(key, other_key);
-    let (kind, msg) = refused(&other.apply(&digest, &key, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb").await);
+    let (kind, msg) = refused(&other.apply(&digest, &key, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"));
     assert_eq!(kind, "refused");
     assert!(msg.contains(&other_key) && msg.contains(&key) && msg.contains("nothing was changed"), "{msg}");
-    assert_eq!(restore_records(sb.path()), json!({}), "nothing ran on the other host");
+    assert_eq!(restore_records(&other.state()), json!({}), "nothing ran on the other host");
     // A malformed nonce is refused too, before anything.
-    let (kind, _) = refused(&first.apply(&digest, &key, "1").await);
+    let (kind, _) = refused(&first.apply(&digest, &key, "1"));
     assert_eq!(kind, "invalid");
-    assert_eq!(restore_records(sa.path()), json!({}));
+    assert_eq!(restore_records(&first.state()), json!({}));
 }

@@ -65,7 +65,7 @@ pub async fn run(app: &App, args: AskArgs) -> Result<u8> {
     };
     let mut agent = match &args.fleet.inventory {
         Some(_) => {
-            let exchange = crate::fleet::agent::ssh_exchange(app)?;
+            let exchange = crate::fleet::agent::ssh_exchange(app, &args.fleet)?;
             let (tools, inv) = crate::fleet::agent::open(app, &args.fleet, exchange, Arc::new(Terminal), Origin::Ask)?;
             crate::fleet::agent::agent(app, client, tools, &inv)
         }

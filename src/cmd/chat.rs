@@ -73,7 +73,7 @@ pub async fn run(app: &App, args: ChatArgs) -> Result<u8> {
     };
     let (mut agent, about) = match &args.fleet.inventory {
         Some(_) => {
-            let exchange = crate::fleet::agent::ssh_exchange(app)?;
+            let exchange = crate::fleet::agent::ssh_exchange(app, &args.fleet)?;
             let (tools, inv) = crate::fleet::agent::open(app, &args.fleet, exchange, Arc::new(Terminal), Origin::Chat)?;
             let about = format!("{} server(s) of {inv}", tools.host_names().len());
             (crate::fleet::agent::agent(app, client, tools, &inv), about)

@@ -406,9 +406,15 @@ pub fn open(
     Ok((tools, inventory.display().to_string()))
 }
 
-/// The production transport: the system `ssh` client ([`super::ssh`], its own branch).
-pub fn ssh_exchange(_app: &App) -> anyhow::Result<Arc<dyn Exchange>> {
-    anyhow::bail!("the ssh transport of the fleet is not in this build yet, so `-i` cannot reach any server")
+/// How long ssh may take to connect to one host.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The production transport for `-i INVENTORY`: the system `ssh` client ([`super::ssh::Ssh`]),
+/// its shared connections under the state directory.
+pub fn ssh_exchange(app: &App, fleet: &FleetTarget) -> anyhow::Result<Arc<dyn Exchange>> {
+    let Some(inventory) = &fleet.inventory else { anyhow::bail!("no inventory (-i INVENTORY)") };
+    let name = inventory.display().to_string();
+    Ok(Arc::new(super::ssh::Ssh::new(&name, app.state.path(), CONNECT_TIMEOUT)?))
 }
 
 /// `schema` with a required `host`: one of `hosts`, or `all` too when `all` is true.
