@@ -437,3 +437,132 @@ fn an_approval_sent_to_a_host_with_another_key_is_refused() {
     assert_eq!(kind, "invalid");
     assert_eq!(restore_records(&first.state()), json!({}));
 }
+
+#[test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "sshd",
+        vigil_missing = "ssh",
+        vigil_missing = "ssh-keygen",
+        vigil_missing = "sudo",
+        vigil_missing = "useradd"
+    ),
+    ignore = "needs root, sshd, ssh, ssh-keygen, sudo, useradd (.ci/packages/ssh.txt)"
+)]
+fn ask_i_over_real_ssh_answers_per_server_and_names_the_ones_it_could_not_reach() {
+    use vigil_testkit::sshfleet::{Kind, Spec, SshFleet};
+    vigil_testkit::require(vigil_testkit::sshfleet::COMPONENTS);
+    let clean = vigil_testkit::fixture_hosts().join("clean");
+    let fleet = SshFleet::start(
+        &Spec::new()
+            .host_with_root("web1", Kind::Root, &web1())
+            .host_with_root("web2", Kind::Root, &clean)
+            .host("down", Kind::Unreachable)
+            .host("refused", Kind::KeyRefused),
+    );
+    let answer = "web1 exposes Elasticsearch (tcp:9200); web2 does not; down and refused could not be checked.";
+    let api = FakeApi::start(vec![
+        Reply::Sse(tool_use_sse("toolu_ports", "list_open_ports", &json!({"host": "all"}))),
+        Reply::Sse(text_sse(answer)),
+    ]);
+    let t = tmp();
+    let state = t.path().join("state");
+    let inv = fleet.inventory_ini().display().to_string();
+    let r = run(vigil_cmd(&state, Some(&api), &["ask", "-i", &inv, "which servers expose Elasticsearch?"]), "");
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains(answer), "{r:?}");
+    let got = api.check();
+    let v = content_of(&tool_results(&got[1].body)["toolu_ports"]);
+    let ids = |h: &str| v["hosts"][h]["findings"].as_array().unwrap().iter().map(|r| r[1].clone()).collect::<Vec<_>>();
+    assert!(ids("web1").contains(&json!("ports.exposed-datastore")), "{v}");
+    assert!(!ids("web2").contains(&json!("ports.exposed-datastore")), "{v}");
+    assert!(v["hosts"]["down"]["error"].as_str().unwrap().starts_with("unreachable: "), "{v}");
+    assert!(v["hosts"]["refused"]["error"].as_str().unwrap().starts_with("auth-failed: "), "{v}");
+    let system = got[0].body["system"].to_string();
+    assert!(system.contains("web1, web2, down, refused") || system.contains("down, refused"), "{system}");
+}
+
+#[test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "sshd",
+        vigil_missing = "ssh",
+        vigil_missing = "ssh-keygen",
+        vigil_missing = "sudo",
+        vigil_missing = "useradd"
+    ),
+    ignore = "needs root, sshd, ssh, ssh-keygen, sudo, useradd (.ci/packages/ssh.txt)"
+)]
+fn ask_i_over_real_ssh_runs_a_fix_typed_at_the_terminal_on_that_server_only() {
+    use vigil_testkit::sshfleet::{Kind, Spec, SshFleet};
+    vigil_testkit::require(vigil_testkit::sshfleet::COMPONENTS);
+    // Each root names itself uniquely.
+    let tag = format!("fleetask-{}-{}", std::process::id(), rand_suffix());
+    let (a, b) = (backup_host(), backup_host());
+    std::fs::write(a.path().join("etc/hostname"), format!("{tag}-a\n")).unwrap();
+    std::fs::write(b.path().join("etc/hostname"), format!("{tag}-b\n")).unwrap();
+    // Over ssh the remote keeps its state in /var/lib/vigil/hosts/NAME-HASH (removed at the end).
+    let remote_states = |s: &str| -> Vec<PathBuf> {
+        let prefix = format!("{tag}-{s}-");
+        std::fs::read_dir("/var/lib/vigil/hosts")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect()
+    };
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            for e in std::fs::read_dir("/var/lib/vigil/hosts").into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().starts_with(&self.0) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+    let _cleanup = Cleanup(format!("{tag}-"));
+    let fleet = SshFleet::start(&Spec::new().host_with_root("b1", Kind::Root, a.path()).host_with_root(
+        "b2",
+        Kind::Root,
+        b.path(),
+    ));
+    let api = FakeApi::start(vec![
+        Reply::Sse(tool_use_sse("toolu_fix", "verify_backup_restore", &json!({"host": "b2", "job": "site"}))),
+        Reply::Sse(text_sse("The backup of b2 restores.")),
+    ]);
+    let t = tmp();
+    let state = t.path().join("state");
+    let inv = fleet.inventory_ini().display().to_string();
+    let mut pty = Pty::spawn(vigil_cmd(&state, Some(&api), &["ask", "-i", &inv, "does b2's backup restore?"]));
+    let shown = pty.expect("to run it, anything else declines:", Duration::from_secs(120));
+    let fp = openssh_fingerprint(b.path());
+    assert!(shown.contains(&format!("on host: b2 (host key {fp})")), "{shown}");
+    pty.send("verify_backup_restore@b2\n");
+    assert_eq!(pty.wait(Duration::from_secs(120)), 0, "{}", pty.screen());
+    assert!(pty.screen().contains("The backup of b2 restores."), "{}", pty.screen());
+    let got = api.check();
+    let r = &tool_results(&got[1].body)["toolu_fix"];
+    assert!(r.get("is_error").is_none(), "{r}");
+    assert_eq!(content_of(r)["facts"]["ok"], true, "{r}");
+    // It ran on b2 (its record), not on b1; the controller's log names the host and its key.
+    let b2 = remote_states("b");
+    assert_eq!(b2.len(), 1, "{b2:?}");
+    let rec = std::fs::read_to_string(b2[0].join("restore-tests.json")).unwrap();
+    assert!(rec.contains("site-2026-11-26.tar.gz"), "{rec}");
+    assert!(remote_states("a").iter().all(|d| !d.join("restore-tests.json").exists()), "b1 was not touched");
+    let ev = audit_events(&state);
+    let e = ev.iter().find(|e| e["tool"] == "verify_backup_restore").unwrap();
+    assert_eq!(
+        (e["host"].as_str(), e["host_key"].as_str(), e["decision"].as_str()),
+        (Some("b2"), Some(fp.as_str()), Some("confirmed"))
+    );
+}
+
+fn rand_suffix() -> String {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{n:x}")
+}
