@@ -481,6 +481,12 @@ def main():
         elif "review_sandbox_skipped" in n:
             w(f"`vigil review` with and without the sandbox: not measured ({n['review_sandbox_skipped']}).\n")
 
+    # The fleet's section is written by bench/fleet (figure 10), apart: it takes its own quarter of an hour.
+    fleet = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fleet-notes.md")
+    if os.path.exists(fleet):
+        w("")
+        w(open(fleet, encoding="utf-8").read().rstrip())
+
     extra = os.path.join(os.path.dirname(os.path.abspath(__file__)), "profile-notes.md")
     if os.path.exists(extra):
         w("")

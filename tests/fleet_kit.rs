@@ -12,19 +12,9 @@ use vigil::fleet::Inventory;
 use vigil_testkit::sshfleet::{Kind, SUDO_USER, Spec, SshFleet};
 
 #[test]
-#[cfg_attr(
-    any(
-        vigil_missing = "root",
-        vigil_missing = "sshd",
-        vigil_missing = "ssh",
-        vigil_missing = "ssh-keygen",
-        vigil_missing = "sudo",
-        vigil_missing = "useradd"
-    ),
-    ignore = "needs root, sshd, ssh, ssh-keygen, sudo, useradd (.ci/packages/ssh.txt)"
-)]
+#[cfg_attr(vigil_missing = "@sshfleet", ignore = "needs @sshfleet: root, sshd, ssh, sudo (.ci/packages/ssh.txt)")]
 fn each_kind_of_host_answers_ssh_the_way_the_fleet_review_must_report_it() {
-    vigil_testkit::require(vigil_testkit::sshfleet::COMPONENTS);
+    vigil_testkit::require(&["@sshfleet"]);
     let fleet = SshFleet::start(&Spec::standard());
 
     for good in ["web1", "clean"] {
@@ -57,6 +47,13 @@ fn each_kind_of_host_answers_ssh_the_way_the_fleet_review_must_report_it() {
     assert_eq!(rc, 124, "{out}");
     assert!(started.elapsed() >= std::time::Duration::from_secs(3));
 
+    // A host that dies mid-run: ordinary commands work, the remote vigil's session is killed mid-answer.
+    let (rc, out) = fleet.ssh("dies", "echo alive", 20);
+    assert_eq!((rc, out.trim()), (0, "alive"), "{}", fleet.host("dies").log());
+    let (rc, out) = fleet.ssh("dies", "echo request | /var/lib/vigil/fleet/bin/x/vigil __remote --no-color", 20);
+    assert_ne!(rc, 0, "{out}");
+    assert!(out.starts_with("{\"partial") && !out.contains("No such file"), "{out}");
+
     for h in fleet.hosts() {
         assert_eq!(
             h.kind.expected_failure(),
@@ -66,6 +63,7 @@ fn each_kind_of_host_answers_ssh_the_way_the_fleet_review_must_report_it() {
                 "refused" => Some("auth-failed"),
                 "hangs" => Some("timeout"),
                 "nosudo" => Some("no-sudo"),
+                "dies" => Some("error"),
                 other => panic!("unexpected host {other}"),
             }
         );
@@ -73,12 +71,9 @@ fn each_kind_of_host_answers_ssh_the_way_the_fleet_review_must_report_it() {
 }
 
 #[test]
-#[cfg_attr(
-    any(vigil_missing = "root", vigil_missing = "sshd", vigil_missing = "ssh", vigil_missing = "ssh-keygen"),
-    ignore = "needs root, sshd, ssh, ssh-keygen (.ci/packages/ssh.txt)"
-)]
+#[cfg_attr(vigil_missing = "@sshfleet", ignore = "needs @sshfleet: root, sshd, ssh, sudo (.ci/packages/ssh.txt)")]
 fn host_keys_are_checked_never_accepted_blindly() {
-    vigil_testkit::require(&["root", "sshd", "ssh", "ssh-keygen"]);
+    vigil_testkit::require(&["@sshfleet"]);
     let fleet = SshFleet::start(&Spec::new().host("a", Kind::Root).host("b", Kind::Root));
     let cfg = fleet.ssh_config().display().to_string();
     let (a, b) = (fleet.host("a").port, fleet.host("b").port);
@@ -109,24 +104,21 @@ fn host_keys_are_checked_never_accepted_blindly() {
 }
 
 #[test]
-#[cfg_attr(
-    any(
-        vigil_missing = "root",
-        vigil_missing = "sshd",
-        vigil_missing = "ssh",
-        vigil_missing = "ssh-keygen",
-        vigil_missing = "sudo",
-        vigil_missing = "useradd"
-    ),
-    ignore = "needs root, sshd, ssh, ssh-keygen, sudo, useradd (.ci/packages/ssh.txt)"
-)]
-fn the_ini_yaml_and_json_inventories_give_vigil_the_same_hosts() {
-    vigil_testkit::require(vigil_testkit::sshfleet::COMPONENTS);
+#[cfg_attr(vigil_missing = "@sshfleet", ignore = "needs @sshfleet: root, sshd, ssh, sudo (.ci/packages/ssh.txt)")]
+fn the_ini_yaml_json_and_host_vars_inventories_give_vigil_the_same_hosts() {
+    vigil_testkit::require(&["@sshfleet"]);
     let fleet = SshFleet::start(&Spec::standard());
     let load = |p: std::path::PathBuf| Inventory::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     let ini = load(fleet.inventory_ini());
     let names: Vec<&str> = fleet.hosts().iter().map(|h| h.name.as_str()).collect();
     assert_eq!(ini.hosts(), names);
+    // A host that dies mid-run: ordinary commands work, the remote vigil's session is killed mid-answer.
+    let (rc, out) = fleet.ssh("dies", "echo alive", 20);
+    assert_eq!((rc, out.trim()), (0, "alive"), "{}", fleet.host("dies").log());
+    let (rc, out) = fleet.ssh("dies", "echo request | /var/lib/vigil/fleet/bin/x/vigil __remote --no-color", 20);
+    assert_ne!(rc, 0, "{out}");
+    assert!(out.starts_with("{\"partial") && !out.contains("No such file"), "{out}");
+
     for h in fleet.hosts() {
         let t = ini.target(&h.name).unwrap();
         assert_eq!(t.address, "127.0.0.1");
@@ -136,8 +128,8 @@ fn the_ini_yaml_and_json_inventories_give_vigil_the_same_hosts() {
         assert_eq!(t.root, h.root.as_ref().map(|r| r.display().to_string()));
         assert_eq!(t.ssh_args, ["-F".to_string(), fleet.ssh_config().display().to_string()]);
     }
-    assert_eq!(ini.group_hosts("broken"), ["nosudo", "down", "refused", "hangs"].map(String::from).to_vec());
-    for other in [load(fleet.inventory_yaml()), load(fleet.inventory_json())] {
+    assert_eq!(ini.group_hosts("broken"), ["nosudo", "down", "refused", "hangs", "dies"].map(String::from).to_vec());
+    for other in [load(fleet.inventory_yaml()), load(fleet.inventory_json()), load(fleet.inventory_split())] {
         let mut hosts = other.hosts().to_vec();
         hosts.sort();
         let mut want = ini.hosts().to_vec();
@@ -156,12 +148,9 @@ fn the_ini_yaml_and_json_inventories_give_vigil_the_same_hosts() {
 }
 
 #[test]
-#[cfg_attr(
-    any(vigil_missing = "root", vigil_missing = "sshd", vigil_missing = "ssh", vigil_missing = "ssh-keygen"),
-    ignore = "needs root, sshd, ssh, ssh-keygen (.ci/packages/ssh.txt)"
-)]
+#[cfg_attr(vigil_missing = "@sshfleet", ignore = "needs @sshfleet: root, sshd, ssh, sudo (.ci/packages/ssh.txt)")]
 fn dropping_the_fleet_stops_every_sshd_and_session_and_removes_its_files() {
-    vigil_testkit::require(&["root", "sshd", "ssh", "ssh-keygen"]);
+    vigil_testkit::require(&["@sshfleet"]);
     let fleet = SshFleet::start(&Spec::new().host("ok", Kind::Root).host("hangs", Kind::Hangs));
     let dir = fleet.dir().to_path_buf();
     let hangs = fleet.host("hangs");

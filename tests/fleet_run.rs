@@ -329,3 +329,61 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "sshd",
+        vigil_missing = "ssh",
+        vigil_missing = "ssh-keygen",
+        vigil_missing = "sudo",
+        vigil_missing = "useradd"
+    ),
+    ignore = "needs root, sshd, ssh, ssh-keygen, sudo, useradd (.ci/packages/ssh.txt)"
+)]
+fn a_fleet_review_over_real_ssh_reviews_the_good_hosts_and_names_each_failure() {
+    vigil_testkit::require(vigil_testkit::sshfleet::COMPONENTS);
+    use vigil_testkit::sshfleet::{Spec, SshFleet};
+    let sshd = SshFleet::start(&Spec::standard());
+    let t = tempfile::tempdir().unwrap();
+    let inv = sshd.inventory_ini();
+    let feed = feed_sample();
+    let bytes = feed.len() as u64;
+    let timeout = 30;
+    let ssh = vigil::fleet::ssh::Ssh::new(&inv.display().to_string(), t.path(), Duration::from_secs(10))
+        .unwrap()
+        .with_binary(Path::new(env!("CARGO_BIN_EXE_vigil")))
+        .unwrap()
+        .with_feed(feed);
+    let started = Instant::now();
+    let run = vigil::fleet::run::review_with(&args(&inv, &["--timeout", &timeout.to_string()]), Arc::new(ssh), bytes)
+        .unwrap();
+    let took = started.elapsed();
+    let names: Vec<&str> = run.hosts.iter().map(|h| h.name.as_str()).collect();
+    let expected: Vec<&str> = sshd.hosts().iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, expected, "every host, in inventory order");
+    for (o, h) in run.hosts.iter().zip(sshd.hosts()) {
+        match (&o.status, h.kind.expected_failure()) {
+            (Status::Reviewed { review, .. }, None) => {
+                let ids: BTreeSet<&str> = review.findings.iter().map(|f| f.id.as_str()).collect();
+                assert_eq!(review.host.root, h.root.as_ref().unwrap().display().to_string(), "{}", o.name);
+                if h.root.as_ref().unwrap().ends_with("web1") {
+                    assert!(ids.contains("ports.exposed-datastore"), "{}: {ids:?}", o.name);
+                    assert!(ids.contains("updates.vulnerable-plugin"), "{}: the controller's feed: {ids:?}", o.name);
+                }
+            }
+            (Status::Failed(f), Some(reason)) => {
+                assert_eq!(f.reason.as_str(), reason, "{}: {}", o.name, f.detail);
+                if reason == "timeout" {
+                    assert!(o.ms <= timeout * 1000 + 2000, "{}: timeout within deadline + 2 s: {} ms", o.name, o.ms);
+                }
+            }
+            (Status::Reviewed { .. }, Some(reason)) => panic!("{} was reviewed; expected {reason}", o.name),
+            (Status::Failed(f), None) => {
+                panic!("{} failed: {} {}\n{}", o.name, f.reason.as_str(), f.detail, sshd.host(&o.name).log())
+            }
+        }
+    }
+    assert!(took < Duration::from_secs(timeout + 30), "the hung host held up the run: {took:?}");
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use vigil::fleet::Inventory;
 use vigil::fleet::outcome::Reason;
-use vigil::fleet::proto::{Exchange, Request};
+use vigil::fleet::proto::{Exchange, Request, Response};
 use vigil::fleet::ssh::Ssh;
 use vigil_testkit::sshfleet::{Kind, Spec, SshFleet};
 
@@ -40,20 +40,10 @@ fn masters_under(dir: &Path) -> Vec<String> {
 }
 
 #[test]
-#[cfg_attr(
-    any(
-        vigil_missing = "root",
-        vigil_missing = "sshd",
-        vigil_missing = "ssh",
-        vigil_missing = "ssh-keygen",
-        vigil_missing = "sudo",
-        vigil_missing = "useradd"
-    ),
-    ignore = "needs root, sshd, ssh, ssh-keygen, sudo, useradd (.ci/packages/ssh.txt)"
-)]
+#[cfg_attr(vigil_missing = "@sshfleet", ignore = "needs @sshfleet: root, sshd, ssh, sudo (.ci/packages/ssh.txt)")]
 // One test, in order: the hosts are this machine, so every push lands in the same directory.
 fn vigil_is_pushed_once_verified_and_private_and_a_hosts_own_is_used_only_at_our_version() {
-    vigil_testkit::require(vigil_testkit::sshfleet::COMPONENTS);
+    vigil_testkit::require(&["@sshfleet"]);
     let fleet = SshFleet::start(&Spec::new().host("web1", Kind::Root).host("sudo", Kind::Sudo));
     let inv = Inventory::load(&fleet.inventory_ini()).unwrap();
     let (web1, sudo) = (inv.target("web1").unwrap(), inv.target("sudo").unwrap());
@@ -132,25 +122,16 @@ fn vigil_is_pushed_once_verified_and_private_and_a_hosts_own_is_used_only_at_our
 }
 
 #[test]
-#[cfg_attr(
-    any(
-        vigil_missing = "root",
-        vigil_missing = "sshd",
-        vigil_missing = "ssh",
-        vigil_missing = "ssh-keygen",
-        vigil_missing = "sudo",
-        vigil_missing = "useradd"
-    ),
-    ignore = "needs root, sshd, ssh, ssh-keygen, sudo, useradd (.ci/packages/ssh.txt)"
-)]
+#[cfg_attr(vigil_missing = "@sshfleet", ignore = "needs @sshfleet: root, sshd, ssh, sudo (.ci/packages/ssh.txt)")]
 fn each_broken_host_is_named_by_its_reason() {
-    vigil_testkit::require(vigil_testkit::sshfleet::COMPONENTS);
+    vigil_testkit::require(&["@sshfleet"]);
     let fleet = SshFleet::start(
         &Spec::new()
             .host("nosudo", Kind::NoSudo)
             .host("down", Kind::Unreachable)
             .host("refused", Kind::KeyRefused)
             .host("hangs", Kind::Hangs)
+            .host("dies", Kind::Dies)
             .host("web1", Kind::Root),
     );
     let inv = Inventory::load(&fleet.inventory_ini()).unwrap();
@@ -178,6 +159,11 @@ fn each_broken_host_is_named_by_its_reason() {
     assert_eq!(f.reason, Reason::Timeout, "{f:?}");
     let took = started.elapsed();
     assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(5), "{took:?}");
+
+    // The remote vigil dies mid-answer: an error, with what little is known.
+    let f = fail("dies", soon(180));
+    assert_eq!(f.reason, Reason::Error, "{f:?}");
+    assert!(f.detail.contains("ended without an answer"), "{f:?}");
 
     // The remote vigil itself hangs (the connection is fine): stopped at the deadline here,
     // and on the host too, where the end of the connection alone would not stop it.
@@ -227,4 +213,126 @@ fn each_broken_host_is_named_by_its_reason() {
     let f = ssh.exchange(&t, &review, soon(180)).unwrap_err();
     assert_eq!(f.reason, Reason::Error, "{f:?}");
     assert!(f.detail.contains("forwards the SSH agent"), "{f:?}");
+}
+
+#[test]
+#[cfg_attr(vigil_missing = "@sshfleet", ignore = "needs @sshfleet: root, sshd, ssh, sudo (.ci/packages/ssh.txt)")]
+fn a_review_comes_back_over_ssh_as_root_and_through_sudo_with_the_controllers_feed() {
+    vigil_testkit::require(&["@sshfleet"]);
+    let fx = vigil_testkit::fixture_hosts();
+    let fleet = SshFleet::start(&Spec::new().host_with_root("web1", Kind::Root, &fx.join("web1")).host_with_root(
+        "sudo",
+        Kind::Sudo,
+        &fx.join("web1"),
+    ));
+    let inv = Inventory::load(&fleet.inventory_ini()).unwrap();
+    let feed =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/wordfence/feed-sample.json")).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let ssh = ssh(state.path()).with_feed(feed.clone());
+    for name in ["web1", "sudo"] {
+        // The host's own vigil is this build (the push is the other test's subject).
+        let mut t = inv.target(name).unwrap();
+        t.vigil_path = Some(vigil_bin().display().to_string());
+        let request = Request::Review { root: t.root.clone(), key: None, feed_bytes: feed.len() as u64 };
+        let answer = ssh.exchange(&t, &request, soon(300)).unwrap_or_else(|f| panic!("{name}: {f:?}"));
+        let Response::Review { review, .. } = answer else { panic!("{name}: {answer:?}") };
+        let ids: Vec<&str> = review.findings.iter().map(|f| f.id.as_str()).collect();
+        // The sample feed marks the shop's WooCommerce: the host judged with the controller's feed.
+        assert!(ids.contains(&"updates.vulnerable-plugin"), "{name}: {ids:?}");
+        assert!(!ids.contains(&"updates.no-vuln-feed"), "{name}: {ids:?}");
+    }
+
+    // A request announcing a feed the transport does not hold is refused before any connection.
+    let t = inv.target("web1").unwrap();
+    let wrong = Request::Review { root: None, key: None, feed_bytes: feed.len() as u64 + 1 };
+    let f = ssh.exchange(&t, &wrong, soon(60)).unwrap_err();
+    assert_eq!(f.reason, Reason::Error, "{f:?}");
+}
+
+/// A jump host: an sshd beside the fleet's that lets connections through, logging who came.
+struct Bastion {
+    port: u16,
+    log: PathBuf,
+    child: std::process::Child,
+}
+
+impl Bastion {
+    /// A copy of `host`'s sshd (same keys and accounts) on a new port, with forwarding on;
+    /// its host key is added to the fleet's known hosts under the new port.
+    fn start(fleet: &SshFleet, host: &str, dir: &Path, name: &str) -> Bastion {
+        let h = fleet.host(host);
+        let port = vigil_testkit::free_port();
+        let cfg = std::fs::read_to_string(h.dir.join("sshd_config")).unwrap();
+        let cfg = cfg
+            .replace(&format!("Port {}\n", h.port), &format!("Port {port}\n"))
+            .replace(&format!("127.0.0.1:{}\n", h.port), &format!("127.0.0.1:{port}\n"))
+            .replace("AllowTcpForwarding no", "AllowTcpForwarding yes")
+            .replace(
+                &h.dir.join("sshd.pid").display().to_string(),
+                &dir.join(format!("{name}.pid")).display().to_string(),
+            );
+        let path = dir.join(format!("{name}_config"));
+        std::fs::write(&path, cfg).unwrap();
+        let log = dir.join(format!("{name}.log"));
+        let child = std::process::Command::new("/usr/sbin/sshd")
+            .arg("-D")
+            .arg("-f")
+            .arg(&path)
+            .arg("-E")
+            .arg(&log)
+            .spawn()
+            .unwrap();
+        let known = std::fs::read_to_string(fleet.known_hosts()).unwrap();
+        let line = known.lines().find(|l| l.starts_with(&format!("[127.0.0.1]:{} ", h.port))).unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(fleet.known_hosts()).unwrap();
+        std::io::Write::write_all(
+            &mut f,
+            format!("{}\n", line.replace(&format!(":{} ", h.port), &format!(":{port} "))).as_bytes(),
+        )
+        .unwrap();
+        vigil_testkit::wait_for("the bastion to listen", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+        Bastion { port, log, child }
+    }
+
+    fn logins(&self) -> usize {
+        std::fs::read_to_string(&self.log).unwrap_or_default().matches("Accepted publickey").count()
+    }
+}
+
+impl Drop for Bastion {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+#[cfg_attr(vigil_missing = "@sshfleet", ignore = "needs @sshfleet: root, sshd, ssh, sudo (.ci/packages/ssh.txt)")]
+fn one_address_behind_two_bastions_is_two_connections() {
+    vigil_testkit::require(&["@sshfleet"]);
+    let fleet = SshFleet::start(&Spec::new().host("app", Kind::Root).host("jump", Kind::Root));
+    let inv = Inventory::load(&fleet.inventory_ini()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (b1, b2) = (Bastion::start(&fleet, "jump", dir.path(), "b1"), Bastion::start(&fleet, "jump", dir.path(), "b2"));
+    let state = tempfile::tempdir().unwrap();
+    let ssh = ssh(state.path());
+    // The same host name, address, port and user: only the jump host differs, as for two
+    // private networks that both use 10.0.0.5. OpenSSH's %C would give both one socket.
+    let behind = |b: &Bastion| {
+        let mut t = inv.target("app").unwrap();
+        // This build, as the host's own vigil: no push here (the push test owns that directory).
+        t.vigil_path = Some(vigil_bin().display().to_string());
+        t.ssh_args.extend(["-J".to_string(), format!("root@127.0.0.1:{}", b.port)]);
+        t
+    };
+    let (t1, t2) = (behind(&b1), behind(&b2));
+    ssh.remote(&t1, soon(180))
+        .unwrap_or_else(|f| panic!("through b1: {f:?}\n{}", std::fs::read_to_string(&b1.log).unwrap_or_default()));
+    assert_eq!((b1.logins(), b2.logins()), (1, 0));
+    // The second target goes through its own bastion, not through the first one's connection.
+    ssh.remote(&t2, soon(180))
+        .unwrap_or_else(|f| panic!("through b2: {f:?}\n{}", std::fs::read_to_string(&b2.log).unwrap_or_default()));
+    assert_eq!((b1.logins(), b2.logins()), (1, 1));
+    assert_eq!(masters_under(&state.path().join("fleet/cm")).len(), 2);
 }

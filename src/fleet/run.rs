@@ -314,11 +314,25 @@ pub fn review_with(args: &FleetReviewArgs, exchange: Arc<dyn Exchange>, feed_byt
     })
 }
 
-/// Run `vigil fleet review`.
+/// The longest ssh waits to connect to a host (within the host's own deadline).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Run `vigil fleet review`: the hosts over ssh, then the fleet report.
 pub async fn review(app: &App, args: FleetReviewArgs) -> Result<u8> {
-    let _feed = read_feed(app)?;
-    anyhow::bail!(
-        "`fleet review` needs the ssh transport, which is not built yet ({} would be reviewed)",
-        args.inventory.display()
-    )
+    if let Some(s) = args.fail_on.as_deref() {
+        vigil_tools::Severity::parse(s)
+            .with_context(|| format!("--fail-on {s}: use critical, high, medium, low or info"))?;
+    }
+    let feed = read_feed(app)?;
+    let feed_bytes = feed.len() as u64;
+    let connect = CONNECT_TIMEOUT.min(Duration::from_secs(args.timeout));
+    let ssh = super::ssh::Ssh::new(&args.inventory.display().to_string(), app.state.path(), connect)?.with_feed(feed);
+    let exchange: Arc<dyn Exchange> = Arc::new(ssh);
+    let run = {
+        let args = args.clone();
+        tokio::task::spawn_blocking(move || review_with(&args, exchange, feed_bytes))
+            .await
+            .context("the fleet run stopped unexpectedly")??
+    };
+    super::report::finish(app, &args, run)
 }

@@ -7,17 +7,28 @@
 //! fleet owns, what a controller needs to reach them the way an administrator
 //! would: a client key, an `ssh_config` that checks every host key
 //! (`StrictHostKeyChecking yes` against a known-hosts file of the fleet's keys,
-//! never "no"), and the same Ansible inventory in INI, YAML and
-//! `ansible-inventory --list` JSON. Each [`Kind`] of host fails (or not) the way
-//! a real server does: nothing listening, our key refused, a command that
-//! never ends, a user without sudo. Dropping the fleet stops every `sshd` and
-//! everything it started, and removes the directory.
+//! never "no"), and the same Ansible inventory in INI, YAML, `ansible-inventory
+//! --list` JSON, and INI with `host_vars/` and `group_vars/`. Each [`Kind`] of
+//! host fails (or not) the way a real server does: nothing listening, our key
+//! refused, a command that never ends, a remote vigil killed mid-answer, a
+//! user without sudo. Dropping the fleet stops every `sshd` and everything it
+//! started, and removes the directory.
 //!
-//! Needs (declare them): `root`, `sshd`, `ssh`, `ssh-keygen`, and for the
-//! sudo kinds `sudo` and `useradd` (.ci/packages/ssh.txt).
+//! A test declares the group `@sshfleet` (root, sshd, ssh, ssh-keygen, and
+//! sudo and useradd for the sudo kinds; .ci/packages/ssh.txt):
+//!
+//! ```text
+//! #[cfg_attr(vigil_missing = "@sshfleet", ignore = "needs @sshfleet: root, sshd, ssh, sudo (.ci/packages/ssh.txt)")]
+//! fn a_fleet_review() {
+//!     vigil_testkit::require(&["@sshfleet"]);
+//!     let fleet = SshFleet::start(&Spec::standard());
+//!     … vigil fleet review -i fleet.inventory_ini() …
+//! }
+//! ```
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,8 +39,10 @@ use crate::{free_port, ok, sh, wait_for};
 pub const SUDO_USER: &str = "vigil-fleet-sudo";
 /// The account a [`Kind::NoSudo`] host logs in as: no sudo at all.
 pub const NOSUDO_USER: &str = "vigil-fleet-nosudo";
-/// The components a test starting a fleet declares (the sudo kinds need all of them).
-pub const COMPONENTS: &[&str] = &["root", "sshd", "ssh", "ssh-keygen", "sudo", "useradd"];
+
+/// What a test starting a fleet requires (`require(COMPONENTS)`): the group `@sshfleet`,
+/// which its attribute names as `vigil_missing = "@sshfleet"`.
+pub const COMPONENTS: &[&str] = &["@sshfleet"];
 
 /// How a host behaves, and so what a fleet review must report for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +59,10 @@ pub enum Kind {
     KeyRefused,
     /// `root` logs in but every command is `sleep 3600` (ForceCommand): `timeout`.
     Hangs,
+    /// `root` logs in and commands run, but a `vigil __remote` session reads a
+    /// byte of its request, writes half a line and is killed (ForceCommand),
+    /// as a host that dies mid-run: `error`.
+    Dies,
 }
 
 impl Kind {
@@ -71,6 +88,7 @@ impl Kind {
             Kind::Unreachable => Some("unreachable"),
             Kind::KeyRefused => Some("auth-failed"),
             Kind::Hangs => Some("timeout"),
+            Kind::Dies => Some("error"),
         }
     }
 }
@@ -124,8 +142,8 @@ impl Spec {
     /// copies of the fixture hosts: `web1` (root, fixtures/hosts/web1, group
     /// `web`), `clean` (root, fixtures/hosts/clean, group `web`), `sudo` (through
     /// `sudo -n`, fixtures/hosts/web1), `nosudo`, `down` (nothing listening),
-    /// `refused` (key refused), `hangs` (command never ends); the failing ones
-    /// are in group `broken`.
+    /// `refused` (key refused), `hangs` (command never ends), `dies` (its
+    /// `vigil __remote` killed mid-answer); the failing ones are in group `broken`.
     pub fn standard() -> Spec {
         let fx = crate::fixture_hosts();
         Spec::new()
@@ -141,6 +159,8 @@ impl Spec {
             .host_with_root("refused", Kind::KeyRefused, &fx.join("clean"))
             .in_group("broken")
             .host_with_root("hangs", Kind::Hangs, &fx.join("clean"))
+            .in_group("broken")
+            .host_with_root("dies", Kind::Dies, &fx.join("clean"))
             .in_group("broken")
     }
 
@@ -172,7 +192,8 @@ pub struct Host {
     pub name: String,
     /// How it behaves.
     pub kind: Kind,
-    /// Its port on 127.0.0.1 (nothing listens there for [`Kind::Unreachable`]).
+    /// Its port on 127.0.0.1 (for [`Kind::Unreachable`], bound by the fleet and never
+    /// listening: connections are refused).
     pub port: u16,
     /// The account the inventory logs in as.
     pub user: &'static str,
@@ -183,6 +204,9 @@ pub struct Host {
     /// Its own directory: `sshd_config`, `host_ed25519`, `sshd.log`.
     pub dir: PathBuf,
     child: Option<Child>,
+    /// For [`Kind::Unreachable`]: a socket bound to the port and never listening, so
+    /// connecting is refused and no other fleet started meanwhile can take the port.
+    reserved: Option<OwnedFd>,
 }
 
 impl Host {
@@ -242,62 +266,50 @@ impl SshFleet {
         ok(&format!("chmod 644 {} {}", q(&dir.join("authorized_keys")), q(&dir.join("refused_keys"))));
 
         let mut fleet = SshFleet { dir: dir.to_path_buf(), hosts: Vec::new() };
-        let mut known = String::new();
         for h in &spec.hosts {
             let hdir = dir.join(&h.name);
             std::fs::create_dir(&hdir).unwrap();
-            let port = free_port();
             let mut host = Host {
                 name: h.name.clone(),
                 kind: h.kind,
-                port,
+                port: 0,
                 user: h.kind.user(),
                 root: h.root.clone(),
                 groups: h.groups.clone(),
                 dir: hdir.clone(),
                 child: None,
+                reserved: None,
             };
-            if h.kind != Kind::Unreachable {
-                let key = hdir.join("host_ed25519");
-                keygen(&key);
-                let public = std::fs::read_to_string(hdir.join("host_ed25519.pub")).unwrap();
-                let mut fields = public.split_whitespace();
-                let (alg, blob) = (fields.next().unwrap(), fields.next().unwrap());
-                writeln!(known, "[127.0.0.1]:{port} {alg} {blob}").unwrap();
+            if h.kind == Kind::Unreachable {
+                let (fd, port) = reserve_port();
+                (host.reserved, host.port) = (Some(fd), port);
+            } else {
+                keygen(&hdir.join("host_ed25519"));
                 let keys = if h.kind == Kind::KeyRefused { "refused_keys" } else { "authorized_keys" };
-                let cfg = sshd_config(port, &hdir, &dir.join(keys), h.kind == Kind::Hangs);
-                std::fs::write(hdir.join("sshd_config"), cfg).unwrap();
-                let child = Command::new("/usr/sbin/sshd")
-                    .arg("-D")
-                    .arg("-f")
-                    .arg(hdir.join("sshd_config"))
-                    .arg("-E")
-                    .arg(hdir.join("sshd.log"))
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
+                host.port = free_port();
+                std::fs::write(hdir.join("sshd_config"), sshd_config(host.port, &hdir, &dir.join(keys), h.kind))
                     .unwrap();
-                host.child = Some(child);
+                host.child = Some(spawn_sshd(&hdir));
             }
             // Pushed before waiting, so a host that fails to start is still stopped on drop.
             fleet.hosts.push(host);
         }
+        let mut known = String::new();
+        for h in &mut fleet.hosts {
+            if h.child.is_some() {
+                wait_listening(h, dir);
+                let public = std::fs::read_to_string(h.dir.join("host_ed25519.pub")).unwrap();
+                let mut fields = public.split_whitespace();
+                let (alg, blob) = (fields.next().unwrap(), fields.next().unwrap());
+                writeln!(known, "[127.0.0.1]:{} {alg} {blob}", h.port).unwrap();
+            }
+        }
         std::fs::write(dir.join("known_hosts"), known).unwrap();
         std::fs::write(dir.join("ssh_config"), fleet.client_config()).unwrap();
-        for h in &mut fleet.hosts {
-            let Some(child) = h.child.as_mut() else { continue };
-            let (port, log) = (h.port, h.dir.join("sshd.log"));
-            wait_for(&format!("sshd of {} on 127.0.0.1:{port} (log: {})", h.name, log.display()), || {
-                if let Ok(Some(st)) = child.try_wait() {
-                    panic!("sshd of {} exited ({st}): {}", h.name, std::fs::read_to_string(&log).unwrap_or_default());
-                }
-                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            });
-        }
         std::fs::write(dir.join("inventory.ini"), fleet.ini()).unwrap();
         std::fs::write(dir.join("inventory.yml"), fleet.yaml()).unwrap();
         std::fs::write(dir.join("inventory.json"), fleet.json()).unwrap();
+        fleet.write_split();
         fleet
     }
 
@@ -319,6 +331,13 @@ impl SshFleet {
     /// The same inventory as `ansible-inventory --list` prints it.
     pub fn inventory_json(&self) -> PathBuf {
         self.dir.join("inventory.json")
+    }
+
+    /// The same inventory with its variables beside it: `split/inventory.ini` names
+    /// only hosts and groups; `split/host_vars/NAME.yml` and `split/group_vars/fleet.yml`
+    /// hold the variables.
+    pub fn inventory_split(&self) -> PathBuf {
+        self.dir.join("split/inventory.ini")
     }
 
     /// The controller's `ssh_config` (key, known hosts, strict checking, batch mode).
@@ -442,6 +461,25 @@ impl SshFleet {
         s
     }
 
+    fn write_split(&self) {
+        let split = self.dir.join("split");
+        std::fs::create_dir_all(split.join("host_vars")).unwrap();
+        std::fs::create_dir_all(split.join("group_vars")).unwrap();
+        let mut ini =
+            String::from("# A vigil_testkit::sshfleet fleet; variables in host_vars/ and group_vars/.\n[fleet]\n");
+        for h in &self.hosts {
+            writeln!(ini, "{}", h.name).unwrap();
+            let vars: String = self.host_vars(h).iter().map(|(k, v)| format!("{k}: {}\n", yaml_value(k, v))).collect();
+            std::fs::write(split.join("host_vars").join(format!("{}.yml", h.name)), vars).unwrap();
+        }
+        for (g, members) in self.extra_groups() {
+            writeln!(ini, "\n[{g}]\n{}", members.join("\n")).unwrap();
+        }
+        let vars: String = self.group_vars().iter().map(|(k, v)| format!("{k}: {}\n", yaml_value(k, v))).collect();
+        std::fs::write(split.join("group_vars/fleet.yml"), vars).unwrap();
+        std::fs::write(split.join("inventory.ini"), ini).unwrap();
+    }
+
     fn yaml(&self) -> String {
         let mut s = String::from(
             "# A vigil_testkit::sshfleet fleet (real sshd on 127.0.0.1).\nall:\n  children:\n    fleet:\n      hosts:\n",
@@ -478,15 +516,14 @@ impl SshFleet {
         let names: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
         let mut doc = Map::new();
         doc.insert("_meta".into(), json!({ "hostvars": hostvars }));
-        let mut children = vec!["fleet".to_string()];
+        // As ansible-inventory 2.19 prints it: `ungrouped` first among the children, absent when empty.
+        let mut children = vec!["ungrouped".to_string(), "fleet".to_string()];
         doc.insert("fleet".into(), json!({ "hosts": names }));
         for (g, members) in self.extra_groups() {
             doc.insert(g.clone(), json!({ "hosts": members }));
             children.push(g);
         }
-        children.push("ungrouped".into());
         doc.insert("all".into(), json!({ "children": children }));
-        doc.insert("ungrouped".into(), json!({}));
         serde_json::to_string_pretty(&Value::Object(doc)).unwrap() + "\n"
     }
 }
@@ -511,7 +548,7 @@ impl Drop for SshFleet {
 }
 
 /// sshd_config for one host: only what the fleet's kinds need, nothing read from /etc/ssh.
-fn sshd_config(port: u16, hdir: &Path, keys: &Path, hangs: bool) -> String {
+fn sshd_config(port: u16, hdir: &Path, keys: &Path, kind: Kind) -> String {
     let mut s = format!(
         "# One host of a vigil_testkit::sshfleet fleet.\n\
          Port {port}\n\
@@ -537,10 +574,80 @@ fn sshd_config(port: u16, hdir: &Path, keys: &Path, hangs: bool) -> String {
         pid = hdir.join("sshd.pid").display(),
         keys = keys.display(),
     );
-    if hangs {
-        s.push_str("ForceCommand sleep 3600\n");
+    match kind {
+        Kind::Hangs => s.push_str("ForceCommand sleep 3600\n"),
+        // The login shell runs this with the client's command in SSH_ORIGINAL_COMMAND.
+        Kind::Dies => s.push_str(
+            "ForceCommand case \"$SSH_ORIGINAL_COMMAND\" in *__remote*) head -c 1 >/dev/null; \
+             printf '{\"partial'; kill -9 $$;; *) eval \"$SSH_ORIGINAL_COMMAND\";; esac\n",
+        ),
+        _ => {}
     }
     s
+}
+
+/// Start `sshd -D` on the configuration in `hdir`, logging to `hdir/sshd.log`.
+fn spawn_sshd(hdir: &Path) -> Child {
+    Command::new("/usr/sbin/sshd")
+        .arg("-D")
+        .arg("-f")
+        .arg(hdir.join("sshd_config"))
+        .arg("-E")
+        .arg(hdir.join("sshd.log"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait until `h`'s sshd accepts connections. A port taken between asking for a free
+/// one and sshd binding it (parallel tests) is replaced by another, a few times.
+fn wait_listening(h: &mut Host, dir: &Path) {
+    let log = h.dir.join("sshd.log");
+    for _ in 0..5 {
+        let (port, name) = (h.port, h.name.clone());
+        let Some(child) = h.child.as_mut() else { return };
+        let mut exited = None;
+        wait_for(&format!("sshd of {name} on 127.0.0.1:{port} (log: {})", log.display()), || {
+            if let Ok(Some(st)) = child.try_wait() {
+                exited = Some(st);
+                return true;
+            }
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        let Some(st) = exited else { return };
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(text.contains("Address already in use"), "sshd of {name} exited ({st}): {text}");
+        h.port = free_port();
+        let keys = if h.kind == Kind::KeyRefused { "refused_keys" } else { "authorized_keys" };
+        std::fs::write(h.dir.join("sshd_config"), sshd_config(h.port, &h.dir, &dir.join(keys), h.kind)).unwrap();
+        h.child = Some(spawn_sshd(&h.dir));
+    }
+    panic!("sshd of {} found no free port in 5 tries", h.name);
+}
+
+/// A TCP socket bound to a free 127.0.0.1 port and never listening: connecting to
+/// it is refused. Returns it and its port.
+fn reserve_port() -> (OwnedFd, u16) {
+    // SAFETY: socket(2) returns a new descriptor or -1, checked before it is owned.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: fd is a fresh descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes([127, 0, 0, 1]) },
+        sin_zero: [0; 8],
+    };
+    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: addr and len describe a valid sockaddr_in for bind and getsockname.
+    unsafe {
+        assert_eq!(libc::bind(fd.as_raw_fd(), (&raw const addr).cast(), len), 0, "bind 127.0.0.1:0");
+        assert_eq!(libc::getsockname(fd.as_raw_fd(), (&raw mut addr).cast(), &mut len), 0, "getsockname");
+    }
+    (fd, u16::from_be(addr.sin_port))
 }
 
 /// An ed25519 key pair at `path` and `path.pub`, no passphrase.

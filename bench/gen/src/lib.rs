@@ -446,3 +446,31 @@ pub const WORDS: &[&str] = &[
     "target",
     "system",
 ];
+
+/// For a helper that holds something (processes, sockets, servers) until the
+/// bench script stops it: block SIGTERM, SIGINT and SIGHUP on this (only)
+/// thread, ask for SIGTERM when the parent dies (`PR_SET_PDEATHSIG`), and
+/// return the set for [`wait_for_stop`]. Call it before printing `ready`, so a
+/// stop signal sent at once is not lost, and after starting any program that
+/// must not inherit the blocked mask.
+pub fn block_stop_signals() -> libc::sigset_t {
+    // SAFETY: an all-zero sigset_t is a valid value to initialise with sigemptyset.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: building and installing this thread's signal mask; prctl on this process.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+    }
+    set
+}
+
+/// Wait until one of the signals [`block_stop_signals`] blocked arrives.
+pub fn wait_for_stop(set: &libc::sigset_t) {
+    let mut sig = 0;
+    // SAFETY: waiting on a set of signals this thread blocked.
+    unsafe { libc::sigwait(set, &mut sig) };
+}

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::finding::{Category, Finding, Severity};
 use crate::format::{day_date, unix_date};
-use crate::host::Host;
+use crate::host::{Host, HostError};
 use crate::ssh::{self, SshdConfig};
 use crate::tool::{Ctx, Effect, Outcome, Tool, ToolError};
 use crate::users::{PasswdEntry, parse_passwd};
@@ -191,6 +191,14 @@ enum LastLogin {
 
 fn could_not_check(what: &str, e: impl std::fmt::Display) -> Finding {
     Finding::could_not_check(Category::Accounts, "audit_accounts", what, e)
+}
+
+/// The password hash of each `/etc/shadow` account that has one (locked and empty ones left out),
+/// by account name. A secret: it is only ever compared through a keyed digest (`vigil fleet`'s
+/// cross-server reuse, where a hash copied between servers means one password on all of them),
+/// never printed or stored.
+pub fn password_hashes(host: &Host) -> Result<HashMap<String, String>, HostError> {
+    host.read_to_string("/etc/shadow").map(|t| weakpw::shadow_hashes(&t))
 }
 
 /// Read everything and judge it. Never fails: what cannot be read becomes a finding.

@@ -188,12 +188,17 @@ fn redis_lines(host: &Host, file: &str, depth: u8, out: &mut Vec<(String, String
     }
 }
 
-fn redis(host: &Host) -> Vec<ConfiguredBind> {
+/// Redis's configuration files (Sentinel's left out).
+fn redis_files(host: &Host) -> Vec<String> {
     let mut files = host.glob("/etc/redis/redis*.conf");
     files.extend(host.glob("/etc/redis.conf"));
+    files.retain(|f| !f.ends_with("sentinel.conf"));
     files
+}
+
+fn redis(host: &Host) -> Vec<ConfiguredBind> {
+    redis_files(host)
         .into_iter()
-        .filter(|f| !f.ends_with("sentinel.conf"))
         .map(|file| {
             let mut lines = Vec::new();
             redis_lines(host, &file, 0, &mut lines);
@@ -216,6 +221,38 @@ fn redis(host: &Host) -> Vec<ConfiguredBind> {
             configured("Redis", format!("{file}: bind"), port, bind, &addrs, (&guard, password || protected))
         })
         .collect()
+}
+
+/// The passwords Redis's configuration sets, with where each is (`/etc/redis/redis.conf
+/// requirepass`, `… user NAME`): `requirepass` and the `>password` of `user` ACL lines,
+/// includes followed. Secrets: they are only ever compared through a keyed digest (`vigil
+/// fleet`'s cross-server reuse), never printed or stored. `masterauth` is left out: a replica's
+/// is its primary's password by design, not a reuse to report.
+pub fn redis_passwords(host: &Host) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for file in redis_files(host) {
+        let mut lines = Vec::new();
+        redis_lines(host, &file, 0, &mut lines);
+        for (from, key, args) in lines {
+            match key.as_str() {
+                "requirepass" => {
+                    out.extend(args.into_iter().next().map(|pw| (format!("{from} requirepass"), pw)));
+                }
+                "user" => {
+                    let name = args.first().cloned().unwrap_or_default();
+                    out.extend(
+                        args.iter()
+                            .skip(1)
+                            .filter_map(|a| a.strip_prefix('>'))
+                            .map(|pw| (format!("{from} user {name}"), pw.to_string())),
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    out.retain(|(_, pw)| !pw.is_empty());
+    out
 }
 
 fn memcached(host: &Host) -> Option<ConfiguredBind> {
@@ -437,5 +474,39 @@ mod tests {
         assert!(r.public && !r.unauthenticated);
         assert!(!format!("{b:?}").contains("S3cret"));
         assert!(b.iter().find(|c| c.service == "Memcached").unwrap().public, "no -l: every interface");
+    }
+
+    #[test]
+    fn redis_passwords_are_found_with_their_place_and_masterauth_is_not() {
+        let t = root(&[
+            (
+                "/etc/redis/redis.conf",
+                "requirepass S3cretRedisPw
+masterauth PrimaryPw
+include /etc/redis/acl.d/*.conf
+",
+            ),
+            (
+                "/etc/redis/acl.d/app.conf",
+                "user app on >AppPw1 >AppPw2 ~* +@all
+user off nopass
+requirepass \"\"
+",
+            ),
+            (
+                "/etc/redis/sentinel.conf",
+                "requirepass SentinelPw
+",
+            ),
+        ]);
+        let mut got = redis_passwords(&Host::at(t.path()));
+        got.sort();
+        let want = [
+            ("/etc/redis/acl.d/app.conf user app", "AppPw1"),
+            ("/etc/redis/acl.d/app.conf user app", "AppPw2"),
+            ("/etc/redis/redis.conf requirepass", "S3cretRedisPw"),
+        ];
+        let want: Vec<(String, String)> = want.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        assert_eq!(got, want);
     }
 }

@@ -73,16 +73,7 @@ fn run() -> Result<(), String> {
         }
     }
     let (rfd, wfd) = (fds[0], fds[1]);
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: initialising and installing a signal mask for this thread.
-    unsafe {
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGHUP);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-    }
+    let set = vigil_bench::block_stop_signals();
     let mut pids: Vec<libc::pid_t> = Vec::with_capacity(n as usize);
     let mut failure = None;
     for _ in 0..n {
@@ -122,9 +113,7 @@ fn run() -> Result<(), String> {
     if failure.is_none() {
         println!("ready {} {}", pids.len(), ok * per);
         let _ = std::io::stdout().flush();
-        let mut sig = 0;
-        // SAFETY: waiting on the blocked set.
-        unsafe { libc::sigwait(&set, &mut sig) };
+        vigil_bench::wait_for_stop(&set);
     }
     for pid in &pids {
         // SAFETY: killing and reaping our own children.
