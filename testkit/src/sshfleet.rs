@@ -285,10 +285,8 @@ impl SshFleet {
                 (host.reserved, host.port) = (Some(fd), port);
             } else {
                 keygen(&hdir.join("host_ed25519"));
-                let keys = if h.kind == Kind::KeyRefused { "refused_keys" } else { "authorized_keys" };
                 host.port = free_port();
-                std::fs::write(hdir.join("sshd_config"), sshd_config(host.port, &hdir, &dir.join(keys), h.kind))
-                    .unwrap();
+                std::fs::write(hdir.join("sshd_config"), sshd_config(host.port, &hdir, dir, h.kind)).unwrap();
                 host.child = Some(spawn_sshd(&hdir));
             }
             // Pushed before waiting, so a host that fails to start is still stopped on drop.
@@ -547,8 +545,10 @@ impl Drop for SshFleet {
     }
 }
 
-/// sshd_config for one host: only what the fleet's kinds need, nothing read from /etc/ssh.
-fn sshd_config(port: u16, hdir: &Path, keys: &Path, kind: Kind) -> String {
+/// sshd_config for one host in `hdir` of the fleet in `dir`: only what the fleet's kinds
+/// need, nothing read from /etc/ssh. A host that refuses our key reads the stranger's.
+fn sshd_config(port: u16, hdir: &Path, dir: &Path, kind: Kind) -> String {
+    let keys = dir.join(if kind == Kind::KeyRefused { "refused_keys" } else { "authorized_keys" });
     let mut s = format!(
         "# One host of a vigil_testkit::sshfleet fleet.\n\
          Port {port}\n\
@@ -620,8 +620,7 @@ fn wait_listening(h: &mut Host, dir: &Path) {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(text.contains("Address already in use"), "sshd of {name} exited ({st}): {text}");
         h.port = free_port();
-        let keys = if h.kind == Kind::KeyRefused { "refused_keys" } else { "authorized_keys" };
-        std::fs::write(h.dir.join("sshd_config"), sshd_config(h.port, &h.dir, &dir.join(keys), h.kind)).unwrap();
+        std::fs::write(h.dir.join("sshd_config"), sshd_config(h.port, &h.dir, dir, h.kind)).unwrap();
         h.child = Some(spawn_sshd(&h.dir));
     }
     panic!("sshd of {} found no free port in 5 tries", h.name);
