@@ -305,8 +305,11 @@ fn a_fix_confirmed_at_the_terminal_runs_on_that_host_only() {
     assert!(shown.contains("site-2026-11-26.tar.gz"), "the plan as b2 computed it: {shown}");
     assert!(shown.contains("Type `verify_backup_restore@b2`"), "{shown}");
     pty.send("verify_backup_restore@b2\n");
-    assert_eq!(pty.wait(Duration::from_secs(120)), 0, "{}", pty.screen());
+    let code = pty.wait(Duration::from_secs(120));
+    // What the child printed last may still be on its way through the pty.
+    std::thread::sleep(Duration::from_millis(300));
     let screen = pty.screen();
+    assert_eq!(code, 0, "{screen}");
     assert!(screen.contains("ANSWER The backup of b2 restores."), "{screen}");
     assert!(!screen.contains("\"is_error\":true"), "{screen}");
 
@@ -440,15 +443,8 @@ fn an_approval_sent_to_a_host_with_another_key_is_refused() {
 
 #[test]
 #[cfg_attr(
-    any(
-        vigil_missing = "root",
-        vigil_missing = "sshd",
-        vigil_missing = "ssh",
-        vigil_missing = "ssh-keygen",
-        vigil_missing = "sudo",
-        vigil_missing = "useradd"
-    ),
-    ignore = "needs root, sshd, ssh, ssh-keygen, sudo, useradd (.ci/packages/ssh.txt)"
+    vigil_missing = "@sshfleet",
+    ignore = "needs @sshfleet: root, sshd, ssh, ssh-keygen, sudo (.ci/packages/ssh.txt)"
 )]
 fn ask_i_over_real_ssh_answers_per_server_and_names_the_ones_it_could_not_reach() {
     use vigil_testkit::sshfleet::{Kind, Spec, SshFleet};
@@ -485,15 +481,8 @@ fn ask_i_over_real_ssh_answers_per_server_and_names_the_ones_it_could_not_reach(
 
 #[test]
 #[cfg_attr(
-    any(
-        vigil_missing = "root",
-        vigil_missing = "sshd",
-        vigil_missing = "ssh",
-        vigil_missing = "ssh-keygen",
-        vigil_missing = "sudo",
-        vigil_missing = "useradd"
-    ),
-    ignore = "needs root, sshd, ssh, ssh-keygen, sudo, useradd (.ci/packages/ssh.txt)"
+    vigil_missing = "@sshfleet",
+    ignore = "needs @sshfleet: root, sshd, ssh, ssh-keygen, sudo (.ci/packages/ssh.txt)"
 )]
 fn ask_i_over_real_ssh_runs_a_fix_typed_at_the_terminal_on_that_server_only() {
     use vigil_testkit::sshfleet::{Kind, Spec, SshFleet};
