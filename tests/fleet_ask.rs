@@ -555,3 +555,39 @@ fn rand_suffix() -> String {
     let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     format!("{n:x}")
 }
+
+#[test]
+#[cfg_attr(
+    vigil_missing = "@sshfleet",
+    ignore = "needs @sshfleet: root, sshd, ssh, ssh-keygen, sudo (.ci/packages/ssh.txt)"
+)]
+fn chat_i_over_real_ssh_talks_about_the_servers_not_the_controller() {
+    use vigil_testkit::sshfleet::{Kind, Spec, SshFleet};
+    vigil_testkit::require(vigil_testkit::sshfleet::COMPONENTS);
+    let fleet =
+        SshFleet::start(&Spec::new().host_with_root("web1", Kind::Root, &web1()).host("down", Kind::Unreachable));
+    let api = FakeApi::start(vec![
+        Reply::Sse(tool_use_sse("toolu_p", "list_open_ports", &json!({"host": "web1"}))),
+        Reply::Sse(text_sse("web1 listens on 9200.")),
+    ]);
+    let t = tmp();
+    let inv = fleet.inventory_ini().display().to_string();
+    let mut c = vigil_cmd(&t.path().join("state"), Some(&api), &["chat", "-i", &inv]);
+    c.env("TERM", "xterm");
+    let mut p = Pty::spawn(c);
+    let t20 = Duration::from_secs(60);
+    p.expect(&format!("on 2 server(s) of {inv}"), t20);
+    p.expect("vigil> ", t20);
+    p.send("/review\r");
+    p.expect("vigil fleet review -i INVENTORY", t20);
+    p.expect("vigil> ", t20);
+    p.send("what listens on web1?\r");
+    p.expect("✓ list_open_ports", t20);
+    p.expect("web1 listens on 9200.", t20);
+    p.expect("vigil> ", t20);
+    p.send("\x04");
+    assert_eq!(p.wait(t20), 0, "Ctrl-D leaves cleanly");
+    let got = api.check();
+    let v = content_of(&tool_results(&got[1].body)["toolu_p"]);
+    assert!(v["findings"].as_array().unwrap().iter().any(|f| f[1] == "ports.exposed-datastore"), "{v}");
+}

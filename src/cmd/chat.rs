@@ -131,6 +131,10 @@ pub async fn run(app: &App, args: ChatArgs) -> Result<u8> {
                     }
                 }
                 "/cost" => print_cost(&agent),
+                // A fleet chat is about the servers, not this controller: their review is `fleet review`.
+                "/review" if args.fleet.inventory.is_some() => {
+                    println!("In a fleet chat, review the servers with `vigil fleet review -i INVENTORY`.")
+                }
                 "/review" => run_review(app).await,
                 "/clear" => {
                     agent.clear();
