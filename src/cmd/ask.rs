@@ -5,6 +5,8 @@
 //! stop reason, usage, approximate cost). The prompt comes from the arguments,
 //! `--prompt-file F` (`-` for stdin), a saved prompt `--prompt NAME`, or a
 //! pipe when nothing else is given.
+//! With `-i INVENTORY [--limit P]` the question is about those servers: every
+//! tool takes a `host` and runs there over ssh (`crate::fleet::agent`).
 //! Mutating tools ask at the controlling terminal; piped input can never
 //! confirm, and with no terminal they are refused. Exit 0 answered, 1 refused
 //! or cut short, 2 error.
