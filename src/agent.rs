@@ -4,8 +4,8 @@
 //! each render it their own way. The tool calls the model asks for run through
 //! the policy [`Gate`] (with `-i INVENTORY`, the fleet's tools in
 //! `crate::fleet::agent`, which run them on the servers): read-only ones
-//! concurrently, then mutating (and unknown) ones one at a time, each asking the human. Every `tool_use` is
-//! answered by exactly one `tool_result` with its id — `is_error` with the
+//! concurrently, then mutating (and unknown) ones one at a time, each asking
+//! the human. Every `tool_use` is answered by exactly one `tool_result` with its id — `is_error` with the
 //! gate's message when it failed or was refused — and the assistant's content
 //! goes back verbatim (thinking blocks and their signatures included).
 //!
