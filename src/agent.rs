@@ -2,9 +2,10 @@
 //!
 //! Text streams to a [`Sink`] as it arrives, so `chat`, `ask` and the tests
 //! each render it their own way. The tool calls the model asks for run through
-//! the policy [`Gate`]: read-only ones concurrently, then mutating (and
-//! unknown) ones one at a time, each asking the human. Every `tool_use` is
-//! answered by exactly one `tool_result` with its id — `is_error` with the
+//! the policy [`Gate`] (with `-i INVENTORY`, the fleet's tools in
+//! `crate::fleet::agent`, which run them on the servers): read-only ones
+//! concurrently, then mutating (and unknown) ones one at a time, each asking
+//! the human. Every `tool_use` is answered by exactly one `tool_result` with its id — `is_error` with the
 //! gate's message when it failed or was refused — and the assistant's content
 //! goes back verbatim (thinking blocks and their signatures included).
 //!
@@ -199,10 +200,47 @@ pub fn client_for(app: &App) -> Result<Option<Client>> {
     }
 }
 
+/// A result as the model reads it (redacted, stripped) with its number of findings, or the error.
+pub type Viewed = Result<(Value, usize), String>;
+
+/// One call's outcome, as the agent records it.
+#[derive(Debug)]
+pub struct Called {
+    /// How it was decided.
+    pub decision: Decision,
+    /// The model's view and its number of findings, or the error.
+    pub result: Viewed,
+    /// Wall time in milliseconds.
+    pub millis: u128,
+}
+
+/// Where the agent's tool calls go: this host's [`Gate`], or the servers of a fleet
+/// (`crate::fleet::agent`).
+#[async_trait::async_trait]
+pub trait Dispatch: Send + Sync {
+    /// The effect assumed: unknown tools are mutating.
+    fn effect(&self, name: &str) -> Effect;
+    /// Decide and, if allowed, run one call.
+    async fn call(&self, name: &str, input: Value) -> Called;
+}
+
+#[async_trait::async_trait]
+impl Dispatch for Gate {
+    fn effect(&self, name: &str) -> Effect {
+        Gate::effect(self, name)
+    }
+
+    async fn call(&self, name: &str, input: Value) -> Called {
+        let g = Gate::call(self, name, input).await;
+        let result = g.result.map(|r| (r.to_model_value(), r.findings.len())).map_err(|e| e.to_string());
+        Called { decision: g.decision, result, millis: g.millis }
+    }
+}
+
 /// A conversation with the model.
 pub struct Agent {
     client: Client,
-    gate: Gate,
+    gate: Box<dyn Dispatch>,
     model: String,
     max_tokens: u32,
     max_turns: u32,
@@ -233,9 +271,16 @@ impl Agent {
                 cache_control: (i + 1 == n).then_some(CacheControl::EPHEMERAL),
             })
             .collect();
+        let note = context_note(app);
+        Agent::with_tools(app, client, Box::new(gate), tools, note)
+    }
+
+    /// A new conversation whose calls go to `gate`, offering the model `tools`, with `note` as
+    /// the system prompt's context (a fleet: `crate::fleet::agent::agent`).
+    pub fn with_tools(app: &App, client: Client, gate: Box<dyn Dispatch>, tools: Vec<ToolDef>, note: String) -> Agent {
         let system = vec![
             SystemBlock { kind: "text", text: crate::prompts::SYSTEM.to_string(), cache_control: None },
-            SystemBlock { kind: "text", text: context_note(app), cache_control: Some(CacheControl::EPHEMERAL) },
+            SystemBlock { kind: "text", text: note, cache_control: Some(CacheControl::EPHEMERAL) },
         ];
         let transcripts_dir = app.state.sub("transcripts").ok().map(|d| (d, app.config.agent.keep_transcripts));
         Agent {
@@ -503,12 +548,9 @@ impl Agent {
         done.into_iter().flatten().unzip()
     }
 
-    fn settle(&self, call: &ToolCall, g: crate::gate::Gated, sink: &mut dyn Sink) -> (ContentBlock, ToolRecord) {
-        let findings = g.result.as_ref().map(|r| r.findings.len()).unwrap_or(0);
-        let text = g
-            .result
-            .map(|r| cap_result(r.to_model_value(), MAX_TOOL_RESULT))
-            .map_err(|e| cap_text(e.to_string(), MAX_TOOL_RESULT));
+    fn settle(&self, call: &ToolCall, g: Called, sink: &mut dyn Sink) -> (ContentBlock, ToolRecord) {
+        let findings = g.result.as_ref().map(|r| r.1).unwrap_or(0);
+        let text = g.result.map(|(v, _)| cap_result(v, MAX_TOOL_RESULT)).map_err(|e| cap_text(e, MAX_TOOL_RESULT));
         let rec = record(call, self.gate.effect(&call.name), g.decision, g.millis as u64, text.clone(), findings);
         sink.tool_done(&rec);
         (result_block(&call.id, text), rec)

@@ -59,6 +59,8 @@ pub enum Origin {
     Mcp,
     /// `vigil wp …`.
     Wp,
+    /// A fleet controller's request, served by `vigil __remote` on this host.
+    Fleet,
 }
 
 /// One line of the log.

@@ -83,13 +83,20 @@ pub struct ConfirmRequest {
     pub digest: String,
     /// The word the human must type.
     pub word: String,
+    /// The fleet host the change is for, with its sshd key fingerprint (`None`: this host).
+    pub on: Option<String>,
 }
 
 impl ConfirmRequest {
     /// The text shown before asking.
     pub fn render(&self) -> String {
         let args = serde_json::to_string_pretty(&self.args).unwrap_or_default();
-        strip_controls(&format!("\n{}\n  arguments: {}\n", self.plan.render().trim_end(), args.replace('\n', "\n  ")))
+        let on = self.on.as_deref().map(|h| format!("  on host: {h}\n")).unwrap_or_default();
+        strip_controls(&format!(
+            "\n{}\n{on}  arguments: {}\n",
+            self.plan.render().trim_end(),
+            args.replace('\n', "\n  ")
+        ))
     }
 }
 
@@ -163,9 +170,10 @@ impl Terminal {
         unsafe { libc::tcflush(tty.as_raw_fd(), libc::TCIFLUSH) };
         let mut w = &tty;
         let prompt = format!(
-            "{}\n{} wants to change this host. Type `{}` to run it, anything else declines: ",
+            "{}\n{} wants to change {}. Type `{}` to run it, anything else declines: ",
             req.render(),
             req.tool,
+            strip_controls(req.on.as_deref().unwrap_or("this host")),
             req.word
         );
         if w.write_all(prompt.as_bytes()).and_then(|_| w.flush()).is_err() {
@@ -418,6 +426,7 @@ impl Gate {
             plan: planned.plan.clone(),
             digest: planned.digest.clone(),
             word: name.to_string(),
+            on: None,
         };
         let plan_json = json!({"plan": planned.plan, "plan_digest": planned.digest, "undo": planned.plan.undo_lines()});
         match self.confirmer.confirm(&req).await {
@@ -715,6 +724,7 @@ mod tests {
             plan: Plan::new(tool, "x"),
             digest: String::new(),
             word: tool.into(),
+            on: None,
         };
         assert_eq!(s.confirm(&mk("verify_backup_restore")).await, Answer::Confirmed);
         assert!(matches!(s.confirm(&mk("firewall_deny_port")).await, Answer::Unavailable(_)));

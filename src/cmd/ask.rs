@@ -5,6 +5,8 @@
 //! stop reason, usage, approximate cost). The prompt comes from the arguments,
 //! `--prompt-file F` (`-` for stdin), a saved prompt `--prompt NAME`, or a
 //! pipe when nothing else is given.
+//! With `-i INVENTORY [--limit P]` the question is about those servers: every
+//! tool takes a `host` and runs there over ssh (`crate::fleet::agent`).
 //! Mutating tools ask at the controlling terminal; piped input can never
 //! confirm, and with no terminal they are refused. Exit 0 answered, 1 refused
 //! or cut short, 2 error.
@@ -58,16 +60,19 @@ pub fn prompt_of(app: &App, args: &AskArgs) -> Result<String> {
 
 /// Run `vigil ask`.
 pub async fn run(app: &App, args: AskArgs) -> Result<u8> {
-    if args.fleet.inventory.is_some() {
-        anyhow::bail!("`ask -i` is not built yet");
-    }
     let prompt = prompt_of(app, &args)?;
     let Some(client) = client_for(app)? else {
         eprintln!("vigil: {NO_KEY}");
         return Ok(2);
     };
-    let gate = app.gate(Origin::Ask, Arc::new(Terminal))?;
-    let mut agent = Agent::new(app, client, gate);
+    let mut agent = match &args.fleet.inventory {
+        Some(_) => {
+            let exchange = crate::fleet::agent::ssh_exchange(app, &args.fleet)?;
+            let (tools, inv) = crate::fleet::agent::open(app, &args.fleet, exchange, Arc::new(Terminal), Origin::Ask)?;
+            crate::fleet::agent::agent(app, client, tools, &inv)
+        }
+        None => Agent::new(app, client, app.gate(Origin::Ask, Arc::new(Terminal))?),
+    };
     let mut console = Console::new(!args.json, false);
     let outcome = agent.run_turn(&prompt, &mut console).await;
     console.end_line();

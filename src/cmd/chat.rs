@@ -67,15 +67,22 @@ fn scrub_history(rl: &mut rustyline::DefaultEditor, path: &Path) {
 
 /// Run the REPL (`-i`: about the servers of an inventory).
 pub async fn run(app: &App, args: ChatArgs) -> Result<u8> {
-    if args.fleet.inventory.is_some() {
-        anyhow::bail!("`chat -i` is not built yet");
-    }
     let Some(client) = client_for(app)? else {
         eprintln!("vigil: {NO_KEY}");
         return Ok(2);
     };
-    let gate = app.gate(Origin::Chat, Arc::new(Terminal))?;
-    let mut agent = Agent::new(app, client, gate);
+    let (mut agent, about) = match &args.fleet.inventory {
+        Some(_) => {
+            let exchange = crate::fleet::agent::ssh_exchange(app, &args.fleet)?;
+            let (tools, inv) = crate::fleet::agent::open(app, &args.fleet, exchange, Arc::new(Terminal), Origin::Chat)?;
+            let about = format!("{} server(s) of {inv}", tools.host_names().len());
+            (crate::fleet::agent::agent(app, client, tools, &inv), about)
+        }
+        None => {
+            let gate = app.gate(Origin::Chat, Arc::new(Terminal))?;
+            (Agent::new(app, client, gate), crate::state::host_name(&app.host))
+        }
+    };
     let config = rustyline::Config::builder().auto_add_history(false).max_history_size(1000)?.build();
     let mut rl = rustyline::DefaultEditor::with_config(config)?;
     let history = app.state.path().join("chat_history");
@@ -90,7 +97,7 @@ pub async fn run(app: &App, args: ChatArgs) -> Result<u8> {
                 "vigil {} — {} on {}. /help for commands, Ctrl-D to leave.",
                 env!("CARGO_PKG_VERSION"),
                 agent.model(),
-                crate::state::host_name(&app.host)
+                strip_controls(&about)
             )
         )
     );
@@ -124,6 +131,10 @@ pub async fn run(app: &App, args: ChatArgs) -> Result<u8> {
                     }
                 }
                 "/cost" => print_cost(&agent),
+                // A fleet chat is about the servers, not this controller: their review is `fleet review`.
+                "/review" if args.fleet.inventory.is_some() => {
+                    println!("In a fleet chat, review the servers with `vigil fleet review -i INVENTORY`.")
+                }
                 "/review" => run_review(app).await,
                 "/clear" => {
                     agent.clear();

@@ -12,6 +12,7 @@
 //!
 //! See `docs/architecture.md` ("The fleet") for how a fleet review runs.
 
+pub mod agent;
 pub mod digest;
 pub mod history;
 pub mod inventory;

@@ -93,7 +93,8 @@ pub enum Response {
     },
     /// A plan to show at the controller's gate.
     Plan {
-        /// The redacted plan, as the gate shows it.
+        /// The redacted plan, as the gate shows it: the JSON of a [`vigil_tools::Plan`], so
+        /// the controller checks it hashes like `digest` before showing it.
         plan: String,
         /// Its digest.
         digest: String,
