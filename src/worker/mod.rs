@@ -176,6 +176,7 @@ impl Worker {
     fn start_program(program: &Path, lead: &[&str], ctx: &Ctx) -> anyhow::Result<Worker> {
         use anyhow::Context;
         let exe = program;
+        let started = std::time::Instant::now();
         let scratch = tempfile::Builder::new().prefix("vigil-worker.").tempdir().context("worker scratch directory")?;
         let state = scratch.path().join("state");
         std::fs::create_dir(&state).context("worker scratch directory")?;
@@ -240,6 +241,8 @@ impl Worker {
                 anyhow::bail!("the worker did not say it was ready within {} s", READY_LIMIT.as_secs());
             }
         };
+        // `vigil -vv`: the worker's start-up (BENCHMARKS.md section 9 reads it).
+        tracing::debug!("worker: started, confined and ready in {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
         Ok(Worker { status, shared })
     }
 
