@@ -50,3 +50,49 @@ fn the_agents_read_only_calls_run_in_the_worker() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(ran_in(t.path()), ["ask:audit_accounts:worker"]);
 }
+
+/// `list_open_ports` runs in the worker, which has no network and cannot read other
+/// processes' descriptors: the socket table with its owners and the loopback probe of an
+/// Elasticsearch that answers without authentication come from the parent, and the answer
+/// is the one the unconfined tool gives.
+#[test]
+#[cfg_attr(vigil_missing = "root", ignore = "needs root (the worker is confined only as root)")]
+fn open_ports_in_the_worker_see_the_hosts_sockets_owners_and_probes() {
+    use std::io::{Read, Write};
+    vigil_testkit::require(&["root"]);
+    let es = std::net::TcpListener::bind("0.0.0.0:9200").expect("port 9200 must be free for this test");
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = served.clone();
+    std::thread::spawn(move || {
+        for s in es.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"tagline\":\"You Know, for Search\"}",
+            );
+        }
+    });
+    let t = tempfile::tempdir().unwrap();
+    let port = |sandbox: &[&str]| -> (Value, Vec<Value>) {
+        let args: Vec<&str> = [sandbox, &["tools", "run", "list_open_ports", r#"{"port":9200}"#]].concat();
+        let r = support::run(support::vigil_cmd_at(t.path(), None, std::path::Path::new("/"), &args), "");
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        let listener = v["facts"]["listeners"].as_array().unwrap().iter().find(|l| l["address"] == "0.0.0.0").cloned();
+        (
+            listener.unwrap_or_else(|| panic!("no 0.0.0.0:9200 listener: {v:#}")),
+            v["findings"].as_array().unwrap().clone(),
+        )
+    };
+    let (confined, confined_findings) = port(&[]);
+    let (unconfined, unconfined_findings) = port(&["--no-sandbox"]);
+    assert_eq!(ran_in(t.path()), ["tools-run:list_open_ports:worker", "tools-run:list_open_ports:parent"]);
+    assert_eq!(confined, unconfined, "the same socket, owner and probe either way");
+    assert_eq!(confined["pid"], std::process::id(), "the owner, from /proc/PID/fd read by the parent: {confined:#}");
+    assert_eq!(confined["http_probe"], "answers without authentication", "{confined:#}");
+    assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 2, "one probe per run");
+    assert_eq!(confined_findings, unconfined_findings);
+    assert!(confined_findings.iter().any(|f| f["id"] == "ports.exposed-datastore"), "{confined_findings:#?}");
+}

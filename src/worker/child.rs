@@ -25,7 +25,10 @@ const ASK_LIMIT: Duration = Duration::from_secs(60);
 /// `vigil __worker`: confine, then serve until stdin closes.
 pub fn main(scratch: std::path::PathBuf) -> ExitCode {
     // Before any thread exists and before anything is read.
+    let started = std::time::Instant::now();
     let status = confine::apply(scratch);
+    // `VIGIL_LOG=debug`: where the worker's start-up goes (BENCHMARKS.md section 9).
+    tracing::debug!("worker: confined in {:.2} ms", started.elapsed().as_secs_f64() * 1e3);
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -81,6 +84,17 @@ async fn serve(status: super::SandboxStatus) -> ExitCode {
             let _ = out.send(l);
         }
     };
+    // Built while the parent reads `ready` and sends the first call, not after it; the
+    // redactor's patterns (first needed for the first result) compile while that call's tool runs.
+    let registry = tokio::task::spawn_blocking(|| {
+        let built = std::time::Instant::now();
+        let registry = Registry::builtin();
+        tracing::debug!("worker: tools registered in {:.2} ms", built.elapsed().as_secs_f64() * 1e3);
+        registry
+    });
+    tokio::task::spawn_blocking(|| {
+        let _ = vigil_tools::Redactor::global();
+    });
     send(&out, &FromWorker::Ready { status });
     // Reading stdin blocks: its own thread, forwarding lines.
     let (in_tx, mut input) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -105,7 +119,13 @@ async fn serve(status: super::SandboxStatus) -> ExitCode {
     let host = Host::at(&setup.root).with_now(now).with_broker(broker.clone());
     let mut ctx = Ctx::new(host).with_config(setup.config);
     ctx.state_dir = setup.state_dir;
-    let registry = Arc::new(Registry::builtin());
+    let registry = match registry.await {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("vigil worker: cannot register the tools: {e}");
+            return ExitCode::from(2);
+        }
+    };
     while let Some(line) = input.recv().await {
         let msg: ToWorker = match serde_json::from_str(&line) {
             Ok(m) => m,

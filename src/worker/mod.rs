@@ -11,8 +11,8 @@
 //! JSON lines over its stdin and stdout ([`proto`]); calls are concurrent and matched
 //! by id. When the worker dies every pending call gets an error saying so, never a hang.
 //!
-//! The few facts it cannot gather (the firewall ruleset, socket tables,
-//! `/proc/PID/fd`) it asks the parent for through [`vigil_tools::broker`]; the tools
+//! The few facts it cannot gather (the firewall ruleset, socket tables and their
+//! owners, `/proc/PID/fd`, loopback HTTP probes) it asks the parent for through [`vigil_tools::broker`]; the tools
 //! in [`IN_PARENT`] still run in the parent. The worker writes only to a scratch
 //! directory: the tools' own state files are copied in before and, once checked,
 //! back after each call; the audit log, acks, history and reports are the parent's.
@@ -42,13 +42,12 @@ pub use status::SandboxStatus;
 
 use proto::{FromWorker, Setup, ToWorker};
 
-/// Read-only tools that still run in the parent, and why: their facts need the host's
-/// network namespace or every process's descriptors at a depth the broker does not give yet.
-/// - `list_open_ports`: the socket owners come from `/proc/PID/fd` of every process, walked
-///   by path, and it probes loopback HTTP listeners; it moves into the worker once port
-///   listing answers "list listeners" as one brokered fact.
+/// Read-only tools that still run in the parent, and why:
 /// - `docker_containers`: the Docker Engine API (through bollard) needs the root-only socket.
-pub const IN_PARENT: &[&str] = &["list_open_ports", "docker_containers"];
+///
+/// (`list_open_ports` runs in the worker: the socket table with its owners and the loopback
+/// HTTP probes are brokered facts, [`vigil_tools::broker::Fact::Listeners`] and `HttpProbe`.)
+pub const IN_PARENT: &[&str] = &["docker_containers"];
 
 /// The tools' own state files (not the review's): copied into the worker's scratch
 /// state directory before it starts and back after each call.
@@ -184,6 +183,7 @@ impl Worker {
     fn start_program(program: &Path, lead: &[&str], ctx: &Ctx) -> anyhow::Result<Worker> {
         use anyhow::Context;
         let exe = program;
+        let started = std::time::Instant::now();
         let scratch = tempfile::Builder::new().prefix("vigil-worker.").tempdir().context("worker scratch directory")?;
         let state = scratch.path().join("state");
         std::fs::create_dir(&state).context("worker scratch directory")?;
@@ -210,13 +210,7 @@ impl Worker {
         let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             anyhow::bail!("the worker has no pipes");
         };
-        let setup = Setup {
-            root: ctx.host.root().to_path_buf(),
-            now_unix: ctx.host.now_unix(),
-            config: (*ctx.config).clone(),
-            state_dir: ctx.state_dir.as_ref().map(|_| state.clone()),
-        };
-        let line = serde_json::to_string(&setup)? + "\n";
+        let line = serde_json::to_string(&Setup::for_worker(ctx, &state))? + "\n";
         // A worker that died at once fails this write; its reader below says why.
         let setup_sent = stdin.write_all(line.as_bytes()).and_then(|()| stdin.flush());
         let shared = Arc::new(Shared {
@@ -254,6 +248,8 @@ impl Worker {
                 anyhow::bail!("the worker did not say it was ready within {} s", READY_LIMIT.as_secs());
             }
         };
+        // `vigil -vv`: the worker's start-up (BENCHMARKS.md section 9 reads it).
+        tracing::debug!("worker: started, confined and ready in {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
         Ok(Worker { status, shared })
     }
 
@@ -521,6 +517,41 @@ mod tests {
         let r = s.call("check_ssh", serde_json::json!({}), Duration::from_secs(10)).await.unwrap().unwrap();
         let shown = r.facts.to_string();
         assert!(!shown.contains("hunter2secret"), "{shown}");
+    }
+
+    #[test]
+    fn the_workers_setup_carries_the_tools_config_and_no_notification_secret() {
+        let text = r#"
+[[ports.allowed]]
+port = 8443
+reason = "the admin panel"
+reviewed = 2026-10-01
+
+[notify]
+email_to = ["ops@example.org"]
+smtp = "mail.example.org:587"
+smtp_user = "vigil-mailer-u53r"
+smtp_password_file = "/etc/vigil/smtp-pw-f1l3"
+
+[[notify.webhooks]]
+url = "https://hooks.example.org/services/T0/B0/w3bh00kT0k3n"
+kind = "slack"
+
+[agent]
+model = "m0d3l-n4me"
+"#;
+        let config = crate::config::Config::parse(text, Path::new("/etc/vigil/config.toml")).unwrap();
+        let ctx = Ctx::new(Host::at("/")).with_config(config.tools()).with_state_dir("/var/lib/vigil");
+        let line = serde_json::to_string(&Setup::for_worker(&ctx, Path::new("/tmp/w/state"))).unwrap();
+        for secret in
+            ["w3bh00kT0k3n", "vigil-mailer-u53r", "smtp-pw-f1l3", "mail.example.org", "ops@example.org", "m0d3l"]
+        {
+            assert!(!line.contains(secret), "{secret} in the worker's setup: {line}");
+        }
+        // The tools' configuration is all there: the worker judges ports by the same ledger.
+        let back: Setup = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.config.ports.allowed[0].port, 8443);
+        assert_eq!(back.state_dir.as_deref(), Some(Path::new("/tmp/w/state")));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,9 @@ use vigil_tools::broker::{Fact, FactAnswer, FactError};
 
 use super::SandboxStatus;
 
-/// What the worker needs to build its tool context (sent once it is confined).
+/// What the worker needs to build its tool context (sent once it is confined). Only what
+/// read-only tools read: the tools' own configuration ([`vigil_tools::Config`]), never the
+/// app's `[notify]`, `[agent]`, `[mcp]` or keys, which a compromised worker must not learn.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Setup {
     /// The audited root.
@@ -24,6 +26,18 @@ pub struct Setup {
     pub config: vigil_tools::Config,
     /// The worker's copy of the tools' state directory (in its scratch directory).
     pub state_dir: Option<PathBuf>,
+}
+
+impl Setup {
+    /// The setup for a worker serving `ctx`, its state directory copied to `state`.
+    pub fn for_worker(ctx: &vigil_tools::Ctx, state: &std::path::Path) -> Setup {
+        Setup {
+            root: ctx.host.root().to_path_buf(),
+            now_unix: ctx.host.now_unix(),
+            config: (*ctx.config).clone(),
+            state_dir: ctx.state_dir.as_ref().map(|_| state.to_path_buf()),
+        }
+    }
 }
 
 /// Parent to worker.

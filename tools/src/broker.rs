@@ -6,15 +6,20 @@
 //! `iptables-save` need `CAP_NET_ADMIN`, which could also write rules), the
 //! socket tables of the host's network namespace (`/proc/net/*` shows the
 //! reader's own, empty, namespace), and `/proc/PID/fd` of other processes
-//! (hidden by the uid drop and Landlock's ptrace rule). For those the worker's
+//! (hidden by the uid drop and Landlock's ptrace rule), and the loopback
+//! probes of datastores' HTTP APIs (the worker has no network). For those the worker's
 //! [`Host`](crate::Host) asks its [`Broker`]: the parent answers a [`Fact`]
 //! only when it is one of the fixed, read-only kinds here, checked again on the
 //! parent's side by [`Fact::answer`]. The worker cannot ask the parent to run
 //! anything else, read anything else or write anything.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::finding::Finding;
+use crate::ports::PortsFacts;
 
 /// The commands a worker may have the parent run: the firewall's read commands, exactly.
 pub const COMMANDS: &[(&str, &[&str])] = &[
@@ -60,10 +65,24 @@ pub enum Fact {
     /// Whether the kernel's clock is synchronised (`adjtimex` with no change asked:
     /// seccomp refuses `adjtimex` to the worker, since the same call can set the clock).
     ClockSynchronized,
+    /// The host's listening sockets and their owners, as [`crate::ports::listeners`] reads
+    /// them in the parent: `NETLINK_SOCK_DIAG` in the host's network namespace, owners from
+    /// every `/proc/PID/fd` (command lines redacted there).
+    Listeners,
+    /// The plain HTTP probe of a datastore's API ([`crate::ports::HTTP_PROBES`]): the parent
+    /// sends the fixed request for `port` only when the socket table shows a TCP socket
+    /// listening there that `address` reaches (loopback for a wildcard or loopback socket,
+    /// else the socket's own address), and returns its one-line judgement.
+    HttpProbe {
+        /// Where to connect (checked against the socket table).
+        address: IpAddr,
+        /// One of [`crate::ports::HTTP_PROBES`]' ports.
+        port: u16,
+    },
 }
 
 /// The parent's answer to a [`Fact`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum FactAnswer {
     /// What the command printed.
@@ -89,6 +108,20 @@ pub enum FactAnswer {
     Clock {
         /// `true` when synchronised.
         synchronized: Option<bool>,
+    },
+    /// The listening sockets, with the socket inodes (which [`PortsFacts`] does not carry).
+    Listeners {
+        /// The table and its owners.
+        facts: PortsFacts,
+        /// Each listener's socket inode, in the same order.
+        inodes: Vec<u64>,
+        /// Not-checked findings of the read (e.g. netlink unavailable).
+        findings: Vec<Finding>,
+    },
+    /// An HTTP probe's judgement (`answers without authentication`, `requires authentication`…).
+    Probe {
+        /// The judgement.
+        verdict: String,
     },
 }
 
@@ -168,6 +201,10 @@ mod tests {
                 Fact::ProcNet { .. } => FactAnswer::Text { text: "the parent's table".into() },
                 Fact::ProcFds { .. } => FactAnswer::Fds { fds: vec![("3".into(), "socket:[42]".into())] },
                 Fact::ClockSynchronized => FactAnswer::Clock { synchronized: Some(false) },
+                Fact::Listeners => {
+                    FactAnswer::Listeners { facts: PortsFacts::default(), inodes: Vec::new(), findings: Vec::new() }
+                }
+                Fact::HttpProbe { .. } => FactAnswer::Probe { verdict: "from the parent".into() },
             })
         }
     }

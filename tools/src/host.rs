@@ -251,6 +251,23 @@ impl Host {
         self
     }
 
+    /// In the confined worker on the live root: the parent's answer to `fact` (blocking;
+    /// call it from a blocking thread). `None` anywhere else: the caller gathers the fact itself.
+    pub fn ask_parent(&self, fact: Fact) -> Option<Result<FactAnswer, FactError>> {
+        let b = self.broker.as_ref().filter(|_| self.live)?;
+        Some(b.ask(fact))
+    }
+
+    /// [`Host::ask_parent`] from async code (the question waits on a blocking thread).
+    pub async fn ask_parent_async(&self, fact: Fact) -> Option<Result<FactAnswer, FactError>> {
+        let b = self.broker.clone().filter(|_| self.live)?;
+        Some(
+            tokio::task::spawn_blocking(move || b.ask(fact))
+                .await
+                .unwrap_or_else(|e| Err(FactError::Failed { why: format!("asking the parent stopped: {e}") })),
+        )
+    }
+
     /// Note files another reader of this host (the worker) refused, as `(path shown escaped, line)`,
     /// so the review names them as if this host had met them.
     pub fn add_skipped(&self, files: Vec<(String, String)>) {
@@ -451,7 +468,8 @@ impl Host {
 
     /// Read a file as bytes within `limit` (see [`Limit`]).
     pub fn read_limited(&self, path: &str, limit: Limit) -> Result<Vec<u8>, HostError> {
-        if let (Some(b), Some(fact)) = (&self.broker, Fact::read(path)) {
+        // Only the live root's tables are the parent's: an audited root's are files like any other.
+        if let (Some(b), true, Some(fact)) = (&self.broker, self.live, Fact::read(path)) {
             let mut bytes = match b.ask(fact).map_err(|e| e.into_host(path))? {
                 FactAnswer::Text { text } => text.into_bytes(),
                 _ => return Err(HostError::BadPath { path: path.to_string() }),
@@ -536,7 +554,7 @@ impl Host {
 
     /// In the worker, `/proc/PID/fd` as the parent sees it: `(fd, link target)` (`None`: not brokered).
     fn brokered_fds(&self, path: &str) -> Option<Result<Vec<(String, String)>, HostError>> {
-        let b = self.broker.as_ref()?;
+        let b = self.broker.as_ref().filter(|_| self.live)?;
         let pid = Fact::fd_dir(path)?;
         Some(match b.ask(Fact::ProcFds { pid }) {
             Ok(FactAnswer::Fds { fds }) => Ok(fds),
@@ -759,6 +777,19 @@ impl Fact {
                 Ok(FactAnswer::Fds { fds })
             }
             Fact::ClockSynchronized => Ok(FactAnswer::Clock { synchronized: kernel_clock_synchronized() }),
+            Fact::Listeners => {
+                let host = host.clone();
+                let read = tokio::task::spawn_blocking(move || crate::ports::listeners(&host))
+                    .await
+                    .map_err(|e| FactError::Failed { why: format!("the socket scan stopped: {e}") })?;
+                let (facts, findings) = read.map_err(|e| FactError::Failed { why: e.to_string() })?;
+                let inodes = facts.listeners.iter().map(|l| l.inode).collect();
+                Ok(FactAnswer::Listeners { facts, inodes, findings })
+            }
+            Fact::HttpProbe { address, port } => crate::ports::answer_probe(host, *address, *port)
+                .await
+                .map(|verdict| FactAnswer::Probe { verdict })
+                .map_err(|why| FactError::Failed { why }),
         }
     }
 }

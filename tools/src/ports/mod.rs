@@ -11,6 +11,8 @@
 //! an IPv6-only `::` socket is judged by the IPv6 rules alone. Elasticsearch
 //! and Kibana on the live host are asked over plain HTTP on loopback whether
 //! they answer without authentication (critical when they do and are reachable).
+//! In the confined worker (no network, no other processes' descriptors) the
+//! socket table and the probes are the parent's, asked through the broker.
 
 pub mod config;
 mod diag;
@@ -166,9 +168,8 @@ impl Tool for ListOpenPorts {
                 verdicts.insert(l.inode, allowed);
                 l.firewall = Some(crate::firewall::describe_reach(&fw, allowed));
             }
-            if ctx.host.is_live() && l.proto == "tcp" && matches!(l.port, 9200 | 5601) {
-                let path = if l.port == 5601 { "/api/status" } else { "/" };
-                l.http_probe = Some(probe_http(probe_addr(l), path).await);
+            if ctx.host.is_live() && l.proto == "tcp" && probe_path(l.port).is_some() {
+                l.http_probe = Some(probe(&ctx.host, probe_addr(l)).await);
             }
         }
         findings.extend(judge(ctx, &facts.listeners, &|l: &Listener| verdicts.get(&l.inode).copied().flatten()));
@@ -213,15 +214,64 @@ fn reach(fw: &crate::firewall::FirewallState, l: &Listener) -> Option<bool> {
 /// Where to reach a listener from this machine: loopback for a wildcard or
 /// loopback socket (`::1` for an IPv6-only one), its own address otherwise.
 fn probe_addr(l: &Listener) -> SocketAddr {
-    let ip = match l.address.parse::<IpAddr>() {
-        Ok(ip) if ip.is_unspecified() && ip.is_ipv6() && l.v6only == Some(true) => {
+    let ip = l.address.parse::<IpAddr>().unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    reach_from_here(SocketAddr::new(ip, l.port), l.v6only)
+}
+
+/// [`probe_addr`] for a socket bound to `bound`.
+fn reach_from_here(bound: SocketAddr, v6only: Option<bool>) -> SocketAddr {
+    let ip = match bound.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv6() && v6only == Some(true) => {
             IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
         }
-        Ok(ip) if ip.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
-        Ok(ip) => ip,
-        Err(_) => IpAddr::from([127, 0, 0, 1]),
+        ip if ip.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
+        ip => ip,
     };
-    SocketAddr::new(ip, l.port)
+    SocketAddr::new(ip, bound.port())
+}
+
+/// The datastore APIs probed over plain HTTP, and the one request each gets: `(port, path)`
+/// (Elasticsearch, Kibana).
+pub const HTTP_PROBES: &[(u16, &str)] = &[(9200, "/"), (5601, "/api/status")];
+
+/// The path probed on `port`, when it is one of [`HTTP_PROBES`].
+fn probe_path(port: u16) -> Option<&'static str> {
+    HTTP_PROBES.iter().find(|(p, _)| *p == port).map(|(_, path)| *path)
+}
+
+/// Probe `addr` here, or in the worker ask the parent to ([`crate::broker::Fact::HttpProbe`]).
+async fn probe(host: &Host, addr: SocketAddr) -> String {
+    let Some(path) = probe_path(addr.port()) else { return format!("port {} is not probed", addr.port()) };
+    match host.ask_parent_async(crate::broker::Fact::HttpProbe { address: addr.ip(), port: addr.port() }).await {
+        None => probe_http(addr, path).await,
+        Some(Ok(crate::broker::FactAnswer::Probe { verdict })) => verdict,
+        Some(Ok(_)) => "not probed: the parent answered with something else".into(),
+        Some(Err(crate::broker::FactError::NotFound { what } | crate::broker::FactError::Failed { why: what })) => {
+            format!("not probed: {what}")
+        }
+    }
+}
+
+/// The parent's side of [`crate::broker::Fact::HttpProbe`]: the fixed request of
+/// [`HTTP_PROBES`] for `port`, sent to `address` only when the live socket table shows a TCP
+/// socket listening on `port` that `address` reaches from here (as [`probe_addr`] chooses:
+/// loopback for a wildcard or loopback socket, the socket's own address otherwise).
+/// Anything else the worker asks is refused, nothing connected to.
+pub async fn answer_probe(host: &Host, address: IpAddr, port: u16) -> Result<String, String> {
+    let path = probe_path(port).ok_or_else(|| format!("port {port} is not one of the HTTP probes"))?;
+    if !host.is_live() {
+        return Err("probes are only made on the live host".into());
+    }
+    let h = host.clone();
+    let table = tokio::task::spawn_blocking(move || sockets::tcp_listening(&h))
+        .await
+        .map_err(|e| format!("the socket table read stopped: {e}"))?
+        .map_err(|e| e.to_string())?;
+    let target = SocketAddr::new(address, port);
+    if !table.iter().any(|(bound, v6only)| bound.port() == port && reach_from_here(*bound, *v6only) == target) {
+        return Err(format!("no TCP socket listens on {target}: not probed"));
+    }
+    Ok(probe_http(target, path).await)
 }
 
 /// The judgement of one plain HTTP probe.

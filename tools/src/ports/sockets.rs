@@ -8,9 +8,10 @@
 //! `ROOT/proc/net` tables are all there is, and a root without them (an
 //! offline image) has no sockets to list, which is an error the review shows
 //! as "not checked". Owners come from [`super::owners`], walked while the
-//! table is read. [`listeners`] has no side effect beyond reading, so it can
-//! run wherever the socket table is visible (the sandboxed worker has its own
-//! network namespace; its parent does not).
+//! table is read. [`listeners`] has no side effect beyond reading. The
+//! confined worker has its own empty network namespace and cannot read other
+//! processes' descriptors, so there it asks its parent, which reads the same
+//! way ([`crate::broker::Fact::Listeners`]).
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use super::owners::{read_owner, walk_proc};
 use super::{Listener, PortsFacts, Scope, service_name};
+use crate::broker::{Fact, FactAnswer, FactError};
 use crate::finding::{Category, Finding};
 use crate::host::Host;
 use crate::tool::ToolError;
@@ -60,7 +62,26 @@ type Table = (Vec<Raw>, Source, Vec<Finding>);
 /// every socket it meets until the table says which inodes are listening, then
 /// only those, and stops once each has its owner.
 pub fn listeners(host: &Host) -> Result<(PortsFacts, Vec<Finding>), ToolError> {
-    listeners_from(host, super::diag::dump)
+    match host.ask_parent(Fact::Listeners) {
+        None => listeners_from(host, super::diag::dump),
+        Some(Ok(FactAnswer::Listeners { mut facts, inodes, findings })) => {
+            for (l, inode) in facts.listeners.iter_mut().zip(inodes) {
+                l.inode = inode;
+            }
+            Ok((facts, findings))
+        }
+        Some(Ok(_)) => Err(ToolError::Failed("the parent answered the socket table with something else".into())),
+        Some(Err(FactError::NotFound { what } | FactError::Failed { why: what })) => {
+            Err(ToolError::Failed(format!("the socket table (read by the parent): {what}")))
+        }
+    }
+}
+
+/// The live host's listening TCP sockets, without owners: `(address, IPv6-only)`. What the
+/// parent checks a brokered HTTP probe against ([`super::answer_probe`]).
+pub(super) fn tcp_listening(host: &Host) -> Result<Vec<(SocketAddr, Option<bool>)>, ToolError> {
+    let (sockets, _, _) = read_table(host, super::diag::dump)?;
+    Ok(sockets.into_iter().filter(|s| s.proto == "tcp").map(|s| (s.addr, s.v6only)).collect())
 }
 
 /// [`listeners`] with the netlink dump given (a test makes it fail to see the fallback).

@@ -304,3 +304,41 @@ fn a_wildcard_bound_to_lo_is_loopback_and_to_another_device_is_that_interface() 
     assert_eq!(scope_of("10.0.0.5".parse().unwrap(), Some("eth1")), Scope::Specific);
     assert_eq!(scope_of("::ffff:127.0.0.1".parse().unwrap(), None), Scope::Loopback);
 }
+
+/// The parent's side of a worker's probe request: it connects only to a probe port the
+/// socket table shows listening and reachable at the address asked, sends only the fixed
+/// request, and refuses the rest without connecting anywhere.
+#[tokio::test]
+async fn the_parent_probes_only_a_listening_probe_port_at_an_address_that_reaches_it() {
+    use std::net::Ipv4Addr;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let live = Host::live();
+    let lo = IpAddr::from(Ipv4Addr::LOCALHOST);
+    // A forged request for another port: refused, and the listener there is never contacted.
+    let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    other.set_nonblocking(true).unwrap();
+    let port = other.local_addr().unwrap().port();
+    let e = answer_probe(&live, lo, port).await.unwrap_err();
+    assert!(e.contains("not one of the HTTP probes"), "{e}");
+    assert_eq!(other.accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock, "nothing connected");
+    // Elasticsearch's port on loopback, answering without authentication.
+    let es = tokio::net::TcpListener::bind("127.0.0.1:9200")
+        .await
+        .expect("port 9200 on 127.0.0.1 must be free for this test (is an Elasticsearch running?)");
+    let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut s, _) = es.accept().await.unwrap();
+        let mut buf = [0u8; 1024];
+        let n = s.read(&mut buf).await.unwrap();
+        let _ = seen_tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"tagline\":\"You Know, for Search\"}")
+            .await
+            .unwrap();
+    });
+    // Somewhere the table shows nothing listening (a documentation address): refused.
+    let e = answer_probe(&live, IpAddr::from([192, 0, 2, 1]), 9200).await.unwrap_err();
+    assert!(e.contains("no TCP socket listens on 192.0.2.1:9200"), "{e}");
+    assert!(answer_probe(&Host::at("/nonexistent"), lo, 9200).await.is_err(), "never for an audited root");
+    assert_eq!(answer_probe(&live, lo, 9200).await.unwrap(), HTTP_OPEN);
+    assert!(seen_rx.await.unwrap().starts_with("GET / HTTP/1.0\r\n"), "the fixed request");
+}
