@@ -335,7 +335,7 @@ impl Host {
 
     /// `path` opened `O_PATH` inside the root (symlinks resolved inside it; the
     /// final one followed only when `follow`).
-    fn open_path(&self, path: &str, follow: bool) -> Result<std::os::fd::OwnedFd, HostError> {
+    pub(crate) fn open_path(&self, path: &str, follow: bool) -> Result<std::os::fd::OwnedFd, HostError> {
         let path = self.checked(path)?;
         let root = self.root_fd(path)?;
         inroot::resolve(root.as_fd(), path, follow).map_err(|e| HostError::from_io(path, e))

@@ -6,7 +6,8 @@
 //! API bound beyond loopback (pattern 5), undocumented non-standard public
 //! ports, and stale entries in the port ledger. A socket bound to `lo` with
 //! `SO_BINDTODEVICE` is loopback-only whatever its address. Each public
-//! listener is cross-checked with the firewall (`crate::firewall::port_allowed`):
+//! listener is cross-checked with the firewall (`crate::firewall::port_allowed`,
+//! read only when some socket or configured datastore is public):
 //! a datastore only the firewall keeps private stays a finding, one step lower;
 //! an IPv6-only `::` socket is judged by the IPv6 rules alone. Elasticsearch
 //! and Kibana on the live host are asked over plain HTTP on loopback whether
@@ -146,11 +147,22 @@ impl Tool for ListOpenPorts {
     }
 
     async fn run(&self, ctx: &Ctx, input: PortsInput) -> Result<Outcome<PortsFacts>, ToolError> {
-        // The /proc walk (blocking) and the firewall's rules (commands on the live host) at once.
+        // The /proc walk (blocking) and the firewall's rules (commands on the live host) at
+        // once; the firewall only judges sockets reachable from other machines, so it is read
+        // only when the socket table (read first, in a few milliseconds) or a datastore's
+        // configuration has one.
         let host = ctx.host.clone();
-        let walk = tokio::task::spawn_blocking(move || scan(&host));
-        let fw = crate::firewall::active_rules(&ctx.host).await;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let walk = tokio::task::spawn_blocking(move || {
+            sockets::listeners_then(&host, move |table| {
+                let _ = tx.send(table.iter().any(|s| scope_of(s.addr.ip(), s.device.as_deref()) != Scope::Loopback));
+            })
+        });
         let configured = config::configured_binds(&ctx.host);
+        // No answer (the table came from the parent as one fact, or could not be read):
+        // ask the firewall anyway rather than judge a public socket without it.
+        let public = rx.await.unwrap_or(true) || configured.iter().any(|c| c.public);
+        let fw = if public { crate::firewall::active_rules(&ctx.host).await } else { Default::default() };
         let scanned = walk.await.map_err(|e| ToolError::Failed(format!("the socket scan stopped: {e}")))?;
         let (mut facts, mut findings) = match scanned {
             Ok(s) => s,

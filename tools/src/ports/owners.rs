@@ -74,56 +74,75 @@ type Walked = (Vec<(u64, u32)>, usize, HashMap<u32, Owner>);
 /// The socket inodes each of `pids` holds (only wanted ones once `wanted` is
 /// known), how many pids could not be read, and the name and command line of
 /// every pid holding a wanted one.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "/proc/PID/fd is a kernel directory (resolved in the root by Host::path), opened only to readlinkat its entries"
-)]
 fn walk_fds(host: &Host, pids: &[u32], wanted: Option<&HashSet<u64>>) -> Walked {
     let mut hits = Vec::new();
     let mut owners = HashMap::new();
     let mut unreadable = 0;
     for &pid in pids {
-        let Ok(real) = host.path(&format!("/proc/{pid}/fd")) else {
-            continue;
-        };
-        let (dir, rd) = match (std::fs::File::open(&real), std::fs::read_dir(&real)) {
-            (Ok(dir), Ok(rd)) => (dir, rd),
-            _ => {
-                unreadable += 1;
-                continue;
+        let readable = each_socket(host, pid, |inode| match wanted {
+            Some(w) if w.contains(&inode) => {
+                hits.push((inode, pid));
+                owners.entry(pid).or_insert_with(|| read_owner(host, pid));
             }
-        };
-        for entry in rd.flatten() {
-            if let Some(inode) = link_inode(&dir, &entry.file_name()) {
-                match wanted {
-                    Some(w) if w.contains(&inode) => {
-                        hits.push((inode, pid));
-                        owners.entry(pid).or_insert_with(|| read_owner(host, pid));
-                    }
-                    Some(_) => {}
-                    None => hits.push((inode, pid)),
-                }
-            }
+            Some(_) => {}
+            None => hits.push((inode, pid)),
+        });
+        if readable == Some(false) {
+            unreadable += 1;
         }
     }
     (hits, unreadable, owners)
 }
 
-/// The socket inode a `fd` link in `dir` points to (`socket:[INODE]`), if it is a socket.
-fn link_inode(dir: &std::fs::File, name: &std::ffi::OsStr) -> Option<u64> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(name.as_bytes()).ok()?;
-    let mut buf = [0u8; 64];
-    // SAFETY: `dir` is an open directory for the whole call, `c` is NUL-terminated and
-    // `buf` is writable for the length passed; readlinkat never writes past it.
-    let n = unsafe { libc::readlinkat(dir.as_raw_fd(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    let n = usize::try_from(n).ok().filter(|n| *n > 0 && *n < buf.len())?;
-    socket_inode(std::str::from_utf8(&buf[..n]).ok()?)
+/// Every socket inode process `pid` holds; empty when its descriptors cannot be read.
+pub(super) fn socket_inodes(host: &Host, pid: u32) -> HashSet<u64> {
+    let mut out = HashSet::new();
+    each_socket(host, pid, |inode| {
+        out.insert(inode);
+    });
+    out
 }
 
-fn socket_inode(link: &str) -> Option<u64> {
-    link.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+/// Call `found` with the inode of each socket `pid` holds. `Some(false)` when
+/// its `fd` directory exists but cannot be read, `None` when the process is gone.
+///
+/// `ROOT/proc/PID/fd` is resolved inside the root once (an `O_PATH`
+/// descriptor), listed through a descriptor opened from it, and each link is
+/// read relative to it (`readlinkat`) by the name the listing gave: no path is
+/// built or resolved per descriptor, and nothing is allocated per link.
+fn each_socket(host: &Host, pid: u32, mut found: impl FnMut(u64)) -> Option<bool> {
+    use rustix::fs::{self as rfs, Mode, OFlags};
+    let at = match host.open_path(&format!("/proc/{pid}/fd"), true) {
+        Ok(fd) => fd,
+        Err(e) if e.is_not_found() => return None,
+        Err(_) => return Some(false),
+    };
+    let Ok(list) = rfs::openat(&at, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else {
+        return Some(false);
+    };
+    let Ok(dir) = rfs::Dir::new(list) else {
+        return Some(false);
+    };
+    let mut buf = [0u8; 64];
+    for entry in dir {
+        let Ok(entry) = entry else {
+            return Some(false);
+        };
+        // The listing also has `.` and `..`, which are no links: readlinkat fails on them.
+        let Ok(n) = rfs::readlinkat_raw(&at, entry.file_name(), &mut buf[..]) else {
+            continue;
+        };
+        // A target that fills the buffer may be cut short; a socket's never does.
+        if let Some(inode) = buf.get(..n).filter(|_| n < buf.len()).and_then(socket_inode) {
+            found(inode);
+        }
+    }
+    Some(true)
+}
+
+/// `socket:[INODE]` → INODE.
+fn socket_inode(link: &[u8]) -> Option<u64> {
+    std::str::from_utf8(link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?).ok()?.parse().ok()
 }
 
 /// A process's name and command line (arguments with spaces quoted, secrets redacted, cut at 300 characters).

@@ -40,19 +40,37 @@ pub enum Source {
     ProcNet,
 }
 
-/// One socket of the table, before its owner is known.
-#[derive(Debug, Clone)]
-struct Raw {
-    proto: &'static str,
-    addr: SocketAddr,
-    device: Option<String>,
-    v6only: Option<bool>,
-    uid: u32,
-    inode: u64,
+/// One listening socket of the kernel's table, before its owner is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Socket {
+    /// `tcp` or `udp`.
+    pub proto: &'static str,
+    /// Local address and port.
+    pub addr: SocketAddr,
+    /// The interface it is bound to (`SO_BINDTODEVICE`), when it is.
+    pub device: Option<String>,
+    /// For an IPv6 socket: IPv6-only; `None` when unknown (read from `/proc/net`).
+    pub v6only: Option<bool>,
+    /// Owner's uid.
+    pub uid: u32,
+    /// Socket inode.
+    pub inode: u64,
 }
 
 /// What a table read gives: the sockets, where they came from, and what could not be read.
-type Table = (Vec<Raw>, Source, Vec<Finding>);
+pub type Table = (Vec<Socket>, Source, Vec<Finding>);
+
+/// The listening sockets alone, without their owners: the same table
+/// [`listeners`] reads (netlink on the live host, else `ROOT/proc/net`), for
+/// a caller that looks for one socket's holder itself.
+pub fn table(host: &Host) -> Result<Table, ToolError> {
+    read_table(host, super::diag::dump)
+}
+
+/// The socket inodes process `pid` holds (its `fd` links), empty when they cannot be read.
+pub fn held_by(host: &Host, pid: u32) -> HashSet<u64> {
+    super::owners::socket_inodes(host, pid)
+}
 
 /// Every listening TCP socket and unconnected UDP socket with its owner, plus
 /// not-checked findings for tables that could not be read. Errors only when no
@@ -62,8 +80,17 @@ type Table = (Vec<Raw>, Source, Vec<Finding>);
 /// every socket it meets until the table says which inodes are listening, then
 /// only those, and stops once each has its owner.
 pub fn listeners(host: &Host) -> Result<(PortsFacts, Vec<Finding>), ToolError> {
+    listeners_then(host, |_| {})
+}
+
+/// [`listeners`], calling `seen` with the sockets as soon as the table is read,
+/// while their owners are still being looked for: `list_open_ports` starts
+/// reading the firewall then, and only when some socket is reachable from
+/// other machines. In the confined worker the parent reads the table and its
+/// owners as one brokered fact, and `seen` is not called.
+pub fn listeners_then(host: &Host, seen: impl FnOnce(&[Socket])) -> Result<(PortsFacts, Vec<Finding>), ToolError> {
     match host.ask_parent(Fact::Listeners) {
-        None => listeners_from(host, super::diag::dump),
+        None => listeners_from(host, super::diag::dump, seen),
         Some(Ok(FactAnswer::Listeners { mut facts, inodes, findings })) => {
             for (l, inode) in facts.listeners.iter_mut().zip(inodes) {
                 l.inode = inode;
@@ -84,17 +111,22 @@ pub(super) fn tcp_listening(host: &Host) -> Result<Vec<(SocketAddr, Option<bool>
     Ok(sockets.into_iter().filter(|s| s.proto == "tcp").map(|s| (s.addr, s.v6only)).collect())
 }
 
-/// [`listeners`] with the netlink dump given (a test makes it fail to see the fallback).
+
+/// [`listeners_then`] with the netlink dump given (a test makes it fail to see the fallback).
 fn listeners_from(
     host: &Host,
     dump: impl FnOnce() -> std::io::Result<Vec<super::diag::DiagSocket>>,
+    seen: impl FnOnce(&[Socket]),
 ) -> Result<(PortsFacts, Vec<Finding>), ToolError> {
     let wanted_cell: OnceLock<HashSet<u64>> = OnceLock::new();
     let (table, walked) = std::thread::scope(|s| {
         let walker = s.spawn(|| walk_proc(host, &wanted_cell));
         let table = read_table(host, dump);
         let wanted = match &table {
-            Ok((sockets, _, _)) => sockets.iter().map(|s| s.inode).filter(|i| *i != 0).collect(),
+            Ok((sockets, _, _)) => {
+                seen(sockets);
+                sockets.iter().map(|s| s.inode).filter(|i| *i != 0).collect()
+            }
             Err(_) => HashSet::new(),
         };
         let _ = wanted_cell.set(wanted);
@@ -167,7 +199,7 @@ fn read_table(
             let mut names: HashMap<u32, String> = HashMap::new();
             let sockets = found
                 .into_iter()
-                .map(|d| Raw {
+                .map(|d| Socket {
                     proto: d.proto,
                     addr: d.addr,
                     device: (d.ifindex != 0).then(|| {
@@ -213,7 +245,7 @@ fn read_proc_net(host: &Host) -> Result<Table, ToolError> {
     let mut sockets = Vec::new();
     let mut findings = Vec::new();
     let mut read_any = false;
-    let raw = |proto: &'static str, addr: SocketAddr, uid: u32, inode: u64| Raw {
+    let raw = |proto: &'static str, addr: SocketAddr, uid: u32, inode: u64| Socket {
         proto,
         addr,
         device: None,
@@ -269,7 +301,7 @@ mod tests {
     #[test]
     fn without_netlink_the_live_table_comes_from_proc_net_and_says_what_is_unknown() {
         let refused = || Err(std::io::Error::from_raw_os_error(libc::EPERM));
-        let (facts, findings) = listeners_from(&Host::live(), refused).unwrap();
+        let (facts, findings) = listeners_from(&Host::live(), refused, |_| {}).unwrap();
         assert_eq!(facts.source, Source::ProcNet);
         assert!(facts.listeners.iter().all(|l| l.device.is_none() && l.v6only.is_none()));
         let f = findings.iter().find(|f| f.id == "ports.check-failed").unwrap();

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use super::access::refusal;
 use super::config::{SSHD_CONFIG, Settings, SshdConfig};
 use super::matcher::{Account, Connection, connections};
 use super::{MatchFacts, SshFacts};
@@ -157,17 +158,31 @@ pub fn judge(cfg: &SshdConfig, accounts: &[Account]) -> (SshFacts, Vec<Finding>)
         // sshd_config itself unreadable: nothing below would be true.
         return (SshFacts { configured: true, ..Default::default() }, findings);
     }
+    // A connection sshd turns away (AllowUsers, DenyUsers, AllowGroups,
+    // DenyGroups) gets no password prompt: only the others are judged.
+    let mut refused = Vec::new();
     let evals: Vec<Evaluated> = accounts
         .iter()
-        .map(|a| Evaluated {
-            account: a,
-            at: connections(cfg, a)
+        .map(|a| {
+            let mut why = None;
+            let at: Vec<(Connection, Settings)> = connections(cfg, a)
                 .into_iter()
                 .map(|c| {
                     let s = cfg.for_connection(&c);
                     (c, s)
                 })
-                .collect(),
+                .filter(|(c, s)| match refusal(s, c) {
+                    Some(r) => {
+                        why.get_or_insert(r);
+                        false
+                    }
+                    None => true,
+                })
+                .collect();
+            if let (true, Some(r)) = (at.is_empty(), why) {
+                refused.push(format!("{}: {r}", a.name));
+            }
+            Evaluated { account: a, at }
         })
         .collect();
     let root_login = |a: &Account, s: &Settings| a.uid == 0 && s.permit_root_login() == "yes";
@@ -187,6 +202,7 @@ pub fn judge(cfg: &SshdConfig, accounts: &[Account]) -> (SshFacts, Vec<Finding>)
         agent_forwarding: Some(cfg.flag("AllowAgentForwarding", true)),
         tcp_forwarding: Some(cfg.flag("AllowTcpForwarding", true)),
         password_login_accounts: password_hits.iter().map(|h| h.account.name.clone()).collect(),
+        refused_accounts: refused,
         algorithms: BTreeMap::new(),
         match_blocks: cfg
             .matches

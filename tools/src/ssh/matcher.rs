@@ -221,6 +221,10 @@ fn criteria_match(words: &[String], conn: Option<&Connection>) -> bool {
             "address" => address_list(&c.addr, arg) == Some(true),
             "localaddress" => address_list(&c.laddr, arg) == Some(true),
             "localport" => arg.parse::<u16>().is_ok_and(|p| p != 0 && p == c.lport),
+            // The routing domain a login arrives in is not known to a review (sshd
+            // itself matches `RDomain` only where the OS has them): such a block never
+            // applies, and is never taken as a match-all either.
+            "rdomain" => false,
             _ => false,
         }
     })
@@ -228,7 +232,7 @@ fn criteria_match(words: &[String], conn: Option<&Connection>) -> bool {
 
 /// A network in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`, or one address).
 /// `None` when the text is not one, or has host bits set (sshd rejects those).
-fn cidr(text: &str) -> Option<(IpAddr, u8)> {
+pub(super) fn cidr(text: &str) -> Option<(IpAddr, u8)> {
     let (addr, len) = match text.split_once('/') {
         Some((a, l)) => (a.parse::<IpAddr>().ok()?, Some(l.parse::<u8>().ok()?)),
         None => (text.parse::<IpAddr>().ok()?, None),
@@ -257,7 +261,7 @@ fn masked(addr: IpAddr, len: u8) -> IpAddr {
 
 /// `addr_match_list`: CIDR networks first, else a wildcard match on the text;
 /// `Some(false)` when a negated entry matches, `None` when nothing does.
-fn address_list(addr: &str, list: &str) -> Option<bool> {
+pub(super) fn address_list(addr: &str, list: &str) -> Option<bool> {
     let ip: IpAddr = addr.parse().ok()?;
     let mut positive = None;
     for entry in list.split(',') {
@@ -300,7 +304,10 @@ fn address_in(pattern: &str) -> Option<String> {
 
 /// The addresses just outside a network a pattern names (`10.0.0.0/8` →
 /// `9.255.255.255`, `11.0.0.0`): a connection from there meets none of the
-/// block, even when a public address happens to lie inside it.
+/// block, even when a public address happens to lie inside it. Then the
+/// network's second and last addresses (`10.0.0.1`, `10.255.255.255`), so a
+/// list that names the network and takes one address back (`10.0.0.0/8,!10.0.0.0`)
+/// still has an address of its own to judge.
 fn addresses_around(pattern: &str) -> Vec<String> {
     let Some((net, len)) = cidr(pattern) else {
         return Vec::new();
@@ -311,11 +318,19 @@ fn addresses_around(pattern: &str) -> Vec<String> {
             let (n, size) = (u32::from(a), 1u32.checked_shl(32 - u32::from(len)).unwrap_or(0));
             out.extend(n.checked_sub(1).map(|b| std::net::Ipv4Addr::from(b).to_string()));
             out.extend(n.checked_add(size).filter(|_| size > 0).map(|b| std::net::Ipv4Addr::from(b).to_string()));
+            if size > 1 {
+                out.push(std::net::Ipv4Addr::from(n + 1).to_string());
+                out.push(std::net::Ipv4Addr::from(n.wrapping_add(size.wrapping_sub(1))).to_string());
+            }
         }
         IpAddr::V6(a) if len > 0 => {
             let (n, size) = (u128::from(a), 1u128.checked_shl(128 - u32::from(len)).unwrap_or(0));
             out.extend(n.checked_sub(1).map(|b| std::net::Ipv6Addr::from(b).to_string()));
             out.extend(n.checked_add(size).filter(|_| size > 0).map(|b| std::net::Ipv6Addr::from(b).to_string()));
+            if size > 1 {
+                out.push(std::net::Ipv6Addr::from(n + 1).to_string());
+                out.push(std::net::Ipv6Addr::from(n.wrapping_add(size.wrapping_sub(1))).to_string());
+            }
         }
         _ => {}
     }
@@ -361,6 +376,14 @@ pub fn connections(cfg: &SshdConfig, account: &Account) -> Vec<Connection> {
             push_unique(&mut addrs, a);
         }
     }
+    // `AllowUsers alice@10.0.0.0/8` lets alice in from there only: the addresses
+    // the user lists name are judged too.
+    let access_hosts = super::access::host_patterns(&cfg.global, &cfg.matches);
+    for p in &access_hosts {
+        for a in address_in(p).into_iter().chain(addresses_around(p)) {
+            push_unique(&mut addrs, a);
+        }
+    }
     // Without `UseDNS yes` the host name sshd matches is the address itself.
     for p in named(cfg, "Host") {
         if let Some(a) = address_in(&p).filter(|a| wildcard_match(&p.to_ascii_lowercase(), a)) {
@@ -393,7 +416,9 @@ pub fn connections(cfg: &SshdConfig, account: &Account) -> Vec<Connection> {
     }
     let mut hosts: Vec<Option<String>> = vec![None];
     if cfg.flag("UseDNS", false) {
-        for p in named(cfg, "Host") {
+        for p in
+            named(cfg, "Host").into_iter().chain(access_hosts.iter().filter(|p| cidr(p.as_str()).is_none()).cloned())
+        {
             let h = Some(host_in(&p));
             if hosts.len() < MAX_CANDIDATES && !hosts.contains(&h) {
                 hosts.push(h);
@@ -458,6 +483,9 @@ mod tests {
             ("LocalPort 22", true),
             ("LocalPort 2222", false),
             ("LocalAddress 192.0.2.0/24", true),
+            ("RDomain default", false),
+            ("RDomain %D", false),
+            ("RDomain", false),
             ("User alice Address 192.168.0.0/16", false),
             ("all", true),
             ("User", false),
@@ -477,8 +505,20 @@ mod tests {
         assert_eq!(address_in("192.168.*").as_deref(), Some("192.168.1.1"));
         assert_eq!(address_in("2001:db8::/32").as_deref(), Some("2001:db8::"));
         assert_eq!(address_in("10.0.0.1/8"), None, "host bits set: sshd refuses it");
-        assert_eq!(addresses_around("203.0.113.0/25"), vec!["203.0.112.255", "203.0.113.128"]);
-        assert_eq!(addresses_around("2001:db8::/32"), vec!["2001:db7:ffff:ffff:ffff:ffff:ffff:ffff", "2001:db9::"]);
+        assert_eq!(
+            addresses_around("203.0.113.0/25"),
+            vec!["203.0.112.255", "203.0.113.128", "203.0.113.1", "203.0.113.127"]
+        );
+        assert_eq!(
+            addresses_around("2001:db8::/32"),
+            vec![
+                "2001:db7:ffff:ffff:ffff:ffff:ffff:ffff",
+                "2001:db9::",
+                "2001:db8::1",
+                "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff"
+            ]
+        );
+        assert_eq!(addresses_around("10.9.9.9"), vec!["10.9.9.8", "10.9.9.10"]);
         assert!(addresses_around("0.0.0.0/0").is_empty() && addresses_around("10.1.*").is_empty());
         for p in ["10.0.0.0/8", "192.168.*", "1?.2.3.4"] {
             let a = address_in(p).unwrap();

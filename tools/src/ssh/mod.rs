@@ -9,12 +9,15 @@
 //!   `/etc/ssh`, case-insensitive keywords, first value wins, `Match` blocks).
 //! - [`matcher`]: which lines apply to which login — sshd's `Match` rules, as
 //!   `sshd -T -C user=…,addr=…` applies them — and the connections worth judging.
+//! - [`access`]: who sshd lets try at all (`AllowUsers`, `DenyUsers`,
+//!   `AllowGroups`, `DenyGroups`): an account they turn away logs in with nothing.
 //! - [`judge`]: the findings, per account at its worst connection.
 //!
 //! [`effective_config`] is public so other tools use the same reading:
 //! `audit_accounts` needs `AuthenticationMethods`, the firewall fix needs the
 //! SSH port.
 
+pub mod access;
 pub mod config;
 pub mod judge;
 pub mod matcher;
@@ -25,6 +28,7 @@ use async_trait::async_trait;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use access::refusal;
 pub use config::{MatchBlock, SSHD_CONFIG, Setting, Settings, SshdConfig, two_methods};
 pub use judge::{judge, weak_algorithms};
 pub use matcher::{Account, Connection, PUBLIC_ADDRESS, connections};
@@ -87,6 +91,10 @@ pub struct SshFacts {
     /// with `PermitRootLogin yes`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub password_login_accounts: Vec<String>,
+    /// Accounts sshd turns away from every connection judged (`AllowUsers`,
+    /// `DenyUsers`, `AllowGroups`, `DenyGroups`), with the line that decides it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused_accounts: Vec<String>,
     /// `Ciphers`, `MACs`, `KexAlgorithms` where set explicitly.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub algorithms: BTreeMap<String, String>,
@@ -109,7 +117,8 @@ impl Tool for CheckSsh {
          like sshd, Match blocks applied as sshd applies them) and judge it for root and every account \
          that can log in, at the worst connection (any address a Match names, a public one, every SSH \
          port): root login, password login (password, keyboard-interactive through PAM and \
-         AuthenticationMethods together), empty passwords, X11/agent/TCP forwarding, weak ciphers, MACs \
+         AuthenticationMethods together; accounts AllowUsers/DenyUsers/AllowGroups/DenyGroups turn away \
+         are left out), empty passwords, X11/agent/TCP forwarding, weak ciphers, MACs \
          and key exchange, and whether AuthenticationMethods demands a second factor. Returns the \
          effective global settings with the files they came from, the SSH ports, the accounts a password \
          logs in and the Match blocks."
@@ -291,6 +300,32 @@ mod tests {
             "{:?}",
             ids(&f)
         );
+    }
+
+    #[test]
+    fn accounts_the_allow_and_deny_lists_turn_away_log_in_with_nothing() {
+        let (facts, f) = judged("PasswordAuthentication yes\nPermitRootLogin yes\nAllowUsers alice\n");
+        assert_eq!(facts.password_login_accounts, vec!["alice"]);
+        assert!(!f.iter().any(|f| f.id == "hardening.ssh-root-login"), "root is not listed: {:?}", ids(&f));
+        assert!(
+            facts.refused_accounts.iter().any(|r| r.starts_with("deploy: not listed in AllowUsers")),
+            "{:?}",
+            facts.refused_accounts
+        );
+        // From one network only, and not its first address: still a password login, from there.
+        let (facts, _) = judged("PasswordAuthentication yes\nAllowUsers deploy@10.0.0.0/8,!10.0.0.0\n");
+        assert_eq!(facts.password_login_accounts, vec!["deploy"]);
+        let (facts, _) = judged("PasswordAuthentication yes\nDenyUsers deploy@*\nDenyGroups sudo\n");
+        assert!(facts.password_login_accounts.is_empty(), "{:?}", facts.password_login_accounts);
+        // A Match block's list replaces the global one for the connections it matches.
+        let (facts, _) =
+            judged("PasswordAuthentication yes\nAllowUsers alice\nMatch Address 192.168.0.0/16\n  AllowUsers deploy\n");
+        assert_eq!(facts.password_login_accounts, vec!["alice", "deploy"]);
+        // The routing domain of a login is unknown: a `Match RDomain` block never applies.
+        let (facts, _) = judged(
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nMatch RDomain vrf1\n  PasswordAuthentication yes\n",
+        );
+        assert!(facts.password_login_accounts.is_empty());
     }
 
     #[test]

@@ -10,7 +10,10 @@
 //! (`mariadbd`/`mysqld` run by root or the `mysql` account) as its peer
 //! (`SO_PEERCRED` after connecting), inside directories no one else can
 //! write; a loopback TCP port must be a listener held by such a process (the
-//! socket table's inode found among the server's descriptors). Anything else
+//! socket table's inode found among the server's descriptors; the table is
+//! [`crate::ports::sockets::table`], so an IPv6-only `::` listener is not taken
+//! for one that answers 127.0.0.1, nor one bound to another device than `lo`
+//! for one that answers on loopback). Anything else
 //! (another host, a listener owned by a tenant, nothing listening, an answer
 //! we cannot read) is [`NotChecked`] with the reason and no connection is
 //! made. The client is then pinned to exactly what was verified and told to
@@ -21,14 +24,12 @@
 //! server, and a port the server holds cannot be bound by another account
 //! while the server runs.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use procfs_core::FromReadSI;
-use procfs_core::net::{TcpNetEntries, TcpState};
-
 use crate::host::Host;
+use crate::ports::sockets::{self, Socket};
 
 /// A directory where no client plugin can ever exist (nobody, root included,
 /// can create files under `/proc`): the client falls back to its built-in
@@ -351,57 +352,38 @@ fn peer(stream: &std::os::unix::net::UnixStream) -> std::io::Result<(u32, u32)> 
     Ok((u32::try_from(cred.pid).unwrap_or(0), cred.uid))
 }
 
-/// Listening TCP sockets: `(local address, uid, inode)`.
-fn tcp_listeners(host: &Host) -> Result<Vec<(SocketAddr, u32, u64)>, String> {
-    let si = procfs_core::ExplicitSystemInfo {
-        boot_time_secs: 0,
-        ticks_per_second: 100,
-        page_size: 4096,
-        is_little_endian: cfg!(target_endian = "little"),
-    };
-    let mut out = Vec::new();
-    let mut read_any = false;
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(bytes) = host.read(table) else {
-            continue;
-        };
-        read_any = true;
-        let t = TcpNetEntries::from_read(&bytes[..], &si).map_err(|e| format!("{table}: {e}"))?;
-        out.extend(t.0.into_iter().filter(|e| e.state == TcpState::Listen).map(|e| (e.local_address, e.uid, e.inode)));
-    }
-    if read_any { Ok(out) } else { Err("no socket table under /proc/net is readable".into()) }
+/// Listening TCP sockets, from the one socket reader ([`crate::ports::sockets::table`]:
+/// netlink on the live host, so each socket's bound device and IPv6-only flag are known).
+fn tcp_listeners(host: &Host) -> Result<Vec<Socket>, String> {
+    let (sockets, _, _) = sockets::table(host).map_err(|e| e.to_string())?;
+    Ok(sockets.into_iter().filter(|s| s.proto == "tcp").collect())
 }
 
-/// The listeners a connection to `to` reaches: those bound to that very address, else the wildcard ones.
-fn reached(listeners: &[(SocketAddr, u32, u64)], to: SocketAddr) -> Vec<(SocketAddr, u32, u64)> {
+/// The listeners a connection to the loopback address `to` reaches: those bound to that very
+/// address, else the wildcard ones. A socket bound to another device than `lo` never sees a
+/// loopback connection, nor does an IPv6-only `::` socket an IPv4 one; when that is unknown
+/// (`/proc/net` has no such flag) the socket counts as reached.
+fn reached(listeners: &[Socket], to: SocketAddr) -> Vec<&Socket> {
     let same = |a: IpAddr| match (a, to.ip()) {
         (IpAddr::V6(v6), IpAddr::V4(v4)) => v6.to_ipv4_mapped() == Some(v4),
         (a, b) => a == b,
     };
-    let on_port: Vec<_> = listeners.iter().copied().filter(|(a, _, _)| a.port() == to.port()).collect();
-    let exact: Vec<_> = on_port.iter().copied().filter(|(a, _, _)| same(a.ip())).collect();
+    let on_port: Vec<&Socket> = listeners
+        .iter()
+        .filter(|s| s.addr.port() == to.port() && s.device.as_deref().is_none_or(|d| d == "lo"))
+        .collect();
+    let exact: Vec<&Socket> = on_port.iter().copied().filter(|s| same(s.addr.ip())).collect();
     if !exact.is_empty() {
         return exact;
     }
     on_port
         .into_iter()
-        .filter(|(a, _, _)| match (a.ip(), to.ip()) {
+        .filter(|s| match (s.addr.ip(), to.ip()) {
             (IpAddr::V4(w), IpAddr::V4(_)) => w == Ipv4Addr::UNSPECIFIED,
-            // A `::` listener also takes IPv4 unless it is v6-only; counted as reached either way.
-            (IpAddr::V6(w), _) => w == Ipv6Addr::UNSPECIFIED,
+            (IpAddr::V6(w), IpAddr::V4(_)) => w == Ipv6Addr::UNSPECIFIED && s.v6only != Some(true),
+            (IpAddr::V6(w), IpAddr::V6(_)) => w == Ipv6Addr::UNSPECIFIED,
             _ => false,
         })
-        .collect()
-}
-
-/// Socket inodes a process holds.
-fn socket_inodes(host: &Host, pid: u32) -> BTreeSet<u64> {
-    let dir = format!("/proc/{pid}/fd");
-    host.read_dir(&dir)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|fd| host.read_link(&format!("{dir}/{fd}")).ok())
-        .filter_map(|l| l.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok())
         .collect()
 }
 
@@ -412,18 +394,19 @@ fn verify_tcp(host: &Host, to: SocketAddr, passwd: &HashMap<u32, String>) -> Res
         return Err(no(format!("database not reached: nothing listens on {to}")));
     }
     let servers = servers(host, passwd);
-    let held: Vec<(&Proc, BTreeSet<u64>)> = servers.trusted.iter().map(|p| (p, socket_inodes(host, p.pid))).collect();
+    let held: Vec<(&Proc, HashSet<u64>)> = servers.trusted.iter().map(|p| (p, sockets::held_by(host, p.pid))).collect();
     let mut found = None;
-    for (addr, uid, inode) in &reached {
-        match held.iter().find(|(_, inodes)| inodes.contains(inode)).filter(|_| servers.is_trusted_uid(*uid)) {
+    for s in &reached {
+        match held.iter().find(|(_, inodes)| inodes.contains(&s.inode)).filter(|_| servers.is_trusted_uid(s.uid)) {
             Some((p, _)) => found = found.or(Some(*p)),
             None => {
-                let pretender = servers.untrusted.iter().find(|p| socket_inodes(host, p.pid).contains(inode));
+                let pretender = servers.untrusted.iter().find(|p| sockets::held_by(host, p.pid).contains(&s.inode));
                 let by = pretender.map(|p| format!(", process {} pid {}", p.name, p.pid)).unwrap_or_default();
                 return Err(no(format!(
-                    "not checked: {addr} is not the database server's listener (it belongs to user {}{by}); \
+                    "not checked: {} is not the database server's listener (it belongs to user {}{by}); \
                      the site's credentials were not sent",
-                    servers.user(*uid, passwd)
+                    s.addr,
+                    servers.user(s.uid, passwd)
                 )));
             }
         }
@@ -471,15 +454,90 @@ mod tests {
         assert!(e.0.contains("live host"), "{e}");
     }
 
+    fn sock(addr: &str, uid: u32, inode: u64) -> Socket {
+        Socket { proto: "tcp", addr: sa(addr), device: None, v6only: None, uid, inode }
+    }
+
+    fn inodes(v: Vec<&Socket>) -> Vec<u64> {
+        v.iter().map(|s| s.inode).collect()
+    }
+
     #[test]
     fn a_specific_listener_wins_over_the_wildcard() {
-        let l = vec![(sa("0.0.0.0:3306"), 105, 1), (sa("127.0.0.1:3306"), 1000, 2), (sa("[::]:3307"), 105, 3)];
-        assert_eq!(reached(&l, sa("127.0.0.1:3306")), vec![(sa("127.0.0.1:3306"), 1000, 2)]);
-        assert_eq!(reached(&l, sa("127.0.0.2:3306")), vec![(sa("0.0.0.0:3306"), 105, 1)]);
-        assert_eq!(reached(&l, sa("127.0.0.1:3307")), vec![(sa("[::]:3307"), 105, 3)]);
-        let mapped = vec![(sa("[::ffff:127.0.0.1]:3308"), 7, 9)];
+        let l = vec![sock("0.0.0.0:3306", 105, 1), sock("127.0.0.1:3306", 1000, 2), sock("[::]:3307", 105, 3)];
+        assert_eq!(inodes(reached(&l, sa("127.0.0.1:3306"))), vec![2]);
+        assert_eq!(inodes(reached(&l, sa("127.0.0.2:3306"))), vec![1]);
+        assert_eq!(inodes(reached(&l, sa("127.0.0.1:3307"))), vec![3]);
+        let mapped = vec![sock("[::ffff:127.0.0.1]:3308", 7, 9)];
         assert_eq!(reached(&mapped, sa("127.0.0.1:3308")).len(), 1);
         assert!(reached(&l, sa("127.0.0.1:3399")).is_empty());
+    }
+
+    #[test]
+    fn ipv6_only_and_device_bound_listeners_are_reached_as_the_kernel_routes() {
+        let v6only = Socket { v6only: Some(true), ..sock("[::]:3307", 1000, 4) };
+        assert!(reached(std::slice::from_ref(&v6only), sa("127.0.0.1:3307")).is_empty());
+        assert_eq!(inodes(reached(std::slice::from_ref(&v6only), sa("[::1]:3307"))), vec![4]);
+        // Dual-stack, or not known to be IPv6-only (read from /proc/net): it takes IPv4 too.
+        for v in [Some(false), None] {
+            let s = Socket { v6only: v, ..v6only.clone() };
+            assert_eq!(inodes(reached(&[s], sa("127.0.0.1:3307"))), vec![4]);
+        }
+        let eth = Socket { device: Some("eth0".into()), ..sock("0.0.0.0:3306", 1000, 5) };
+        let lo = Socket { device: Some("lo".into()), ..sock("0.0.0.0:3306", 1000, 6) };
+        assert!(reached(std::slice::from_ref(&eth), sa("127.0.0.1:3306")).is_empty());
+        assert_eq!(inodes(reached(&[eth, lo], sa("127.0.0.1:3306"))), vec![6]);
+    }
+
+    /// A listening `[::]:0` socket with `IPV6_V6ONLY` set, and its port.
+    fn v6only_listener() -> (std::os::fd::OwnedFd, u16) {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        // SAFETY: plain socket(2); the descriptor is owned from here on.
+        let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0, "{}", std::io::Error::last_os_error());
+        // SAFETY: `fd` is a fresh descriptor nothing else owns.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let one: libc::c_int = 1;
+        // SAFETY: `one` is a c_int valid for the length passed.
+        let r = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::IPPROTO_IPV6,
+                libc::IPV6_V6ONLY,
+                (&raw const one).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0);
+        // SAFETY: an all-zero sockaddr_in6 is `[::]:0`.
+        let mut addr: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+        addr.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+        let mut len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+        // SAFETY: `addr` is a sockaddr_in6 valid for `len` bytes for each call.
+        unsafe {
+            assert_eq!(libc::bind(fd.as_raw_fd(), (&raw const addr).cast(), len), 0);
+            assert_eq!(libc::listen(fd.as_raw_fd(), 8), 0);
+            assert_eq!(libc::getsockname(fd.as_raw_fd(), (&raw mut addr).cast(), &mut len), 0);
+        }
+        (fd, u16::from_be(addr.sin6_port))
+    }
+
+    /// Real sockets, held by this test (not a database server): the kernel's table as
+    /// `ports::sockets` reads it decides who is reached, and nothing is sent to them.
+    #[test]
+    fn a_listener_of_another_program_is_refused_and_an_ipv6_only_one_is_not_reached_over_ipv4() {
+        let tenant = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = tenant.local_addr().unwrap();
+        let e = verify(&Host::live(), &at.to_string()).unwrap_err();
+        assert!(e.0.contains(&format!("{at} is not the database server's listener")), "{e}");
+
+        let (_v6, port) = v6only_listener();
+        // The kernel refuses an IPv4 connection to that port: no listener takes it.
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+        let e = verify(&Host::live(), &format!("127.0.0.1:{port}")).unwrap_err();
+        assert_eq!(e.0, format!("database not reached: nothing listens on 127.0.0.1:{port}"));
+        let e = verify(&Host::live(), &format!("[::1]:{port}")).unwrap_err();
+        assert!(e.0.contains(&format!("[::]:{port} is not the database server's listener")), "{e}");
     }
 
     #[test]
