@@ -226,6 +226,16 @@ mod tests {
         d
     }
 
+    /// As root, hand `home/.cache/vigil/fleet/bin` and its parents to the login user (`nobody`, see `sh`).
+    fn give_to_login_user(home: &std::path::Path) {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            for d in [".cache", ".cache/vigil", ".cache/vigil/fleet", ".cache/vigil/fleet/bin"] {
+                std::os::unix::fs::chown(home.join(d), Some(65534), Some(65534)).unwrap();
+            }
+        }
+    }
+
     #[test]
     fn a_push_lands_verified_private_and_is_found_by_the_next_probe() {
         let home = home();
@@ -259,13 +269,8 @@ mod tests {
         }
         let three_days_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86400);
         std::fs::File::options().write(true).open(&old).unwrap().set_modified(three_days_ago).unwrap();
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
-            for d in [".cache", ".cache/vigil", ".cache/vigil/fleet", ".cache/vigil/fleet/bin"] {
-                std::os::unix::fs::chown(home.path().join(d), Some(65534), Some(65534)).unwrap();
-            }
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-        }
+        give_to_login_user(home.path());
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         let bin = fake_vigil("vigil 9.9.9");
         let (code, _, err) = sh(&push_script(), home.path(), &[&sha(&bin), "vigil 9.9.9"], &bin);
         assert_eq!(code, 0, "{err}");
@@ -291,13 +296,8 @@ mod tests {
         let dir = home.path().join(".cache/vigil/fleet/bin");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
-            // The login user (nobody, see `sh`) owns its tree; only the mode is wrong.
-            for d in [".cache", ".cache/vigil", ".cache/vigil/fleet", ".cache/vigil/fleet/bin"] {
-                std::os::unix::fs::chown(home.path().join(d), Some(65534), Some(65534)).unwrap();
-            }
-        }
+        // The login user owns its tree; only the mode is wrong.
+        give_to_login_user(home.path());
         let bin = fake_vigil("vigil 9.9.9");
         let (code, _, err) = sh(&push_script(), home.path(), &[&sha(&bin), "vigil 9.9.9"], &bin);
         assert_eq!(code, 3);
