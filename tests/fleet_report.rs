@@ -193,7 +193,6 @@ fn text_md_and_json_show_each_host_the_fleet_wide_rows_and_each_review() {
     let state = t.path().join("text");
     let (code, text) = finish(&state, &inv, run.clone(), FleetFormat::Text, None);
     assert_eq!(code, 3, "hosts failed and one is partial: exit 3 as `vigil review` does");
-    std::fs::write("/tmp/fr-scratch/fleet.txt", &text).unwrap();
     assert_no_secrets(&text);
     let line = |host: &str| text.lines().find(|l| l.trim_start().starts_with(&format!("{host} "))).unwrap().to_string();
     assert!(line("web-a").contains(" reviewed ") && line("web-a").contains(" first "), "{}", line("web-a"));
@@ -292,7 +291,6 @@ fn html_is_one_self_contained_file_with_each_host_and_its_trend() {
     let earlier = run_of(&inv, vec![ok("web-a", 1, &aged(&reviews().clean, 40))]);
     finish(&state, &inv, earlier, FleetFormat::Text, None);
     let (_, html) = finish(&state, &inv, fleet(&inv), FleetFormat::Html, None);
-    std::fs::write("/tmp/fr-scratch/fleet.html", &html).unwrap();
     assert_no_secrets(&html);
     assert!(html.starts_with("<!DOCTYPE html>") && html.contains("default-src 'none'"));
     assert!(

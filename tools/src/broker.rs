@@ -19,7 +19,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::finding::Finding;
-use crate::ports::PortsFacts;
 
 /// The commands a worker may have the parent run: the firewall's read commands, exactly.
 pub const COMMANDS: &[(&str, &[&str])] = &[
@@ -111,8 +110,9 @@ pub enum FactAnswer {
     },
     /// The listening sockets, with the socket inodes (which [`PortsFacts`] does not carry).
     Listeners {
-        /// The table and its owners.
-        facts: PortsFacts,
+        /// The table and its owners: [`crate::ports::PortsFacts`] as JSON (the broker's
+        /// types stay a leaf that imports no reader).
+        facts: serde_json::Value,
         /// Each listener's socket inode, in the same order.
         inodes: Vec<u64>,
         /// Not-checked findings of the read (e.g. netlink unavailable).
@@ -202,7 +202,7 @@ mod tests {
                 Fact::ProcFds { .. } => FactAnswer::Fds { fds: vec![("3".into(), "socket:[42]".into())] },
                 Fact::ClockSynchronized => FactAnswer::Clock { synchronized: Some(false) },
                 Fact::Listeners => {
-                    FactAnswer::Listeners { facts: PortsFacts::default(), inodes: Vec::new(), findings: Vec::new() }
+                    FactAnswer::Listeners { facts: serde_json::json!({}), inodes: Vec::new(), findings: Vec::new() }
                 }
                 Fact::HttpProbe { .. } => FactAnswer::Probe { verdict: "from the parent".into() },
             })

@@ -7,6 +7,7 @@
 //!
 //! - [`host`]: `Host`, the only way a tool reads a file or runs a command.
 //! - [`broker`]: the fixed read-only facts the confined worker's `Host` asks the parent for.
+//! - [`parent`]: the parent's answers to those facts, on its live host.
 //! - [`inroot`]: how `Host` resolves a path inside the audited root and opens only regular files.
 //! - [`spawn`]: the one way a child process starts (clean environment, no inherited
 //!   descriptors; site code also without a terminal, in its own PID namespace).
@@ -47,6 +48,7 @@ pub mod format;
 pub mod host;
 pub mod inroot;
 pub mod known_ports;
+pub mod parent;
 pub mod ports;
 pub mod redact;
 pub mod registry;

@@ -91,7 +91,9 @@ pub fn listeners(host: &Host) -> Result<(PortsFacts, Vec<Finding>), ToolError> {
 pub fn listeners_then(host: &Host, seen: impl FnOnce(&[Socket])) -> Result<(PortsFacts, Vec<Finding>), ToolError> {
     match host.ask_parent(Fact::Listeners) {
         None => listeners_from(host, super::diag::dump, seen),
-        Some(Ok(FactAnswer::Listeners { mut facts, inodes, findings })) => {
+        Some(Ok(FactAnswer::Listeners { facts, inodes, findings })) => {
+            let mut facts: PortsFacts = serde_json::from_value(facts)
+                .map_err(|e| ToolError::Failed(format!("the parent's socket table does not parse: {e}")))?;
             for (l, inode) in facts.listeners.iter_mut().zip(inodes) {
                 l.inode = inode;
             }
@@ -110,7 +112,6 @@ pub(super) fn tcp_listening(host: &Host) -> Result<Vec<(SocketAddr, Option<bool>
     let (sockets, _, _) = read_table(host, super::diag::dump)?;
     Ok(sockets.into_iter().filter(|s| s.proto == "tcp").map(|s| (s.addr, s.v6only)).collect())
 }
-
 
 /// [`listeners_then`] with the netlink dump given (a test makes it fail to see the fallback).
 fn listeners_from(

@@ -126,7 +126,7 @@ fn host_list_valid(list: &str) -> bool {
 /// The host parts of every `USER@HOST` entry of `AllowUsers`/`DenyUsers`,
 /// global or in a `Match` block, one pattern each (negation removed): the
 /// connections worth judging include addresses they name.
-pub(super) fn host_patterns(s: &Settings, blocks: &[super::config::MatchBlock]) -> Vec<String> {
+pub(crate) fn host_patterns(s: &Settings, blocks: &[super::config::MatchBlock]) -> Vec<String> {
     let mut out = Vec::new();
     let block_sets = blocks.iter().flat_map(|b| b.settings.iter());
     for set in USER_LISTS.iter().flat_map(|k| s.all(k)).chain(

@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 
 use super::access::refusal;
 use super::config::{SSHD_CONFIG, Settings, SshdConfig};
-use super::matcher::{Account, Connection, connections};
+use super::connections;
+use super::matcher::{Account, Connection};
 use super::{MatchFacts, SshFacts};
 use crate::finding::{Category, Finding, Severity};
 

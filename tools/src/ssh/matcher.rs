@@ -368,8 +368,9 @@ fn push_unique(list: &mut Vec<String>, v: String) {
 /// address a `Match LocalAddress` or `ListenAddress` names and every port sshd
 /// listens on. The host name is the address unless `UseDNS yes` (so a `Match
 /// Host 10.1.*` names addresses too); with it the client's own DNS names it,
-/// so every `Match Host` name is tried as well.
-pub fn connections(cfg: &SshdConfig, account: &Account) -> Vec<Connection> {
+/// so every `Match Host` name is tried as well. `access_hosts` are the host parts of
+/// `AllowUsers`/`DenyUsers` entries ([`super::access`]), judged too.
+pub fn connections(cfg: &SshdConfig, account: &Account, access_hosts: &[String]) -> Vec<Connection> {
     let mut addrs = vec![PUBLIC_ADDRESS.to_string(), PUBLIC_ADDRESS_V6.to_string()];
     for p in named(cfg, "Address") {
         for a in address_in(&p).into_iter().chain(addresses_around(&p)) {
@@ -378,8 +379,7 @@ pub fn connections(cfg: &SshdConfig, account: &Account) -> Vec<Connection> {
     }
     // `AllowUsers alice@10.0.0.0/8` lets alice in from there only: the addresses
     // the user lists name are judged too.
-    let access_hosts = super::access::host_patterns(&cfg.global, &cfg.matches);
-    for p in &access_hosts {
+    for p in access_hosts {
         for a in address_in(p).into_iter().chain(addresses_around(p)) {
             push_unique(&mut addrs, a);
         }

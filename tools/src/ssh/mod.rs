@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 pub use access::refusal;
 pub use config::{MatchBlock, SSHD_CONFIG, Setting, Settings, SshdConfig, two_methods};
 pub use judge::{judge, weak_algorithms};
-pub use matcher::{Account, Connection, PUBLIC_ADDRESS, connections};
+pub use matcher::{Account, Connection, PUBLIC_ADDRESS};
 
 use crate::host::Host;
 use crate::tool::{Ctx, Effect, NoInput, Outcome, Tool, ToolError};
@@ -174,6 +174,12 @@ pub fn login_accounts(host: &Host) -> Vec<Account> {
         out.push(Account { name: "(any other account)".into(), uid: 65_534, groups: None });
     }
     out
+}
+
+/// The connections worth judging for `account` ([`matcher::connections`]), the
+/// addresses named in `AllowUsers`/`DenyUsers` entries included.
+pub fn connections(cfg: &SshdConfig, account: &Account) -> Vec<Connection> {
+    matcher::connections(cfg, account, &access::host_patterns(&cfg.global, &cfg.matches))
 }
 
 #[cfg(test)]

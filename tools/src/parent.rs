@@ -1,0 +1,75 @@
+//! The parent's side of the broker: the worker's questions answered on the
+//! parent's live host.
+//!
+//! [`crate::broker`] is a leaf of types the worker and parent share; answering
+//! needs [`Host`] and the readers above it (the socket table in [`crate::ports`]),
+//! so it lives here, above them all, and nothing below imports it. Whatever the
+//! worker sends, only the fixed kinds are answered, each checked again here.
+
+use crate::broker::{Fact, FactAnswer, FactError};
+use crate::host::{CmdOutput, Host};
+
+impl Fact {
+    /// Answer on `host` (the parent's, live) — only the fixed kinds, checked again here:
+    /// whatever the worker sends, nothing else runs or is read.
+    pub async fn answer(&self, host: &Host) -> Result<FactAnswer, FactError> {
+        if !host.is_live() {
+            return Err(FactError::Failed { why: "facts are only brokered on the live root".into() });
+        }
+        match self {
+            Fact::Command { program, args } => {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                if Fact::command(program, &args).is_none() {
+                    return Err(FactError::Failed {
+                        why: format!("`{program}` is not a command the worker may ask for"),
+                    });
+                }
+                match host.run(program, &args, crate::broker::COMMAND_LIMIT).await {
+                    Ok(CmdOutput { status, stdout, stderr }) => Ok(FactAnswer::Command { status, stdout, stderr }),
+                    Err(e) if e.is_not_found() => Err(FactError::NotFound { what: program.clone() }),
+                    Err(e) => Err(FactError::Failed { why: e.to_string() }),
+                }
+            }
+            Fact::ProcNet { table } => {
+                if !crate::broker::PROC_NET.contains(&table.as_str()) {
+                    return Err(FactError::Failed {
+                        why: format!("/proc/net/{table} is not a table the worker may ask for"),
+                    });
+                }
+                let path = format!("/proc/net/{table}");
+                match host.read(&path) {
+                    Ok(b) => Ok(FactAnswer::Text { text: String::from_utf8_lossy(&b).into_owned() }),
+                    Err(e) if e.is_not_found() => Err(FactError::NotFound { what: path }),
+                    Err(e) => Err(FactError::Failed { why: e.to_string() }),
+                }
+            }
+            Fact::ProcFds { pid } => {
+                let dir = format!("/proc/{pid}/fd");
+                let names = host.read_dir(&dir).map_err(|e| match e.is_not_found() {
+                    true => FactError::NotFound { what: dir.clone() },
+                    false => FactError::Failed { why: e.to_string() },
+                })?;
+                let fds = names
+                    .into_iter()
+                    .filter_map(|n| host.read_link(&format!("{dir}/{n}")).ok().map(|t| (n, t)))
+                    .collect();
+                Ok(FactAnswer::Fds { fds })
+            }
+            Fact::ClockSynchronized => Ok(FactAnswer::Clock { synchronized: crate::host::kernel_clock_synchronized() }),
+            Fact::Listeners => {
+                let host = host.clone();
+                let read = tokio::task::spawn_blocking(move || crate::ports::listeners(&host))
+                    .await
+                    .map_err(|e| FactError::Failed { why: format!("the socket scan stopped: {e}") })?;
+                let (facts, findings) = read.map_err(|e| FactError::Failed { why: e.to_string() })?;
+                let inodes = facts.listeners.iter().map(|l| l.inode).collect();
+                let facts = serde_json::to_value(&facts).map_err(|e| FactError::Failed { why: e.to_string() })?;
+                Ok(FactAnswer::Listeners { facts, inodes, findings })
+            }
+            Fact::HttpProbe { address, port } => crate::ports::answer_probe(host, *address, *port)
+                .await
+                .map(|verdict| FactAnswer::Probe { verdict })
+                .map_err(|why| FactError::Failed { why }),
+        }
+    }
+}
