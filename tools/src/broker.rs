@@ -68,6 +68,10 @@ pub enum Fact {
     /// them in the parent: `NETLINK_SOCK_DIAG` in the host's network namespace, owners from
     /// every `/proc/PID/fd` (command lines redacted there).
     Listeners,
+    /// The listening sockets alone, without owners ([`crate::ports::sockets::table`]): the
+    /// kernel's table of the host's network namespace, for a check that finds one socket's
+    /// holder itself (the database endpoint).
+    SocketTable,
     /// The plain HTTP probe of a datastore's API ([`crate::ports::HTTP_PROBES`]): the parent
     /// sends the fixed request for `port` only when the socket table shows a TCP socket
     /// listening there that `address` reaches (loopback for a wildcard or loopback socket,
@@ -115,6 +119,13 @@ pub enum FactAnswer {
         facts: serde_json::Value,
         /// Each listener's socket inode, in the same order.
         inodes: Vec<u64>,
+        /// Not-checked findings of the read (e.g. netlink unavailable).
+        findings: Vec<Finding>,
+    },
+    /// The listening sockets without owners.
+    SocketTable {
+        /// [`crate::ports::sockets::Table`] as JSON (sockets and where they were read).
+        table: serde_json::Value,
         /// Not-checked findings of the read (e.g. netlink unavailable).
         findings: Vec<Finding>,
     },
@@ -204,6 +215,7 @@ mod tests {
                 Fact::Listeners => {
                     FactAnswer::Listeners { facts: serde_json::json!({}), inodes: Vec::new(), findings: Vec::new() }
                 }
+                Fact::SocketTable => FactAnswer::SocketTable { table: serde_json::json!({}), findings: Vec::new() },
                 Fact::HttpProbe { .. } => FactAnswer::Probe { verdict: "from the parent".into() },
             })
         }

@@ -66,6 +66,14 @@ impl Fact {
                 let facts = serde_json::to_value(&facts).map_err(|e| FactError::Failed { why: e.to_string() })?;
                 Ok(FactAnswer::Listeners { facts, inodes, findings })
             }
+            Fact::SocketTable => {
+                let host = host.clone();
+                let read = tokio::task::spawn_blocking(move || crate::ports::sockets::table_answer(&host))
+                    .await
+                    .map_err(|e| FactError::Failed { why: format!("the socket table read stopped: {e}") })?;
+                let (table, findings) = read.map_err(|e| FactError::Failed { why: e.to_string() })?;
+                Ok(FactAnswer::SocketTable { table, findings })
+            }
             Fact::HttpProbe { address, port } => crate::ports::answer_probe(host, *address, *port)
                 .await
                 .map(|verdict| FactAnswer::Probe { verdict })

@@ -63,8 +63,79 @@ pub type Table = (Vec<Socket>, Source, Vec<Finding>);
 /// The listening sockets alone, without their owners: the same table
 /// [`listeners`] reads (netlink on the live host, else `ROOT/proc/net`), for
 /// a caller that looks for one socket's holder itself.
+/// In the confined worker the parent reads it, as a brokered fact.
 pub fn table(host: &Host) -> Result<Table, ToolError> {
-    read_table(host, super::diag::dump)
+    match host.ask_parent(Fact::SocketTable) {
+        None => read_table(host, super::diag::dump),
+        Some(Ok(FactAnswer::SocketTable { table, findings })) => {
+            let wire: WireTable = serde_json::from_value(table)
+                .map_err(|e| ToolError::Failed(format!("the parent's socket table does not parse: {e}")))?;
+            let sockets = wire.sockets.into_iter().filter_map(WireSocket::into_socket).collect();
+            Ok((sockets, wire.source, findings))
+        }
+        Some(Ok(_)) => Err(ToolError::Failed("the parent answered the socket table with something else".into())),
+        Some(Err(FactError::NotFound { what } | FactError::Failed { why: what })) => {
+            Err(ToolError::Failed(format!("the socket table (read by the parent): {what}")))
+        }
+    }
+}
+
+/// The parent's side of [`Fact::SocketTable`]: [`table`] on its live host, as JSON.
+pub fn table_answer(host: &Host) -> Result<(serde_json::Value, Vec<Finding>), ToolError> {
+    let (sockets, source, findings) = read_table(host, super::diag::dump)?;
+    let wire = WireTable { sockets: sockets.into_iter().map(WireSocket::from).collect(), source };
+    let json = serde_json::to_value(&wire).map_err(|e| ToolError::Failed(e.to_string()))?;
+    Ok((json, findings))
+}
+
+/// [`Table`] as it crosses from the parent to the worker.
+#[derive(Serialize, Deserialize)]
+struct WireTable {
+    sockets: Vec<WireSocket>,
+    source: Source,
+}
+
+/// [`Socket`] as it crosses from the parent to the worker.
+#[derive(Serialize, Deserialize)]
+struct WireSocket {
+    proto: String,
+    addr: SocketAddr,
+    device: Option<String>,
+    v6only: Option<bool>,
+    uid: u32,
+    inode: u64,
+}
+
+impl From<Socket> for WireSocket {
+    fn from(s: Socket) -> WireSocket {
+        WireSocket {
+            proto: s.proto.into(),
+            addr: s.addr,
+            device: s.device,
+            v6only: s.v6only,
+            uid: s.uid,
+            inode: s.inode,
+        }
+    }
+}
+
+impl WireSocket {
+    /// Back to a [`Socket`]; a protocol other than TCP or UDP is dropped.
+    fn into_socket(self) -> Option<Socket> {
+        let proto = match self.proto.as_str() {
+            "tcp" => "tcp",
+            "udp" => "udp",
+            _ => return None,
+        };
+        Some(Socket {
+            proto,
+            addr: self.addr,
+            device: self.device,
+            v6only: self.v6only,
+            uid: self.uid,
+            inode: self.inode,
+        })
+    }
 }
 
 /// The socket inodes process `pid` holds (its `fd` links), empty when they cannot be read.
