@@ -26,7 +26,7 @@ const ASK_LIMIT: Duration = Duration::from_secs(60);
 pub fn main(scratch: std::path::PathBuf) -> ExitCode {
     // Before any thread exists and before anything is read.
     let started = std::time::Instant::now();
-    let status = confine::apply(scratch);
+    let status = confine::apply(scratch.clone());
     // `VIGIL_LOG=debug`: where the worker's start-up goes (BENCHMARKS.md section 9).
     tracing::debug!("worker: confined in {:.2} ms", started.elapsed().as_secs_f64() * 1e3);
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -36,7 +36,7 @@ pub fn main(scratch: std::path::PathBuf) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let code = rt.block_on(serve(status));
+    let code = rt.block_on(serve(status, scratch));
     rt.shutdown_background();
     code
 }
@@ -67,7 +67,7 @@ impl Broker for ToParent {
     }
 }
 
-async fn serve(status: super::SandboxStatus) -> ExitCode {
+async fn serve(status: super::SandboxStatus, scratch: std::path::PathBuf) -> ExitCode {
     let (out, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
     // One writer, so lines from concurrent calls never interleave.
     let writer = tokio::task::spawn_blocking(move || {
@@ -119,6 +119,7 @@ async fn serve(status: super::SandboxStatus) -> ExitCode {
     let host = Host::at(&setup.root).with_now(now).with_broker(broker.clone());
     let mut ctx = Ctx::new(host).with_config(setup.config);
     ctx.state_dir = setup.state_dir;
+    ctx.scratch_dir = Some(scratch);
     let registry = match registry.await {
         Ok(r) => Arc::new(r),
         Err(e) => {

@@ -42,17 +42,21 @@ pub use status::SandboxStatus;
 
 use proto::{FromWorker, Setup, ToWorker};
 
-/// Read-only tools that still run in the parent, and why:
-/// - `docker_containers`: the Docker Engine API (through bollard) needs the root-only socket.
-///
-/// (`list_open_ports` runs in the worker: the socket table with its owners and the loopback
-/// HTTP probes are brokered facts, [`vigil_tools::broker::Fact::Listeners`] and `HttpProbe`.)
-pub const IN_PARENT: &[&str] = &["docker_containers"];
-
 /// The tools' own state files (not the review's): copied into the worker's scratch
 /// state directory before it starts and back after each call.
-pub const TOOL_STATE: &[&str] =
-    &[vigil_tools::wordpress::admins::STATE_FILE, vigil_tools::backups::restore_record::FILE];
+pub const TOOL_STATE: &[&str] = &[
+    vigil_tools::wordpress::admins::STATE_FILE,
+    vigil_tools::backups::restore_record::FILE,
+    vigil_tools::docker::STATE_FILE,
+];
+
+/// What the worker's scratch directories are called: `vigil-worker.PID.RANDOM` in the
+/// system's temporary directory, PID the parent's (so a later vigil can tell a dead one's).
+const SCRATCH_PREFIX: &str = "vigil-worker.";
+
+/// The directory inside the scratch directory where the parent writes the image archives
+/// it exports for the worker's trivy (root's, not the worker's: the worker reads them only).
+const EXPORTS: &str = "images";
 
 /// Largest tool state file copied back from the worker.
 const STATE_MAX: u64 = 4 << 20;
@@ -107,11 +111,11 @@ impl Sandbox {
         }
     }
 
-    /// Run read-only `name` where it belongs: `None` when it runs in the parent (listed in
-    /// [`IN_PARENT`], or `--no-sandbox`), else the worker's answer. A worker that cannot
-    /// start is an error for every call, never a silent fallback to running unconfined.
+    /// Run read-only `name` where it belongs: `None` when it runs in the parent
+    /// (`--no-sandbox`), else the worker's answer. A worker that cannot start is an error
+    /// for every call, never a silent fallback to running unconfined.
     pub async fn call(&self, name: &str, input: Value, limit: Duration) -> Option<Result<ToolResult, String>> {
-        if self.mode == Mode::Off || IN_PARENT.contains(&name) {
+        if self.mode == Mode::Off {
             return None;
         }
         Some(match self.worker() {
@@ -149,6 +153,8 @@ struct Shared {
     ctx: Ctx,
     /// The worker's scratch directory (removed when the worker is dropped).
     scratch: tempfile::TempDir,
+    /// Where the parent exports images for the worker's trivy (inside `scratch`, held open).
+    exports: Option<vigil_tools::docker::pass::ExportDir>,
 }
 
 impl Drop for Worker {
@@ -184,15 +190,17 @@ impl Worker {
         use anyhow::Context;
         let exe = program;
         let started = std::time::Instant::now();
-        let scratch = tempfile::Builder::new().prefix("vigil-worker.").tempdir().context("worker scratch directory")?;
+        let ids = confine::worker_ids();
+        let scratch = new_scratch(&std::env::temp_dir(), ids)?;
         let state = scratch.path().join("state");
         std::fs::create_dir(&state).context("worker scratch directory")?;
         if let Some(dir) = &ctx.state_dir {
             copy_state_in(dir, &state);
         }
-        if let Some((uid, gid)) = confine::worker_ids() {
+        if let Some((uid, gid)) = ids {
             chown_tree(scratch.path(), uid, gid);
         }
+        let exports = export_dir(scratch.path());
         let mut args: Vec<String> = lead.iter().map(|s| s.to_string()).collect();
         args.extend(["__worker".to_string(), "--scratch".into(), scratch.path().display().to_string()]);
         // The worker's environment is empty but for these (see vigil_tools::spawn).
@@ -221,6 +229,7 @@ impl Worker {
             child: Mutex::new(child),
             ctx: ctx.clone(),
             scratch,
+            exports,
         });
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let handle = tokio::runtime::Handle::try_current().context("the worker needs a runtime")?;
@@ -382,7 +391,16 @@ fn read_loop(
             FromWorker::Result { id, result, skipped } => {
                 shared.ctx.host.add_skipped(skipped);
                 shared.copy_state_out();
-                let tx = shared.pending.lock().ok().and_then(|mut p| p.remove(&id));
+                let tx = shared.pending.lock().ok().and_then(|mut p| {
+                    let tx = p.remove(&id);
+                    // No call in flight: no scan still reads an exported image.
+                    if p.is_empty()
+                        && let Some(d) = &shared.exports
+                    {
+                        d.clear();
+                    }
+                    tx
+                });
                 if let Some(tx) = tx {
                     let _ = tx.send(result);
                 }
@@ -390,7 +408,7 @@ fn read_loop(
             FromWorker::Ask { id, fact } => {
                 let shared = shared.clone();
                 rt.spawn(async move {
-                    let answer = fact.answer(&shared.ctx.host).await;
+                    let answer = fact.answer_for(&shared.ctx, shared.exports.as_ref()).await;
                     if let Err(e) = shared.send(&ToWorker::Fact { id, answer }) {
                         tracing::warn!("worker: cannot answer a broker request: {e}");
                     }
@@ -430,6 +448,68 @@ fn describe(s: std::process::ExitStatus) -> String {
             format!("killed by signal {sig}{name}")
         }
         _ => "unknown status".into(),
+    }
+}
+
+/// A new scratch directory in `tmp` (`vigil-worker.PID.RANDOM`, mode 0700), after removing
+/// those of vigil processes that are gone (killed before they could remove theirs).
+fn new_scratch(tmp: &Path, ids: Option<(u32, u32)>) -> anyhow::Result<tempfile::TempDir> {
+    use anyhow::Context;
+    use std::os::unix::fs::PermissionsExt;
+    remove_stale_scratch(tmp, ids.map(|(u, _)| u));
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{SCRATCH_PREFIX}{}.", std::process::id()))
+        .tempdir_in(tmp)
+        .context("worker scratch directory")?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).context("worker scratch directory")?;
+    Ok(dir)
+}
+
+/// Remove the scratch directories in `tmp` whose vigil process is gone: named
+/// `vigil-worker.PID.*` with no process PID, a directory (not a symlink to one) owned by the
+/// worker's uid `owner` (this process's own uid when it runs no worker user). The removal
+/// never follows a symlink inside.
+fn remove_stale_scratch(tmp: &Path, owner: Option<u32>) {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    let owner = owner.unwrap_or_else(|| unsafe { libc::geteuid() });
+    let Ok(entries) = std::fs::read_dir(tmp) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(SCRATCH_PREFIX)).and_then(|r| r.split_once('.'))
+        else {
+            continue;
+        };
+        let Ok(pid) = pid.0.parse::<u32>() else { continue };
+        if pid == 0 || pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let path = e.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+        if !meta.is_dir() || meta.uid() != owner {
+            continue;
+        }
+        // std's remove_dir_all opens each level with O_NOFOLLOW and unlinks symlinks themselves.
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => tracing::debug!("worker: removed the stale scratch directory {}", path.display()),
+            Err(e) => tracing::warn!("worker: cannot remove the stale scratch directory {}: {e}", path.display()),
+        }
+    }
+}
+
+/// The parent's export directory inside `scratch`, created after the scratch directory was
+/// given to the worker's user and kept root's (0755): the worker reads the archives, cannot
+/// change them, and cannot redirect the parent's writes (they go through the open directory).
+fn export_dir(scratch: &Path) -> Option<vigil_tools::docker::pass::ExportDir> {
+    use std::os::unix::fs::DirBuilderExt;
+    let path = scratch.join(EXPORTS);
+    let made = std::fs::DirBuilder::new().mode(0o755).create(&path);
+    match made.and_then(|()| vigil_tools::docker::pass::ExportDir::open(&path)) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            tracing::warn!("worker: no image export directory ({e}): images will not be scanned");
+            None
+        }
     }
 }
 

@@ -30,6 +30,7 @@
 
 pub mod components;
 pub mod mariadb;
+pub mod podman;
 pub mod racer;
 pub mod sshfleet;
 

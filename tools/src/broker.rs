@@ -7,7 +7,9 @@
 //! socket tables of the host's network namespace (`/proc/net/*` shows the
 //! reader's own, empty, namespace), and `/proc/PID/fd` of other processes
 //! (hidden by the uid drop and Landlock's ptrace rule), and the loopback
-//! probes of datastores' HTTP APIs (the worker has no network). For those the worker's
+//! probes of datastores' HTTP APIs (the worker has no network), and the Docker
+//! Engine API (a root-only socket): its fixed GET requests and the export of the
+//! images the containers use, which the worker's trivy then scans. For those the worker's
 //! [`Host`](crate::Host) asks its [`Broker`]: the parent answers a [`Fact`]
 //! only when it is one of the fixed, read-only kinds here, checked again on the
 //! parent's side by [`Fact::answer`]. The worker cannot ask the parent to run
@@ -82,6 +84,17 @@ pub enum Fact {
         /// One of [`crate::ports::HTTP_PROBES`]' ports.
         port: u16,
     },
+    /// The Docker engine pass of `docker_containers` ([`crate::docker::pass`]): the parent names
+    /// the engine from its own configuration (never from the worker), sends its fixed GET
+    /// requests (version, info, list, inspect, stats over its own sampling window) and, when
+    /// asked, exports the images the containers use (`GET /images/{id}/get`, size-capped)
+    /// into a directory it owns inside the worker's scratch, for the worker's trivy to read.
+    Docker {
+        /// Only this container (its name, or an id prefix of at least 6 characters).
+        container: Option<String>,
+        /// Export the images the containers use (for the vulnerability scan).
+        export_images: bool,
+    },
 }
 
 /// The parent's answer to a [`Fact`].
@@ -133,6 +146,11 @@ pub enum FactAnswer {
     Probe {
         /// The judgement.
         verdict: String,
+    },
+    /// The Docker engine pass.
+    Docker {
+        /// [`crate::docker::EnginePass`] as JSON.
+        pass: serde_json::Value,
     },
 }
 
@@ -217,6 +235,7 @@ mod tests {
                 }
                 Fact::SocketTable => FactAnswer::SocketTable { table: serde_json::json!({}), findings: Vec::new() },
                 Fact::HttpProbe { .. } => FactAnswer::Probe { verdict: "from the parent".into() },
+                Fact::Docker { .. } => FactAnswer::Docker { pass: serde_json::json!({}) },
             })
         }
     }

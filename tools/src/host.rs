@@ -259,8 +259,10 @@ impl Host {
     }
 
     /// [`Host::ask_parent`] from async code (the question waits on a blocking thread).
+    /// [`Fact::Docker`] is asked whatever the root: the engine is named by configuration
+    /// (`[docker] docker_host`, else the root's socket), which the parent reads itself.
     pub async fn ask_parent_async(&self, fact: Fact) -> Option<Result<FactAnswer, FactError>> {
-        let b = self.broker.clone().filter(|_| self.live)?;
+        let b = self.broker.clone().filter(|_| self.live || matches!(fact, Fact::Docker { .. }))?;
         Some(
             tokio::task::spawn_blocking(move || b.ask(fact))
                 .await

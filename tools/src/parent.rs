@@ -7,9 +7,26 @@
 //! worker sends, only the fixed kinds are answered, each checked again here.
 
 use crate::broker::{Fact, FactAnswer, FactError};
+use crate::docker::pass::ExportDir;
 use crate::host::{CmdOutput, Host};
+use crate::tool::Ctx;
 
 impl Fact {
+    /// Answer as the parent of a worker: `ctx` is the parent's own (its configuration names the
+    /// Docker engine; nothing the worker sends does), `exports` the directory the parent owns for
+    /// image exports. Every other kind is [`Fact::answer`] on the parent's host.
+    pub async fn answer_for(&self, ctx: &Ctx, exports: Option<&ExportDir>) -> Result<FactAnswer, FactError> {
+        let Fact::Docker { container, export_images } = self else {
+            return self.answer(&ctx.host).await;
+        };
+        if container.as_ref().is_some_and(|c| c.is_empty() || c.len() > 256) {
+            return Err(FactError::Failed { why: "a container filter is 1 to 256 characters".into() });
+        }
+        let pass = crate::docker::pass::run(ctx, container.as_deref(), *export_images, exports).await;
+        let pass = serde_json::to_value(&pass).map_err(|e| FactError::Failed { why: e.to_string() })?;
+        Ok(FactAnswer::Docker { pass })
+    }
+
     /// Answer on `host` (the parent's, live) — only the fixed kinds, checked again here:
     /// whatever the worker sends, nothing else runs or is read.
     pub async fn answer(&self, host: &Host) -> Result<FactAnswer, FactError> {
@@ -78,6 +95,9 @@ impl Fact {
                 .await
                 .map(|verdict| FactAnswer::Probe { verdict })
                 .map_err(|why| FactError::Failed { why }),
+            Fact::Docker { .. } => {
+                Err(FactError::Failed { why: "the Docker engine pass is answered with the parent's context".into() })
+            }
         }
     }
 }

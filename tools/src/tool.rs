@@ -201,13 +201,16 @@ pub struct Ctx {
     /// live root (so the SSH-port and own-account refusals hold by default) and
     /// leaves it empty for any other root.
     pub session: SessionInfo,
+    /// Where a tool may write temporary files: the confined worker's scratch directory
+    /// (the only place it may write), `None` for the system's temporary directory.
+    pub scratch_dir: Option<PathBuf>,
 }
 
 impl Ctx {
     /// A context over `host` with the default configuration and no state.
     pub fn new(host: Host) -> Self {
         let session = if host.is_live() { SessionInfo::from_env() } else { SessionInfo::default() };
-        Ctx { host, config: Arc::new(Config::default()), state_dir: None, session }
+        Ctx { host, config: Arc::new(Config::default()), state_dir: None, session, scratch_dir: None }
     }
 
     /// Replace the session information.

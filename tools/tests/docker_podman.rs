@@ -14,140 +14,12 @@
 #![allow(clippy::disallowed_methods, reason = "tests build and inspect fixtures with std::fs")]
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failure should panic with its message")]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Instant;
+
+use vigil_testkit::podman::Podman;
 
 use vigil_tools::{Config, Ctx, Host, Registry, Severity};
-
-/// Podman in its own storage, runtime dir and network namespace; torn down on drop.
-struct Podman {
-    dir: PathBuf,
-    netns: String,
-    service: Option<Child>,
-}
-
-impl Podman {
-    fn socket(&self) -> PathBuf {
-        self.dir.join("podman.sock")
-    }
-
-    /// A podman command inside the namespace with the test's configuration.
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{}", self.netns))
-            .arg("podman")
-            .args(args)
-            .env("CONTAINERS_STORAGE_CONF", self.dir.join("storage.conf"))
-            .env("CONTAINERS_CONF", self.dir.join("containers.conf"))
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = self.cmd(args).output().expect("podman runs");
-        assert!(
-            out.status.success(),
-            "podman {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn start(dir: &Path) -> Podman {
-        let t = dir.display();
-        std::fs::write(
-            dir.join("storage.conf"),
-            format!("[storage]\ndriver = \"vfs\"\ngraphroot = \"{t}/graph\"\nrunroot = \"{t}/run\"\n"),
-        )
-        .unwrap();
-        std::fs::create_dir_all(dir.join("cni")).unwrap();
-        // The test's own bridge network, with its IPAM state in the temp dir.
-        std::fs::write(
-            dir.join("cni/vigiltest.conflist"),
-            format!(
-                r#"{{"cniVersion":"0.4.0","name":"vigiltest","plugins":[{{"type":"bridge","bridge":"vigiltest0","isGateway":true,"ipMasq":true,"ipam":{{"type":"host-local","dataDir":"{t}/ipam","ranges":[[{{"subnet":"10.89.77.0/24"}}]],"routes":[{{"dst":"0.0.0.0/0"}}]}}}},{{"type":"portmap","capabilities":{{"portMappings":true}}}}]}}"#
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("containers.conf"),
-            format!(
-                "[containers]\ndefault_ulimits = [\"nofile=4096:4096\", \"nproc=4096:4096\"]\nnetns = \"host\"\n\
-                 [engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\nruntime = \"runc\"\ntmp_dir = \"{t}/libpod\"\n\
-                 [network]\nnetwork_config_dir = \"{t}/cni\"\ndefault_network = \"vigiltest\"\n"
-            ),
-        )
-        .unwrap();
-        let netns = format!("vigil-docker-{}", std::process::id());
-        let ok = Command::new("ip").args(["netns", "add", &netns]).status().unwrap().success();
-        assert!(ok, "ip netns add {netns}");
-        let mut p = Podman { dir: dir.to_path_buf(), netns, service: None };
-        let lo =
-            Command::new("ip").args(["netns", "exec", &p.netns, "ip", "link", "set", "lo", "up"]).status().unwrap();
-        assert!(lo.success());
-        let sock = format!("unix://{}", p.socket().display());
-        let log = std::fs::File::create(dir.join("service.log")).unwrap();
-        let child = p
-            .cmd(&["system", "service", "--time=0", &sock])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("podman system service starts");
-        p.service = Some(child);
-        // Bounded wait for the API to answer.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::os::unix::net::UnixStream::connect(p.socket()).is_err() {
-            assert!(Instant::now() < deadline, "podman's API socket did not appear within 20 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        p
-    }
-
-    /// `localhost/busybox` from a rootfs tarball: busybox-static and its applets as relative links.
-    fn import_busybox(&self) {
-        let r = self.dir.join("rootfs/bin");
-        std::fs::create_dir_all(&r).unwrap();
-        std::fs::copy("/bin/busybox", r.join("busybox")).unwrap();
-        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-        for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| !a.is_empty() && *a != "busybox") {
-            let _ = std::os::unix::fs::symlink("busybox", r.join(applet));
-        }
-        let tar = self.dir.join("rootfs.tar");
-        let ok = Command::new("tar")
-            .arg("-C")
-            .arg(self.dir.join("rootfs"))
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "tar");
-        self.run(&[
-            "import",
-            "--change",
-            "CMD [\"/bin/sh\"]",
-            "--change",
-            "ENV PATH=/bin",
-            &tar.to_string_lossy(),
-            "localhost/busybox",
-        ]);
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        let _ =
-            self.cmd(&["rm", "--force", "--all", "--time", "0"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
-        if let Some(mut c) = self.service.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        let _ = Command::new("ip").args(["netns", "delete", &self.netns]).status();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
@@ -169,7 +41,7 @@ async fn podman_burner_idle_privileged_and_published() {
     let state = tmp.path().join("state");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::create_dir_all(&state).unwrap();
-    let pm = Podman::start(&dir);
+    let pm = Podman::start(&dir, "docker");
     pm.import_busybox();
     // The miner of the story: pegged at the CPU its plan allows (--cpus 0.1,
     // which even this shared, loaded machine always gives it).

@@ -13,6 +13,7 @@ use bollard::models::{ContainerInspectResponse, ContainerStatsResponse, Containe
 use bollard::query_parameters::{ListContainersOptions, ListImagesOptions, StatsOptions};
 use bollard::{ClientVersion, Docker};
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 
 use crate::tool::Ctx;
 
@@ -46,15 +47,6 @@ impl Endpoint {
         match self {
             Endpoint::Unix { shown, .. } => shown.clone(),
             Endpoint::Tcp { url } => url.clone(),
-        }
-    }
-
-    /// The `--docker-host` value for helpers (trivy), when not the default socket.
-    pub fn non_default(&self) -> Option<String> {
-        match self {
-            Endpoint::Unix { default: true, .. } => None,
-            Endpoint::Unix { path, .. } => Some(format!("unix://{}", path.display())),
-            Endpoint::Tcp { url } => Some(url.clone()),
         }
     }
 }
@@ -107,7 +99,8 @@ pub fn resolve(ctx: &Ctx) -> Result<Endpoint, String> {
 }
 
 /// Why the engine could not be reached.
-#[derive(Debug)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "why")]
 pub enum ConnectError {
     /// Nothing there: no socket, or nothing listening on it.
     Absent(String),
@@ -225,7 +218,7 @@ pub async fn connect(ep: &Endpoint) -> Result<Docker, ConnectError> {
 }
 
 /// The engine, as facts.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct EngineObs {
     /// Endpoint as shown.
     pub endpoint: String,
@@ -242,7 +235,7 @@ pub struct EngineObs {
 }
 
 /// A bind or volume mount.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MountObs {
     /// `bind`, `volume`, `tmpfs`…
     pub kind: String,
@@ -255,7 +248,7 @@ pub struct MountObs {
 }
 
 /// A published port.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortObs {
     /// Host address (`0.0.0.0`, `::`, `127.0.0.1`; empty means all interfaces).
     pub ip: String,
@@ -295,7 +288,7 @@ pub struct CpuRead {
 }
 
 /// One container, as the judgement needs it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ContainerObs {
     /// Full id.
     pub id: String,
@@ -357,7 +350,7 @@ impl ContainerObs {
 }
 
 /// One image.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ImageObs {
     /// `sha256:…`.
     pub id: String,
@@ -370,7 +363,7 @@ pub struct ImageObs {
 }
 
 /// Everything read from the engine.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Observed {
     /// The engine.
     pub engine: EngineObs,

@@ -16,10 +16,11 @@
 mod cpu;
 mod engine;
 mod judge;
+pub mod pass;
 mod reference;
 mod trivy;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,16 +28,16 @@ use futures::StreamExt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::broker::{Fact, FactAnswer};
 use crate::finding::{Category, Finding, Severity};
 use crate::tool::{Ctx, Effect, Outcome, Tool, ToolError};
 pub use cpu::{Allowance, History, STATE_FILE, Sample, cpuset_count};
 pub use engine::{ConnectError, Endpoint, classify_io, parse_endpoint};
+pub use pass::EnginePass;
 pub use reference::{ImageRef, Provenance, is_image_id};
 pub use trivy::{ScanSummary, parse_report};
 
 const TOOL: &str = "docker_containers";
-/// Images scanned by trivy at once.
-const SCAN_CONCURRENCY: usize = 2;
 
 /// The tool.
 #[derive(Debug, Clone, Copy)]
@@ -200,57 +201,8 @@ impl Tool for DockerContainers {
 
     async fn run(&self, ctx: &Ctx, input: DockerInput) -> Result<Outcome<DockerFacts>, ToolError> {
         let cfg = &ctx.config.docker;
-        let window = Duration::from_secs_f64(if cfg.cpu_sample_seconds.is_finite() {
-            cfg.cpu_sample_seconds.clamp(0.0, 30.0)
-        } else {
-            0.0
-        });
-        let mut facts = DockerFacts { cpu_sample_seconds: window.as_secs_f64(), ..Default::default() };
+        let mut facts = DockerFacts { cpu_sample_seconds: pass::window(ctx).as_secs_f64(), ..Default::default() };
         let t0 = std::time::Instant::now();
-        let ep = match engine::resolve(ctx) {
-            Ok(ep) => ep,
-            Err(why) => {
-                facts.image_scanner = "skipped".into();
-                let f = Finding::could_not_check(Category::Containers, TOOL, "the container engine", why).fix(
-                    "Set [docker] docker_host (or DOCKER_HOST) to unix:///path/to/docker.sock or tcp://host:port.",
-                );
-                return Ok(Outcome::new(facts, vec![f]));
-            }
-        };
-        let docker = match engine::connect(&ep).await {
-            Ok(d) => d,
-            Err(e) => {
-                facts.image_scanner = "skipped".into();
-                return Ok(Outcome::new(facts, vec![connect_finding(&ep, e)]));
-            }
-        };
-        tracing::debug!(elapsed = ?t0.elapsed(), "docker_containers: connect");
-        let (mut obs, reads) = match engine::observe(&docker, &ep, input.container.as_deref()).await {
-            Ok(x) => x,
-            Err(why) => {
-                facts.image_scanner = "skipped".into();
-                let f = Finding::could_not_check(
-                    Category::Containers,
-                    TOOL,
-                    "containers",
-                    format!("{}: {why}", ep.shown()),
-                )
-                .fix(
-                    "Check the engine answers (`docker ps -a`); until it does, containers on this host are unreviewed.",
-                );
-                return Ok(Outcome::new(facts, vec![f]));
-            }
-        };
-        tracing::debug!(elapsed = ?t0.elapsed(), "docker_containers: observe");
-        if let Some(name) = &input.container {
-            if obs.containers.is_empty() {
-                return Err(ToolError::Failed(format!(
-                    "no container named `{name}` on {}; call docker_containers without `container` to list them",
-                    ep.shown()
-                )));
-            }
-        }
-
         let scanner = if input.skip_image_scan {
             Scanner::Skipped
         } else if !ctx.host.is_live() {
@@ -260,41 +212,83 @@ impl Tool for DockerContainers {
         } else {
             Scanner::Missing
         };
-        // The images the containers use: scanned during the CPU sampling window.
-        let mut targets: Vec<(String, String)> = Vec::new();
-        if scanner == Scanner::Trivy {
-            let mut seen = HashSet::new();
-            for c in &obs.containers {
-                let Some(img) = obs.images.iter().find(|i| !c.image_id.is_empty() && i.id == c.image_id) else {
-                    continue;
+        let scan = scanner == Scanner::Trivy;
+        // In the confined worker the parent runs the engine pass (the socket is root-only and
+        // the worker has no network); anywhere else this process does, exporting into a
+        // temporary directory of its own.
+        let fact = Fact::Docker { container: input.container.clone(), export_images: scan };
+        let mut own_exports = None;
+        let pass = match ctx.host.ask_parent_async(fact).await {
+            Some(Ok(FactAnswer::Docker { pass })) => serde_json::from_value::<EnginePass>(pass)
+                .map_err(|e| ToolError::Failed(format!("the parent's engine pass is unreadable: {e}")))?,
+            Some(Ok(other)) => {
+                return Err(ToolError::Failed(format!("the parent answered the engine pass with {other:?}")));
+            }
+            Some(Err(e)) => {
+                facts.image_scanner = "skipped".into();
+                let f = Finding::could_not_check(
+                    Category::Containers,
+                    TOOL,
+                    "the container engine",
+                    format!("the parent could not query the engine: {e:?}"),
+                )
+                .fix("Run the review again; if it persists, `vigil -vv review` shows why the engine pass failed.");
+                return Ok(Outcome::new(facts, vec![f]));
+            }
+            None => {
+                let dir = if scan { Some(own_export_dir(ctx)?) } else { None };
+                let opened = match &dir {
+                    Some(d) => Some(
+                        pass::ExportDir::open(d.path())
+                            .map_err(|e| ToolError::Failed(format!("cannot open the image export directory: {e}")))?,
+                    ),
+                    None => None,
                 };
-                if seen.insert(img.id.clone()) {
-                    let name = img
-                        .repo_tags
-                        .iter()
-                        .find(|t| !t.starts_with("<none>"))
-                        .cloned()
-                        .unwrap_or_else(|| img.id.clone());
-                    targets.push((img.id.clone(), name));
-                }
+                let p = pass::run(ctx, input.container.as_deref(), scan, opened.as_ref()).await;
+                own_exports = dir;
+                p
+            }
+        };
+        let (endpoint, obs, exports, trivy_cache) = match pass {
+            EnginePass::Unresolved { why } => {
+                facts.image_scanner = "skipped".into();
+                let f = Finding::could_not_check(Category::Containers, TOOL, "the container engine", why).fix(
+                    "Set [docker] docker_host (or DOCKER_HOST) to unix:///path/to/docker.sock or tcp://host:port.",
+                );
+                return Ok(Outcome::new(facts, vec![f]));
+            }
+            EnginePass::Unreachable { endpoint, error } => {
+                facts.image_scanner = "skipped".into();
+                return Ok(Outcome::new(facts, vec![connect_finding(&endpoint, error)]));
+            }
+            EnginePass::Unread { endpoint, why } => {
+                facts.image_scanner = "skipped".into();
+                let f = Finding::could_not_check(
+                    Category::Containers,
+                    TOOL,
+                    "containers",
+                    format!("{endpoint}: {why}"),
+                )
+                .fix(
+                    "Check the engine answers (`docker ps -a`); until it does, containers on this host are unreviewed.",
+                );
+                return Ok(Outcome::new(facts, vec![f]));
+            }
+            EnginePass::Observed { endpoint, observed, exports, trivy_cache } => {
+                (endpoint, observed, exports, trivy_cache)
+            }
+        };
+        tracing::debug!(elapsed = ?t0.elapsed(), "docker_containers: engine pass");
+        if let Some(name) = &input.container {
+            if obs.containers.is_empty() {
+                return Err(ToolError::Failed(format!(
+                    "no container named `{name}` on {endpoint}; call docker_containers without `container` to list them"
+                )));
             }
         }
-        let docker_host = ep.non_default();
-        let timeout = Duration::from_secs(cfg.trivy_timeout_seconds.max(1));
-        let scans_fut = async {
-            futures::stream::iter(targets)
-                .map(|(id, name)| {
-                    let dh = docker_host.clone();
-                    async move { (id, trivy::scan(&ctx.host, &name, dh.as_deref(), timeout).await) }
-                })
-                .buffer_unordered(SCAN_CONCURRENCY)
-                .collect::<Vec<_>>()
-                .await
-        };
-        let (_, scans) = tokio::join!(engine::sample(&docker, &mut obs, &reads, window), scans_fut);
-        let scans: HashMap<String, Result<ScanSummary, String>> = scans.into_iter().collect();
-
-        tracing::debug!(elapsed = ?t0.elapsed(), "docker_containers: sample");
+        let scans = if scan { scan_exports(ctx, exports, trivy_cache).await } else { HashMap::new() };
+        drop(own_exports);
+        tracing::debug!(elapsed = ?t0.elapsed(), "docker_containers: scanned");
         let now = ctx.host.now_unix();
         let (mut history, history_err) = match &ctx.state_dir {
             Some(dir) => match History::load(dir) {
@@ -337,10 +331,54 @@ impl Tool for DockerContainers {
     }
 }
 
+/// A temporary directory for the images this process exports itself (unconfined).
+fn own_export_dir(ctx: &Ctx) -> Result<tempfile::TempDir, ToolError> {
+    let mut b = tempfile::Builder::new();
+    b.prefix("vigil-images.");
+    match &ctx.scratch_dir {
+        Some(d) => b.tempdir_in(d),
+        None => b.tempdir(),
+    }
+    .map_err(|e| ToolError::Failed(format!("cannot create a directory for image exports: {e}")))
+}
+
+/// Scan every exported image with trivy, [`pass::EXPORT_CONCURRENCY`] at once: by image id,
+/// the summary or why not (an export that failed or hit its size limit included).
+async fn scan_exports(
+    ctx: &Ctx,
+    exports: Vec<pass::Export>,
+    cache: Option<std::path::PathBuf>,
+) -> HashMap<String, Result<ScanSummary, String>> {
+    let timeout = Duration::from_secs(ctx.config.docker.trivy_timeout_seconds.max(1));
+    let place = match (cache, &ctx.scratch_dir) {
+        (None, _) => Err("the parent names no trivy cache directory (no home directory)".to_string()),
+        (Some(c), Some(scratch)) => {
+            let (c, scratch) = (c.clone(), scratch.clone());
+            tokio::task::spawn_blocking(move || trivy::Place::scratch(&c, &scratch))
+                .await
+                .unwrap_or_else(|e| Err(format!("copying trivy's database stopped: {e}")))
+        }
+        (Some(c), None) => Ok(trivy::Place::own(c)),
+    };
+    let place = &place;
+    futures::stream::iter(exports)
+        .map(|e| async move {
+            let r = match (e.file, place) {
+                (Err(why), _) => Err(why),
+                (Ok(_), Err(why)) => Err(why.clone()),
+                (Ok(file), Ok(place)) => trivy::scan(&ctx.host, &file, place, timeout).await,
+            };
+            (e.image_id, r)
+        })
+        .buffer_unordered(pass::EXPORT_CONCURRENCY)
+        .collect()
+        .await
+}
+
 /// The finding for an engine we could not reach.
-fn connect_finding(ep: &Endpoint, e: ConnectError) -> Finding {
+fn connect_finding(ep: &str, e: ConnectError) -> Finding {
     match e {
-        ConnectError::Absent(why) => Finding::new("containers.no-engine", Severity::Info, Category::Containers, ep.shown(), "No Docker engine on this host")
+        ConnectError::Absent(why) => Finding::new("containers.no-engine", Severity::Info, Category::Containers, ep, "No Docker engine on this host")
             .evidence(why)
             .fix("Nothing to do. If containers run here under another engine, set [docker] docker_host to its socket (e.g. unix:///run/podman/podman.sock)."),
         ConnectError::Denied(why) => Finding::could_not_check(Category::Containers, TOOL, "Docker containers", format!("{why}: vigil may not open the engine's socket"))

@@ -1,11 +1,14 @@
 //! Image vulnerability scanning with trivy, when it is installed.
 //!
-//! trivy runs offline against its cached database
-//! (`trivy image --offline-scan --skip-db-update --format json --quiet IMAGE`),
-//! so a review never downloads anything. Its JSON report is parsed by a pure
+//! trivy runs offline against its cached database on an image archive the engine
+//! exported (`trivy image --input FILE --offline-scan --skip-db-update --cache-backend
+//! memory --format json --quiet`), so a review never downloads anything and trivy never
+//! talks to the engine itself. In the confined worker it runs with no capability and
+//! writes only in the worker's scratch, on a copy of the database ([`Place::scratch`]). Its JSON report is parsed by a pure
 //! function, tested against a recorded report in trivy's real shape.
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -86,24 +89,90 @@ pub fn parse_report(json: &str) -> Result<ScanSummary, String> {
     Ok(ScanSummary { critical: crit.len(), high: high.len(), examples, fixable })
 }
 
-/// Scan one image with the installed trivy, offline. `docker_host` is passed
-/// as `--docker-host` when the engine is not the default socket.
-pub async fn scan(
-    host: &Host,
-    image: &str,
-    docker_host: Option<&str>,
-    timeout: Duration,
-) -> Result<ScanSummary, String> {
-    let mut args = vec!["image", "--offline-scan", "--skip-db-update", "--format", "json", "--quiet"];
-    if let Some(h) = docker_host {
-        args.push("--docker-host");
-        args.push(h);
+/// Where trivy runs: its database directory and, in the confined worker, the scratch
+/// directory it may write in.
+#[derive(Debug, Clone)]
+pub struct Place {
+    /// `--cache-dir`: the directory holding `db/trivy.db`.
+    pub cache_dir: PathBuf,
+    /// `HOME` and `TMPDIR` for trivy (the worker's scratch), else the HOME of the user vigil runs as.
+    pub home: Option<PathBuf>,
+    /// `TMPDIR`, when trivy must keep its temporary files somewhere in particular.
+    pub tmp: Option<PathBuf>,
+}
+
+/// trivy's database files, copied into a cache directory of its own.
+const DB_FILES: &[&str] = &["trivy.db", "metadata.json"];
+
+/// Largest database copied into the worker's scratch.
+const DB_MAX: u64 = 8 << 30;
+
+impl Place {
+    /// Unconfined: trivy's own cache of the user vigil runs as, as named by `cache`.
+    pub fn own(cache: PathBuf) -> Place {
+        Place { cache_dir: cache, home: crate::users::own_home().map(PathBuf::from), tmp: None }
     }
-    args.push(image);
-    // trivy finds its vulnerability database under $HOME/.cache/trivy: it gets the
-    // HOME of the user vigil runs as (from the password database) and nothing else.
-    let home = crate::users::own_home();
-    let env: Vec<(&str, &str)> = home.as_deref().map(|h| ("HOME", h)).into_iter().collect();
+
+    /// In the confined worker: trivy runs as the worker's user, with no capability, and may
+    /// write only in `scratch`; the database under `cache` (root's home) is out of its reach.
+    /// The worker (which can read it) copies `db/trivy.db` and `db/metadata.json` into
+    /// `scratch/trivy/db` once per worker (again when the source changed), so trivy opens a
+    /// database of its own and writes nothing outside scratch.
+    pub fn scratch(cache: &Path, scratch: &Path) -> Result<Place, String> {
+        let dest = scratch.join("trivy");
+        let db = dest.join("db");
+        let tmp = scratch.join("tmp");
+        for d in [&db, &tmp] {
+            std::fs::create_dir_all(d).map_err(|e| format!("cannot prepare {}: {e}", d.display()))?;
+        }
+        for name in DB_FILES {
+            let src = cache.join("db").join(name);
+            let Ok(meta) = std::fs::metadata(&src) else {
+                // No database: trivy says so itself (`--skip-db-update` on a first run).
+                continue;
+            };
+            if !meta.is_file() || meta.len() > DB_MAX {
+                return Err(format!("{} is not a regular file under {} GiB", src.display(), DB_MAX >> 30));
+            }
+            let to = db.join(name);
+            let same = std::fs::metadata(&to)
+                .is_ok_and(|t| t.len() == meta.len() && t.modified().ok() >= meta.modified().ok());
+            if !same {
+                std::fs::copy(&src, &to).map_err(|e| format!("cannot copy trivy's database {}: {e}", src.display()))?;
+            }
+        }
+        Ok(Place { cache_dir: dest, home: Some(scratch.to_path_buf()), tmp: Some(tmp) })
+    }
+}
+
+/// Scan one image archive (`docker save` format) with the installed trivy, offline
+/// (`--offline-scan --skip-db-update`), its artifact cache in memory.
+pub async fn scan(host: &Host, archive: &Path, place: &Place, timeout: Duration) -> Result<ScanSummary, String> {
+    let archive = archive.to_string_lossy();
+    let cache = place.cache_dir.to_string_lossy();
+    let args = [
+        "image",
+        "--input",
+        &archive,
+        "--offline-scan",
+        "--skip-db-update",
+        "--cache-dir",
+        &cache,
+        "--cache-backend",
+        "memory",
+        "--format",
+        "json",
+        "--quiet",
+    ];
+    let home = place.home.as_ref().map(|h| h.to_string_lossy());
+    let tmp = place.tmp.as_ref().map(|h| h.to_string_lossy());
+    let mut env: Vec<(&str, &str)> = Vec::new();
+    if let Some(h) = &home {
+        env.push(("HOME", h));
+    }
+    if let Some(t) = &tmp {
+        env.push(("TMPDIR", t));
+    }
     let out = host.run_env("trivy", &args, &env, timeout).await.map_err(|e| e.to_string())?;
     if !out.success() {
         let why = out.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim();
