@@ -96,3 +96,45 @@ fn open_ports_in_the_worker_see_the_hosts_sockets_owners_and_probes() {
     assert_eq!(confined_findings, unconfined_findings);
     assert!(confined_findings.iter().any(|f| f["id"] == "ports.exposed-datastore"), "{confined_findings:#?}");
 }
+
+/// `docker_containers` runs in the worker; the parent answers its engine pass from its own
+/// configuration. An engine that is absent, stopped or named in a way vigil cannot use gives
+/// the same findings confined as unconfined.
+#[test]
+fn docker_containers_in_the_worker_reports_an_unreachable_engine_as_the_parent_would() {
+    let t = tempfile::tempdir().unwrap();
+    let state = t.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    // A socket nothing listens on any more: the engine is stopped.
+    let dead = t.path().join("dead.sock");
+    drop(std::os::unix::net::UnixListener::bind(&dead).unwrap());
+    let cases = [
+        ("", "containers.no-engine", "no such socket"),
+        (
+            &*format!("[docker]\ndocker_host = \"unix://{}\"\n", dead.display()),
+            "containers.no-engine",
+            "nothing answers",
+        ),
+        ("[docker]\ndocker_host = \"ssh://engine.example\"\n", "containers.check-failed", "only unix:///path"),
+    ];
+    let mut expected = Vec::new();
+    for (i, (config, id, evidence)) in cases.iter().enumerate() {
+        let file = t.path().join(format!("vigil-{i}.toml"));
+        std::fs::write(&file, config).unwrap();
+        let run = |extra: &[&str]| {
+            let mut args: Vec<&str> = vec!["--config", file.to_str().unwrap()];
+            args.extend_from_slice(extra);
+            args.extend(["tools", "run", "docker_containers"]);
+            let r = support::run(support::vigil_cmd(&state, None, &args), "");
+            assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
+            serde_json::from_str::<Value>(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
+        };
+        let confined = run(&[]);
+        let f = &confined["findings"][0];
+        assert_eq!(f["id"], *id, "{confined:#}");
+        assert!(f["evidence"].to_string().contains(evidence), "{confined:#}");
+        assert_eq!(run(&["--no-sandbox"]), confined, "the same answer either way");
+        expected.extend(["tools-run:docker_containers:worker", "tools-run:docker_containers:parent"]);
+    }
+    assert_eq!(ran_in(&state), expected);
+}

@@ -642,4 +642,57 @@ model = "m0d3l-n4me"
         let e = Worker::start_program(&script, &[], &ctx).err().unwrap().to_string();
         assert!(e.contains("the confined worker stopped (killed by signal 11 (SIGSEGV))"), "{e}");
     }
+
+    #[test]
+    fn stale_scratch_of_gone_vigils_is_removed_and_nothing_else() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let tmp = tempfile::tempdir().unwrap();
+        let t = tmp.path();
+        let gone = {
+            let mut c = std::process::Command::new("true").spawn().unwrap();
+            let pid = c.id();
+            c.wait().unwrap();
+            pid
+        };
+        let outside = t.join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("keep"), "keep").unwrap();
+        // A gone vigil's scratch, with a symlink out of it: removed, the symlink's target kept.
+        let stale = t.join(format!("{SCRATCH_PREFIX}{gone}.abc123"));
+        std::fs::create_dir_all(stale.join("state")).unwrap();
+        std::fs::write(stale.join("state/container-cpu.json"), "{}").unwrap();
+        std::os::unix::fs::symlink(&outside, stale.join("out")).unwrap();
+        // Kept: a running vigil's (pid 1 and ours), a symlink named like one, an unrelated name.
+        let running = t.join(format!("{SCRATCH_PREFIX}1.xyz"));
+        let ours = t.join(format!("{SCRATCH_PREFIX}{}.xyz", std::process::id()));
+        let link = t.join(format!("{SCRATCH_PREFIX}{gone}.link"));
+        let unrelated = t.join(format!("{SCRATCH_PREFIX}abc"));
+        for d in [&running, &ours, &unrelated] {
+            std::fs::create_dir(d).unwrap();
+        }
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        // Another user's, when we can make one: not ours to remove.
+        let foreign = t.join(format!("{SCRATCH_PREFIX}{gone}.foreign"));
+        std::fs::create_dir(&foreign).unwrap();
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            std::os::unix::fs::lchown(&foreign, Some(65534), None).unwrap();
+        }
+        remove_stale_scratch(t, None);
+        assert!(!stale.exists(), "the gone vigil's scratch is removed");
+        assert_eq!(std::fs::read_to_string(outside.join("keep")).unwrap(), "keep");
+        for kept in [&running, &ours, &link, &unrelated] {
+            assert!(std::fs::symlink_metadata(kept).is_ok(), "{} was removed", kept.display());
+        }
+        assert_eq!(foreign.exists(), root, "another user's directory is left alone");
+        // The new one: named by our pid, 0700.
+        let s = new_scratch(t, None).unwrap();
+        let name = s.path().file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with(&format!("{SCRATCH_PREFIX}{}.", std::process::id())), "{name}");
+        let meta = std::fs::metadata(s.path()).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o700);
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(meta.uid(), unsafe { libc::geteuid() });
+    }
 }

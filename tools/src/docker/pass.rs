@@ -234,3 +234,29 @@ pub async fn export_image(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn exports_go_to_the_directory_opened_whatever_is_renamed_around_it() {
+        let t = tempfile::tempdir().unwrap();
+        let (dir, moved, victim) = (t.path().join("images"), t.path().join("moved"), t.path().join("victim"));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::create_dir(&victim).unwrap();
+        let exports = ExportDir::open(&dir).unwrap();
+        // Whoever owns the scratch directory swaps the export directory for a symlink elsewhere.
+        std::fs::rename(&dir, &moved).unwrap();
+        std::os::unix::fs::symlink(&victim, &dir).unwrap();
+        exports.create("image-1.tar").unwrap().write_all(b"archive").unwrap();
+        assert!(moved.join("image-1.tar").is_file());
+        assert!(!victim.join("image-1.tar").exists(), "the write followed the swapped-in symlink");
+        // An existing file is never overwritten, a symlink never opened as the directory.
+        assert!(exports.create("image-1.tar").is_err());
+        assert!(ExportDir::open(&dir).is_err());
+        exports.clear();
+        assert_eq!(std::fs::read_dir(&moved).unwrap().count(), 0);
+    }
+}

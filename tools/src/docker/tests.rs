@@ -447,12 +447,12 @@ fn socket_errors_become_the_right_findings() {
     let ep = parse_endpoint("unix:///var/run/docker.sock").unwrap();
     let denied =
         classify_io("unix:///var/run/docker.sock", &std::io::Error::from(std::io::ErrorKind::PermissionDenied));
-    let f = super::connect_finding(&ep, denied);
+    let f = super::connect_finding(&ep.shown(), denied);
     assert_eq!((f.id.as_str(), f.severity), ("containers.check-failed", Severity::High));
     assert!(f.remediation.contains("docker group") && f.remediation.contains("root-equivalent"), "{}", f.remediation);
     assert!(f.evidence[0].contains("permission denied"));
     let absent = classify_io("unix:///var/run/docker.sock", &std::io::Error::from(std::io::ErrorKind::NotFound));
-    assert_eq!(super::connect_finding(&ep, absent).severity, Severity::Info);
+    assert_eq!(super::connect_finding(&ep.shown(), absent).severity, Severity::Info);
     let refused = classify_io("x", &std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
     assert!(matches!(refused, ConnectError::Absent(_)));
 }
