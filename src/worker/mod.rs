@@ -12,10 +12,15 @@
 //! by id. When the worker dies every pending call gets an error saying so, never a hang.
 //!
 //! The few facts it cannot gather (the firewall ruleset, socket tables and their
-//! owners, `/proc/PID/fd`, loopback HTTP probes) it asks the parent for through [`vigil_tools::broker`]; the tools
-//! in [`IN_PARENT`] still run in the parent. The worker writes only to a scratch
-//! directory: the tools' own state files are copied in before and, once checked,
-//! back after each call; the audit log, acks, history and reports are the parent's.
+//! owners, `/proc/PID/fd`, loopback HTTP probes, the Docker engine pass with its image
+//! exports) it asks the parent for through [`vigil_tools::broker`], answered here with the
+//! parent's own context ([`vigil_tools::broker::Fact::answer_for`]); every read-only tool
+//! runs in the worker. The worker writes only to its scratch directory
+//! (`$TMPDIR/vigil-worker.PID.RANDOM`, 0700, the worker user's; a start removes those of
+//! vigil processes that are gone): the tools' own state files ([`TOOL_STATE`]) are copied
+//! in before and, once checked, back after each call; the parent writes the image archives
+//! for the worker's trivy into a root-owned `images/` inside it, through a descriptor it
+//! holds; the audit log, acks, history and reports are the parent's.
 //!
 //! - [`child`]: the worker's side (`vigil __worker`).
 //! - [`proto`]: the messages.

@@ -12,8 +12,11 @@
 //! images the containers use, which the worker's trivy then scans. For those the worker's
 //! [`Host`](crate::Host) asks its [`Broker`]: the parent answers a [`Fact`]
 //! only when it is one of the fixed, read-only kinds here, checked again on the
-//! parent's side by [`Fact::answer`]. The worker cannot ask the parent to run
-//! anything else, read anything else or write anything.
+//! parent's side by [`Fact::answer`] ([`Fact::answer_for`] for the Docker pass, which
+//! needs the parent's own configuration: the engine is named there, never by the
+//! worker, which chooses only a container filter and whether images are exported).
+//! The worker cannot ask the parent to run anything else, read anything else or write
+//! anything but the image archives of that pass, into a directory the parent owns.
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -3,9 +3,11 @@
 //! CPU it burns.
 //!
 //! Pattern 6 of the seven mistakes: an image from an unknown publisher that
-//! starts mining after 48 hours, noticed two weeks later. The tool talks to
-//! the Engine API with bollard (`[docker] docker_host`, else `DOCKER_HOST` on
-//! the live root, else `ROOT/var/run/docker.sock`), normalises image names the
+//! starts mining after 48 hours, noticed two weeks later. The Engine API is
+//! read with bollard (`[docker] docker_host`, else `DOCKER_HOST` on the live
+//! root, else `ROOT/var/run/docker.sock`) by [`pass`] — in the confined worker,
+//! by the parent on the worker's behalf (`Fact::Docker`), since the socket is
+//! root-only —, and the tool normalises image names the
 //! way Docker does to tell official images from the rest, samples every
 //! container's CPU in one shared window and keeps the samples across reviews
 //! (`STATE/container-cpu.json`), and flags privilege, host namespaces, engine
