@@ -14,7 +14,8 @@
 //! (`fixtures/docker/trivy-xmrig-helper.json`) with one more entry naming what happened. The
 //! test asserts the scan is in the result, every attempt failed, nothing was damaged, the
 //! burner container was caught, and the CPU samples (`container-cpu.json`) came back to the
-//! state directory and are carried into the next run.
+//! state directory and are carried into the next run. Run again with `--no-sandbox`, every
+//! attempt succeeds.
 //!
 //! Needs root, podman (with runc, nsenter, ip, tar, /bin/busybox), python3, util-linux
 //! `unshare` and a kernel with Landlock; without them it is listed as ignored with the
@@ -41,8 +42,10 @@ inp = arg("--input")
 if args[:1] != ["image"] or inp is None:
     problems.append("no --input: %r" % (args,))
 else:
-    if not inp.startswith("/tmp/vigil-worker."):
-        problems.append("the archive is not in the worker's scratch: " + inp)
+    # Confined: in the worker's scratch; unconfined (--no-sandbox): a directory of vigil's own.
+    where = "worker" if inp.startswith("/tmp/vigil-worker.") else "own" if inp.startswith("/tmp/vigil-images.") else None
+    if where is None:
+        problems.append("the archive is in neither the worker's scratch nor vigil's own directory: " + inp)
     try:
         with tarfile.open(inp) as t:
             if "manifest.json" not in t.getnames():
@@ -55,8 +58,8 @@ for f in ["--offline-scan", "--skip-db-update"]:
 if arg("--cache-backend") != "memory":
     problems.append("the cache backend is not memory")
 cache = arg("--cache-dir") or "/nonexistent"
-if not cache.startswith("/tmp/vigil-worker."):
-    problems.append("the cache directory is not in the worker's scratch: " + cache)
+if not cache.startswith({"worker": "/tmp/vigil-worker.", "own": "/root/.cache/trivy"}.get(where, "?")):
+    problems.append("the cache directory is not the expected one: " + cache)
 try:
     if open(cache + "/db/trivy.db").read() != "@DB@":
         problems.append("the database copy differs")
@@ -79,6 +82,7 @@ attempt("rootfile", append_root)
 attempt("create", lambda: open("@WORLD@/planted", "x").close())
 attempt("connect", lambda: socket.create_connection(("127.0.0.1", @PORT@), timeout=3).close())
 attempt("rootdb", lambda: open("/root/.cache/trivy/db/trivy.db").close())
+out.append("where=" + where)
 attempt("scratch", lambda: open(os.path.join(os.environ.get("TMPDIR", "/nonexistent"), "own-%d" % os.getpid()), "x").close())
 report = json.load(open("@REPORT@"))
 report["Results"][0]["Vulnerabilities"].insert(0, {"VulnerabilityID": "VIGIL-PROBE", "PkgName": ",".join(out),
@@ -94,6 +98,17 @@ fn output(mut c: Command) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// What the stand-in said it could do, from the scan's evidence.
+fn probe_of(vulns: &Value) -> String {
+    let evidence = vulns["evidence"].to_string();
+    evidence
+        .split("VIGIL-PROBE in ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("{evidence}"))
+        .to_string()
 }
 
 /// The host's `container-cpu.json` somewhere under the state directory (`hosts/NAME/`).
@@ -198,7 +213,7 @@ fn docker_containers_runs_confined_with_trivy_on_an_exported_image() {
     std::fs::create_dir(&state).unwrap();
     mode(&state, 0o700);
 
-    let vigil = || {
+    let vigil = |global: &[&str]| {
         let mut c = Command::new("/usr/bin/unshare");
         c.args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
             .arg("mount --bind \"$1\" /usr/local/bin && mount --bind \"$2\" /root && shift 2 && exec \"$@\"")
@@ -210,6 +225,7 @@ fn docker_containers_runs_confined_with_trivy_on_an_exported_image() {
             .arg(&state)
             .arg("--config")
             .arg(&config)
+            .args(global)
             .args(["tools", "run", "docker_containers"])
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
@@ -218,7 +234,7 @@ fn docker_containers_runs_confined_with_trivy_on_an_exported_image() {
         c
     };
     let started = std::time::Instant::now();
-    let child = vigil().stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = vigil(&[]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     // `unshare` and `sh` exec into vigil: this is vigil's pid, which names its scratch directory.
     let pid = child.id();
     let out = child.wait_with_output().unwrap();
@@ -250,14 +266,9 @@ fn docker_containers_runs_confined_with_trivy_on_an_exported_image() {
         .iter()
         .find(|f| f["id"] == "containers.image-vulnerabilities")
         .unwrap_or_else(|| panic!("no scan in the result:\n{all}\n{stderr}"));
-    let evidence = vulns["evidence"].to_string();
-    let probe = evidence
-        .split("VIGIL-PROBE in ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .unwrap_or_else(|| panic!("{evidence}"))
-        .to_string();
-    println!("the stand-in's attempts: {probe}");
+    let probe = probe_of(vulns);
+    println!("the stand-in's attempts, confined: {probe}");
+    assert!(probe.contains("where=worker"), "{probe}");
     for attempt in ["rootfile", "create", "connect", "rootdb"] {
         assert!(probe.contains(&format!("{attempt}=")), "{attempt} not tried: {probe}");
         assert!(!probe.contains(&format!("{attempt}=ok")), "{attempt} succeeded: {probe}");
@@ -274,7 +285,7 @@ fn docker_containers_runs_confined_with_trivy_on_an_exported_image() {
     let burner = kept["containers"].as_object().unwrap().values().find(|c| c["name"] == "burner").unwrap().clone();
     assert_eq!(burner["samples"].as_array().unwrap().len(), 1, "{kept}");
     // ... and are carried into the next run's worker.
-    let (code, stdout, stderr) = output(vigil());
+    let (code, stdout, stderr) = output(vigil(&[]));
     assert!(code == 0 || code == 1, "second run failed ({code}):\n{stdout}\n{stderr}");
     let kept: Value = serde_json::from_str(&std::fs::read_to_string(cpu_file(&state)).unwrap()).unwrap();
     let burner = kept["containers"].as_object().unwrap().values().find(|c| c["name"] == "burner").unwrap().clone();
@@ -287,5 +298,21 @@ fn docker_containers_runs_confined_with_trivy_on_an_exported_image() {
         .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("vigil-worker.{pid}.")))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+
+    // The same stand-in unconfined (`--no-sandbox`, diagnosis only): every attempt succeeds,
+    // so the confined run's failures are the sandbox's doing.
+    let started = std::time::Instant::now();
+    let (code, stdout, stderr) = output(vigil(&["--no-sandbox"]));
+    println!("the same, unconfined (--no-sandbox): {:.2} s", started.elapsed().as_secs_f64());
+    assert!(code == 0 || code == 1, "unconfined run failed ({code}):\n{stdout}\n{stderr}");
+    let v: Value = serde_json::from_str(&stdout[stdout.find('{').unwrap()..]).unwrap();
+    let vulns = v["findings"].as_array().unwrap().iter().find(|f| f["id"] == "containers.image-vulnerabilities");
+    let probe = probe_of(vulns.unwrap_or_else(|| panic!("{v}\n{stderr}")));
+    println!("the stand-in's attempts, unconfined: {probe}");
+    assert!(probe.contains("where=own"), "{probe}");
+    for attempt in ["rootfile", "create", "connect", "rootdb"] {
+        assert!(probe.contains(&format!("{attempt}=ok")), "{attempt} failed unconfined: {probe}");
+    }
+    assert_eq!(std::fs::read_to_string(&rootfile).unwrap(), "precious\nowned");
     drop(pm);
 }

@@ -45,6 +45,9 @@ pub fn main(scratch: std::path::PathBuf) -> ExitCode {
 #[derive(Debug)]
 struct ToParent {
     out: UnboundedSender<String>,
+    /// How long the Docker engine pass may take (the call's own limit): its sampling window
+    /// and image exports take longer than any other question.
+    docker_limit: Duration,
     next: AtomicU64,
     waiting: Mutex<HashMap<u64, std::sync::mpsc::Sender<Result<FactAnswer, FactError>>>>,
 }
@@ -52,6 +55,7 @@ struct ToParent {
 impl Broker for ToParent {
     fn ask(&self, fact: Fact) -> Result<FactAnswer, FactError> {
         let id = self.next.fetch_add(1, Ordering::SeqCst);
+        let limit = if matches!(fact, Fact::Docker { .. }) { self.docker_limit } else { ASK_LIMIT };
         let (tx, rx) = std::sync::mpsc::channel();
         if let Ok(mut w) = self.waiting.lock() {
             w.insert(id, tx);
@@ -59,7 +63,7 @@ impl Broker for ToParent {
         let failed = |why: &str| FactError::Failed { why: why.to_string() };
         let line = serde_json::to_string(&FromWorker::Ask { id, fact }).map_err(|e| failed(&e.to_string()))?;
         self.out.send(line).map_err(|_| failed("the worker's output is closed"))?;
-        let r = rx.recv_timeout(ASK_LIMIT).unwrap_or_else(|_| Err(failed("the parent did not answer")));
+        let r = rx.recv_timeout(limit).unwrap_or_else(|_| Err(failed("the parent did not answer")));
         if let Ok(mut w) = self.waiting.lock() {
             w.remove(&id);
         }
@@ -114,7 +118,9 @@ async fn serve(status: super::SandboxStatus, scratch: std::path::PathBuf) -> Exi
             return ExitCode::from(2);
         }
     };
-    let broker = Arc::new(ToParent { out: out.clone(), next: AtomicU64::new(1), waiting: Mutex::default() });
+    let docker_limit = Duration::from_secs(setup.config.review.tool_timeout_seconds.max(1) + 5);
+    let broker =
+        Arc::new(ToParent { out: out.clone(), docker_limit, next: AtomicU64::new(1), waiting: Mutex::default() });
     let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(setup.now_unix.max(0) as u64);
     let host = Host::at(&setup.root).with_now(now).with_broker(broker.clone());
     let mut ctx = Ctx::new(host).with_config(setup.config);
