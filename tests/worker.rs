@@ -138,3 +138,37 @@ fn docker_containers_in_the_worker_reports_an_unreachable_engine_as_the_parent_w
     }
     assert_eq!(ran_in(&state), expected);
 }
+
+/// A vigil killed with SIGKILL cannot remove its worker's scratch directory; the next
+/// worker start removes it (its pid is in the name and that process is gone).
+#[test]
+fn a_killed_vigils_scratch_directory_is_removed_by_the_next_worker() {
+    use std::io::{BufRead, BufReader, Write};
+    let t = tempfile::tempdir().unwrap();
+    let mut c = support::vigil_cmd(t.path(), None, &["mcp"]);
+    c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}}"#;
+    let call = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"check_ssh","arguments":{}}}"#;
+    write!(stdin, "{init}\n{{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}}\n{call}\n").unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.by_ref().map_while(Result::ok).any(|l| l.contains("\"id\":2")), "no answer to the call");
+    let scratch = || -> Vec<std::path::PathBuf> {
+        // vigil runs with a cleared environment: its temporary directory is /tmp.
+        std::fs::read_dir("/tmp")
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("vigil-worker.{pid}.")))
+            .map(|e| e.path())
+            .collect()
+    };
+    assert_eq!(scratch().len(), 1, "the worker's scratch directory, named by vigil's pid");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(scratch().len(), 1, "left behind by SIGKILL");
+    let r = support::run(support::vigil_cmd(t.path(), None, &["tools", "run", "check_ssh"]), "");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(scratch().is_empty(), "the next worker start removed {:?}", scratch());
+}

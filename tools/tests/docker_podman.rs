@@ -4,7 +4,8 @@
 //! The test builds a busybox image from a rootfs tarball (no registry needed),
 //! runs a container that burns a full CPU, an idle one, a privileged one and
 //! one publishing a port on 0.0.0.0, points the tool at the socket through
-//! `[docker] docker_host`, and checks what a user would notice. Everything
+//! `[docker] docker_host`, and checks what a user would notice; then the image export the
+//! parent makes for the confined worker's trivy (a real archive; over the limit, not checked). Everything
 //! podman does (its bridge, NAT rules, listeners) happens inside a network
 //! namespace the test creates and deletes; its storage and runtime state live
 //! in the temp dir (vfs driver, runc, cgroupfs, as in RECIPES.md).
@@ -15,10 +16,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code: a failure should panic with its message")]
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use vigil_testkit::podman::Podman;
 
+use vigil_tools::docker::pass;
 use vigil_tools::{Config, Ctx, Host, Registry, Severity};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,6 +133,32 @@ async fn podman_burner_idle_privileged_and_published() {
     // report them) and this machine is shared: only a sanity bound here; the
     // 50-container timing is measured in docker_recorded.rs.
     assert!(took < 2.0 + 8.0, "the review took {took:.2} s");
+
+    // The image export the parent makes for the worker's trivy (`GET /images/{id}/get`): a
+    // real `docker save` archive, and an image over the size limit is "not checked", never a
+    // partial archive left behind.
+    let docker = bollard::Docker::connect_with_unix(
+        &pm.socket().to_string_lossy(),
+        30,
+        &bollard::ClientVersion { major_version: 1, minor_version: 41 },
+    )
+    .unwrap();
+    let id = pm.run(&["image", "inspect", "--format", "{{.Id}}", "localhost/busybox"]);
+    let out = tmp.path().join("exports");
+    std::fs::create_dir(&out).unwrap();
+    let dir = pass::ExportDir::open(&out).unwrap();
+    let limit = Duration::from_secs(60);
+    let small = pass::export_image(&docker, &id, &dir, 64 << 10, limit).await.unwrap_err();
+    assert!(small.starts_with("not checked: the image is larger than"), "{small}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "the partial archive is removed");
+    let t = Instant::now();
+    let file = pass::export_image(&docker, &id, &dir, pass::EXPORT_MAX, limit).await.unwrap();
+    let size = std::fs::metadata(&file).unwrap().len();
+    println!("exported localhost/busybox ({} KiB) in {:.2} s", size >> 10, t.elapsed().as_secs_f64());
+    let list = std::process::Command::new("tar").arg("-tf").arg(&file).output().unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).lines().any(|l| l == "manifest.json"), "not a docker archive");
+    dir.clear();
+    assert!(!file.exists());
     drop(pm);
     assert!(!Path::new(&format!("/run/netns/vigil-docker-{}", std::process::id())).exists());
 }
