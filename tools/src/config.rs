@@ -191,7 +191,7 @@ pub struct DockerConfig {
     /// A container using at least this % of its CPU allowance (its limit; with no limit, this % of one
     /// core) counts as "full CPU".
     pub cpu_full_percent: f64,
-    /// Seconds each `trivy image` scan may take.
+    /// Seconds each `trivy image` scan may take (and each image export for it).
     pub trivy_timeout_seconds: u64,
 }
 
