@@ -279,4 +279,23 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    #[tokio::test]
+    async fn the_docker_pass_is_named_by_the_parents_config_and_bounded() {
+        let host = Host::at("/nonexistent");
+        let fact = Fact::Docker { container: None, export_images: true };
+        // Without the parent's context there is no engine to name.
+        assert!(matches!(fact.answer(&host).await, Err(FactError::Failed { .. })));
+        let long = Fact::Docker { container: Some("x".repeat(300)), export_images: false };
+        let ctx = crate::Ctx::new(host.clone());
+        assert!(matches!(long.answer_for(&ctx, None).await, Err(FactError::Failed { .. })));
+        // The parent's own configuration names the engine (here: a socket that is not there).
+        let mut config = crate::Config::default();
+        config.docker.docker_host = Some("unix:///nonexistent/docker.sock".into());
+        let ctx = crate::Ctx::new(host).with_config(config);
+        let Ok(FactAnswer::Docker { pass }) = fact.answer_for(&ctx, None).await else { panic!("no pass") };
+        assert_eq!(pass["kind"], "unreachable", "{pass}");
+        assert_eq!(pass["endpoint"], "unix:///nonexistent/docker.sock", "{pass}");
+        assert_eq!(pass["error"]["kind"], "absent", "{pass}");
+    }
 }
