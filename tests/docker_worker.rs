@@ -52,7 +52,7 @@ else:
                 problems.append("no manifest.json in " + inp)
     except Exception as e:
         problems.append("not a tar archive: %s: %s" % (inp, e))
-for f in ["--offline-scan", "--skip-db-update"]:
+for f in ["--offline-scan", "--skip-db-update", "--skip-java-db-update"]:
     if f not in args:
         problems.append("missing " + f)
 if arg("--cache-backend") != "memory":

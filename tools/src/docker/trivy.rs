@@ -1,8 +1,8 @@
 //! Image vulnerability scanning with trivy, when it is installed.
 //!
 //! trivy runs offline against its cached database on an image archive the engine
-//! exported (`trivy image --input FILE --offline-scan --skip-db-update --cache-backend
-//! memory --format json --quiet`), so a review never downloads anything and trivy never
+//! exported (`trivy image --input FILE --offline-scan --skip-db-update
+//! --skip-java-db-update --cache-backend memory --format json --quiet`), so a review never downloads anything and trivy never
 //! talks to the engine itself. In the confined worker it runs with no capability and
 //! writes only in the worker's scratch, on a copy of the database ([`Place::scratch`]). Its JSON report is parsed by a pure
 //! function, tested against a recorded report in trivy's real shape.
@@ -101,8 +101,10 @@ pub struct Place {
     pub tmp: Option<PathBuf>,
 }
 
-/// trivy's database files, copied into a cache directory of its own.
-const DB_FILES: &[&str] = &["trivy.db", "metadata.json"];
+/// trivy's database files (directory, file), copied into a cache directory of its own:
+/// the vulnerability database, and the Java index when it was downloaded.
+const DB_FILES: &[(&str, &str)] =
+    &[("db", "trivy.db"), ("db", "metadata.json"), ("java-db", "trivy-java.db"), ("java-db", "metadata.json")];
 
 /// Largest database copied into the worker's scratch.
 const DB_MAX: u64 = 8 << 30;
@@ -115,18 +117,17 @@ impl Place {
 
     /// In the confined worker: trivy runs as the worker's user, with no capability, and may
     /// write only in `scratch`; the database under `cache` (root's home) is out of its reach.
-    /// The worker (which can read it) copies `db/trivy.db` and `db/metadata.json` into
-    /// `scratch/trivy/db` once per worker (again when the source changed), so trivy opens a
+    /// The worker (which can read it) copies `db/` (and `java-db/`, when present) into
+    /// `scratch/trivy` once per worker (again when the source changed), so trivy opens a
     /// database of its own and writes nothing outside scratch.
     pub fn scratch(cache: &Path, scratch: &Path) -> Result<Place, String> {
         let dest = scratch.join("trivy");
-        let db = dest.join("db");
         let tmp = scratch.join("tmp");
-        for d in [&db, &tmp] {
-            std::fs::create_dir_all(d).map_err(|e| format!("cannot prepare {}: {e}", d.display()))?;
+        for d in [dest.join("db"), dest.join("java-db"), tmp.clone()] {
+            std::fs::create_dir_all(&d).map_err(|e| format!("cannot prepare {}: {e}", d.display()))?;
         }
-        for name in DB_FILES {
-            let src = cache.join("db").join(name);
+        for (sub, name) in DB_FILES {
+            let src = cache.join(sub).join(name);
             let Ok(meta) = std::fs::metadata(&src) else {
                 // No database: trivy says so itself (`--skip-db-update` on a first run).
                 continue;
@@ -134,7 +135,7 @@ impl Place {
             if !meta.is_file() || meta.len() > DB_MAX {
                 return Err(format!("{} is not a regular file under {} GiB", src.display(), DB_MAX >> 30));
             }
-            let to = db.join(name);
+            let to = dest.join(sub).join(name);
             let same = std::fs::metadata(&to)
                 .is_ok_and(|t| t.len() == meta.len() && t.modified().ok() >= meta.modified().ok());
             if !same {
@@ -146,7 +147,7 @@ impl Place {
 }
 
 /// Scan one image archive (`docker save` format) with the installed trivy, offline
-/// (`--offline-scan --skip-db-update`), its artifact cache in memory.
+/// (`--offline-scan --skip-db-update --skip-java-db-update`), its artifact cache in memory.
 pub async fn scan(host: &Host, archive: &Path, place: &Place, timeout: Duration) -> Result<ScanSummary, String> {
     let archive = archive.to_string_lossy();
     let cache = place.cache_dir.to_string_lossy();
@@ -156,6 +157,7 @@ pub async fn scan(host: &Host, archive: &Path, place: &Place, timeout: Duration)
         &archive,
         "--offline-scan",
         "--skip-db-update",
+        "--skip-java-db-update",
         "--cache-dir",
         &cache,
         "--cache-backend",
