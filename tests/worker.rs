@@ -140,7 +140,8 @@ fn docker_containers_in_the_worker_reports_an_unreachable_engine_as_the_parent_w
 }
 
 /// A vigil killed with SIGKILL cannot remove its worker's scratch directory; the next
-/// worker start removes it (its pid is in the name and that process is gone).
+/// worker start removes it (its pid is in the name and that process is gone), and a vigil
+/// that ends normally leaves none behind.
 #[test]
 fn a_killed_vigils_scratch_directory_is_removed_by_the_next_worker() {
     use std::io::{BufRead, BufReader, Write};
@@ -168,7 +169,16 @@ fn a_killed_vigils_scratch_directory_is_removed_by_the_next_worker() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(scratch().len(), 1, "left behind by SIGKILL");
-    let r = support::run(support::vigil_cmd(t.path(), None, &["tools", "run", "check_ssh"]), "");
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut next = support::vigil_cmd(t.path(), None, &["tools", "run", "check_ssh"]);
+    let next = next.stdout(std::process::Stdio::null()).spawn().unwrap();
+    let next_pid = next.id();
+    assert!(next.wait_with_output().unwrap().status.success());
     assert!(scratch().is_empty(), "the next worker start removed {:?}", scratch());
+    // And a vigil that ends normally removes its own.
+    let own: Vec<_> = std::fs::read_dir("/tmp")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("vigil-worker.{next_pid}.")))
+        .collect();
+    assert!(own.is_empty(), "{own:?}");
 }

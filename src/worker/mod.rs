@@ -172,6 +172,8 @@ impl Drop for Worker {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // Now, not when the reader thread lets go of `shared`: vigil may have exited by then.
+        let _ = std::fs::remove_dir_all(self.shared.scratch.path());
     }
 }
 
@@ -646,6 +648,21 @@ model = "m0d3l-n4me"
         let ctx = Ctx::new(Host::at("/nonexistent"));
         let e = Worker::start_program(&script, &[], &ctx).err().unwrap().to_string();
         assert!(e.contains("the confined worker stopped (killed by signal 11 (SIGSEGV))"), "{e}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stopped_worker_leaves_no_scratch_behind_even_if_vigil_exits_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("worker.sh");
+        let ready = serde_json::to_string(&FromWorker::Ready { status: SandboxStatus::failed("stand-in") }).unwrap();
+        std::fs::write(&script, format!("#!/bin/sh\necho '{ready}'\nread setup\nexec sleep 30\n")).unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let w = Worker::start_program(&script, &[], &Ctx::new(Host::at("/nonexistent"))).unwrap();
+        let scratch = w.shared.scratch.path().to_path_buf();
+        assert!(scratch.join(EXPORTS).is_dir());
+        drop(w);
+        // Not left to the reader thread, which a vigil that returns from main never waits for.
+        assert!(!scratch.exists(), "{} is still there", scratch.display());
     }
 
     #[test]
