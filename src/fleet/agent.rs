@@ -282,8 +282,8 @@ impl FleetTools {
             Called { decision, result, millis: started.elapsed().as_millis() }
         };
         let req = Request::Plan { root: target.root.clone(), name: name.to_string(), input: input.clone() };
-        let (plan, digest, host_key) = match self.send(target.clone(), req, self.tool_deadline).await {
-            Ok(Response::Plan { plan, digest, host_key }) => (plan, digest, host_key),
+        let (plan, digest, host_key, planned_at) = match self.send(target.clone(), req, self.tool_deadline).await {
+            Ok(Response::Plan { plan, digest, host_key, planned_at }) => (plan, digest, host_key, planned_at),
             Ok(Response::Error { kind, message }) => {
                 let msg = format!("{host} could not plan `{name}` ({kind}): {}", strip_controls(&message));
                 return done(Decision::Refused, Err(msg), json!({}));
@@ -336,6 +336,7 @@ impl FleetTools {
             digest: digest.clone(),
             host_key: host_key.clone(),
             nonce: nonce.clone(),
+            planned_at,
         };
         let mut extra = plan_json;
         extra["nonce"] = json!(nonce);
