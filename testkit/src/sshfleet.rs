@@ -16,7 +16,8 @@
 //! started, and removes the directory.
 //!
 //! A test declares the group `@sshfleet` (root, sshd, ssh, ssh-keygen, and
-//! sudo and useradd for the sudo kinds; .ci/packages/ssh.txt):
+//! sudo and useradd for the sudo kinds; .ci/packages/ssh.txt), and `unshare`
+//! and `findmnt` (util-linux) besides when it starts a [`Kind::NoexecBin`] host:
 //!
 //! ```text
 //! #[cfg_attr(vigil_missing = "@sshfleet", ignore = "needs @sshfleet: root, sshd, ssh, sudo (.ci/packages/ssh.txt)")]
