@@ -182,11 +182,17 @@ impl Spec {
     /// `n` root hosts `host001`, `host002`, … (the benchmark's fleet), each
     /// with `root` as its `vigil_root` when given.
     pub fn root_hosts(n: usize, root: Option<&Path>) -> Spec {
+        Spec::hosts_of(Kind::Root, n, root)
+    }
+
+    /// `n` hosts of `kind` named `host001`, `host002`, …, each with `root` as its
+    /// `vigil_root` when given.
+    pub fn hosts_of(kind: Kind, n: usize, root: Option<&Path>) -> Spec {
         let mut s = Spec::new();
         for i in 1..=n {
             s.hosts.push(HostSpec {
                 name: format!("host{i:03}"),
-                kind: Kind::Root,
+                kind,
                 root: root.map(Path::to_path_buf),
                 groups: Vec::new(),
             });
