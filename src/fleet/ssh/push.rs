@@ -220,9 +220,12 @@ pub(crate) fn after_noexec(dir: &str, runner: Option<&str>) -> Result<RemoteVigi
 }
 
 /// The memfd runner: `sh -c MEMFD vigil-memfd LEN SHA256 PYTHON PERL NR ARGS…`, the binary's
-/// LEN bytes first on stdin. `python3` when the host has it, else `perl`, else a clear refusal.
+/// LEN bytes first on stdin. `python3` when the host has one with `os.memfd_create` (3.8 and
+/// later), else `perl`, else a clear refusal (exit 125, `vigil-memfd: unsupported: …`).
 const MEMFD: &str = r#"n=$1 sum=$2 py=$3 pl=$4 nr=$5; shift 5
-if command -v python3 >/dev/null 2>&1; then exec python3 -c "$py" "$n" "$sum" "$@"; fi
+if command -v python3 >/dev/null 2>&1 && python3 -c 'import os; os.memfd_create' >/dev/null 2>&1; then
+  exec python3 -c "$py" "$n" "$sum" "$@"
+fi
 if command -v perl >/dev/null 2>&1; then exec perl -e "$pl" "$n" "$sum" "$nr" "$@"; fi
 echo "vigil-memfd: unsupported: noexec and no python3/perl to run vigil from memory" >&2
 exit 125
@@ -621,6 +624,14 @@ mod tests {
             ran += 1;
         }
         assert!(ran > 0, "neither python3 nor perl is installed here");
+        // A python3 too old for memfd_create: perl runs it.
+        if let Some(dir) = path_with(&["perl", "sha256sum"]) {
+            let old = dir.path().join("python3");
+            std::fs::write(&old, "#!/bin/sh\nexit 1\n").unwrap();
+            std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let (code, out, err) = memfd(&cat, &sum, request, dir.path().to_str().unwrap(), &[]);
+            assert_eq!((code, out.as_bytes()), (0, &request[..]), "{err}");
+        }
         // Neither interpreter: a clear refusal.
         let empty = tempfile::tempdir().unwrap();
         let (code, _, err) = memfd(&cat, &sum, request, empty.path().to_str().unwrap(), &[]);
