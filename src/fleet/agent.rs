@@ -12,8 +12,9 @@
 //! A change is one host at a time: [`Request::Plan`] on that host, the plan
 //! shown at this terminal with the host's name and sshd key fingerprint, the
 //! administrator types the confirmation (`TOOL@HOST`), then [`Request::Apply`]
-//! with the plan's digest, that fingerprint and a fresh random nonce. The host
-//! recomputes the plan and runs it only if all three hold
+//! with the plan's digest, that fingerprint, the time the host made the plan
+//! and a fresh random nonce. The host recomputes the plan and runs it only if
+//! all of them hold (the approval expires 10 minutes after the plan)
 //! ([`super::remote_tools`]). Every call is in this controller's audit log, with
 //! its host.
 
