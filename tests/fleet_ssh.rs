@@ -386,6 +386,26 @@ fn a_noexec_push_directory_is_reviewed_through_a_memfd_as_root_and_through_sudo_
     }
     // Nothing was written to the push directory …
     assert_eq!(listed(), (0, String::new()));
+
+    // A login on a host without findmnt (the kit's shim for this user), whose home is
+    // noexec: the probe cannot tell, so the push finds out, removes its copy, and the
+    // memfd takes over.
+    let nosudo = vigil_testkit::sshfleet::NOSUDO_USER;
+    let mut user = as_root.clone();
+    user.user = Some(nosudo.into());
+    user.become_root = false;
+    let home = format!("/home/{nosudo}");
+    let (_, opts) = fleet.ssh("noexec", &format!("findmnt -n -o OPTIONS --target {home}"), 30);
+    assert!(opts.trim().split(',').any(|o| o == "noexec"), "{opts}");
+    let r = ssh.remote(&user, soon(300)).unwrap_or_else(|f| panic!("{nosudo}: {f:?}"));
+    assert!(r.memfd && !r.pushed, "{r:?}");
+    // The push made its directory (a probe alone never does) and left nothing in it.
+    let (code, left) = fleet.ssh("noexec", &format!("ls -A {home}/.cache/vigil/fleet/bin"), 30);
+    assert_eq!((code, left.as_str()), (0, ""), "the push did not run, or left its copy");
+    let answer = ssh
+        .exchange(&user, &Request::Review { root: user.root.clone(), key: None, feed_bytes: 0 }, soon(300))
+        .unwrap_or_else(|f| panic!("{nosudo}: {f:?}"));
+    assert!(matches!(answer, Response::Review { .. }), "{answer:?}");
     // … and once the transport is dropped, nothing runs in that host's mount namespace but its sshd.
     let mnt = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
     let listener = fleet.host("noexec").pid().unwrap();

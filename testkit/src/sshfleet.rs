@@ -67,7 +67,10 @@ pub enum Kind {
     Dies,
     /// `root` logs in to an sshd started in a mount namespace of its own, where
     /// `/var/lib/vigil/fleet/bin` (the push directory) is an empty `noexec` tmpfs:
-    /// reviewed through a memfd, nothing left in that directory.
+    /// reviewed through a memfd, nothing left in that directory. There (when the
+    /// fleet's accounts exist) [`NOSUDO_USER`]'s home is an empty `noexec` tmpfs too,
+    /// and that user's login finds a `findmnt` that fails (a shim first on `PATH`),
+    /// as on a host without util-linux: only the push itself can find the mount noexec.
     NoexecBin,
     /// `root` logs in, but its login environment (ForceCommand) puts a `uname` first
     /// on `PATH` that says [`FOREIGN_ARCH`] for `-m`; every command it was asked to run
@@ -306,8 +309,10 @@ impl SshFleet {
                 (host.reserved, host.port) = (Some(fd), port);
             } else {
                 keygen(&hdir.join("host_ed25519"));
-                if h.kind == Kind::ForeignArch {
-                    foreign_uname(&hdir);
+                match h.kind {
+                    Kind::ForeignArch => foreign_uname(&hdir),
+                    Kind::NoexecBin => shim(&hdir, "findmnt", "exit 1\n"),
+                    _ => {}
                 }
                 host.port = free_port();
                 std::fs::write(hdir.join("sshd_config"), sshd_config(host.port, &hdir, dir, h.kind)).unwrap();
@@ -618,6 +623,15 @@ fn sshd_config(port: u16, hdir: &Path, dir: &Path, kind: Kind) -> String {
             )
             .unwrap();
         }
+        // Last: a Match block runs to the end of the file.
+        Kind::NoexecBin => {
+            writeln!(
+                s,
+                "Match User {NOSUDO_USER}\n  ForceCommand PATH={}:$PATH; export PATH; eval \"$SSH_ORIGINAL_COMMAND\"",
+                hdir.join("shim").display()
+            )
+            .unwrap();
+        }
         _ => {}
     }
     s
@@ -625,15 +639,17 @@ fn sshd_config(port: u16, hdir: &Path, dir: &Path, kind: Kind) -> String {
 
 /// A `uname` in `hdir/shim` that answers [`FOREIGN_ARCH`] to `-m` and is the real one otherwise.
 fn foreign_uname(hdir: &Path) {
-    let shim = hdir.join("shim");
-    std::fs::create_dir(&shim).unwrap();
     let real = ["/usr/bin/uname", "/bin/uname"].into_iter().map(Path::new).find(|p| p.exists()).unwrap();
-    std::fs::write(
-        shim.join("uname"),
-        format!("#!/bin/sh\ncase \"$*\" in -m) echo {FOREIGN_ARCH};; *) exec {} \"$@\";; esac\n", real.display()),
-    )
-    .unwrap();
-    ok(&format!("chmod 755 {} {}", q(&shim), q(&shim.join("uname"))));
+    let body = format!("case \"$*\" in -m) echo {FOREIGN_ARCH};; *) exec {} \"$@\";; esac\n", real.display());
+    shim(hdir, "uname", &body);
+}
+
+/// `hdir/shim/NAME`, a `sh` script running `body`, readable and runnable by every login.
+fn shim(hdir: &Path, name: &str, body: &str) {
+    let dir = hdir.join("shim");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), format!("#!/bin/sh\n{body}")).unwrap();
+    ok(&format!("chmod 755 {} {}", q(&dir), q(&dir.join(name))));
 }
 
 /// Start `sshd -D` on the configuration in `hdir`, logging to `hdir/sshd.log`. A
@@ -644,18 +660,17 @@ fn spawn_sshd(hdir: &Path, kind: Kind) -> Child {
     let mut c = if kind == Kind::NoexecBin {
         // The mount point is made as a push would make it (0700 all the way), so the
         // host's own pushes are not disturbed by its existing.
-        let mut c = Command::new("unshare");
-        c.args([
-            "-m",
-            "--propagation",
-            "private",
-            "/bin/sh",
-            "-c",
+        let script = format!(
             "set -e; (umask 077; mkdir -p /var/lib/vigil/fleet/bin); \
              mount -t tmpfs -o noexec,nosuid,nodev,mode=0700 vigil-noexec-bin /var/lib/vigil/fleet/bin; \
-             exec /usr/sbin/sshd \"$@\"",
-            "sshd",
-        ]);
+             if u=$(id -u {NOSUDO_USER} 2>/dev/null); then \
+               home=$(getent passwd {NOSUDO_USER} | cut -d: -f6); \
+               mount -t tmpfs -o noexec,nosuid,nodev,mode=0755,uid=$u,gid=$(id -g {NOSUDO_USER}) vigil-noexec-home \"$home\"; \
+             fi; \
+             exec /usr/sbin/sshd \"$@\""
+        );
+        let mut c = Command::new("unshare");
+        c.args(["-m", "--propagation", "private", "/bin/sh", "-c", script.as_str(), "sshd"]);
         c
     } else {
         Command::new("/usr/sbin/sshd")
