@@ -356,16 +356,29 @@ impl Remote {
     }
 
     fn plan(&self) -> (String, String) {
+        let (digest, key, _) = self.plan_at();
+        (digest, key)
+    }
+
+    /// The plan's digest, host key, and when the host made it.
+    fn plan_at(&self) -> (String, String, i64) {
         let root = self.target.root.clone();
         match self.send(Request::Plan { root, name: "verify_backup_restore".into(), input: json!({"job": "site"}) }) {
-            Response::Plan { digest, host_key, .. } => (digest, host_key),
+            Response::Plan { digest, host_key, planned_at, .. } => (digest, host_key, planned_at),
             other => panic!("no plan: {other:?}"),
         }
     }
 
-    /// The Apply the controller sends, sent to this host.
+    /// The Apply the controller sends, sent to this host (for a plan made just now).
     fn apply(&self, digest: &str, host_key: &str, nonce: &str) -> Response {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        self.apply_at(digest, host_key, nonce, now)
+    }
+
+    /// The Apply for a plan the host made at `planned_at`.
+    fn apply_at(&self, digest: &str, host_key: &str, nonce: &str, planned_at: i64) -> Response {
         self.send(Request::Apply {
+            planned_at,
             root: self.target.root.clone(),
             name: "verify_backup_restore".into(),
             input: json!({"job": "site"}),
@@ -403,6 +416,69 @@ fn a_replayed_approval_runs_nothing() {
     let ev = audit_events(&host.state());
     let decided = |d: &str| ev.iter().filter(|e| e["tool"] == "verify_backup_restore" && e["decision"] == d).count();
     assert_eq!((decided("confirmed"), decided("refused")), (1, 1), "one run, one refusal: {ev:?}");
+}
+
+/// The host's spent nonces: `NAME -> path` under its state directory.
+fn spent_nonces(state: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![state.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if e.file_type().unwrap().is_dir() {
+                todo.push(p);
+            } else if d.file_name().is_some_and(|n| n == "fleet-nonces") {
+                found.push(p);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+#[cfg_attr(vigil_missing = "ssh-keygen", ignore = "needs ssh-keygen (.ci/packages/ssh.txt)")]
+fn an_expired_approval_runs_nothing_and_old_nonces_are_pruned_without_reopening_a_replay() {
+    vigil_testkit::require(&["ssh-keygen"]);
+    let root = backup_host();
+    let host = Remote::new(root.path());
+    let (digest, key, planned_at) = host.plan_at();
+    assert!(planned_at > 1_700_000_000, "the host dates its plan by its clock: {planned_at}");
+    let life = vigil::fleet::remote_tools::APPROVAL_LIFETIME.as_secs() as i64;
+    // Confirmed too late: refused before anything, its nonce not even spent.
+    let late = "11111111111111111111111111111111";
+    let (kind, msg) = refused(&host.apply_at(&digest, &key, late, planned_at - life - 1));
+    assert_eq!(kind, "refused");
+    assert!(msg.contains("an approval holds 10 minutes") && msg.contains("nothing was changed"), "{msg}");
+    assert!(restore_records(&host.state()).get("site").is_none(), "an expired approval ran");
+    assert!(spent_nonces(&host.state()).is_empty());
+
+    // In time: it runs once; its nonce is kept.
+    let first = "22222222222222222222222222222222";
+    assert!(matches!(host.apply_at(&digest, &key, first, planned_at), Response::Applied { .. }));
+    let spent = spent_nonces(&host.state());
+    assert_eq!(spent.len(), 1, "{spent:?}");
+    assert!(spent[0].ends_with(first));
+    // Eleven minutes and more later (the file's clock moved, as the host's would have).
+    let later = std::time::SystemTime::now() - std::time::Duration::from_secs(life as u64 + 120);
+    std::fs::File::options().write(true).open(&spent[0]).unwrap().set_modified(later).unwrap();
+    // The next apply prunes it …
+    let (digest2, key2, planned2) = host.plan_at();
+    let second = "33333333333333333333333333333333";
+    assert!(matches!(host.apply_at(&digest2, &key2, second, planned2), Response::Applied { .. }));
+    let spent = spent_nonces(&host.state());
+    assert_eq!(spent.len(), 1, "the old nonce was not pruned: {spent:?}");
+    assert!(spent[0].ends_with(second));
+    // … and a replay of that approval, which is as old as its nonce was, is refused as expired.
+    let (kind, msg) = refused(&host.apply_at(&digest, &key, first, planned_at - life - 120));
+    assert_eq!(kind, "refused");
+    assert!(msg.contains("an approval holds 10 minutes"), "{msg}");
+    // A still-valid one is never accepted twice, pruning or not.
+    let (kind, msg) = refused(&host.apply_at(&digest2, &key2, second, planned2));
+    assert_eq!(kind, "refused");
+    assert!(msg.contains("already used"), "{msg}");
+    let ev = audit_events(&host.state());
+    let ran = ev.iter().filter(|e| e["tool"] == "verify_backup_restore" && e["decision"] == "confirmed").count();
+    assert_eq!(ran, 2, "{ev:?}");
 }
 
 #[test]

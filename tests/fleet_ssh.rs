@@ -2,7 +2,11 @@
 //! pushed once to a root-only directory, verified, and found again on the next
 //! run; a host's own vigil of our version is used; each broken host is named
 //! by the reason an administrator acts on (unreachable, auth-failed, no-sudo,
-//! timeout); and nothing is left running when the transport is dropped.
+//! timeout); and nothing is left running when the transport is dropped. A host
+//! whose push directory is `noexec` is reviewed through a memfd (as root and
+//! through `sudo -n`) with nothing written there; a host of another
+//! architecture is `unsupported` after one probe while the others are
+//! reviewed; two inventory entries that are one machine push at once safely.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 #![allow(clippy::disallowed_methods, reason = "tests read the files the push wrote")]
 
@@ -335,4 +339,193 @@ fn one_address_behind_two_bastions_is_two_connections() {
         .unwrap_or_else(|f| panic!("through b2: {f:?}\n{}", std::fs::read_to_string(&b2.log).unwrap_or_default()));
     assert_eq!((b1.logins(), b2.logins()), (1, 1));
     assert_eq!(masters_under(&state.path().join("fleet/cm")).len(), 2);
+}
+
+/// The sample vulnerability feed, which marks web1's WooCommerce.
+fn feed_sample() -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/wordfence/feed-sample.json")).unwrap()
+}
+
+#[test]
+#[cfg_attr(
+    any(vigil_missing = "@sshfleet", vigil_missing = "unshare", vigil_missing = "findmnt"),
+    ignore = "needs @sshfleet: root, sshd, ssh, sudo, and unshare and findmnt (util-linux)"
+)]
+fn a_noexec_push_directory_is_reviewed_through_a_memfd_as_root_and_through_sudo_leaving_nothing() {
+    vigil_testkit::require(&["@sshfleet", "unshare", "findmnt"]);
+    let fx = vigil_testkit::fixture_hosts();
+    // The sudo host only makes the fleet's accounts; the sudo login below goes to `noexec`.
+    let fleet = SshFleet::start(
+        &Spec::new().host_with_root("noexec", Kind::NoexecBin, &fx.join("web1")).host("sudo", Kind::Sudo),
+    );
+    // The setup is real: in that host's sessions the push directory is an empty noexec mount.
+    let (code, out) = fleet.ssh("noexec", "findmnt -n -o OPTIONS --target /var/lib/vigil/fleet/bin", 30);
+    assert!(code == 0 && out.trim().split(',').any(|o| o == "noexec"), "{code}: {out}");
+    let listed = || fleet.ssh("noexec", "ls -A /var/lib/vigil/fleet/bin", 30);
+    assert_eq!(listed(), (0, String::new()));
+
+    let inv = Inventory::load(&fleet.inventory_ini()).unwrap();
+    let as_root = inv.target("noexec").unwrap();
+    let mut through_sudo = as_root.clone();
+    through_sudo.user = Some(vigil_testkit::sshfleet::SUDO_USER.into());
+    through_sudo.become_root = true;
+    let feed = feed_sample();
+    let state = tempfile::tempdir().unwrap();
+    let ssh = ssh(state.path()).with_feed(feed.clone());
+    for t in [&as_root, &through_sudo] {
+        let who = t.user.clone().unwrap();
+        let r = ssh.remote(t, soon(180)).unwrap_or_else(|f| panic!("{who}: {f:?}"));
+        assert!(r.memfd && !r.pushed && !r.installed, "{who}: {r:?}");
+        assert!(r.path.contains("python3") || r.path.contains("perl"), "{who}: {r:?}");
+        let request = Request::Review { root: t.root.clone(), key: None, feed_bytes: feed.len() as u64 };
+        let answer = ssh.exchange(t, &request, soon(300)).unwrap_or_else(|f| panic!("{who}: {f:?}"));
+        let Response::Review { review, .. } = answer else { panic!("{who}: {answer:?}") };
+        let ids: Vec<&str> = review.findings.iter().map(|f| f.id.as_str()).collect();
+        assert!(ids.contains(&"updates.vulnerable-plugin"), "{who}: {ids:?}");
+        assert!(!ids.contains(&"updates.no-vuln-feed"), "{who}: {ids:?}");
+    }
+    // Nothing was written to the push directory …
+    assert_eq!(listed(), (0, String::new()));
+
+    // A login on a host without findmnt (the kit's shim for this user), whose home is
+    // noexec: the probe cannot tell, so the push finds out, removes its copy, and the
+    // memfd takes over.
+    let nosudo = vigil_testkit::sshfleet::NOSUDO_USER;
+    let mut user = as_root.clone();
+    user.user = Some(nosudo.into());
+    user.become_root = false;
+    let home = format!("/home/{nosudo}");
+    let (_, opts) = fleet.ssh("noexec", &format!("findmnt -n -o OPTIONS --target {home}"), 30);
+    assert!(opts.trim().split(',').any(|o| o == "noexec"), "{opts}");
+    let r = ssh.remote(&user, soon(300)).unwrap_or_else(|f| panic!("{nosudo}: {f:?}"));
+    assert!(r.memfd && !r.pushed, "{r:?}");
+    // The push made its directory (a probe alone never does) and left nothing in it.
+    let (code, left) = fleet.ssh("noexec", &format!("ls -A {home}/.cache/vigil/fleet/bin"), 30);
+    assert_eq!((code, left.as_str()), (0, ""), "the push did not run, or left its copy");
+    let answer = ssh
+        .exchange(&user, &Request::Review { root: user.root.clone(), key: None, feed_bytes: 0 }, soon(300))
+        .unwrap_or_else(|f| panic!("{nosudo}: {f:?}"));
+    assert!(matches!(answer, Response::Review { .. }), "{answer:?}");
+    // … and once the transport is dropped, nothing runs in that host's mount namespace but its sshd.
+    let mnt = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+    let listener = fleet.host("noexec").pid().unwrap();
+    let host_ns = mnt(listener).unwrap();
+    assert_ne!(mnt(std::process::id()), Some(host_ns.clone()), "the host's sshd shares our mounts");
+    drop(ssh);
+    vigil_testkit::wait_for("every process on the noexec host but its sshd to end", || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|p| *p != listener)
+            .all(|p| mnt(p).as_ref() != Some(&host_ns))
+    });
+}
+
+#[test]
+#[cfg_attr(
+    any(vigil_missing = "@sshfleet", vigil_missing = "unshare", vigil_missing = "findmnt"),
+    ignore = "needs @sshfleet: root, sshd, ssh, sudo, and unshare and findmnt (util-linux)"
+)]
+fn a_host_of_another_architecture_is_unsupported_never_attempted_and_the_others_are_reviewed() {
+    vigil_testkit::require(&["@sshfleet", "unshare", "findmnt"]);
+    use vigil_testkit::sshfleet::FOREIGN_ARCH;
+    let fx = vigil_testkit::fixture_hosts();
+    // The other host is reviewed through a memfd, so this test pushes nothing to the
+    // machine's shared /var/lib/vigil/fleet/bin (the first test's subject).
+    let fleet =
+        SshFleet::start(&Spec::new().host_with_root("foreign", Kind::ForeignArch, &fx.join("clean")).host_with_root(
+            "noexec",
+            Kind::NoexecBin,
+            &fx.join("web1"),
+        ));
+    // The login environment really says so; nothing else about the host is faked.
+    assert_eq!(fleet.ssh("foreign", "uname -m", 30), (0, format!("{FOREIGN_ARCH}\n")));
+    let commands = fleet.host("foreign").dir.join("commands.log");
+    std::fs::remove_file(&commands).unwrap();
+
+    // One probe, then nothing: answered at once.
+    let inv = Inventory::load(&fleet.inventory_ini()).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let f = ssh(state.path()).remote(&inv.target("foreign").unwrap(), soon(180)).unwrap_err();
+    assert_eq!(f.reason, Reason::Unsupported, "{f:?}");
+    assert!(f.detail.contains(&format!("the host is {FOREIGN_ARCH}")) && f.detail.contains("nothing was attempted"));
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    let ran = std::fs::read_to_string(&commands).unwrap();
+    assert_eq!(ran.matches("vigil-probe").count(), 1, "{ran}");
+    std::fs::remove_file(&commands).unwrap();
+
+    // A fleet review, one host at a time, the foreign one first: the other is still reviewed.
+    let out = state.path().join("fleet.jsonl");
+    let r = std::process::Command::new(vigil_bin())
+        .arg("--state-dir")
+        .arg(state.path().join("state"))
+        .args(["fleet", "review", "-i", fleet.inventory_ini().to_str().unwrap()])
+        .args(["--forks", "1", "--timeout", "300", "--format", "jsonl", "--out", out.to_str().unwrap()])
+        .env_remove("ANTHROPIC_API_KEY")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(3), "a host failed: exit 3\n{err}");
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let failed: Vec<_> = lines.iter().filter(|l| l["event"] == "host-failed").collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!((&failed[0]["host"], &failed[0]["reason"]), (&"foreign".into(), &"unsupported".into()));
+    assert!(failed[0]["detail"].as_str().unwrap().contains(FOREIGN_ARCH), "{}", failed[0]);
+    assert!(lines.iter().any(|l| l["host"] == "noexec" && l["id"] == "ports.exposed-datastore"), "{err}");
+    // On the foreign host only the probe ever ran: no push, no memfd, no remote vigil.
+    let ran = std::fs::read_to_string(&commands).unwrap();
+    assert_eq!(ran.matches("vigil-probe").count(), 1, "{ran}");
+    for never in ["vigil-push", "vigil-memfd", "__remote"] {
+        assert!(!ran.contains(never), "{never} ran on the foreign host: {ran}");
+    }
+}
+
+#[test]
+#[cfg_attr(vigil_missing = "@sshfleet", ignore = "needs @sshfleet: root, sshd, ssh, sudo (.ci/packages/ssh.txt)")]
+fn two_inventory_entries_that_are_one_machine_push_at_once_without_corrupting_each_other() {
+    vigil_testkit::require(&["@sshfleet"]);
+    use vigil_testkit::sshfleet::NOSUDO_USER;
+    let fleet = SshFleet::start(&Spec::new().host("box", Kind::NoSudo));
+    let inv = Inventory::load(&fleet.inventory_ini()).unwrap();
+    // Two names for one sshd, logging in as a user (its ~/.cache: the root directory is the
+    // first test's), so each has its own connection and its own probe and push.
+    let mut a = inv.target("box").unwrap();
+    a.become_root = false;
+    let mut b = a.clone();
+    (a.name, b.name) = ("box-a".into(), "box-b".into());
+    let home = PathBuf::from(format!("/home/{NOSUDO_USER}"));
+    let dir = home.join(".cache/vigil/fleet/bin");
+    let _ = std::fs::remove_dir_all(home.join(".cache/vigil"));
+    let sum = sha256_file(&vigil_bin());
+    let state = tempfile::tempdir().unwrap();
+    let ssh = ssh(state.path());
+    let both = std::sync::Barrier::new(2);
+    let (ra, rb) = std::thread::scope(|s| {
+        let (ssh, both) = (&ssh, &both);
+        let push = move |t: &vigil::fleet::inventory::Target| {
+            both.wait();
+            ssh.remote(t, soon(300))
+        };
+        let (a, b) = (&a, &b);
+        let ja = s.spawn(move || push(a));
+        let jb = s.spawn(move || push(b));
+        (ja.join().unwrap(), jb.join().unwrap())
+    });
+    let want = dir.join(format!("vigil-{sum}"));
+    for r in [ra, rb] {
+        let r = r.unwrap();
+        // Both pushed (neither found the other's copy at its probe) and both name the one file.
+        assert_eq!((PathBuf::from(&r.path), r.pushed, r.memfd), (want.clone(), true, false), "{r:?}");
+    }
+    assert_eq!(sha256_file(&want), sum, "the copy two pushes made at once is damaged");
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, vec![format!("vigil-{sum}")], "temporary copies left");
+    // And it runs there.
+    let (code, out) = fleet.ssh("box", &format!("{} --version", want.display()), 60);
+    assert_eq!((code, out.trim()), (0, format!("vigil {}", env!("CARGO_PKG_VERSION")).as_str()));
+    std::fs::remove_dir_all(home.join(".cache/vigil")).unwrap();
 }

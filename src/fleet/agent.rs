@@ -12,8 +12,9 @@
 //! A change is one host at a time: [`Request::Plan`] on that host, the plan
 //! shown at this terminal with the host's name and sshd key fingerprint, the
 //! administrator types the confirmation (`TOOL@HOST`), then [`Request::Apply`]
-//! with the plan's digest, that fingerprint and a fresh random nonce. The host
-//! recomputes the plan and runs it only if all three hold
+//! with the plan's digest, that fingerprint, the time the host made the plan
+//! and a fresh random nonce. The host recomputes the plan and runs it only if
+//! all of them hold (the approval expires 10 minutes after the plan)
 //! ([`super::remote_tools`]). Every call is in this controller's audit log, with
 //! its host.
 
@@ -282,8 +283,8 @@ impl FleetTools {
             Called { decision, result, millis: started.elapsed().as_millis() }
         };
         let req = Request::Plan { root: target.root.clone(), name: name.to_string(), input: input.clone() };
-        let (plan, digest, host_key) = match self.send(target.clone(), req, self.tool_deadline).await {
-            Ok(Response::Plan { plan, digest, host_key }) => (plan, digest, host_key),
+        let (plan, digest, host_key, planned_at) = match self.send(target.clone(), req, self.tool_deadline).await {
+            Ok(Response::Plan { plan, digest, host_key, planned_at }) => (plan, digest, host_key, planned_at),
             Ok(Response::Error { kind, message }) => {
                 let msg = format!("{host} could not plan `{name}` ({kind}): {}", strip_controls(&message));
                 return done(Decision::Refused, Err(msg), json!({}));
@@ -336,6 +337,7 @@ impl FleetTools {
             digest: digest.clone(),
             host_key: host_key.clone(),
             nonce: nonce.clone(),
+            planned_at,
         };
         let mut extra = plan_json;
         extra["nonce"] = json!(nonce);

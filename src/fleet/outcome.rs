@@ -25,7 +25,8 @@ pub enum Reason {
     NoSudo,
     /// The host did not finish by its deadline.
     Timeout,
-    /// The host's architecture has no vigil build; nothing was attempted.
+    /// The host's architecture has no vigil build (nothing was attempted), or its push
+    /// directory is `noexec` and it has neither python3 nor perl to run vigil from a memfd.
     Unsupported,
     /// Anything else (the remote died, answered nonsense, too much output).
     Error,

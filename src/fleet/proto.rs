@@ -71,6 +71,11 @@ pub enum Request {
         host_key: String,
         /// Single use: the remote refuses a nonce it has seen.
         nonce: String,
+        /// When the host made the plan (its own clock, Unix seconds, from [`Response::Plan`]):
+        /// the remote refuses an approval older than its lifetime, so a used nonce need only be
+        /// remembered that long. Absent (0) reads as expired.
+        #[serde(default)]
+        planned_at: i64,
     },
 }
 
@@ -100,6 +105,9 @@ pub enum Response {
         digest: String,
         /// The host's key fingerprint (`SHA256:…`), to bind the approval to.
         host_key: String,
+        /// When the host made this plan (its own clock, Unix seconds), sent back with the approval.
+        #[serde(default)]
+        planned_at: i64,
     },
     /// The approved plan ran.
     Applied {

@@ -6,9 +6,13 @@
 //! change never runs on the controller's say-so alone. [`Request::Plan`]
 //! computes the plan (nothing changes) and returns it with its digest and the
 //! host's sshd key fingerprint; the controller shows it at its own terminal.
-//! [`Request::Apply`] then carries that digest, that fingerprint and a fresh
-//! single-use nonce: this side refuses a different host key, spends the nonce
-//! (refusing one it has seen: a replayed approval runs nothing), and passes the
+//! [`Request::Apply`] then carries that digest, that fingerprint, the time this
+//! host made the plan (its own clock) and a fresh single-use nonce: this side
+//! refuses a different host key and an approval older than
+//! [`APPROVAL_LIFETIME`], spends the nonce (refusing one it has seen: a
+//! replayed approval runs nothing; a spent nonce is kept one lifetime and a
+//! minute, then pruned at the next apply, when any replay of it is refused as
+//! expired anyway), and passes the
 //! call to its gate with a [`Confirmer`] that says yes only to the plan that
 //! hashes like the approved one — the same way a deferred `wp apply` token
 //! opens the gate, so the gate's single [`vigil_tools::Approver`] is still the
@@ -34,6 +38,12 @@ use crate::model_view::ModelView;
 /// The sshd host keys looked for, in order: the fingerprint binds an approval to this host.
 const HOST_KEYS: &[&str] =
     &["/etc/ssh/ssh_host_ed25519_key.pub", "/etc/ssh/ssh_host_ecdsa_key.pub", "/etc/ssh/ssh_host_rsa_key.pub"];
+
+/// How long an approval holds after the host made its plan: an older one is refused,
+/// and a spent nonce older than this (and a margin) is forgotten.
+pub const APPROVAL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(600);
+/// Spent nonces are kept this much longer than [`APPROVAL_LIFETIME`].
+const NONCE_MARGIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Why a fleet host refuses to change except through an approved plan.
 const NOT_HERE: &str = "changes on a fleet host run only as a plan approved at the controller's terminal";
@@ -69,8 +79,8 @@ pub async fn answer(app: &App, request: Request) -> Response {
     match request {
         Request::Tool { name, input, .. } => tool(app, &name, input).await,
         Request::Plan { name, input, .. } => plan(app, &name, input).await,
-        Request::Apply { name, input, digest, host_key, nonce, .. } => {
-            apply(app, &name, input, &digest, &host_key, &nonce).await
+        Request::Apply { name, input, digest, host_key, nonce, planned_at, .. } => {
+            apply(app, &name, input, &Approved { digest, host_key, nonce, planned_at }).await
         }
         Request::Review { .. } => error("invalid", "a review is not a tool request"),
     }
@@ -140,12 +150,47 @@ async fn plan(app: &App, name: &str, input: Value) -> Response {
     if let Err(e) = app.audit().append(event) {
         eprintln!("vigil: warning: could not write the audit log: {e:#}");
     }
-    Response::Plan { plan, digest: planned.digest, host_key: key }
+    Response::Plan { plan, digest: planned.digest, host_key: key, planned_at: unix_now() }
 }
 
-async fn apply(app: &App, name: &str, input: Value, digest: &str, approved_key: &str, nonce: &str) -> Response {
+/// This host's clock, in Unix seconds (0 before 1970: every approval then reads as expired).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// What the controller's administrator approved.
+struct Approved {
+    digest: String,
+    host_key: String,
+    nonce: String,
+    planned_at: i64,
+}
+
+/// Why an approval made at `planned_at` no longer holds at `now` (both this host's clock).
+fn expired(planned_at: i64, now: i64) -> Option<String> {
+    let life = APPROVAL_LIFETIME.as_secs() as i64;
+    if planned_at <= 0 {
+        return Some("the approval does not say when its plan was made".into());
+    }
+    if planned_at > now {
+        return Some(format!(
+            "the plan is dated {} s in this host's future (was the clock set back?)",
+            planned_at - now
+        ));
+    }
+    (now - planned_at > life)
+        .then(|| format!("the plan was made {} s ago and an approval holds {} minutes", now - planned_at, life / 60))
+}
+
+async fn apply(app: &App, name: &str, input: Value, approved: &Approved) -> Response {
+    let Approved { digest, host_key: approved_key, nonce, planned_at } = approved;
     if let Err(r) = change_named(app, name) {
         return r;
+    }
+    if let Some(why) = expired(*planned_at, unix_now()) {
+        return error("refused", format!("{why}: refused, nothing was changed; plan and confirm again"));
     }
     if !(32..=128).contains(&nonce.len()) || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
         return error(
@@ -154,7 +199,7 @@ async fn apply(app: &App, name: &str, input: Value, digest: &str, approved_key: 
         );
     }
     match host_key(&app.host) {
-        Some(k) if k == approved_key => {}
+        Some(k) if k == *approved_key => {}
         found => {
             return error(
                 "refused",
@@ -171,7 +216,7 @@ async fn apply(app: &App, name: &str, input: Value, digest: &str, approved_key: 
         Err(e) => return error("failed", format!("{e:#}")),
     };
     let approval =
-        Arc::new(FleetApproval { digest: digest.into(), nonce: nonce.into(), dir, refusal: Mutex::new(None) });
+        Arc::new(FleetApproval { digest: digest.clone(), nonce: nonce.clone(), dir, refusal: Mutex::new(None) });
     let gate = match app.gate(Origin::Fleet, approval.clone()) {
         Ok(g) => g,
         Err(e) => return error("failed", format!("{e:#}")),
@@ -234,9 +279,69 @@ impl Confirmer for FleetApproval {
 }
 
 /// Record `nonce` as used: created exclusively (`O_EXCL`), so of two requests with one
-/// nonce exactly one gets through, even at the same instant.
+/// nonce exactly one gets through, even at the same instant. Nonces spent more than
+/// [`APPROVAL_LIFETIME`] and [`NONCE_MARGIN`] ago are removed first: a replay of one
+/// is refused as expired before its nonce is looked at (its plan is older than the
+/// nonce file, and the file is older than the lifetime).
 fn spend_nonce(dir: &Path, nonce: &str) -> std::io::Result<()> {
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    prune_nonces(dir, std::time::SystemTime::now() - (APPROVAL_LIFETIME + NONCE_MARGIN));
     let f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(dir.join(nonce))?;
     f.sync_all()
+}
+
+/// Remove the nonce files in `dir` last modified before `before` (only regular files
+/// named like a nonce; anything else is left as it is).
+fn prune_nonces(dir: &Path, before: std::time::SystemTime) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let is_nonce = name.to_str().is_some_and(|n| n.len() >= 32 && n.bytes().all(|b| b.is_ascii_hexdigit()));
+        // DirEntry::metadata does not follow a symlink.
+        let old = e.metadata().is_ok_and(|m| m.is_file() && m.modified().is_ok_and(|t| t < before));
+        if is_nonce && old {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn old_approvals_and_plans_from_the_future_are_refused() {
+        let now = 1_800_000_000;
+        assert_eq!(expired(now - 30, now), None);
+        assert_eq!(expired(now - 600, now), None);
+        assert!(expired(now - 601, now).unwrap().contains("601 s ago"));
+        assert!(expired(0, now).unwrap().contains("does not say when"));
+        assert!(expired(now + 5, now).unwrap().contains("future"));
+    }
+
+    #[test]
+    fn spent_nonces_are_pruned_after_the_lifetime_and_a_live_one_is_never_accepted_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path().join("fleet-nonces");
+        let (old, live) = ("a".repeat(32), "b".repeat(32));
+        spend_nonce(&dir, &old).unwrap();
+        spend_nonce(&dir, &live).unwrap();
+        // `old` was spent past the lifetime and margin; `live` within it.
+        let long_ago = SystemTime::now() - APPROVAL_LIFETIME - NONCE_MARGIN - Duration::from_secs(5);
+        std::fs::File::options().write(true).open(dir.join(&old)).unwrap().set_modified(long_ago).unwrap();
+        let nearly = SystemTime::now() - APPROVAL_LIFETIME;
+        std::fs::File::options().write(true).open(dir.join(&live)).unwrap().set_modified(nearly).unwrap();
+        // Not a nonce: left alone, however old.
+        std::fs::write(dir.join("README"), b"x").unwrap();
+        std::fs::File::options().write(true).open(dir.join("README")).unwrap().set_modified(long_ago).unwrap();
+        // The next apply prunes, and still refuses the live one's replay.
+        let e = spend_nonce(&dir, &live).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+        assert!(!dir.join(&old).exists(), "a nonce spent long ago was kept");
+        assert!(dir.join(&live).exists() && dir.join("README").exists());
+        // A fresh one is recorded.
+        spend_nonce(&dir, &"c".repeat(32)).unwrap();
+        assert_eq!(spend_nonce(&dir, &"c".repeat(32)).unwrap_err().kind(), ErrorKind::AlreadyExists);
+    }
 }

@@ -11,11 +11,13 @@
 //! --list` JSON, and INI with `host_vars/` and `group_vars/`. Each [`Kind`] of
 //! host fails (or not) the way a real server does: nothing listening, our key
 //! refused, a command that never ends, a remote vigil killed mid-answer, a
-//! user without sudo. Dropping the fleet stops every `sshd` and everything it
+//! user without sudo, a push directory mounted `noexec`, another architecture.
+//! Dropping the fleet stops every `sshd` and everything it
 //! started, and removes the directory.
 //!
 //! A test declares the group `@sshfleet` (root, sshd, ssh, ssh-keygen, and
-//! sudo and useradd for the sudo kinds; .ci/packages/ssh.txt):
+//! sudo and useradd for the sudo kinds; .ci/packages/ssh.txt), and `unshare`
+//! and `findmnt` (util-linux) besides when it starts a [`Kind::NoexecBin`] host:
 //!
 //! ```text
 //! #[cfg_attr(vigil_missing = "@sshfleet", ignore = "needs @sshfleet: root, sshd, ssh, sudo (.ci/packages/ssh.txt)")]
@@ -63,7 +65,21 @@ pub enum Kind {
     /// byte of its request, writes half a line and is killed (ForceCommand),
     /// as a host that dies mid-run: `error`.
     Dies,
+    /// `root` logs in to an sshd started in a mount namespace of its own, where
+    /// `/var/lib/vigil/fleet/bin` (the push directory) is an empty `noexec` tmpfs:
+    /// reviewed through a memfd, nothing left in that directory. There (when the
+    /// fleet's accounts exist) [`NOSUDO_USER`]'s home is an empty `noexec` tmpfs too,
+    /// and that user's login finds a `findmnt` that fails (a shim first on `PATH`),
+    /// as on a host without util-linux: only the push itself can find the mount noexec.
+    NoexecBin,
+    /// `root` logs in, but its login environment (ForceCommand) puts a `uname` first
+    /// on `PATH` that says [`FOREIGN_ARCH`] for `-m`; every command it was asked to run
+    /// is appended to `commands.log` in the host's directory: `unsupported`.
+    ForeignArch,
 }
+
+/// The architecture a [`Kind::ForeignArch`] host's `uname -m` reports.
+pub const FOREIGN_ARCH: &str = "s390x";
 
 impl Kind {
     /// The account the inventory names for this kind.
@@ -89,6 +105,8 @@ impl Kind {
             Kind::KeyRefused => Some("auth-failed"),
             Kind::Hangs => Some("timeout"),
             Kind::Dies => Some("error"),
+            Kind::NoexecBin => None,
+            Kind::ForeignArch => Some("unsupported"),
         }
     }
 }
@@ -167,11 +185,17 @@ impl Spec {
     /// `n` root hosts `host001`, `host002`, … (the benchmark's fleet), each
     /// with `root` as its `vigil_root` when given.
     pub fn root_hosts(n: usize, root: Option<&Path>) -> Spec {
+        Spec::hosts_of(Kind::Root, n, root)
+    }
+
+    /// `n` hosts of `kind` named `host001`, `host002`, …, each with `root` as its
+    /// `vigil_root` when given.
+    pub fn hosts_of(kind: Kind, n: usize, root: Option<&Path>) -> Spec {
         let mut s = Spec::new();
         for i in 1..=n {
             s.hosts.push(HostSpec {
                 name: format!("host{i:03}"),
-                kind: Kind::Root,
+                kind,
                 root: root.map(Path::to_path_buf),
                 groups: Vec::new(),
             });
@@ -285,9 +309,14 @@ impl SshFleet {
                 (host.reserved, host.port) = (Some(fd), port);
             } else {
                 keygen(&hdir.join("host_ed25519"));
+                match h.kind {
+                    Kind::ForeignArch => foreign_uname(&hdir),
+                    Kind::NoexecBin => shim(&hdir, "findmnt", "exit 1\n"),
+                    _ => {}
+                }
                 host.port = free_port();
                 std::fs::write(hdir.join("sshd_config"), sshd_config(host.port, &hdir, dir, h.kind)).unwrap();
-                host.child = Some(spawn_sshd(&hdir));
+                host.child = Some(spawn_sshd(&hdir, h.kind));
             }
             // Pushed before waiting, so a host that fails to start is still stopped on drop.
             fleet.hosts.push(host);
@@ -581,15 +610,72 @@ fn sshd_config(port: u16, hdir: &Path, dir: &Path, kind: Kind) -> String {
             "ForceCommand case \"$SSH_ORIGINAL_COMMAND\" in *__remote*) head -c 1 >/dev/null; \
              printf '{\"partial'; kill -9 $$;; *) eval \"$SSH_ORIGINAL_COMMAND\";; esac\n",
         ),
+        // The login environment as a profile would set it: the shim first on PATH.
+        Kind::ForeignArch => {
+            let shim = hdir.join("shim");
+            let log = hdir.join("commands.log");
+            writeln!(
+                s,
+                "ForceCommand printf '%s\\n' \"$SSH_ORIGINAL_COMMAND\" >> {}; PATH={}:$PATH; export PATH; \
+                 eval \"$SSH_ORIGINAL_COMMAND\"",
+                log.display(),
+                shim.display()
+            )
+            .unwrap();
+        }
+        // Last: a Match block runs to the end of the file.
+        Kind::NoexecBin => {
+            writeln!(
+                s,
+                "Match User {NOSUDO_USER}\n  ForceCommand PATH={}:$PATH; export PATH; eval \"$SSH_ORIGINAL_COMMAND\"",
+                hdir.join("shim").display()
+            )
+            .unwrap();
+        }
         _ => {}
     }
     s
 }
 
-/// Start `sshd -D` on the configuration in `hdir`, logging to `hdir/sshd.log`.
-fn spawn_sshd(hdir: &Path) -> Child {
-    Command::new("/usr/sbin/sshd")
-        .arg("-D")
+/// A `uname` in `hdir/shim` that answers [`FOREIGN_ARCH`] to `-m` and is the real one otherwise.
+fn foreign_uname(hdir: &Path) {
+    let real = ["/usr/bin/uname", "/bin/uname"].into_iter().map(Path::new).find(|p| p.exists()).unwrap();
+    let body = format!("case \"$*\" in -m) echo {FOREIGN_ARCH};; *) exec {} \"$@\";; esac\n", real.display());
+    shim(hdir, "uname", &body);
+}
+
+/// `hdir/shim/NAME`, a `sh` script running `body`, readable and runnable by every login.
+fn shim(hdir: &Path, name: &str, body: &str) {
+    let dir = hdir.join("shim");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), format!("#!/bin/sh\n{body}")).unwrap();
+    ok(&format!("chmod 755 {} {}", q(&dir), q(&dir.join(name))));
+}
+
+/// Start `sshd -D` on the configuration in `hdir`, logging to `hdir/sshd.log`. A
+/// [`Kind::NoexecBin`] host's sshd (and so every session) runs in a mount namespace of
+/// its own where the push directory is an empty noexec tmpfs; `unshare` execs the shell,
+/// which execs sshd, so the child is sshd itself.
+fn spawn_sshd(hdir: &Path, kind: Kind) -> Child {
+    let mut c = if kind == Kind::NoexecBin {
+        // The mount point is made as a push would make it (0700 all the way), so the
+        // host's own pushes are not disturbed by its existing.
+        let script = format!(
+            "set -e; (umask 077; mkdir -p /var/lib/vigil/fleet/bin); \
+             mount -t tmpfs -o noexec,nosuid,nodev,mode=0700 vigil-noexec-bin /var/lib/vigil/fleet/bin; \
+             if u=$(id -u {NOSUDO_USER} 2>/dev/null); then \
+               home=$(getent passwd {NOSUDO_USER} | cut -d: -f6); \
+               mount -t tmpfs -o noexec,nosuid,nodev,mode=0755,uid=$u,gid=$(id -g {NOSUDO_USER}) vigil-noexec-home \"$home\"; \
+             fi; \
+             exec /usr/sbin/sshd \"$@\""
+        );
+        let mut c = Command::new("unshare");
+        c.args(["-m", "--propagation", "private", "/bin/sh", "-c", script.as_str(), "sshd"]);
+        c
+    } else {
+        Command::new("/usr/sbin/sshd")
+    };
+    c.arg("-D")
         .arg("-f")
         .arg(hdir.join("sshd_config"))
         .arg("-E")
@@ -621,7 +707,7 @@ fn wait_listening(h: &mut Host, dir: &Path) {
         assert!(text.contains("Address already in use"), "sshd of {name} exited ({st}): {text}");
         h.port = free_port();
         std::fs::write(h.dir.join("sshd_config"), sshd_config(h.port, &h.dir, dir, h.kind)).unwrap();
-        h.child = Some(spawn_sshd(&h.dir));
+        h.child = Some(spawn_sshd(&h.dir, h.kind));
     }
     panic!("sshd of {} found no free port in 5 tries", h.name);
 }

@@ -6,7 +6,8 @@
 //! ssh exits 255 for its own failures and with the remote command's status
 //! otherwise, and says what went wrong in one line on stderr; that line (with
 //! terminal controls stripped, since a hostile host chooses part of it) is kept
-//! as the detail.
+//! as the detail. A host that cannot run vigil from memory (its push directory
+//! is `noexec` and it has no usable python3 or perl) is `unsupported`.
 
 use crate::fleet::outcome::{Failure, Reason};
 
@@ -55,6 +56,10 @@ pub(crate) fn classify(code: Option<i32>, stderr: &str) -> Failure {
     // sudo speaks through a session that worked, so its refusal is not ssh's 255.
     if let Some(line) = find(&NO_SUDO).or_else(|| find(&["sudo: command not found"])) {
         return failure(Reason::NoSudo, line);
+    }
+    // The memfd runner found no way to run vigil from memory on this host.
+    if let Some(line) = find(&["vigil-memfd: unsupported:"]) {
+        return failure(Reason::Unsupported, line);
     }
     if code == Some(255) {
         if let Some(line) = find(&AUTH) {
@@ -165,6 +170,19 @@ Host key verification failed.\n";
             "Sorry, user alice may not run sudo on web01.",
         );
         is(127, "sh: 1: exec: sudo: not found\n", Reason::NoSudo, "sh: 1: exec: sudo: not found");
+    }
+
+    #[test]
+    fn no_way_to_run_from_memory_is_unsupported() {
+        is(
+            125,
+            "vigil-memfd: unsupported: noexec and no python3/perl to run vigil from memory\n",
+            Reason::Unsupported,
+            "vigil-memfd: unsupported: noexec and no python3/perl to run vigil from memory",
+        );
+        // A damaged copy is an error, not the host's limitation.
+        let f = classify(Some(125), "vigil-memfd: the copy has SHA-256 ab, not cd: the transfer was damaged\n");
+        assert_eq!(f.reason, Reason::Error);
     }
 
     #[test]

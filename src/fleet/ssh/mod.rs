@@ -6,6 +6,8 @@
 //! connection argument), finds or pushes the remote vigil once per run
 //! ([`push`]), then runs `[sudo -n] VIGIL __remote --no-color` with the request
 //! and the vulnerability feed on stdin and reads one capped answer from stdout.
+//! Where the push directory is `noexec`, each request sends the binary first on
+//! the same stdin and the host runs it from a memfd ([`push::memfd_words`]).
 //! Every step shares the host's deadline; a failure is named by [`classify`]
 //! (unreachable, auth-failed, no-sudo, timeout, unsupported, error). When the
 //! value is dropped, the shared connections it opened are closed.
@@ -55,11 +57,15 @@ pub struct RemoteVigil {
     pub pushed: bool,
     /// The host's own vigil (same version) is used.
     pub installed: bool,
+    /// The push directory is `noexec`: every request sends our binary too, and the host runs
+    /// it from a memfd, leaving no file (`path` then only says through which interpreter).
+    pub memfd: bool,
 }
 
 /// The binary pushed to hosts, and what identifies it.
 struct Local {
     path: PathBuf,
+    len: u64,
     sha256: String,
     version: String,
 }
@@ -143,6 +149,7 @@ impl Ssh {
             ["sh", "-c", &push::probe_script(), "vigil-probe", &self.local.sha256, &vigil_path, &self.local.version];
         let out = self.run(t, &self.remote_command(t, &words), Vec::new(), deadline, SMALL_MAX)?;
         let probe = push::parse_probe(&out)?;
+        let probe_runner = probe.runner.clone();
         match push::decide(probe, t.become_root, std::env::consts::ARCH)? {
             push::Decision::Use(found) => return Ok(found),
             push::Decision::Push => {}
@@ -150,9 +157,12 @@ impl Ssh {
         let words = ["sh", "-c", &push::push_script(), "vigil-push", &self.local.sha256, &self.local.version];
         let input = vec![Input::File(self.local.path.clone())];
         let out = self.run(t, &self.remote_command(t, &words), input, deadline, SMALL_MAX)?;
+        if let Some(dir) = push::parse_noexec(&out) {
+            return push::after_noexec(&dir, probe_runner.as_deref());
+        }
         let path = push::parse_pushed(&out)
             .ok_or_else(|| failure(Reason::Error, &format!("the push did not say where vigil went: {out:.200}")))?;
-        Ok(RemoteVigil { path, pushed: true, installed: false })
+        Ok(RemoteVigil { path, pushed: true, installed: false, memfd: false })
     }
 
     /// The remote command line: `words`, through `sudo -n` when the host asks for it.
@@ -249,11 +259,19 @@ fn cache_key(inventory: &str, t: &Target) -> String {
 
 impl Exchange for Ssh {
     fn exchange(&self, target: &Target, request: &Request, deadline: Instant) -> Result<Response, Failure> {
-        let input = self.request_input(request)?;
+        let mut input = self.request_input(request)?;
         let remote = self.remote(target, deadline)?;
         let left = deadline.saturating_duration_since(Instant::now());
         let secs = (left.as_millis().div_ceil(1000)).max(1).to_string();
-        let words = ["sh", "-c", DEADLINE, "vigil-deadline", &secs, remote.path.as_str(), "__remote", "--no-color"];
+        let mut words: Vec<String> = ["sh", "-c", DEADLINE, "vigil-deadline", &secs].map(String::from).to_vec();
+        if remote.memfd {
+            words.extend(push::memfd_words(self.local.len, &self.local.sha256));
+            input.insert(0, Input::File(self.local.path.clone()));
+        } else {
+            words.push(remote.path.clone());
+        }
+        words.extend(["__remote".to_string(), "--no-color".to_string()]);
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
         let ran = self.run_raw(target, &self.remote_command(target, &words), input, deadline, ANSWER_MAX)?;
         match serde_json::from_slice::<Response>(&ran.stdout) {
             Ok(r) => Ok(r),
@@ -316,15 +334,18 @@ impl Local {
             std::fs::File::open(path).with_context(|| format!("cannot read vigil's executable {}", path.display()))?;
         let mut h = Sha256::new();
         let mut buf = vec![0u8; 1 << 16];
+        let mut len = 0u64;
         loop {
             let n = f.read(&mut buf).with_context(|| format!("cannot read {}", path.display()))?;
             if n == 0 {
                 break;
             }
             h.update(&buf[..n]);
+            len += n as u64;
         }
         Ok(Local {
             path: path.to_path_buf(),
+            len,
             sha256: hex::encode(h.finalize()),
             version: format!("vigil {}", env!("CARGO_PKG_VERSION")),
         })

@@ -4,17 +4,31 @@
 //! the login user, for a review without `sudo`) alone can change it. One
 //! probe, a fixed POSIX `sh` script whose inputs arrive as quoted positional
 //! arguments, reports the host's architecture and user, whether the host's
-//! vigil (`vigil_path`, else `vigil` on `PATH`) prints our `--version`, and
-//! whether our binary is already in the push directory. When it is not, the
-//! controller's executable goes over the same SSH connection on stdin (no scp,
-//! no sftp) to a temporary name in that directory, the host checks its SHA-256
-//! with `sha256sum`, runs its `--version` (which fails on a `noexec` mount,
-//! reported as such), and renames it to `vigil-<sha256>`; other versions pushed
-//! there more than two days before are removed, so upgrades do not pile up. The directory is
-//! `/var/lib/vigil/fleet/bin` as root (through `sudo -n` with
-//! `ansible_become`), `~/.cache/vigil/fleet/bin` for a login user without it;
-//! every directory on the way must belong to that user and be writable by no
-//! one else, and the last must be 0700, or nothing is pushed.
+//! vigil (`vigil_path`, else `vigil` on `PATH`) prints our `--version`, whether
+//! our binary is already in the push directory, and which of `python3` and
+//! `perl` the host has. When our binary is not there, the controller's
+//! executable goes over the same SSH connection on stdin (no scp, no sftp) to
+//! a temporary name of its own in that directory (the remote shell's pid: two
+//! pushes at once, from two inventory entries that are one machine, never
+//! share one), the host checks its SHA-256 with `sha256sum`, runs its
+//! `--version`, renames it to `vigil-<sha256>` (atomic: a reader sees a whole
+//! copy or none) and runs the renamed file's `--version` again; other versions
+//! and temporary copies left there more than two days before are removed, so
+//! upgrades do not pile up. The directory is `/var/lib/vigil/fleet/bin` as root
+//! (through `sudo -n` with `ansible_become`), `~/.cache/vigil/fleet/bin` for a
+//! login user without it; every directory on the way must belong to that user
+//! and be writable by no one else, and the last must be 0700, or nothing is
+//! pushed.
+//!
+//! When that directory is mounted `noexec` (the copy cannot run: exit 126),
+//! the copy is removed and the host is reached through a memfd instead
+//! ([`memfd_words`]): each request runs a fixed `python3` (else `perl`)
+//! program, given as the ssh command and never built from anything the host
+//! said, that reads exactly the binary's length from stdin into an anonymous
+//! `memfd_create` file, checks its SHA-256, and executes it through
+//! `/proc/self/fd/N` with the rest of stdin (the request) as its input. No file
+//! is left on the host's disks. A host with neither interpreter is reported
+//! `unsupported`, with why.
 
 use crate::fleet::outcome::{Failure, Reason};
 
@@ -45,6 +59,11 @@ for d in "$base" "$base/fleet" "$dir"; do
   [ -e "$d" ] || [ -L "$d" ] || continue
   why=$(private "$d") || { echo "unfit=$why"; break; }
 done
+for i in python3 perl; do if command -v "$i" >/dev/null 2>&1; then echo "runner=$i"; break; fi; done
+d=$dir; while [ ! -e "$d" ] && [ "$d" != / ]; do d=$(dirname -- "$d"); done
+if command -v findmnt >/dev/null 2>&1; then
+  case ",$(findmnt -n -o OPTIONS --target "$d" 2>/dev/null)," in *,noexec,*) echo "noexec=$dir";; esac
+fi
 if [ -n "$path" ]; then cand=$path; else cand=$(command -v vigil 2>/dev/null) || cand=; fi
 if [ -n "$cand" ] && [ -f "$cand" ] && [ -x "$cand" ]; then
   v=$("$cand" --version 2>/dev/null) || v=
@@ -69,10 +88,12 @@ got=${got%% *}
 [ "$got" = "$sum" ] || fail "the copy has SHA-256 $got, not $sum: the transfer was damaged, nothing installed"
 chmod 0700 -- "$tmp" || fail "cannot chmod $tmp"
 v=$("$tmp" --version 2>&1); rc=$?
-[ "$rc" = 126 ] && fail "cannot execute $tmp: the filesystem of $dir is mounted noexec ($v)"
+if [ "$rc" = 126 ]; then rm -f -- "$tmp"; echo "noexec=$dir"; exit 0; fi
 [ "$v" = "$want" ] || fail "the pushed binary does not run here (status $rc): $v"
 mv -f -- "$tmp" "$dir/vigil-$sum" || fail "cannot rename $tmp"
-find "$dir" -maxdepth 1 -type f -name 'vigil-*' ! -name "vigil-$sum" -mtime +1 -exec rm -f -- {} + 2>/dev/null
+v=$("$dir/vigil-$sum" --version 2>&1) || v=
+[ "$v" = "$want" ] || fail "$dir/vigil-$sum does not run after the rename: $v"
+find "$dir" -maxdepth 1 -type f \( -name 'vigil-*' -o -name '.vigil-*' \) ! -name "vigil-$sum" -mtime +1 -exec rm -f -- {} + 2>/dev/null
 echo "pushed=$dir/vigil-$sum"
 "#;
 
@@ -101,6 +122,11 @@ pub(crate) struct Probe {
     pub installed: Option<String>,
     /// Our binary, already pushed.
     pub cached: Option<String>,
+    /// The interpreter that can run vigil from a memfd (`python3` or `perl`), if any.
+    pub runner: Option<String>,
+    /// The push directory (or the nearest existing directory above it) is mounted `noexec`
+    /// (`findmnt`; a host without it finds out when the push cannot run its copy).
+    pub noexec: bool,
 }
 
 /// Read the probe's `key=value` lines.
@@ -115,10 +141,12 @@ pub(crate) fn parse_probe(out: &str) -> Result<Probe, Failure> {
         unfit: get("unfit"),
         installed: get("installed"),
         cached: get("cached"),
+        runner: get("runner").filter(|r| r == "python3" || r == "perl"),
+        noexec: get("noexec").is_some(),
     })
 }
 
-/// What to do after the probe.
+/// What to do after the probe (the memfd, when the directory is noexec, is a [`Decision::Use`]).
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Decision {
     /// This vigil answers (the host's own, or ours already pushed).
@@ -140,10 +168,13 @@ pub(crate) fn decide(probe: Probe, become_root: bool, ours: &str) -> Result<Deci
         return Err(failure(Reason::NoSudo, &format!("`sudo -n` ran the probe as uid {}, not root", probe.uid)));
     }
     if let Some(path) = probe.installed {
-        return Ok(Decision::Use(RemoteVigil { path, pushed: false, installed: true }));
+        return Ok(Decision::Use(RemoteVigil { path, pushed: false, installed: true, memfd: false }));
     }
     if let Some(path) = probe.cached {
-        return Ok(Decision::Use(RemoteVigil { path, pushed: false, installed: false }));
+        return Ok(Decision::Use(RemoteVigil { path, pushed: false, installed: false, memfd: false }));
+    }
+    if probe.noexec {
+        return after_noexec(&probe.dir, probe.runner.as_deref()).map(Decision::Use);
     }
     if let Some(why) = probe.unfit {
         return Err(failure(Reason::Error, &format!("{why}: refusing to put vigil there")));
@@ -165,6 +196,111 @@ pub(crate) fn rust_arch(uname: &str) -> &str {
 /// The push's result line (`pushed=PATH`).
 pub(crate) fn parse_pushed(out: &str) -> Option<String> {
     out.lines().find_map(|l| l.strip_prefix("pushed=")).map(str::to_string)
+}
+
+/// The push's other answer (`noexec=DIR`): the copy could not run there and was removed.
+pub(crate) fn parse_noexec(out: &str) -> Option<String> {
+    out.lines().find_map(|l| l.strip_prefix("noexec=")).map(str::to_string)
+}
+
+/// After a push found `dir` noexec: vigil runs from a memfd, or the host is unsupported.
+pub(crate) fn after_noexec(dir: &str, runner: Option<&str>) -> Result<RemoteVigil, Failure> {
+    match runner {
+        Some(r) => {
+            Ok(RemoteVigil { path: format!("memfd (through {r})"), pushed: false, installed: false, memfd: true })
+        }
+        None => Err(failure(
+            Reason::Unsupported,
+            &format!(
+                "unsupported: {dir} is mounted noexec and the host has no python3 or perl to run vigil from \
+                 memory (memfd); nothing was left there"
+            ),
+        )),
+    }
+}
+
+/// The memfd runner: `sh -c MEMFD vigil-memfd LEN SHA256 PYTHON PERL NR ARGS…`, the binary's
+/// LEN bytes first on stdin. `python3` when the host has one with `os.memfd_create` (3.8 and
+/// later), else `perl`, else a clear refusal (exit 125, `vigil-memfd: unsupported: …`).
+const MEMFD: &str = r#"n=$1 sum=$2 py=$3 pl=$4 nr=$5; shift 5
+if command -v python3 >/dev/null 2>&1 && python3 -c 'import os; os.memfd_create' >/dev/null 2>&1; then
+  exec python3 -c "$py" "$n" "$sum" "$@"
+fi
+if command -v perl >/dev/null 2>&1; then exec perl -e "$pl" "$n" "$sum" "$nr" "$@"; fi
+echo "vigil-memfd: unsupported: noexec and no python3/perl to run vigil from memory" >&2
+exit 125
+"#;
+
+/// The python3 program: read LEN bytes of stdin (unbuffered: the rest is the request) into a
+/// memfd (MFD_EXEC where the kernel knows it, for `vm.memfd_noexec=1`), check the SHA-256,
+/// execute it. Exit 125 with one line on stderr when it cannot.
+const MEMFD_PY: &str = r#"import os,sys,hashlib
+def die(m):
+    sys.stderr.write("vigil-memfd: "+m+"\n");sys.exit(125)
+n=int(sys.argv[1]);want=sys.argv[2];args=sys.argv[3:]
+try:
+    try:fd=os.memfd_create("vigil",os.MFD_CLOEXEC|0x10)
+    except OSError:fd=os.memfd_create("vigil",os.MFD_CLOEXEC)
+except Exception as e:die("unsupported: cannot create a memfd here (%s)"%e)
+h=hashlib.sha256();left=n
+while left>0:
+    b=os.read(0,min(left,1<<20))
+    if not b:die("the binary ended after %d of %d bytes"%(n-left,n))
+    left-=len(b);h.update(b);v=memoryview(b)
+    while len(v):v=v[os.write(fd,v):]
+if h.hexdigest()!=want:die("the copy has SHA-256 %s, not %s: the transfer was damaged, nothing was run"%(h.hexdigest(),want))
+try:os.execv("/proc/self/fd/%d"%fd,["vigil"]+args)
+except OSError as e:die("cannot execute vigil from memory: %s (is vm.memfd_noexec set?)"%e)
+"#;
+
+/// The perl program, for hosts without python3: `memfd_create` through `syscall` (its number,
+/// NR, is the controller's architecture's, which the probe showed the host shares), the
+/// SHA-256 by `sha256sum` reading the memfd through /proc.
+const MEMFD_PL: &str = r#"use strict;
+sub die2 { print STDERR "vigil-memfd: $_[0]\n"; exit 125 }
+my ($n, $want, $nr, @args) = @ARGV;
+$nr =~ /^[0-9]+$/ or die2("unsupported: no memfd_create system call known for this architecture");
+my $name = "vigil";
+my $fd = syscall($nr + 0, $name, 0);
+$fd >= 0 or die2("unsupported: cannot create a memfd here ($!)");
+open(my $m, ">&=", $fd) or die2("cannot open the memfd: $!");
+binmode STDIN; binmode $m;
+my $left = $n;
+while ($left > 0) {
+  my $r = sysread(STDIN, my $b, $left > 1048576 ? 1048576 : $left);
+  defined $r && $r > 0 or die2("the binary ended after " . ($n - $left) . " of $n bytes");
+  my $o = 0;
+  while ($o < $r) { my $w = syswrite($m, $b, $r - $o, $o); defined $w or die2("cannot write the memfd: $!"); $o += $w }
+  $left -= $r;
+}
+my $got = `sha256sum /proc/$$/fd/$fd`;
+$got =~ s/ .*//s;
+$got eq $want or die2("the copy has SHA-256 $got, not $want: the transfer was damaged, nothing was run");
+{ no warnings; exec { "/proc/self/fd/$fd" } "vigil", @args; }
+die2("cannot execute vigil from memory: $! (is vm.memfd_noexec set?)");
+"#;
+
+/// `memfd_create`'s system call number on the architecture this vigil is built for.
+fn memfd_create_nr() -> Option<u32> {
+    match std::env::consts::ARCH {
+        "x86_64" => Some(319),
+        "aarch64" | "riscv64" | "loongarch64" => Some(279),
+        "x86" => Some(356),
+        "arm" => Some(385),
+        "powerpc64" | "powerpc" => Some(360),
+        "s390x" => Some(350),
+        _ => None,
+    }
+}
+
+/// The remote words that run a binary of `len` bytes and SHA-256 `sha256` (sent first on
+/// stdin) from a memfd, with `args` after it: every word fixed here or a number.
+pub(crate) fn memfd_words(len: u64, sha256: &str) -> Vec<String> {
+    let nr = memfd_create_nr().map(|n| n.to_string()).unwrap_or_default();
+    ["sh", "-c", MEMFD, "vigil-memfd", &len.to_string(), sha256, MEMFD_PY, MEMFD_PL, &nr]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 #[cfg(test)]
@@ -311,14 +447,17 @@ mod tests {
         any(vigil_missing = "root", vigil_missing = "unshare", vigil_missing = "setpriv"),
         ignore = "needs root, unshare, setpriv (util-linux)"
     )]
-    fn a_noexec_home_is_reported_as_such() {
+    fn a_noexec_home_is_reported_as_such_and_the_copy_removed() {
         vigil_testkit::require(&["root", "unshare", "setpriv"]);
         let home = home();
         let bin = fake_vigil("vigil 9.9.9");
-        // The login user's home on a noexec mount, in a mount namespace of its own.
+        // The login user's home on a noexec mount, in a mount namespace of its own; what is
+        // left in the push directory afterwards is listed on stdout (`left=NAME`).
         let wrap = format!(
-            "mount -t tmpfs -o noexec,mode=0755,uid=65534,gid=65534 tmpfs \"$HOME\" && \
-             exec {} --reuid=65534 --regid=65534 --clear-groups /bin/sh -c \"$0\" vigil-test \"$@\"",
+            "mount -t tmpfs -o noexec,mode=0755,uid=65534,gid=65534 tmpfs \"$HOME\" || exit 9; \
+             {} --reuid=65534 --regid=65534 --clear-groups /bin/sh -c \"$0\" vigil-test \"$@\"; rc=$?; \
+             for f in \"$HOME\"/.cache/vigil/fleet/bin/* \"$HOME\"/.cache/vigil/fleet/bin/.[!.]*; do \
+               [ -e \"$f\" ] && echo \"left=$f\"; done; exit $rc",
             vigil_tools::spawn::resolve("setpriv").unwrap().display()
         );
         let mut c = Command::new(vigil_tools::spawn::resolve("unshare").unwrap())
@@ -333,10 +472,12 @@ mod tests {
             .unwrap();
         std::io::Write::write_all(&mut c.stdin.take().unwrap(), &bin).unwrap();
         let o = c.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(3), "{err}");
-        assert!(err.contains("is mounted noexec"), "{err}");
-        assert_eq!(parse_pushed(&String::from_utf8_lossy(&o.stdout)), None);
+        let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert_eq!(o.status.code(), Some(0), "{out} {err}");
+        let dir = format!("{}/.cache/vigil/fleet/bin", home.path().display());
+        assert_eq!(parse_noexec(&out), Some(dir), "{out}");
+        assert_eq!(parse_pushed(&out), None);
+        assert!(!out.contains("left="), "the copy that could not run was left: {out}");
     }
 
     #[test]
@@ -374,6 +515,8 @@ mod tests {
             unfit: None,
             installed: None,
             cached: None,
+            runner: Some("python3".into()),
+            noexec: false,
         };
         // Another architecture: nothing is attempted, whatever else the host has.
         let mut p = probe("aarch64", 0);
@@ -397,9 +540,103 @@ mod tests {
         assert_eq!(decide(p.clone(), true, "x86_64").unwrap(), Decision::Push);
         // A directory unfit for it: refused, not pushed.
         p.unfit = Some("/var/lib/vigil/fleet/bin belongs to another user (owner and mode: 1000 700)".into());
-        let f = decide(p, true, "x86_64").unwrap_err();
+        let f = decide(p.clone(), true, "x86_64").unwrap_err();
         assert_eq!(f.reason, Reason::Error);
         assert!(f.detail.contains("refusing to put vigil there"), "{}", f.detail);
+        // A noexec directory: from a memfd, nothing pushed; without python3 or perl, unsupported.
+        p.noexec = true;
+        let Decision::Use(r) = decide(p.clone(), true, "x86_64").unwrap() else { panic!() };
+        assert!(r.memfd && !r.pushed && r.path.contains("python3"), "{r:?}");
+        p.runner = None;
+        let f = decide(p, true, "x86_64").unwrap_err();
+        assert_eq!(f.reason, Reason::Unsupported);
+        assert!(f.detail.contains("noexec") && f.detail.contains("no python3 or perl"), "{}", f.detail);
+    }
+
+    /// Run the memfd runner with `binary` (`len` bytes and `sum` announced) then `rest` on stdin,
+    /// `args` after it, PATH limited to `path`: (status, stdout, stderr).
+    fn memfd_as(len: usize, binary: &[u8], sum: &str, rest: &[u8], path: &str, args: &[&str]) -> (i32, String, String) {
+        let mut words = memfd_words(len as u64, sum);
+        words.extend(args.iter().map(|a| a.to_string()));
+        let mut c = Command::new("/bin/sh")
+            .args(&words[1..])
+            .env_clear()
+            .env("PATH", path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = binary.to_vec();
+        input.extend_from_slice(rest);
+        let mut stdin = c.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut stdin, &input);
+        });
+        let o = c.wait_with_output().unwrap();
+        writer.join().unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into(),
+            String::from_utf8_lossy(&o.stderr).into(),
+        )
+    }
+
+    fn memfd(binary: &[u8], sum: &str, rest: &[u8], path: &str, args: &[&str]) -> (i32, String, String) {
+        memfd_as(binary.len(), binary, sum, rest, path, args)
+    }
+
+    /// A directory holding only links to `tools` (found on the test's PATH), for a PATH
+    /// that has exactly those; `None` when one is missing here.
+    fn path_with(tools: &[&str]) -> Option<tempfile::TempDir> {
+        let d = tempfile::tempdir().unwrap();
+        for t in tools {
+            let found = vigil_tools::spawn::resolve(t)?;
+            std::os::unix::fs::symlink(found, d.path().join(t)).unwrap();
+        }
+        Some(d)
+    }
+
+    #[test]
+    fn the_memfd_runner_reads_exactly_the_binary_checks_it_and_runs_it_on_the_rest_of_stdin() {
+        // The "binary" is cat: what it prints is the stdin left after exactly its own length.
+        let cat = std::fs::read(vigil_tools::spawn::resolve("cat").unwrap()).unwrap();
+        let sum = sha(&cat);
+        let request = b"{\"kind\":\"review\"}\nthe feed follows\n";
+        let mut ran = 0;
+        for runner in ["python3", "perl"] {
+            // PATH has this interpreter only (and sha256sum, which the perl runner uses).
+            let Some(dir) = path_with(&[runner, "sha256sum"]) else { continue };
+            let path = dir.path().to_str().unwrap();
+            let (code, out, err) = memfd(&cat, &sum, request, path, &[]);
+            assert_eq!((code, out.as_bytes()), (0, &request[..]), "{runner}: {err}");
+            // Its arguments arrive after it: cat reads the file named, here a missing one.
+            let (code, _, err) = memfd(&cat, &sum, b"", path, &["/nonexistent/x"]);
+            assert!(code != 0 && err.contains("/nonexistent/x"), "{runner}: {code} {err}");
+            // A damaged copy is never run.
+            let (code, out, err) = memfd(&cat, &sha(b"other"), request, path, &[]);
+            assert_eq!((code, out.as_str()), (125, ""), "{runner}: {err}");
+            assert!(err.contains("the transfer was damaged, nothing was run"), "{runner}: {err}");
+            // A short one neither.
+            let (code, out, err) = memfd_as(cat.len(), &cat[..100], &sum, b"", path, &[]);
+            assert_eq!((code, out.as_str()), (125, ""), "{runner}: {err}");
+            assert!(err.contains(&format!("ended after 100 of {} bytes", cat.len())), "{runner}: {err}");
+            ran += 1;
+        }
+        assert!(ran > 0, "neither python3 nor perl is installed here");
+        // A python3 too old for memfd_create: perl runs it.
+        if let Some(dir) = path_with(&["perl", "sha256sum"]) {
+            let old = dir.path().join("python3");
+            std::fs::write(&old, "#!/bin/sh\nexit 1\n").unwrap();
+            std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let (code, out, err) = memfd(&cat, &sum, request, dir.path().to_str().unwrap(), &[]);
+            assert_eq!((code, out.as_bytes()), (0, &request[..]), "{err}");
+        }
+        // Neither interpreter: a clear refusal.
+        let empty = tempfile::tempdir().unwrap();
+        let (code, _, err) = memfd(&cat, &sum, request, empty.path().to_str().unwrap(), &[]);
+        assert_eq!(code, 125);
+        assert!(err.contains("unsupported: noexec and no python3/perl"), "{err}");
     }
 
     #[test]

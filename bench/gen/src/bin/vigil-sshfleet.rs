@@ -3,7 +3,9 @@
 //! (`vigil_testkit::sshfleet`), so the benchmark's hosts are the tests' hosts.
 //!
 //! Starts `--hosts N` root hosts (`host001`…), each its own `sshd` with its
-//! own host key, in `--dir DIR` (created; it must not exist), optionally with
+//! own host key (with `--kind noexec`, each in a mount namespace where the push
+//! directory is `noexec`, so vigil runs there from a memfd), in `--dir DIR`
+//! (created; it must not exist), optionally with
 //! `--root PATH` as every host's `vigil_root`; writes there the client key, the
 //! `ssh_config` and the inventories (`inventory.ini`, `.yml`, `.json`); prints
 //! `ready HOSTS SECONDS` (the start-up time) and waits for SIGTERM, SIGINT or
@@ -15,9 +17,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use vigil_bench::Flags;
-use vigil_testkit::sshfleet::{Spec, SshFleet};
+use vigil_testkit::sshfleet::{Kind, Spec, SshFleet};
 
-const USAGE: &str = "usage: vigil-sshfleet --hosts N --dir DIR [--root PATH]\n  \
+const USAGE: &str = "usage: vigil-sshfleet --hosts N --dir DIR [--root PATH] [--kind root|noexec]\n  \
 runs N loopback sshd hosts (inventory in DIR) until SIGTERM; needs root, sshd, ssh-keygen";
 
 fn main() {
@@ -29,7 +31,7 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let flags = Flags::parse(USAGE)?;
-    flags.check_known(&["hosts", "dir", "root"])?;
+    flags.check_known(&["hosts", "dir", "root", "kind"])?;
     let n = usize::try_from(flags.num("hosts", 10)?).map_err(|e| format!("--hosts: {e}"))?;
     let dir = Path::new(flags.required("dir")?);
     if dir.exists() {
@@ -42,7 +44,12 @@ fn run() -> Result<(), String> {
     }
     let started = Instant::now();
     // The kit fails by panicking (it is test support); a failed start stops what it started as it unwinds.
-    let fleet = SshFleet::start_in(&Spec::root_hosts(n, root), dir);
+    let kind = match flags.str("kind").unwrap_or("root") {
+        "root" => Kind::Root,
+        "noexec" => Kind::NoexecBin,
+        other => return Err(format!("--kind: `{other}` is not root or noexec\n{USAGE}")),
+    };
+    let fleet = SshFleet::start_in(&Spec::hosts_of(kind, n, root), dir);
     let secs = started.elapsed().as_secs_f64();
     // After the sshd processes started: they must not inherit the blocked mask.
     let stop = vigil_bench::block_stop_signals();
