@@ -12,6 +12,12 @@ fn main() -> ExitCode {
     if let Some(vigil::cli::Command::Worker(w)) = &cli.command {
         return vigil::worker::child::main(w.scratch.clone());
     }
+    // Nearly every command redacts what it shows: the redactor's patterns compile on their own
+    // thread while the configuration, the state and the tools are read (not before a worker is
+    // confined: that returned above).
+    std::thread::spawn(|| {
+        let _ = vigil_tools::Redactor::global();
+    });
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -47,5 +53,11 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("vigil={level},vigil_tools={level}")));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().try_init();
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // `-vv`: each line says when, since the process started (where a command's time goes).
+    let _ = if verbose >= 2 {
+        fmt.with_timer(tracing_subscriber::fmt::time::uptime()).try_init()
+    } else {
+        fmt.without_time().try_init()
+    };
 }

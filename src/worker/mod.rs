@@ -123,10 +123,12 @@ impl Sandbox {
         if self.mode == Mode::Off {
             return None;
         }
+        // What the worker will ask the parent for, read while it starts and works.
+        let early = vigil_tools::parent::ahead(name, &self.ctx.host);
         Some(match self.worker() {
             // Redacted again here: the worker can read every secret on the host, so what it
             // returns is not trusted to be redacted already.
-            Ok(w) => w.call(name, input, limit).await.map(|r| {
+            Ok(w) => w.call(name, input, limit, early).await.map(|r| {
                 let red = vigil_tools::Redactor::global();
                 ToolResult {
                     facts: red.value(r.facts),
@@ -150,6 +152,8 @@ struct Worker {
 struct Shared {
     stdin: Mutex<Option<ChildStdin>>,
     pending: Mutex<HashMap<u64, oneshot::Sender<Result<ToolResult, String>>>>,
+    /// The parent's answers started before the worker asked ([`vigil_tools::parent::ahead`]).
+    early: Mutex<HashMap<vigil_tools::broker::Fact, vigil_tools::parent::Early>>,
     /// Why the worker stopped, once it has.
     dead: Mutex<Option<String>>,
     next: AtomicU64,
@@ -231,6 +235,7 @@ impl Worker {
         let shared = Arc::new(Shared {
             stdin: Mutex::new(Some(stdin)),
             pending: Mutex::default(),
+            early: Mutex::default(),
             dead: Mutex::default(),
             next: AtomicU64::new(1),
             child: Mutex::new(child),
@@ -270,7 +275,37 @@ impl Worker {
     }
 
     /// One call: sent, then its answer, an error when the worker dies first, or a time-out.
-    async fn call(&self, name: &str, input: Value, limit: Duration) -> Result<ToolResult, String> {
+    /// `early`: the parent's answers to what this call will ask, already under way; those
+    /// the worker did not ask for are dropped when the call ends.
+    async fn call(
+        &self,
+        name: &str,
+        input: Value,
+        limit: Duration,
+        early: HashMap<vigil_tools::broker::Fact, vigil_tools::parent::Early>,
+    ) -> Result<ToolResult, String> {
+        let mut mine = Vec::new();
+        if let Ok(mut a) = self.shared.early.lock() {
+            for (fact, rx) in early {
+                // Another call's answer to the same question is already coming: that one serves.
+                if let std::collections::hash_map::Entry::Vacant(v) = a.entry(fact.clone()) {
+                    v.insert(rx);
+                    mine.push(fact);
+                }
+            }
+        }
+        let sent = std::time::Instant::now();
+        let r = self.call_now(name, input, limit).await;
+        tracing::debug!("worker: {name} answered in {:.1} ms", sent.elapsed().as_secs_f64() * 1e3);
+        if let Ok(mut a) = self.shared.early.lock() {
+            for fact in &mine {
+                a.remove(fact);
+            }
+        }
+        r
+    }
+
+    async fn call_now(&self, name: &str, input: Value, limit: Duration) -> Result<ToolResult, String> {
         let id = self.shared.next.fetch_add(1, Ordering::SeqCst);
         let (tx, rx) = oneshot::channel();
         {
@@ -414,8 +449,21 @@ fn read_loop(
             }
             FromWorker::Ask { id, fact } => {
                 let shared = shared.clone();
+                let early = shared.early.lock().ok().and_then(|mut a| a.remove(&fact));
                 rt.spawn(async move {
-                    let answer = fact.answer_for(&shared.ctx, shared.exports.as_ref()).await;
+                    let asked = std::time::Instant::now();
+                    let fresh = || fact.answer_for(&shared.ctx, shared.exports.as_ref());
+                    let (answer, how) = match early {
+                        Some(rx) => match rx.await {
+                            Ok(Some(answer)) => (answer, "read ahead"),
+                            _ => (fresh().await, "not read ahead after all"),
+                        },
+                        None => (fresh().await, "asked"),
+                    };
+                    tracing::debug!(
+                        "worker: {fact:?} {how}, answered in {:.1} ms",
+                        asked.elapsed().as_secs_f64() * 1e3
+                    );
                     if let Err(e) = shared.send(&ToWorker::Fact { id, answer }) {
                         tracing::warn!("worker: cannot answer a broker request: {e}");
                     }
@@ -575,16 +623,16 @@ mod tests {
         let limit = Duration::from_secs(30);
         let started = std::time::Instant::now();
         let (a, b, c) = tokio::join!(
-            w.call("check_ssh", serde_json::json!({}), limit),
-            w.call("audit_accounts", serde_json::json!({}), limit),
-            w.call("check_tls", serde_json::json!({}), limit),
+            w.call_now("check_ssh", serde_json::json!({}), limit),
+            w.call_now("audit_accounts", serde_json::json!({}), limit),
+            w.call_now("check_tls", serde_json::json!({}), limit),
         );
         assert!(started.elapsed() < Duration::from_secs(10), "no hang: {:?}", started.elapsed());
         for r in [a, b, c] {
             let e = r.unwrap_err();
             assert!(e.contains("the confined worker stopped (killed by signal 9 (SIGKILL)) before answering"), "{e}");
         }
-        let e = w.call("check_ssh", serde_json::json!({}), limit).await.unwrap_err();
+        let e = w.call_now("check_ssh", serde_json::json!({}), limit).await.unwrap_err();
         assert!(e.starts_with("not checked: the confined worker stopped"), "{e}");
     }
 

@@ -40,9 +40,10 @@ impl Setup {
     }
 }
 
-/// Parent to worker.
+/// Parent to worker. Adjacently tagged, the tag first: a large body (a socket table, a
+/// result) is read straight into its type, not buffered first to find an inner tag.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "type")]
+#[serde(rename_all = "snake_case", tag = "type", content = "body")]
 pub enum ToWorker {
     /// Run one read-only tool.
     Call {
@@ -62,9 +63,9 @@ pub enum ToWorker {
     },
 }
 
-/// Worker to parent.
+/// Worker to parent (tagged as [`ToWorker`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "type")]
+#[serde(rename_all = "snake_case", tag = "type", content = "body")]
 pub enum FromWorker {
     /// Confined (as far as it went) and ready for calls.
     Ready {

@@ -46,7 +46,7 @@ pub const PROC_NET: &[&str] = &["tcp", "tcp6", "udp", "udp6", "raw", "raw6", "un
 pub(crate) const COMMAND_LIMIT: Duration = Duration::from_secs(30);
 
 /// One fixed, read-only request from the worker to the parent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Fact {
     /// Run one of [`COMMANDS`] (matched exactly, program and arguments).
@@ -100,9 +100,10 @@ pub enum Fact {
     },
 }
 
-/// The parent's answer to a [`Fact`].
+/// The parent's answer to a [`Fact`]. Adjacently tagged, the tag first, so a large answer
+/// is read straight into its type rather than buffered to find the tag.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case", tag = "kind", content = "body")]
 pub enum FactAnswer {
     /// What the command printed.
     Command {
@@ -130,9 +131,10 @@ pub enum FactAnswer {
     },
     /// The listening sockets, with the socket inodes (which [`PortsFacts`] does not carry).
     Listeners {
-        /// The table and its owners: [`crate::ports::PortsFacts`] as JSON (the broker's
-        /// types stay a leaf that imports no reader).
-        facts: serde_json::Value,
+        /// The table and its owners: [`crate::ports::PortsFacts`] as JSON text (the broker's
+        /// types stay a leaf that imports no reader; text is parsed straight into the type,
+        /// without a tree of JSON values in between, which 3,000 listeners make costly).
+        facts: String,
         /// Each listener's socket inode, in the same order.
         inodes: Vec<u64>,
         /// Not-checked findings of the read (e.g. netlink unavailable).
@@ -234,7 +236,7 @@ mod tests {
                 Fact::ProcFds { .. } => FactAnswer::Fds { fds: vec![("3".into(), "socket:[42]".into())] },
                 Fact::ClockSynchronized => FactAnswer::Clock { synchronized: Some(false) },
                 Fact::Listeners => {
-                    FactAnswer::Listeners { facts: serde_json::json!({}), inodes: Vec::new(), findings: Vec::new() }
+                    FactAnswer::Listeners { facts: "{}".into(), inodes: Vec::new(), findings: Vec::new() }
                 }
                 Fact::SocketTable => FactAnswer::SocketTable { table: serde_json::json!({}), findings: Vec::new() },
                 Fact::HttpProbe { .. } => FactAnswer::Probe { verdict: "from the parent".into() },

@@ -6,10 +6,82 @@
 //! so it lives here, above them all, and nothing below imports it. Whatever the
 //! worker sends, only the fixed kinds are answered, each checked again here.
 
+use std::collections::HashMap;
+
+use tokio::sync::oneshot;
+
 use crate::broker::{Fact, FactAnswer, FactError};
 use crate::docker::pass::ExportDir;
 use crate::host::{CmdOutput, Host};
 use crate::tool::Ctx;
+
+/// An answer the parent started before the worker asked: `None` when it turned out not to be
+/// needed (the worker, if it asks after all, is answered afresh).
+pub type Early = oneshot::Receiver<Option<Result<FactAnswer, FactError>>>;
+
+/// What the worker will ask for when it runs `tool` on the live `host`, started now, so the
+/// parent reads while the worker starts: `list_open_ports` asks for the listeners and, when one
+/// of them is reachable from other machines, for the firewall's rules; `check_firewall` for the
+/// rules. Each answer is the one [`Fact::answer`] gives; it is used once, by the call that
+/// started it, and only if the worker asks that very fact.
+pub fn ahead(tool: &str, host: &Host) -> HashMap<Fact, Early> {
+    let mut early = HashMap::new();
+    if !host.is_live() || tokio::runtime::Handle::try_current().is_err() {
+        return early;
+    }
+    let firewall: Vec<(Fact, oneshot::Sender<_>)> = match tool {
+        "list_open_ports" | "check_firewall" => crate::firewall::first_commands(host)
+            .iter()
+            .filter_map(|(program, args)| Fact::command(program, args))
+            .map(|fact| {
+                let (tx, rx) = oneshot::channel();
+                early.insert(fact.clone(), rx);
+                (fact, tx)
+            })
+            .collect(),
+        _ => return early,
+    };
+    let start = {
+        let host = host.clone();
+        move |wanted: bool| {
+            for (fact, tx) in firewall {
+                let host = host.clone();
+                // Not wanted: dropped, and the worker (which asks only if it disagrees) is answered afresh.
+                if wanted {
+                    tokio::spawn(async move {
+                        let _ = tx.send(Some(fact.answer(&host).await));
+                    });
+                }
+            }
+        }
+    };
+    if tool == "check_firewall" {
+        start(true);
+        return early;
+    }
+    let (tx, rx) = oneshot::channel();
+    early.insert(Fact::Listeners, rx);
+    let host = host.clone();
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let answer = listeners(&host, |public| {
+            let _guard = rt.enter();
+            start(public);
+        });
+        let _ = tx.send(Some(answer));
+    });
+    early
+}
+
+/// The answer to [`Fact::Listeners`]: [`crate::ports::sockets::listeners_then`] on the parent's
+/// host, `public` told as soon as the table is read.
+fn listeners(host: &Host, public: impl FnOnce(bool)) -> Result<FactAnswer, FactError> {
+    let (facts, findings) =
+        crate::ports::sockets::listeners_then(host, public).map_err(|e| FactError::Failed { why: e.to_string() })?;
+    let inodes = facts.listeners.iter().map(|l| l.inode).collect();
+    let facts = serde_json::to_string(&facts).map_err(|e| FactError::Failed { why: e.to_string() })?;
+    Ok(FactAnswer::Listeners { facts, inodes, findings })
+}
 
 impl Fact {
     /// Answer as the parent of a worker: `ctx` is the parent's own (its configuration names the
@@ -75,13 +147,9 @@ impl Fact {
             Fact::ClockSynchronized => Ok(FactAnswer::Clock { synchronized: crate::host::kernel_clock_synchronized() }),
             Fact::Listeners => {
                 let host = host.clone();
-                let read = tokio::task::spawn_blocking(move || crate::ports::listeners(&host))
+                tokio::task::spawn_blocking(move || listeners(&host, |_| {}))
                     .await
-                    .map_err(|e| FactError::Failed { why: format!("the socket scan stopped: {e}") })?;
-                let (facts, findings) = read.map_err(|e| FactError::Failed { why: e.to_string() })?;
-                let inodes = facts.listeners.iter().map(|l| l.inode).collect();
-                let facts = serde_json::to_value(&facts).map_err(|e| FactError::Failed { why: e.to_string() })?;
-                Ok(FactAnswer::Listeners { facts, inodes, findings })
+                    .map_err(|e| FactError::Failed { why: format!("the socket scan stopped: {e}") })?
             }
             Fact::SocketTable => {
                 let host = host.clone();

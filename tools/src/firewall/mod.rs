@@ -320,17 +320,34 @@ fn opt(r: Result<Option<String>, String>) -> Option<Result<String, String>> {
     }
 }
 
-/// Run the firewall programs of the live host (concurrently, each with a time limit).
-pub async fn runtime_outputs(host: &Host) -> RuntimeOutputs {
+/// The firewall's read commands a live host is always asked, at once: `firewall-cmd --state`,
+/// `nft -j list ruleset`, then `iptables-save` for IPv4 and IPv6 in the nf_tables variant (the
+/// plain one where the variant is not installed) and in the legacy one. The parent starts them
+/// before a confined worker asks (see `crate::parent::ahead`), so they are named once, here.
+pub fn first_commands(host: &Host) -> [(&'static str, &'static [&'static str]); 6] {
     let ipt_nft = if host.which("iptables-nft-save").is_some() { "iptables-nft-save" } else { "iptables-save" };
     let ip6t_nft = if host.which("ip6tables-nft-save").is_some() { "ip6tables-nft-save" } else { "ip6tables-save" };
+    [
+        ("firewall-cmd", &["--state"]),
+        ("nft", &["-j", "list", "ruleset"]),
+        (ipt_nft, &[]),
+        (ip6t_nft, &[]),
+        ("iptables-legacy-save", &[]),
+        ("ip6tables-legacy-save", &[]),
+    ]
+}
+
+/// Run the firewall programs of the live host (concurrently, each with a time limit).
+pub async fn runtime_outputs(host: &Host) -> RuntimeOutputs {
+    let [fwd, nft, ipt4, ipt6, leg4, leg6] = first_commands(host);
+    let (ipt_nft, ip6t_nft) = (ipt4.0, ipt6.0);
     let (fwd, nft, ipt4, ipt6, leg4, leg6) = futures::join!(
-        host.run("firewall-cmd", &["--state"], CMD_TIMEOUT),
-        run_cmd(host, "nft", &["-j", "list", "ruleset"]),
-        run_cmd(host, ipt_nft, &[]),
-        run_cmd(host, ip6t_nft, &[]),
-        run_cmd(host, "iptables-legacy-save", &[]),
-        run_cmd(host, "ip6tables-legacy-save", &[]),
+        host.run(fwd.0, fwd.1, CMD_TIMEOUT),
+        run_cmd(host, nft.0, nft.1),
+        run_cmd(host, ipt4.0, ipt4.1),
+        run_cmd(host, ipt6.0, ipt6.1),
+        run_cmd(host, leg4.0, leg4.1),
+        run_cmd(host, leg6.0, leg6.1),
     );
     // ufw is a Python program (~200 ms to start): when iptables was read and
     // holds no ufw chain, ufw is not running and need not be asked.

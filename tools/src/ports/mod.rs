@@ -154,13 +154,13 @@ impl Tool for ListOpenPorts {
         let host = ctx.host.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let walk = tokio::task::spawn_blocking(move || {
-            sockets::listeners_then(&host, move |table| {
-                let _ = tx.send(table.iter().any(|s| scope_of(s.addr.ip(), s.device.as_deref()) != Scope::Loopback));
+            sockets::listeners_then(&host, move |public| {
+                let _ = tx.send(public);
             })
         });
         let configured = config::configured_binds(&ctx.host);
-        // No answer (the table came from the parent as one fact, or could not be read):
-        // ask the firewall anyway rather than judge a public socket without it.
+        // No answer (the table could not be read): ask the firewall anyway rather than
+        // judge a public socket without it.
         let public = rx.await.unwrap_or(true) || configured.iter().any(|c| c.public);
         let fw = if public { crate::firewall::active_rules(&ctx.host).await } else { Default::default() };
         let scanned = walk.await.map_err(|e| ToolError::Failed(format!("the socket scan stopped: {e}")))?;

@@ -154,20 +154,23 @@ pub fn listeners(host: &Host) -> Result<(PortsFacts, Vec<Finding>), ToolError> {
     listeners_then(host, |_| {})
 }
 
-/// [`listeners`], calling `seen` with the sockets as soon as the table is read,
-/// while their owners are still being looked for: `list_open_ports` starts
-/// reading the firewall then, and only when some socket is reachable from
-/// other machines. In the confined worker the parent reads the table and its
-/// owners as one brokered fact, and `seen` is not called.
-pub fn listeners_then(host: &Host, seen: impl FnOnce(&[Socket])) -> Result<(PortsFacts, Vec<Finding>), ToolError> {
+/// [`listeners`], calling `public` as soon as the table is read, while the owners
+/// are still being looked for, with whether some socket is reachable from other
+/// machines: `list_open_ports` starts reading the firewall then, and only then. In
+/// the confined worker the parent reads the table and its owners as one brokered
+/// fact, and `public` is called once that answer is in.
+pub fn listeners_then(host: &Host, public: impl FnOnce(bool)) -> Result<(PortsFacts, Vec<Finding>), ToolError> {
     match host.ask_parent(Fact::Listeners) {
-        None => listeners_from(host, super::diag::dump, seen),
+        None => listeners_from(host, super::diag::dump, |table| {
+            public(table.iter().any(|s| scope_of(s.addr.ip(), s.device.as_deref()) != Scope::Loopback))
+        }),
         Some(Ok(FactAnswer::Listeners { facts, inodes, findings })) => {
-            let mut facts: PortsFacts = serde_json::from_value(facts)
+            let mut facts: PortsFacts = serde_json::from_str(&facts)
                 .map_err(|e| ToolError::Failed(format!("the parent's socket table does not parse: {e}")))?;
             for (l, inode) in facts.listeners.iter_mut().zip(inodes) {
                 l.inode = inode;
             }
+            public(facts.listeners.iter().any(|l| l.scope != Scope::Loopback));
             Ok((facts, findings))
         }
         Some(Ok(_)) => Err(ToolError::Failed("the parent answered the socket table with something else".into())),

@@ -16,7 +16,8 @@ mod names;
 mod rules;
 
 use std::borrow::Cow;
-use std::sync::LazyLock;
+use std::collections::HashSet;
+use std::sync::{LazyLock, OnceLock};
 
 use regex::{Captures, Regex, RegexSet};
 use serde_json::Value;
@@ -30,13 +31,15 @@ pub use names::secret_name;
 /// The replacement text.
 pub const MASK: &str = "[REDACTED]";
 
-/// One compiled rule.
+/// One rule, compiled the first time its trigger is met: most text trips none, and compiling
+/// every pattern up front cost each vigil process (and each worker) ~15 ms before its first answer.
 #[derive(Debug)]
 struct Rule {
-    re: Regex,
+    pattern: String,
+    re: OnceLock<Regex>,
     check: Check,
     /// The command before the match must match this (the tool the flag belongs to).
-    tool: Option<Regex>,
+    tool: Option<(&'static str, OnceLock<Regex>)>,
     /// Index of this rule's trigger in [`Redactor::triggers`].
     trigger: usize,
 }
@@ -66,6 +69,7 @@ impl Redactor {
 
     #[expect(clippy::expect_used, reason = "the patterns are constants, covered by the tests below")]
     fn new() -> Self {
+        let started = std::time::Instant::now();
         let mut triggers: Vec<String> = Vec::new();
         let mut rules = Vec::new();
         for s in rules::specs() {
@@ -77,13 +81,15 @@ impl Redactor {
                 }
             };
             rules.push(Rule {
-                re: Regex::new(&s.pattern).expect("redaction pattern compiles"),
+                pattern: s.pattern,
+                re: OnceLock::new(),
                 check: s.check,
-                tool: s.tool.map(|t| Regex::new(t).expect("tool pattern compiles")),
+                tool: s.tool.map(|t| (t, OnceLock::new())),
                 trigger,
             });
         }
         let triggers = RegexSet::new(&triggers).expect("trigger patterns compile");
+        tracing::debug!("redactor ready in {:.1} ms", started.elapsed().as_secs_f64() * 1e3);
         Redactor { rules, triggers }
     }
 
@@ -91,10 +97,12 @@ impl Redactor {
     pub fn text<'a>(&self, s: &'a str) -> Cow<'a, str> {
         // Replacements only insert the mask, which trips no trigger: the triggers of the
         // original text decide which rules can apply.
-        let hit = self.triggers.matches(s);
-        if !hit.matched_any() {
+        // Most text trips no trigger: one scan that stops at the first hit answers that far
+        // faster than asking which of the triggers match.
+        if !self.triggers.is_match(s) {
             return Cow::Borrowed(s);
         }
+        let hit = self.triggers.matches(s);
         let mut out = Cow::Borrowed(s);
         for rule in self.rules.iter().filter(|r| hit.matched(r.trigger)) {
             if let Some(changed) = rule.apply(&out) {
@@ -110,21 +118,36 @@ impl Redactor {
     }
 
     /// [`Redactor::value`] in place: only strings that change are rewritten, so a large
-    /// output with nothing secret is walked, not rebuilt.
+    /// output with nothing secret is walked, not rebuilt. A string already found clean in
+    /// this value is not scanned again: 3,000 listeners repeat the same few addresses, users
+    /// and command lines.
     pub fn value_in_place(&self, v: &mut Value) {
+        self.walk(v, &mut HashSet::new());
+    }
+
+    fn walk(&self, v: &mut Value, clean: &mut HashSet<String>) {
+        /// Remembered clean strings: at most this many, each at most this long.
+        const CLEAN_MAX: (usize, usize) = (4096, 1024);
         match v {
             Value::String(s) => {
-                if let Cow::Owned(r) = self.text(s) {
-                    *s = r;
+                if clean.contains(s.as_str()) {
+                    return;
+                }
+                match self.text(s) {
+                    Cow::Owned(r) => *s = r,
+                    Cow::Borrowed(_) if clean.len() < CLEAN_MAX.0 && s.len() <= CLEAN_MAX.1 => {
+                        clean.insert(s.clone());
+                    }
+                    Cow::Borrowed(_) => {}
                 }
             }
-            Value::Array(a) => a.iter_mut().for_each(|x| self.value_in_place(x)),
+            Value::Array(a) => a.iter_mut().for_each(|x| self.walk(x, clean)),
             Value::Object(m) => {
                 for (k, x) in m.iter_mut() {
                     if is_secret_key(k) && x.is_string() {
                         *x = Value::String(MASK.into());
                     } else {
-                        self.value_in_place(x);
+                        self.walk(x, clean);
                     }
                 }
             }
@@ -183,22 +206,33 @@ fn is_secret_key(k: &str) -> bool {
 
 impl Rule {
     /// This rule applied to `s`, or `None` when it changes nothing.
+    /// The rule's pattern, compiled on first use.
+    #[expect(clippy::expect_used, reason = "the patterns are constants; a test compiles every one")]
+    fn re(&self) -> &Regex {
+        self.re.get_or_init(|| Regex::new(&self.pattern).expect("redaction pattern compiles"))
+    }
+
+    /// The pattern of the tool a flag belongs to, compiled on first use.
+    #[expect(clippy::expect_used, reason = "the patterns are constants; a test compiles every one")]
+    fn tool(&self) -> Option<&Regex> {
+        self.tool.as_ref().map(|(t, re)| re.get_or_init(|| Regex::new(t).expect("tool pattern compiles")))
+    }
+
     fn apply(&self, s: &str) -> Option<String> {
         if let Check::Template(t) = self.check {
-            return match self.re.replace_all(s, t) {
+            return match self.re().replace_all(s, t) {
                 Cow::Owned(o) => Some(o),
                 Cow::Borrowed(_) => None,
             };
         }
         let tools: Option<(Vec<usize>, Vec<usize>)> = self
-            .tool
-            .as_ref()
+            .tool()
             .map(|t| (t.find_iter(s).map(|m| m.end()).collect(), s.match_indices('\n').map(|(i, _)| i).collect()));
         let mut out = String::new();
         let mut last = 0;
         let mut pos = 0;
         while pos <= s.len() {
-            let Some(c) = self.re.captures_at(s, pos) else { break };
+            let Some(c) = self.re().captures_at(s, pos) else { break };
             let Some(whole) = c.get(0) else { break };
             match c.name("v").filter(|v| self.accepts(&c, v.as_str(), tools.as_ref())) {
                 Some(v) => {
@@ -326,6 +360,17 @@ mod tests {
 
     fn r(s: &str) -> String {
         Redactor::global().text(s).into_owned()
+    }
+
+    #[test]
+    fn every_pattern_compiles() {
+        // Rules compile when first needed: a broken pattern must fail here, not in a review.
+        let red = Redactor::new();
+        for rule in &red.rules {
+            let _ = rule.re();
+            let _ = rule.tool();
+        }
+        assert!(red.rules.iter().all(|r| r.re.get().is_some()));
     }
 
     #[test]
