@@ -642,7 +642,7 @@ mod tests {
         let script = dir.path().join("worker.sh");
         let ready = serde_json::to_string(&FromWorker::Ready { status: SandboxStatus::failed("stand-in") }).unwrap();
         // A worker that reads a secret and returns it unredacted (as a compromised one would).
-        let leak = r#"{"type":"result","id":1,"result":{"Ok":{"facts":{"cmd":"redis-server --requirepass hunter2secret"},"findings":[]}},"skipped":[]}"#;
+        let leak = r#"{"type":"result","body":{"id":1,"result":{"Ok":{"facts":{"cmd":"redis-server --requirepass hunter2secret"},"findings":[]}},"skipped":[]}}"#;
         std::fs::write(&script, format!("#!/bin/sh\necho '{ready}'\nread setup\nread call\necho '{leak}'\nsleep 5\n"))
             .unwrap();
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();

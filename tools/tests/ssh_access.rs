@@ -159,6 +159,16 @@ fn logs_in(t: &Path, port: u16, user: &str, src: &str, dst: &str) -> bool {
     ignore = "needs root, sshd, ssh, ssh-keygen, openssl, unshare (.ci/packages/ssh.txt)"
 )]
 fn allow_and_deny_lists_refuse_exactly_the_logins_sshd_refuses() {
+    /// sshd, stopped however the test ends: one left behind (a failed wait) would hold the
+    /// test runner's output open and keep it from finishing.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
     vigil_testkit::require(&["root", "sshd", "ssh", "ssh-keygen", "openssl", "unshare"]);
     let dir = tempfile::tempdir().unwrap();
     let t = dir.path().canonicalize().unwrap();
@@ -185,19 +195,21 @@ fn allow_and_deny_lists_refuse_exactly_the_logins_sshd_refuses() {
         }
         let port = vigil_testkit::free_port();
         let log = root.join("sshd.log");
-        let mut sshd = Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg(format!(
-                "mount --bind {etc} /etc && exec {SSHD} -D -e -f {cfg} -p {port}",
-                etc = t.join("etc").display(),
-                cfg = root.join("etc/ssh/sshd_config").display()
-            ))
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
+        let mut sshd = Reap(
+            Command::new("unshare")
+                .args(["--mount", "--propagation", "private", "sh", "-c"])
+                .arg(format!(
+                    "mount --bind {etc} /etc && exec {SSHD} -D -e -f {cfg} -p {port}",
+                    etc = t.join("etc").display(),
+                    cfg = root.join("etc/ssh/sshd_config").display()
+                ))
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap(),
+        );
         vigil_testkit::wait_for("sshd to listen", || {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            assert!(sshd.try_wait().unwrap().is_none(), "sshd refused the configuration:\n{config}\n{text}");
+            assert!(sshd.0.try_wait().unwrap().is_none(), "sshd refused the configuration:\n{config}\n{text}");
             text.matches("Server listening on").count() >= 2
         });
 
@@ -210,8 +222,7 @@ fn allow_and_deny_lists_refuse_exactly_the_logins_sshd_refuses() {
             let hs: Vec<_> = cases.iter().map(|(u, src, dst)| s.spawn(|| logs_in(&t, port, u, src, dst))).collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        sshd.kill().unwrap();
-        sshd.wait().unwrap();
+        drop(sshd);
 
         let (facts, _) = judge(&cfg, &accounts);
         for ((user, src, dst), got_in) in cases.iter().zip(&real) {

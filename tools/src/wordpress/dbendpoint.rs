@@ -531,9 +531,12 @@ mod tests {
         let e = verify(&Host::live(), &at.to_string()).unwrap_err();
         assert!(e.0.contains(&format!("{at} is not the database server's listener")), "{e}");
 
-        let (_v6, port) = v6only_listener();
-        // The kernel refuses an IPv4 connection to that port: no listener takes it.
-        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+        // An IPv6-only port the kernel refuses IPv4 connections to: no IPv4 listener of
+        // another program holds the same number (on a busy machine one may; take another).
+        let (_v6, port) = (0..50)
+            .map(|_| v6only_listener())
+            .find(|(_, port)| std::net::TcpStream::connect(("127.0.0.1", *port)).is_err())
+            .expect("an IPv6-only port with no IPv4 listener on the same number");
         let e = verify(&Host::live(), &format!("127.0.0.1:{port}")).unwrap_err();
         assert_eq!(e.0, format!("database not reached: nothing listens on 127.0.0.1:{port}"));
         let e = verify(&Host::live(), &format!("[::1]:{port}")).unwrap_err();
