@@ -21,6 +21,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use vigil_tools::Host;
 use vigil_tools::ssh::{Connection, effective_config, judge, login_accounts, refusal};
@@ -193,25 +194,43 @@ fn allow_and_deny_lists_refuse_exactly_the_logins_sshd_refuses() {
         for f in ["passwd", "group"] {
             std::fs::copy(t.join("etc").join(f), root.join("etc").join(f)).unwrap();
         }
-        let port = vigil_testkit::free_port();
         let log = root.join("sshd.log");
-        let mut sshd = Reap(
-            Command::new("unshare")
-                .args(["--mount", "--propagation", "private", "sh", "-c"])
-                .arg(format!(
-                    "mount --bind {etc} /etc && exec {SSHD} -D -e -f {cfg} -p {port}",
-                    etc = t.join("etc").display(),
-                    cfg = root.join("etc/ssh/sshd_config").display()
-                ))
-                .stderr(std::fs::File::create(&log).unwrap())
-                .spawn()
-                .unwrap(),
-        );
-        vigil_testkit::wait_for("sshd to listen", || {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            assert!(sshd.0.try_wait().unwrap().is_none(), "sshd refused the configuration:\n{config}\n{text}");
-            text.matches("Server listening on").count() >= 2
-        });
+        // A port free on 127.0.0.1 may still be taken on `::` (sshd listens on both) by
+        // whatever else runs on the machine: then sshd is started again on another one.
+        let mut started = None;
+        for _ in 0..5 {
+            let port = vigil_testkit::free_port();
+            let mut sshd = Reap(
+                Command::new("unshare")
+                    .args(["--mount", "--propagation", "private", "sh", "-c"])
+                    .arg(format!(
+                        "mount --bind {etc} /etc && exec {SSHD} -D -e -f {cfg} -p {port}",
+                        etc = t.join("etc").display(),
+                        cfg = root.join("etc/ssh/sshd_config").display()
+                    ))
+                    .stderr(std::fs::File::create(&log).unwrap())
+                    .spawn()
+                    .unwrap(),
+            );
+            let since = std::time::Instant::now();
+            let listening = loop {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                assert!(sshd.0.try_wait().unwrap().is_none(), "sshd refused the configuration:\n{config}\n{text}");
+                if text.matches("Server listening on").count() >= 2 {
+                    break true;
+                }
+                if text.contains("Bind to port") || since.elapsed() > Duration::from_secs(20) {
+                    eprintln!("sshd did not listen on both families at port {port}, trying another:\n{text}");
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            };
+            if listening {
+                started = Some((sshd, port));
+                break;
+            }
+        }
+        let (sshd, port) = started.expect("sshd listening on 127.0.0.1 and ::1 within 5 ports");
 
         let host = Host::at(&root);
         let cfg = effective_config(&host);
