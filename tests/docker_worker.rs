@@ -134,32 +134,15 @@ fn mode(path: &Path, m: u32) {
 #[test]
 #[cfg_attr(
     any(
-        vigil_missing = "root",
-        vigil_missing = "podman",
-        vigil_missing = "runc",
-        vigil_missing = "nsenter",
-        vigil_missing = "ip",
-        vigil_missing = "tar",
-        vigil_missing = "/bin/busybox",
+        vigil_missing = "@podman",
         vigil_missing = "/usr/bin/python3",
         vigil_missing = "/usr/bin/unshare",
         vigil_missing = "landlock"
     ),
-    ignore = "needs root, podman, runc, nsenter, ip, tar, /bin/busybox, /usr/bin/python3, /usr/bin/unshare, landlock (.ci/packages/docker.txt)"
+    ignore = "needs @podman (root, podman, runc, nsenter, ip, tar, /bin/busybox), /usr/bin/python3, /usr/bin/unshare, landlock (.ci/packages/docker.txt)"
 )]
 fn docker_containers_runs_confined_with_trivy_on_an_exported_image() {
-    vigil_testkit::require(&[
-        "root",
-        "podman",
-        "runc",
-        "nsenter",
-        "ip",
-        "tar",
-        "/bin/busybox",
-        "/usr/bin/python3",
-        "/usr/bin/unshare",
-        "landlock",
-    ]);
+    vigil_testkit::require(&["@podman", "/usr/bin/python3", "/usr/bin/unshare", "landlock"]);
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     mode(t, 0o755);

@@ -15,6 +15,9 @@ const BIN_DIRS: &[&str] = &["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/
 pub const GROUPS: &[(&str, &[&str])] = &[
     // The MariaDB server and client programs (mariadb-server, mariadb-client).
     ("@mariadb", &["mariadbd", "mariadb-install-db", "mariadb", "mariadb-admin", "mariadb-dump"]),
+    // Podman serving the Docker Engine API in a namespace of its own (`podman`;
+    // .ci/packages/docker.txt).
+    ("@podman", &["root", "podman", "runc", "nsenter", "ip", "tar", "/bin/busybox"]),
     // A fleet of real sshd hosts on loopback with the sudo and no-sudo accounts
     // (`sshfleet`; .ci/packages/ssh.txt).
     ("@sshfleet", &["root", "sshd", "ssh", "ssh-keygen", "sudo", "useradd"]),

@@ -25,19 +25,11 @@ use vigil_tools::{Config, Ctx, Host, Registry, Severity};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
-    any(
-        vigil_missing = "root",
-        vigil_missing = "podman",
-        vigil_missing = "runc",
-        vigil_missing = "nsenter",
-        vigil_missing = "ip",
-        vigil_missing = "tar",
-        vigil_missing = "/bin/busybox"
-    ),
-    ignore = "needs root, podman, runc, nsenter, ip, tar, /bin/busybox (.ci/packages/docker.txt)"
+    vigil_missing = "@podman",
+    ignore = "needs @podman: root, podman, runc, nsenter, ip, tar, /bin/busybox (.ci/packages/docker.txt)"
 )]
 async fn podman_burner_idle_privileged_and_published() {
-    vigil_testkit::require(&["root", "podman", "runc", "nsenter", "ip", "tar", "/bin/busybox"]);
+    vigil_testkit::require(&["@podman"]);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("podman");
     let state = tmp.path().join("state");
