@@ -19,6 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use yaml_rust2::{Yaml, YamlLoader};
 
 /// Variables of a host or group.
 pub type Vars = BTreeMap<String, Value>;
@@ -284,35 +285,25 @@ impl Inventory {
 
     /// Static YAML: top-level groups (usually `all`), each with `hosts`, `vars` and `children`.
     pub fn from_yaml(text: &str, path: &str) -> Result<Inventory, InventoryError> {
-        let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| InventoryError::Syntax {
-            path: path.to_string(),
-            line: e.location().map(|l| l.line()).unwrap_or(0),
-            msg: format!("not valid YAML: {e}"),
-        })?;
+        let doc = load_yaml(text, path)?;
         let fmt = |msg: String| InventoryError::Format { path: path.to_string(), msg };
         let mut inv = Inventory::default();
         match doc {
-            serde_yaml_ng::Value::Mapping(m) => {
-                for (k, v) in m {
-                    let name = yaml_key(&k).ok_or_else(|| fmt("a top-level key is not a group name".into()))?;
-                    inv.yaml_group(&name, &v, path, 0)?;
+            Yaml::Hash(m) => {
+                for (k, v) in &m {
+                    let name = yaml_key(k).ok_or_else(|| fmt("a top-level key is not a group name".into()))?;
+                    inv.yaml_group(&name, v, path, 0)?;
                 }
             }
-            serde_yaml_ng::Value::Null => {}
+            Yaml::Null => {}
             _ => return Err(fmt("the top level must be a mapping of groups (`all:`)".into())),
         }
         inv.finish();
         Ok(inv)
     }
 
-    fn yaml_group(
-        &mut self,
-        name: &str,
-        v: &serde_yaml_ng::Value,
-        path: &str,
-        depth: usize,
-    ) -> Result<(), InventoryError> {
-        use serde_yaml_ng::Value as Y;
+    fn yaml_group(&mut self, name: &str, v: &Yaml, path: &str, depth: usize) -> Result<(), InventoryError> {
+        use Yaml as Y;
         let fmt = |msg: String| InventoryError::Format { path: path.to_string(), msg };
         if depth > 64 {
             return Err(fmt(format!("group {name}: children nested more than 64 deep")));
@@ -321,14 +312,14 @@ impl Inventory {
         self.group(name);
         let m = match v {
             Y::Null => return Ok(()),
-            Y::Mapping(m) => m,
+            Y::Hash(m) => m,
             _ => return Err(fmt(format!("group {name}: expected `hosts`, `vars` or `children`"))),
         };
         for (k, v) in m {
             match yaml_key(k).as_deref() {
                 Some("hosts") => match v {
                     Y::Null => {}
-                    Y::Mapping(hosts) => {
+                    Y::Hash(hosts) => {
                         for (h, hv) in hosts {
                             let pattern =
                                 yaml_key(h).ok_or_else(|| fmt(format!("group {name}: a host name is not text")))?;
@@ -354,7 +345,7 @@ impl Inventory {
                 }
                 Some("children") => match v {
                     Y::Null => {}
-                    Y::Mapping(children) => {
+                    Y::Hash(children) => {
                         for (c, cv) in children {
                             let child =
                                 yaml_key(c).ok_or_else(|| fmt(format!("group {name}: a child is not a name")))?;
@@ -835,44 +826,36 @@ pub fn shell_words(s: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn yaml_key(k: &serde_yaml_ng::Value) -> Option<String> {
+fn yaml_key(k: &Yaml) -> Option<String> {
     match k {
-        serde_yaml_ng::Value::String(s) => Some(s.clone()),
-        serde_yaml_ng::Value::Number(n) => Some(n.to_string()),
-        serde_yaml_ng::Value::Bool(b) => Some(b.to_string()),
+        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+        Yaml::Integer(n) => Some(n.to_string()),
+        Yaml::Boolean(b) => Some(b.to_string()),
         _ => None,
     }
 }
 
-/// A YAML value as JSON; a `!vault` value becomes a vault marker.
-fn yaml_to_json(v: &serde_yaml_ng::Value) -> Value {
-    use serde_yaml_ng::Value as Y;
+/// A YAML value as JSON; a vault-encrypted value (`!vault |` followed by `$ANSIBLE_VAULT;…`)
+/// becomes a vault marker.
+fn yaml_to_json(v: &Yaml) -> Value {
     match v {
-        Y::Null => Value::Null,
-        Y::Bool(b) => Value::Bool(*b),
-        Y::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                Value::from(i)
-            } else if let Some(u) = n.as_u64() {
-                Value::from(u)
-            } else {
-                n.as_f64().map(Value::from).unwrap_or(Value::Null)
-            }
+        Yaml::Null | Yaml::BadValue | Yaml::Alias(_) => Value::Null,
+        Yaml::Boolean(b) => Value::Bool(*b),
+        Yaml::Integer(i) => Value::from(*i),
+        Yaml::Real(r) => r.parse::<f64>().ok().map(Value::from).unwrap_or_else(|| Value::from(r.as_str())),
+        Yaml::String(s) if s.trim_start().starts_with("$ANSIBLE_VAULT;") => {
+            serde_json::json!({ "__ansible_vault": "" })
         }
-        Y::String(s) => Value::from(s.as_str()),
-        Y::Sequence(s) => Value::Array(s.iter().map(yaml_to_json).collect()),
-        Y::Mapping(m) => Value::Object(m.iter().filter_map(|(k, v)| Some((yaml_key(k)?, yaml_to_json(v)))).collect()),
-        Y::Tagged(t) if t.tag == "vault" || t.tag == "!vault" => serde_json::json!({ "__ansible_vault": "" }),
-        Y::Tagged(t) => yaml_to_json(&t.value),
+        Yaml::String(s) => Value::from(s.as_str()),
+        Yaml::Array(a) => Value::Array(a.iter().map(yaml_to_json).collect()),
+        Yaml::Hash(m) => Value::Object(m.iter().filter_map(|(k, v)| Some((yaml_key(k)?, yaml_to_json(v)))).collect()),
     }
 }
 
-fn yaml_vars(v: &serde_yaml_ng::Value, owner: &str, path: &str) -> Result<Vec<(String, Value)>, InventoryError> {
+fn yaml_vars(v: &Yaml, owner: &str, path: &str) -> Result<Vec<(String, Value)>, InventoryError> {
     match v {
-        serde_yaml_ng::Value::Null => Ok(Vec::new()),
-        serde_yaml_ng::Value::Mapping(m) => {
-            Ok(m.iter().filter_map(|(k, v)| Some((yaml_key(k)?, yaml_to_json(v)))).collect())
-        }
+        Yaml::Null => Ok(Vec::new()),
+        Yaml::Hash(m) => Ok(m.iter().filter_map(|(k, v)| Some((yaml_key(k)?, yaml_to_json(v)))).collect()),
         _ => {
             Err(InventoryError::Format { path: path.to_string(), msg: format!("{owner}: variables must be a mapping") })
         }
@@ -881,12 +864,19 @@ fn yaml_vars(v: &serde_yaml_ng::Value, owner: &str, path: &str) -> Result<Vec<(S
 
 /// Variables of one `group_vars`/`host_vars` file: YAML (or JSON, which YAML reads).
 fn parse_var_file(text: &str, path: &str) -> Result<Vec<(String, Value)>, InventoryError> {
-    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| InventoryError::Syntax {
+    let doc = load_yaml(text, path)?;
+    yaml_vars(&doc, "the file", path)
+}
+
+/// The first document of a YAML text (`Null` when empty). yaml-rust2 is Rust throughout: the
+/// portable binary carries no copy of libyaml (lintian would flag it in the .deb).
+fn load_yaml(text: &str, path: &str) -> Result<Yaml, InventoryError> {
+    let docs = YamlLoader::load_from_str(text).map_err(|e| InventoryError::Syntax {
         path: path.to_string(),
-        line: e.location().map(|l| l.line()).unwrap_or(0),
+        line: e.marker().line(),
         msg: format!("not valid YAML: {e}"),
     })?;
-    yaml_vars(&doc, "the file", path)
+    Ok(docs.into_iter().next().unwrap_or(Yaml::Null))
 }
 
 /// `BASE/NAME`, `BASE/NAME.yml|.yaml|.json`, or every such file in the directory `BASE/NAME/`.

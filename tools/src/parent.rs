@@ -169,3 +169,38 @@ impl Fact {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn answers_read_ahead_are_the_facts_the_tool_will_ask_and_only_on_the_live_root() {
+        assert!(ahead("list_open_ports", &Host::at("/nonexistent")).is_empty(), "an audited root is never brokered");
+        assert!(ahead("check_ssh", &Host::live()).is_empty(), "a tool that asks nothing is read nothing ahead");
+        let host = Host::live();
+        let own = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = own.local_addr().unwrap().port();
+        let mut early = ahead("list_open_ports", &host);
+        // The firewall's first commands are the ones `runtime_outputs` asks, exactly.
+        for (program, args) in crate::firewall::first_commands(&host) {
+            let fact = Fact::command(program, args).unwrap();
+            assert!(early.contains_key(&fact), "{fact:?} is not read ahead");
+        }
+        // The listeners read ahead are the kernel's table with its owners, this test's listener among them.
+        match early.remove(&Fact::Listeners).unwrap().await.unwrap().unwrap() {
+            Ok(FactAnswer::Listeners { facts, inodes, .. }) => {
+                let facts: crate::ports::PortsFacts = serde_json::from_str(&facts).unwrap();
+                assert_eq!(facts.listeners.len(), inodes.len());
+                let mine = facts.listeners.iter().find(|l| l.port == port && l.proto == "tcp").unwrap();
+                assert_eq!(mine.pid, Some(std::process::id()), "{mine:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(own);
+        // `check_firewall` asks only for the rules, read at once.
+        let early = ahead("check_firewall", &host);
+        assert!(!early.contains_key(&Fact::Listeners));
+        assert_eq!(early.len(), crate::firewall::first_commands(&host).len());
+    }
+}
