@@ -97,12 +97,10 @@ impl Redactor {
     pub fn text<'a>(&self, s: &'a str) -> Cow<'a, str> {
         // Replacements only insert the mask, which trips no trigger: the triggers of the
         // original text decide which rules can apply.
-        // Most text trips no trigger: one scan that stops at the first hit answers that far
-        // faster than asking which of the triggers match.
-        if !self.triggers.is_match(s) {
+        let hit = self.triggers.matches(s);
+        if !hit.matched_any() {
             return Cow::Borrowed(s);
         }
-        let hit = self.triggers.matches(s);
         let mut out = Cow::Borrowed(s);
         for rule in self.rules.iter().filter(|r| hit.matched(r.trigger)) {
             if let Some(changed) = rule.apply(&out) {
@@ -205,7 +203,6 @@ fn is_secret_key(k: &str) -> bool {
 }
 
 impl Rule {
-    /// This rule applied to `s`, or `None` when it changes nothing.
     /// The rule's pattern, compiled on first use.
     #[expect(clippy::expect_used, reason = "the patterns are constants; a test compiles every one")]
     fn re(&self) -> &Regex {
@@ -218,6 +215,7 @@ impl Rule {
         self.tool.as_ref().map(|(t, re)| re.get_or_init(|| Regex::new(t).expect("tool pattern compiles")))
     }
 
+    /// This rule applied to `s`, or `None` when it changes nothing.
     fn apply(&self, s: &str) -> Option<String> {
         if let Check::Template(t) = self.check {
             return match self.re().replace_all(s, t) {
