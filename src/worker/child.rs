@@ -4,6 +4,8 @@
 //! then starts its runtime, says `ready` with what held, reads its [`Setup`] and serves
 //! calls concurrently until its stdin closes. It runs only read-only tools (a mutating
 //! one is refused here too), records nothing, and asks the parent for the broker's facts.
+//! Its results go out unredacted ([`vigil_tools::Unredacted`]): the parent redacts
+//! everything the worker sends, trusting none of it to be redacted already.
 
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
 use vigil_tools::broker::{Broker, Fact, FactAnswer, FactError};
-use vigil_tools::{Ctx, Effect, Host, Registry};
+use vigil_tools::{Ctx, Effect, Host, Registry, Unredacted};
 
 use super::confine;
 use super::proto::{FromWorker, Setup, ToWorker};
@@ -61,7 +63,8 @@ impl Broker for ToParent {
             w.insert(id, tx);
         }
         let failed = |why: &str| FactError::Failed { why: why.to_string() };
-        let line = serde_json::to_string(&FromWorker::Ask { id, fact }).map_err(|e| failed(&e.to_string()))?;
+        let line =
+            serde_json::to_string(&FromWorker::<Unredacted>::Ask { id, fact }).map_err(|e| failed(&e.to_string()))?;
         self.out.send(line).map_err(|_| failed("the worker's output is closed"))?;
         let r = rx.recv_timeout(limit).unwrap_or_else(|_| Err(failed("the parent did not answer")));
         if let Ok(mut w) = self.waiting.lock() {
@@ -83,21 +86,18 @@ async fn serve(status: super::SandboxStatus, scratch: std::path::PathBuf) -> Exi
             }
         }
     });
-    let send = |out: &UnboundedSender<String>, m: &FromWorker| {
+    let send = |out: &UnboundedSender<String>, m: &FromWorker<Unredacted>| {
         if let Ok(l) = serde_json::to_string(m) {
             let _ = out.send(l);
         }
     };
-    // Built while the parent reads `ready` and sends the first call, not after it; the
-    // redactor's patterns (first needed for the first result) compile while that call's tool runs.
+    // Built while the parent reads `ready` and sends the first call, not after it. (No
+    // redactor is made ready: results go out unredacted, the parent redacts them.)
     let registry = tokio::task::spawn_blocking(|| {
         let built = std::time::Instant::now();
         let registry = Registry::builtin();
         tracing::debug!("worker: tools registered in {:.2} ms", built.elapsed().as_secs_f64() * 1e3);
         registry
-    });
-    tokio::task::spawn_blocking(|| {
-        let _ = vigil_tools::Redactor::global();
     });
     send(&out, &FromWorker::Ready { status });
     // Reading stdin blocks: its own thread, forwarding lines.
@@ -148,7 +148,10 @@ async fn serve(status: super::SandboxStatus, scratch: std::path::PathBuf) -> Exi
                     let result = if registry.effect(&tool) != Effect::ReadOnly {
                         Err(format!("`{tool}` changes the host: the worker runs read-only tools only"))
                     } else {
-                        registry.call(&ctx, &tool, input).await.map_err(|e| e.to_string())
+                        match registry.check(&tool, input) {
+                            Ok(call) => call.run_unredacted(&ctx).await.map_err(|e| e.to_string()),
+                            Err(e) => Err(e.to_string()),
+                        }
                     };
                     let skipped = ctx.host.skipped_files();
                     send(&out, &FromWorker::Result { id, result, skipped });

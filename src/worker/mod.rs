@@ -126,8 +126,9 @@ impl Sandbox {
         // What the worker will ask the parent for, read while it starts and works.
         let early = vigil_tools::parent::ahead(name, &self.ctx.host);
         Some(match self.worker() {
-            // Redacted again here: the worker can read every secret on the host, so what it
-            // returns is not trusted to be redacted already.
+            // Redacted here, where the worker's results first arrive: the worker can read every
+            // secret on the host, so what it returns is never trusted to be redacted (it does
+            // not try: it sends its results unredacted, `vigil_tools::Unredacted`).
             Ok(w) => w.call(name, input, limit, early).await.map(|r| {
                 let red = vigil_tools::Redactor::global();
                 ToolResult {

@@ -63,10 +63,11 @@ pub enum ToWorker {
     },
 }
 
-/// Worker to parent (tagged as [`ToWorker`]).
+/// Worker to parent (tagged as [`ToWorker`]). `R` is the result as the worker writes it,
+/// [`vigil_tools::Unredacted`], and as the parent reads it, [`ToolResult`] (the same JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type", content = "body")]
-pub enum FromWorker {
+pub enum FromWorker<R = ToolResult> {
     /// Confined (as far as it went) and ready for calls.
     Ready {
         /// What held.
@@ -76,8 +77,8 @@ pub enum FromWorker {
     Result {
         /// The call's id.
         id: u64,
-        /// The redacted result, or the tool's error in words.
-        result: Result<ToolResult, String>,
+        /// The result, or the tool's error in words. Not redacted: the parent redacts it.
+        result: Result<R, String>,
         /// Files the worker refused to read so far: `(path shown escaped, line)`.
         skipped: Vec<(String, String)>,
     },

@@ -131,10 +131,12 @@ pub enum FactAnswer {
     },
     /// The listening sockets, with the socket inodes (which [`PortsFacts`] does not carry).
     Listeners {
-        /// The table and its owners: [`crate::ports::PortsFacts`] as JSON text (the broker's
-        /// types stay a leaf that imports no reader; text is parsed straight into the type,
-        /// without a tree of JSON values in between, which 3,000 listeners make costly).
-        facts: String,
+        /// The table and its owners: [`crate::ports::PortsFacts`] as JSON, carried as it was
+        /// written (the broker's types stay a leaf that imports no reader). Embedded, not a
+        /// string: 3,000 listeners are neither escaped into a string nor unescaped out of
+        /// one, and the worker parses them straight into the type, without a tree of JSON
+        /// values in between.
+        facts: Box<serde_json::value::RawValue>,
         /// Each listener's socket inode, in the same order.
         inodes: Vec<u64>,
         /// Not-checked findings of the read (e.g. netlink unavailable).
@@ -236,7 +238,8 @@ mod tests {
                 Fact::ProcFds { .. } => FactAnswer::Fds { fds: vec![("3".into(), "socket:[42]".into())] },
                 Fact::ClockSynchronized => FactAnswer::Clock { synchronized: Some(false) },
                 Fact::Listeners => {
-                    FactAnswer::Listeners { facts: "{}".into(), inodes: Vec::new(), findings: Vec::new() }
+                    let facts = serde_json::value::RawValue::from_string("{}".into()).unwrap();
+                    FactAnswer::Listeners { facts, inodes: Vec::new(), findings: Vec::new() }
                 }
                 Fact::SocketTable => FactAnswer::SocketTable { table: serde_json::json!({}), findings: Vec::new() },
                 Fact::HttpProbe { .. } => FactAnswer::Probe { verdict: "from the parent".into() },

@@ -72,5 +72,5 @@ pub use config::Config;
 pub use finding::{Category, Finding, Severity};
 pub use host::{Host, HostError};
 pub use redact::Redactor;
-pub use registry::{Call, Found, Registry, RegistryError, ToolInfo, ToolResult};
+pub use registry::{Call, Found, Registry, RegistryError, ToolInfo, ToolResult, Unredacted};
 pub use tool::{Change, Ctx, Effect, Outcome, Plan, SessionInfo, Tool, ToolError};

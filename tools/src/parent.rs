@@ -79,7 +79,7 @@ fn listeners(host: &Host, public: impl FnOnce(bool)) -> Result<FactAnswer, FactE
     let (facts, findings) =
         crate::ports::sockets::listeners_then(host, public).map_err(|e| FactError::Failed { why: e.to_string() })?;
     let inodes = facts.listeners.iter().map(|l| l.inode).collect();
-    let facts = serde_json::to_string(&facts).map_err(|e| FactError::Failed { why: e.to_string() })?;
+    let facts = serde_json::value::to_raw_value(&facts).map_err(|e| FactError::Failed { why: e.to_string() })?;
     Ok(FactAnswer::Listeners { facts, inodes, findings })
 }
 
@@ -190,7 +190,7 @@ mod tests {
         // The listeners read ahead are the kernel's table with its owners, this test's listener among them.
         match early.remove(&Fact::Listeners).unwrap().await.unwrap().unwrap() {
             Ok(FactAnswer::Listeners { facts, inodes, .. }) => {
-                let facts: crate::ports::PortsFacts = serde_json::from_str(&facts).unwrap();
+                let facts: crate::ports::PortsFacts = serde_json::from_str(facts.get()).unwrap();
                 assert_eq!(facts.listeners.len(), inodes.len());
                 let mine = facts.listeners.iter().find(|l| l.port == port && l.proto == "tcp").unwrap();
                 assert_eq!(mine.pid, Some(std::process::id()), "{mine:?}");

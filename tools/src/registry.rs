@@ -4,7 +4,9 @@
 //! validated against the tool's generated JSON Schema before it is
 //! deserialized, so a malformed argument becomes an error the model can read
 //! and correct, never a panic (a schema that does not compile fails the call).
-//! Every output passes the [`Redactor`] before it leaves this crate.
+//! Every output passes the [`Redactor`] before it leaves this crate, with one
+//! exception: the confined worker's [`Call::run_unredacted`], whose parent redacts
+//! everything the worker sends (it trusts none of it to be redacted already).
 //!
 //! The registry is also where the approval rule lives, once for every tool that
 //! changes the host: [`Registry::call`] runs read-only tools only; a change runs
@@ -32,6 +34,19 @@ pub struct ToolResult {
     /// The facts, as JSON, redacted.
     pub facts: Value,
     /// The findings, redacted.
+    pub findings: Vec<Finding>,
+}
+
+/// A read-only tool's result as the confined worker hands it to its parent
+/// ([`Call::run_unredacted`]): the facts as JSON text written straight from the tool's
+/// types, nothing redacted. Its JSON reads back as a [`ToolResult`], which the parent then
+/// redacts: it redacts all the worker sends anyway, so redacting here too only spent the
+/// time twice (and building a tree of JSON values to redact, once more).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Unredacted {
+    /// The facts, as JSON.
+    pub facts: Box<serde_json::value::RawValue>,
+    /// The findings.
     pub findings: Vec<Finding>,
 }
 
@@ -63,6 +78,8 @@ trait Erased: Send + Sync {
     fn checker(&self) -> &Checker;
     /// A read-only tool's run; a change refuses.
     async fn run(&self, ctx: &Ctx, input: Value) -> Result<ToolResult, ToolError>;
+    /// [`Erased::run`] for the worker's parent, which redacts it ([`Unredacted`]).
+    async fn run_unredacted(&self, ctx: &Ctx, input: Value) -> Result<Unredacted, ToolError>;
     /// A change's plan; a read-only tool has none.
     async fn plan(&self, ctx: &Ctx, input: &Value) -> Result<Planned, ToolError>;
     /// A change, run after the plan recomputed now hashed like the approved one.
@@ -120,6 +137,16 @@ struct ChangeHolder<T: Change> {
     checker: Checker,
 }
 
+impl<T: Change> ChangeHolder<T> {
+    /// Why a change does not run without an approval.
+    fn unapproved(&self) -> ToolError {
+        ToolError::Refused(format!(
+            "`{}` changes the host: it runs only with an approval of its plan (through the policy gate); nothing was done",
+            self.info.name
+        ))
+    }
+}
+
 fn decode<I: serde::de::DeserializeOwned>(input: Value) -> Result<I, ToolError> {
     serde_json::from_value(input).map_err(|e| ToolError::InvalidInput(e.to_string()))
 }
@@ -146,6 +173,12 @@ impl<T: Tool> Erased for Holder<T> {
         redacted(self.tool.run(ctx, input).await?)
     }
 
+    async fn run_unredacted(&self, ctx: &Ctx, input: Value) -> Result<Unredacted, ToolError> {
+        let out = self.tool.run(ctx, decode(input)?).await?;
+        let facts = serde_json::value::to_raw_value(&out.facts).map_err(|e| ToolError::Failed(e.to_string()))?;
+        Ok(Unredacted { facts, findings: out.findings })
+    }
+
     async fn plan(&self, _ctx: &Ctx, _input: &Value) -> Result<Planned, ToolError> {
         Err(ToolError::Failed(format!("`{}` has no plan: it does not change the host", self.info.name)))
     }
@@ -166,10 +199,11 @@ impl<T: Change> Erased for ChangeHolder<T> {
     }
 
     async fn run(&self, _ctx: &Ctx, _input: Value) -> Result<ToolResult, ToolError> {
-        Err(ToolError::Refused(format!(
-            "`{}` changes the host: it runs only with an approval of its plan (through the policy gate); nothing was done",
-            self.info.name
-        )))
+        Err(self.unapproved())
+    }
+
+    async fn run_unredacted(&self, _ctx: &Ctx, _input: Value) -> Result<Unredacted, ToolError> {
+        Err(self.unapproved())
     }
 
     async fn plan(&self, ctx: &Ctx, input: &Value) -> Result<Planned, ToolError> {
@@ -261,7 +295,23 @@ impl Call {
             return self.tool.run(ctx, self.input).await;
         }
         let limit = Duration::from_secs(ctx.config.review.tool_timeout_seconds.max(1));
-        call_within(self.tool, ctx.clone(), self.input, limit).await
+        call_within(self.tool, ctx.clone(), self.input, limit, |t, ctx, input| {
+            Box::pin(async move { t.run(&ctx, input).await })
+        })
+        .await
+    }
+
+    /// [`Call::run`] for the confined worker: nothing redacted, the facts as JSON text
+    /// ([`Unredacted`]). Only the worker calls this; its parent redacts what it sends.
+    pub async fn run_unredacted(self, ctx: &Ctx) -> Result<Unredacted, ToolError> {
+        if self.info().effect != Effect::ReadOnly {
+            return self.tool.run_unredacted(ctx, self.input).await;
+        }
+        let limit = Duration::from_secs(ctx.config.review.tool_timeout_seconds.max(1));
+        call_within(self.tool, ctx.clone(), self.input, limit, |t, ctx, input| {
+            Box::pin(async move { t.run_unredacted(&ctx, input).await })
+        })
+        .await
     }
 
     /// The plan of a change, redacted, with the digest an approval binds to.
@@ -469,9 +519,15 @@ impl Registry {
             return Err(ToolError::Refused(format!("`{name}` changes the host: it is never run under a time limit")));
         }
         t.checker().validate(t.info(), &input)?;
-        call_within(t.clone(), ctx.clone(), input, limit).await
+        call_within(t.clone(), ctx.clone(), input, limit, |t, ctx, input| {
+            Box::pin(async move { t.run(&ctx, input).await })
+        })
+        .await
     }
 }
+
+/// One tool run under way, as [`call_within`] drives it on the tool's thread.
+type ToolRun<R> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<R, ToolError>> + Send>>;
 
 /// Tool threads still running (a cancelled one is cleaning up: killing its children,
 /// removing its scratch directory).
@@ -510,7 +566,14 @@ pub async fn settle(max: Duration) {
 /// "timed out" on time. On time-out the tool's future is cancelled (dropping it
 /// kills its `kill_on_drop` children) as soon as it next yields; a thread stuck
 /// in the kernel is left behind, and the process does not wait for it at exit.
-async fn call_within(t: Arc<dyn Erased>, ctx: Ctx, input: Value, limit: Duration) -> Result<ToolResult, ToolError> {
+/// `run` is what the thread does with the tool ([`Erased::run`] or [`Erased::run_unredacted`]).
+async fn call_within<R: Send + 'static>(
+    t: Arc<dyn Erased>,
+    ctx: Ctx,
+    input: Value,
+    limit: Duration,
+    run: fn(Arc<dyn Erased>, Ctx, Value) -> ToolRun<R>,
+) -> Result<R, ToolError> {
     let name = t.info().name;
     let handle = tokio::runtime::Handle::current();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -522,7 +585,7 @@ async fn call_within(t: Arc<dyn Erased>, ctx: Ctx, input: Value, limit: Duration
             let _running = running;
             let r = handle.block_on(async move {
                 tokio::select! {
-                    r = t.run(&ctx, input) => Some(r),
+                    r = run(t, ctx, input) => Some(r),
                     _ = cancel_rx => None,
                 }
             });

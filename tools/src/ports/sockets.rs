@@ -165,7 +165,7 @@ pub fn listeners_then(host: &Host, public: impl FnOnce(bool)) -> Result<(PortsFa
             public(table.iter().any(|s| scope_of(s.addr.ip(), s.device.as_deref()) != Scope::Loopback))
         }),
         Some(Ok(FactAnswer::Listeners { facts, inodes, findings })) => {
-            let mut facts: PortsFacts = serde_json::from_str(&facts)
+            let mut facts: PortsFacts = serde_json::from_str(facts.get())
                 .map_err(|e| ToolError::Failed(format!("the parent's socket table does not parse: {e}")))?;
             for (l, inode) in facts.listeners.iter_mut().zip(inodes) {
                 l.inode = inode;
