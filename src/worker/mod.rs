@@ -606,7 +606,10 @@ mod tests {
     fn dying_worker(calls: usize, signal: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("worker.sh");
-        let ready = serde_json::to_string(&FromWorker::Ready { status: SandboxStatus::failed("stand-in") }).unwrap();
+        let ready = serde_json::to_string(&FromWorker::<vigil_tools::Unredacted>::Ready {
+            status: SandboxStatus::failed("stand-in"),
+        })
+        .unwrap();
         let body = format!(
             "#!/bin/sh\necho '{ready}'\nread setup\ni=0\nwhile [ $i -lt {calls} ]; do read call; i=$((i+1)); done\nkill -{signal} $$\n"
         );
@@ -638,10 +641,13 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn what_the_worker_returns_is_redacted_again_in_the_parent() {
+    async fn what_the_worker_returns_is_redacted_in_the_parent() {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("worker.sh");
-        let ready = serde_json::to_string(&FromWorker::Ready { status: SandboxStatus::failed("stand-in") }).unwrap();
+        let ready = serde_json::to_string(&FromWorker::<vigil_tools::Unredacted>::Ready {
+            status: SandboxStatus::failed("stand-in"),
+        })
+        .unwrap();
         // A worker that reads a secret and returns it unredacted (as a compromised one would).
         let leak = r#"{"type":"result","body":{"id":1,"result":{"Ok":{"facts":{"cmd":"redis-server --requirepass hunter2secret"},"findings":[]}},"skipped":[]}}"#;
         std::fs::write(&script, format!("#!/bin/sh\necho '{ready}'\nread setup\nread call\necho '{leak}'\nsleep 5\n"))
@@ -703,7 +709,10 @@ model = "m0d3l-n4me"
     async fn a_stopped_worker_leaves_no_scratch_behind_even_if_vigil_exits_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("worker.sh");
-        let ready = serde_json::to_string(&FromWorker::Ready { status: SandboxStatus::failed("stand-in") }).unwrap();
+        let ready = serde_json::to_string(&FromWorker::<vigil_tools::Unredacted>::Ready {
+            status: SandboxStatus::failed("stand-in"),
+        })
+        .unwrap();
         std::fs::write(&script, format!("#!/bin/sh\necho '{ready}'\nread setup\nexec sleep 30\n")).unwrap();
         std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let w = Worker::start_program(&script, &[], &Ctx::new(Host::at("/nonexistent"))).unwrap();

@@ -747,6 +747,21 @@ mod tests {
         assert_eq!(r.get("echo").unwrap().input_schema["properties"]["port"]["description"], "Port to echo.");
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_workers_form_is_the_same_json_unredacted_and_a_change_still_refuses() {
+        let ctx = Ctx::new(Host::at("/nonexistent"));
+        let mut r = reg();
+        let raw = r.check("echo", serde_json::json!({"port": 6379})).unwrap().run_unredacted(&ctx).await.unwrap();
+        // Unredacted (its parent redacts it), and read back as a ToolResult it is the same result.
+        let read: ToolResult = serde_json::from_str(&serde_json::to_string(&raw).unwrap()).unwrap();
+        assert_eq!(read.facts["cmd"], "redis-server --requirepass hunter2");
+        let redacted = r.call(&ctx, "echo", serde_json::json!({"port": 6379})).await.unwrap();
+        assert_eq!(Redactor::global().value(read.facts), redacted.facts);
+        r.add_change(Bump(Arc::new(AtomicUsize::new(0)))).unwrap();
+        let refused = r.check("bump", serde_json::json!({"port": 1})).unwrap().run_unredacted(&ctx).await.unwrap_err();
+        assert!(refused.to_string().contains("runs only with an approval"), "{refused}");
+    }
+
     #[test]
     fn a_second_tool_by_one_name_is_refused_and_the_first_stays() {
         let mut r = reg();
