@@ -41,6 +41,8 @@ pub fn ahead(tool: &str, host: &Host) -> HashMap<Fact, Early> {
             .collect(),
         _ => return early,
     };
+    // `vigil -vv`: when the parent starts reading (the walk is most of `list_open_ports`).
+    tracing::debug!("parent: reading {tool}'s facts ahead");
     let start = {
         let host = host.clone();
         move |wanted: bool| {
