@@ -291,27 +291,27 @@ impl Call {
     /// Run a read-only tool within `[review] tool_timeout_seconds` (see [`Registry::call_within`]).
     /// A change is refused: it runs only through [`Call::run_approved`].
     pub async fn run(self, ctx: &Ctx) -> Result<ToolResult, ToolError> {
-        if self.info().effect != Effect::ReadOnly {
-            return self.tool.run(ctx, self.input).await;
-        }
-        let limit = Duration::from_secs(ctx.config.review.tool_timeout_seconds.max(1));
-        call_within(self.tool, ctx.clone(), self.input, limit, |t, ctx, input| {
-            Box::pin(async move { t.run(&ctx, input).await })
-        })
-        .await
+        self.run_as(ctx, |t, ctx, input| Box::pin(async move { t.run(&ctx, input).await })).await
     }
 
     /// [`Call::run`] for the confined worker: nothing redacted, the facts as JSON text
     /// ([`Unredacted`]). Only the worker calls this; its parent redacts what it sends.
     pub async fn run_unredacted(self, ctx: &Ctx) -> Result<Unredacted, ToolError> {
+        self.run_as(ctx, |t, ctx, input| Box::pin(async move { t.run_unredacted(&ctx, input).await })).await
+    }
+
+    /// `run` on this call's tool: a read-only one on its own thread within its time limit,
+    /// a change (which refuses) directly.
+    async fn run_as<R: Send + 'static>(
+        self,
+        ctx: &Ctx,
+        run: fn(Arc<dyn Erased>, Ctx, Value) -> ToolRun<R>,
+    ) -> Result<R, ToolError> {
         if self.info().effect != Effect::ReadOnly {
-            return self.tool.run_unredacted(ctx, self.input).await;
+            return run(self.tool, ctx.clone(), self.input).await;
         }
         let limit = Duration::from_secs(ctx.config.review.tool_timeout_seconds.max(1));
-        call_within(self.tool, ctx.clone(), self.input, limit, |t, ctx, input| {
-            Box::pin(async move { t.run_unredacted(&ctx, input).await })
-        })
-        .await
+        call_within(self.tool, ctx.clone(), self.input, limit, run).await
     }
 
     /// The plan of a change, redacted, with the digest an approval binds to.
