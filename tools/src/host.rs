@@ -678,6 +678,11 @@ impl Host {
             self.which(program).map(std::path::PathBuf::from)
         }
         .ok_or_else(|| HostError::NoProgram { program: program.to_string() })?;
+        if let Some(table) = legacy_tables_file(program, args)
+            && let Some(out) = legacy_save_without_tables(self.read(&format!("/proc/net/{table}")))
+        {
+            return Ok(out);
+        }
         let child = crate::spawn::command(&path, args, env)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -692,6 +697,30 @@ impl Host {
             Ok(Err(e)) => Err(HostError::from_io(program, e)),
             Err(_) => Err(HostError::Timeout { program: program.to_string(), secs: timeout.as_secs() }),
         }
+    }
+}
+
+/// The kernel's list of legacy iptables tables that `iptables-legacy-save` or
+/// `ip6tables-legacy-save` (no arguments) print, one after another.
+fn legacy_tables_file(program: &str, args: &[&str]) -> Option<&'static str> {
+    match (program, args) {
+        ("iptables-legacy-save", []) => Some("ip_tables_names"),
+        ("ip6tables-legacy-save", []) => Some("ip6_tables_names"),
+        _ => None,
+    }
+}
+
+/// What a legacy `iptables-save` prints when the kernel's list of its tables (`names`, as
+/// read) is absent or empty: nothing, successfully, as its own code does (it lists that file
+/// and saves each table named there; no legacy table is the usual case on an nftables host).
+/// Answered without starting it: each start forks vigil while the socket walk is under way.
+/// `None` when the program must run (tables loaded, or the list unreadable).
+fn legacy_save_without_tables(names: Result<Vec<u8>, HostError>) -> Option<CmdOutput> {
+    let none = CmdOutput { status: 0, stdout: String::new(), stderr: String::new() };
+    match names {
+        Ok(b) if b.iter().all(u8::is_ascii_whitespace) => Some(none),
+        Err(e) if e.is_not_found() => Some(none),
+        _ => None,
     }
 }
 
@@ -758,6 +787,39 @@ pub(crate) fn kernel_clock_synchronized() -> Option<bool> {
 mod tests {
     use super::*;
     use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn a_legacy_save_without_tables_is_answered_only_when_the_kernel_lists_none() {
+        let gone = || Err(HostError::from_io("/proc/net/ip_tables_names", std::io::ErrorKind::NotFound.into()));
+        for names in [Ok(Vec::new()), Ok(b"\n".to_vec()), gone()] {
+            let out = legacy_save_without_tables(names).expect("no legacy table: nothing to start");
+            assert_eq!((out.status, out.stdout.as_str(), out.stderr.as_str()), (0, "", ""));
+        }
+        // Tables loaded, or a list that cannot be read: the program runs.
+        assert!(legacy_save_without_tables(Ok(b"filter\nnat\n".to_vec())).is_none());
+        let denied = HostError::from_io("/proc/net/ip_tables_names", std::io::ErrorKind::PermissionDenied.into());
+        assert!(legacy_save_without_tables(Err(denied)).is_none());
+        assert_eq!(legacy_tables_file("ip6tables-legacy-save", &[]), Some("ip6_tables_names"));
+        assert_eq!(legacy_tables_file("iptables-legacy-save", &["-t", "nat"]), None);
+        assert_eq!(legacy_tables_file("iptables-nft-save", &[]), None);
+    }
+
+    #[tokio::test]
+    #[cfg_attr(
+        any(vigil_missing = "root", vigil_missing = "iptables-legacy-save", vigil_missing = "ip6tables-legacy-save"),
+        ignore = "needs root, iptables-legacy-save, ip6tables-legacy-save (.ci/packages/firewall.txt)"
+    )]
+    async fn the_legacy_saves_answer_as_the_programs_do() {
+        vigil_testkit::require(&["root", "iptables-legacy-save", "ip6tables-legacy-save"]);
+        // Whatever this machine's legacy tables are, vigil's answer is what the program prints.
+        for program in ["iptables-legacy-save", "ip6tables-legacy-save"] {
+            let ours = Host::live().run(program, &[], Duration::from_secs(30)).await.unwrap();
+            let theirs = std::process::Command::new(crate::spawn::resolve(program).unwrap()).output().unwrap();
+            let strip = |s: &str| s.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n");
+            assert_eq!(ours.status, theirs.status.code().unwrap());
+            assert_eq!(strip(&ours.stdout), strip(&String::from_utf8_lossy(&theirs.stdout)), "{program}");
+        }
+    }
 
     #[test]
     fn paths_stay_inside_the_root() {
