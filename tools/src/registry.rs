@@ -291,7 +291,7 @@ impl Call {
     /// Run a read-only tool within `[review] tool_timeout_seconds` (see [`Registry::call_within`]).
     /// A change is refused: it runs only through [`Call::run_approved`].
     pub async fn run(self, ctx: &Ctx) -> Result<ToolResult, ToolError> {
-        self.run_as(ctx, |t, ctx, input| Box::pin(async move { t.run(&ctx, input).await })).await
+        self.run_as(ctx, redacted_run).await
     }
 
     /// [`Call::run`] for the confined worker: nothing redacted, the facts as JSON text
@@ -519,15 +519,17 @@ impl Registry {
             return Err(ToolError::Refused(format!("`{name}` changes the host: it is never run under a time limit")));
         }
         t.checker().validate(t.info(), &input)?;
-        call_within(t.clone(), ctx.clone(), input, limit, |t, ctx, input| {
-            Box::pin(async move { t.run(&ctx, input).await })
-        })
-        .await
+        call_within(t.clone(), ctx.clone(), input, limit, redacted_run).await
     }
 }
 
 /// One tool run under way, as [`call_within`] drives it on the tool's thread.
 type ToolRun<R> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<R, ToolError>> + Send>>;
+
+/// [`Erased::run`] as [`call_within`] drives it: the result redacted.
+fn redacted_run(t: Arc<dyn Erased>, ctx: Ctx, input: Value) -> ToolRun<ToolResult> {
+    Box::pin(async move { t.run(&ctx, input).await })
+}
 
 /// Tool threads still running (a cancelled one is cleaning up: killing its children,
 /// removing its scratch directory).
