@@ -20,12 +20,6 @@ fn main() -> ExitCode {
     if let Some(vigil::cli::Command::Worker(w)) = &cli.command {
         return vigil::worker::child::main(w.scratch.clone());
     }
-    // Nearly every command redacts what it shows: the redactor's patterns compile on their own
-    // thread while the configuration, the state and the tools are read (not before a worker is
-    // confined: that returned above).
-    std::thread::spawn(|| {
-        let _ = vigil_tools::Redactor::global();
-    });
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -262,35 +262,34 @@ fn index_of<T: PartialEq>(v: &mut Vec<T>, x: T) -> usize {
     }
 }
 
+/// JSON keys whose string values are masked whole, compared ignoring ASCII case.
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "passwd",
+    "pass",
+    "passphrase",
+    "secret",
+    "client_secret",
+    "token",
+    "access_token",
+    "refresh_token",
+    "auth_token",
+    "api_token",
+    "api_key",
+    "api-key",
+    "apikey",
+    "secret_key",
+    "private_key",
+    "db_password",
+    "x-api-key",
+    "requirepass",
+    "masterauth",
+];
+
 fn is_secret_key(k: &str) -> bool {
-    // Lower-cased on the stack: 3,000 listeners are 40,000 keys, none of them secret.
-    let mut buf = [0u8; 16];
-    let Some(lower) = buf.get_mut(..k.len()) else { return false };
-    lower.copy_from_slice(k.as_bytes());
-    lower.make_ascii_lowercase();
-    matches!(
-        &*lower,
-        b"password"
-            | b"passwd"
-            | b"pass"
-            | b"passphrase"
-            | b"secret"
-            | b"client_secret"
-            | b"token"
-            | b"access_token"
-            | b"refresh_token"
-            | b"auth_token"
-            | b"api_token"
-            | b"api_key"
-            | b"api-key"
-            | b"apikey"
-            | b"secret_key"
-            | b"private_key"
-            | b"db_password"
-            | b"x-api-key"
-            | b"requirepass"
-            | b"masterauth"
-    )
+    // Compared in place, nothing lower-cased into a new string: 3,000 listeners are 40,000
+    // keys, none of them secret.
+    SECRET_KEYS.iter().any(|s| s.eq_ignore_ascii_case(k))
 }
 
 impl Rule {
