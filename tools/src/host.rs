@@ -176,6 +176,44 @@ impl HostError {
     }
 }
 
+/// A process's `/proc/PID` ([`Host::process`]).
+pub(crate) struct Process<'h> {
+    host: &'h Host,
+    pid: u32,
+    /// `/proc/PID` on the kernel's procfs, opened `O_PATH`; `None`: read by path.
+    dir: Option<std::os::fd::OwnedFd>,
+}
+
+impl Process<'_> {
+    /// Its `fd` directory, opened `O_PATH`.
+    pub(crate) fn fd_dir(&self) -> Result<std::os::fd::OwnedFd, HostError> {
+        match &self.dir {
+            Some(d) => {
+                inroot::open_in_procfs(d.as_fd(), "fd", true).map_err(|e| HostError::from_io(&self.path("fd"), e))
+            }
+            None => self.host.open_path(&self.path("fd"), true),
+        }
+    }
+
+    /// One of its files (`comm`, `cmdline`), whole, up to [`Limit::DEFAULT`].
+    pub(crate) fn read(&self, name: &str) -> Result<Vec<u8>, HostError> {
+        let Some(d) = &self.dir else { return self.host.read(&self.path(name)) };
+        let path = self.path(name);
+        let fd = inroot::open_in_procfs(d.as_fd(), name, false).map_err(|e| HostError::from_io(&path, e))?;
+        let mut buf = Vec::new();
+        let cap = Limit::DEFAULT.bytes;
+        std::fs::File::from(fd).take(cap + 1).read_to_end(&mut buf).map_err(|e| HostError::from_io(&path, e))?;
+        if buf.len() as u64 > cap {
+            return Err(HostError::TooLarge { path, size: buf.len() as u64, limit: cap });
+        }
+        Ok(buf)
+    }
+
+    fn path(&self, name: &str) -> String {
+        format!("/proc/{}/{name}", self.pid)
+    }
+}
+
 /// What a command printed.
 #[derive(Debug, Clone)]
 pub struct CmdOutput {
@@ -528,6 +566,30 @@ impl Host {
             Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// `ROOT/proc` opened `O_PATH` inside the root, when it is the kernel's procfs: what
+    /// [`Host::process`] opens each process's directory from.
+    pub(crate) fn kernel_proc(&self) -> Option<std::os::fd::OwnedFd> {
+        let fd = self.open_path("/proc", true).ok()?;
+        inroot::on_procfs(fd.as_fd()).then_some(fd)
+    }
+
+    /// Process `pid`'s `/proc/PID`, for a reader that visits every process (the socket
+    /// owners' walk). With `proc` ([`Host::kernel_proc`]) the directory is opened once and
+    /// each file relative to it by its one name: no path is resolved per file, and the
+    /// kernel made every file there (no FIFO, device or symlink to fear). Without (an
+    /// image's `/proc`, whatever it holds) each file goes through the hardened reader.
+    /// `None` when the process is gone.
+    pub(crate) fn process(&self, proc: Option<&std::os::fd::OwnedFd>, pid: u32) -> Option<Process<'_>> {
+        let dir = match proc.map(|p| inroot::open_in_procfs(p.as_fd(), &pid.to_string(), true)) {
+            None => None,
+            Some(Ok(fd)) => Some(fd),
+            Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => return None,
+            // Whatever else went wrong, the hardened reader meets it again and says what.
+            Some(Err(_)) => None,
+        };
+        Some(Process { host: self, pid, dir })
     }
 
     /// Names in a directory, sorted. A name that is not valid UTF-8 cannot be

@@ -33,6 +33,8 @@ const EAGAIN_TRIES: usize = 8;
 const MAX_LINKS: usize = 40;
 /// `statfs.f_type` of a FUSE file system.
 const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+/// `statfs.f_type` of the kernel's procfs.
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 
 /// Set once the kernel said it has no `openat2` (`ENOSYS`); every later lookup walks.
 static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
@@ -162,6 +164,22 @@ pub(crate) fn kind_of(meta: &Metadata) -> Option<&'static str> {
 /// process, which may be the tenant's: it can block or lie).
 pub(crate) fn on_fuse(fd: BorrowedFd<'_>) -> bool {
     rfs::fstatfs(fd).map(|s| s.f_type == FUSE_SUPER_MAGIC).unwrap_or(false)
+}
+
+/// True when the descriptor is on the kernel's procfs, whose every file the kernel makes:
+/// a process's `comm` or `cmdline` there is never a FIFO, a device or a symlink.
+pub(crate) fn on_procfs(fd: BorrowedFd<'_>) -> bool {
+    rfs::fstatfs(fd).map(|s| s.f_type == PROC_SUPER_MAGIC).unwrap_or(false)
+}
+
+/// `name` (one component, never a symlink followed) under `dir`, a directory of the
+/// kernel's procfs ([`on_procfs`]): `O_PATH` when `path_only`, else for reading.
+pub(crate) fn open_in_procfs(dir: BorrowedFd<'_>, name: &str, path_only: bool) -> io::Result<OwnedFd> {
+    if name.is_empty() || name.contains('/') || name == ".." {
+        return Err(Errno::INVAL.into());
+    }
+    let how = if path_only { OFlags::PATH } else { OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY };
+    Ok(rfs::openat(dir, name, how | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?)
 }
 
 /// Reopen a checked `O_PATH` descriptor for reading. Through `/proc/self/fd`

@@ -8,9 +8,10 @@
 //! the lowest one is its owner.
 
 use std::collections::{HashMap, HashSet};
+use std::os::fd::OwnedFd;
 use std::sync::OnceLock;
 
-use crate::host::Host;
+use crate::host::{Host, Process};
 
 /// A socket's owning process.
 #[derive(Debug, Clone)]
@@ -29,7 +30,8 @@ pub(super) type Found = (HashMap<u64, u32>, HashMap<u32, Owner>, usize);
 /// been found. Pids are walked in ascending batches spread over a few threads
 /// (the work is syscalls into `/proc`), and each link is read relative to its
 /// open `fd` directory (`readlinkat`), so the kernel resolves one name per
-/// descriptor instead of a whole path.
+/// descriptor instead of a whole path. On the kernel's procfs each process's
+/// directory is opened once and its files relative to it ([`Host::process`]).
 pub(super) fn walk_proc(host: &Host, wanted: &OnceLock<HashSet<u64>>) -> Found {
     const BATCH: usize = 256;
     let mut lowest: HashMap<u64, u32> = HashMap::new();
@@ -40,6 +42,8 @@ pub(super) fn walk_proc(host: &Host, wanted: &OnceLock<HashSet<u64>>) -> Found {
     };
     let mut pids: Vec<u32> = entries.iter().filter_map(|n| n.parse().ok()).collect();
     pids.sort_unstable();
+    let proc = host.kernel_proc();
+    let proc = proc.as_ref();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
     for batch in pids.chunks(BATCH) {
         let known = wanted.get();
@@ -47,12 +51,12 @@ pub(super) fn walk_proc(host: &Host, wanted: &OnceLock<HashSet<u64>>) -> Found {
             break;
         }
         let parts: Vec<Walked> = if threads == 1 || batch.len() < 32 {
-            vec![walk_fds(host, batch, known)]
+            vec![walk_fds(host, proc, batch, known)]
         } else {
             std::thread::scope(|s| {
                 let handles: Vec<_> = batch
                     .chunks(batch.len().div_ceil(threads))
-                    .map(|part| s.spawn(move || walk_fds(host, part, known)))
+                    .map(|part| s.spawn(move || walk_fds(host, proc, part, known)))
                     .collect();
                 handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
             })
@@ -74,15 +78,16 @@ type Walked = (Vec<(u64, u32)>, usize, HashMap<u32, Owner>);
 /// The socket inodes each of `pids` holds (only wanted ones once `wanted` is
 /// known), how many pids could not be read, and the name and command line of
 /// every pid holding a wanted one.
-fn walk_fds(host: &Host, pids: &[u32], wanted: Option<&HashSet<u64>>) -> Walked {
+fn walk_fds(host: &Host, proc: Option<&OwnedFd>, pids: &[u32], wanted: Option<&HashSet<u64>>) -> Walked {
     let mut hits = Vec::new();
     let mut owners = HashMap::new();
     let mut unreadable = 0;
     for &pid in pids {
-        let readable = each_socket(host, pid, |inode| match wanted {
+        let Some(process) = host.process(proc, pid) else { continue };
+        let readable = each_socket(&process, |inode| match wanted {
             Some(w) if w.contains(&inode) => {
                 hits.push((inode, pid));
-                owners.entry(pid).or_insert_with(|| read_owner(host, pid));
+                owners.entry(pid).or_insert_with(|| owner_of(&process, pid));
             }
             Some(_) => {}
             None => hits.push((inode, pid)),
@@ -97,22 +102,24 @@ fn walk_fds(host: &Host, pids: &[u32], wanted: Option<&HashSet<u64>>) -> Walked 
 /// Every socket inode process `pid` holds; empty when its descriptors cannot be read.
 pub(super) fn socket_inodes(host: &Host, pid: u32) -> HashSet<u64> {
     let mut out = HashSet::new();
-    each_socket(host, pid, |inode| {
-        out.insert(inode);
-    });
+    if let Some(process) = host.process(host.kernel_proc().as_ref(), pid) {
+        each_socket(&process, |inode| {
+            out.insert(inode);
+        });
+    }
     out
 }
 
-/// Call `found` with the inode of each socket `pid` holds. `Some(false)` when
+/// Call `found` with the inode of each socket the process holds. `Some(false)` when
 /// its `fd` directory exists but cannot be read, `None` when the process is gone.
 ///
-/// `ROOT/proc/PID/fd` is resolved inside the root once (an `O_PATH`
-/// descriptor), listed through a descriptor opened from it, and each link is
-/// read relative to it (`readlinkat`) by the name the listing gave: no path is
-/// built or resolved per descriptor, and nothing is allocated per link.
-fn each_socket(host: &Host, pid: u32, mut found: impl FnMut(u64)) -> Option<bool> {
+/// `ROOT/proc/PID/fd` is opened once (an `O_PATH` descriptor), listed through a
+/// descriptor opened from it, and each link is read relative to it
+/// (`readlinkat`) by the name the listing gave: no path is built or resolved
+/// per descriptor, and nothing is allocated per link.
+fn each_socket(process: &Process<'_>, mut found: impl FnMut(u64)) -> Option<bool> {
     use rustix::fs::{self as rfs, Mode, OFlags};
-    let at = match host.open_path(&format!("/proc/{pid}/fd"), true) {
+    let at = match process.fd_dir() {
         Ok(fd) => fd,
         Err(e) if e.is_not_found() => return None,
         Err(_) => return Some(false),
@@ -145,10 +152,18 @@ fn socket_inode(link: &[u8]) -> Option<u64> {
     std::str::from_utf8(link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?).ok()?.parse().ok()
 }
 
+/// Process `pid`'s name and command line ([`owner_of`]); `proc` is [`Host::kernel_proc`].
+pub(super) fn read_owner(host: &Host, proc: Option<&OwnedFd>, pid: u32) -> Owner {
+    match host.process(proc, pid) {
+        Some(process) => owner_of(&process, pid),
+        None => Owner { pid, name: String::new(), cmdline: String::new() },
+    }
+}
+
 /// A process's name and command line (arguments with spaces quoted, secrets redacted, cut at 300 characters).
-pub(super) fn read_owner(host: &Host, pid: u32) -> Owner {
-    let name = host.read_to_string(&format!("/proc/{pid}/comm")).map(|s| s.trim().to_string()).unwrap_or_default();
-    let raw = host.read(&format!("/proc/{pid}/cmdline")).unwrap_or_default();
+fn owner_of(process: &Process<'_>, pid: u32) -> Owner {
+    let name = process.read("comm").map(|b| String::from_utf8_lossy(&b).trim().to_string()).unwrap_or_default();
+    let raw = process.read("cmdline").unwrap_or_default();
     // An argument with a space is quoted, so `--password=two words` stays one word for the
     // redactor; it is redacted before it is cut, so a cut never splits a secret from its flag.
     let cmdline = raw

@@ -210,9 +210,10 @@ fn listeners_from(
     let (sockets, source, findings) = table?;
     let (lowest, mut read, unreadable) = walked.unwrap_or_default();
     // Owners found before the walk knew what it was looking for are read now.
+    let proc = host.kernel_proc();
     for s in &sockets {
         if let Some(pid) = lowest.get(&s.inode) {
-            read.entry(*pid).or_insert_with(|| read_owner(host, *pid));
+            read.entry(*pid).or_insert_with(|| read_owner(host, proc.as_ref(), *pid));
         }
     }
     let users = crate::users::uid_names(host);
