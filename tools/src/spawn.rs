@@ -6,8 +6,16 @@
 //! program is started here with an empty environment plus `PATH`
 //! ([`CHILD_PATH`]), `LC_ALL=C` and only the variables its caller names, by an
 //! absolute path, with stdin from `/dev/null` unless the caller gives a file,
-//! and with every inherited descriptor from 3 up marked close-on-exec just
-//! before `exec`, so nothing the caller had open leaks into it.
+//! and with every descriptor from 3 up marked close-on-exec, so nothing the
+//! caller had open leaks into it. The marking is done in vigil itself, on its
+//! own descriptor table (`close_range(3, ~0, CLOSE_RANGE_CLOEXEC)`), as each
+//! command is made: vigil opens every descriptor close-on-exec already (Rust's
+//! `std`, tokio and `rustix` calls with `O_CLOEXEC`), so what this catches is
+//! one it inherited or a library opened without the flag. No code then runs in
+//! the child between `fork` and `exec`, so the child is started with
+//! `posix_spawn` (a `vfork`-style clone that shares vigil's memory until `exec`)
+//! instead of a `fork` that copies the page tables of a large, threaded process
+//! and stalls its other threads meanwhile.
 //!
 //! Site code (PHP a site owner wrote, run by the staged-update health check)
 //! gets more, through [`site_code`]: a new session (no controlling terminal, so
@@ -52,8 +60,8 @@ pub fn resolve(program: &str) -> Option<PathBuf> {
 
 /// A command for the program at the absolute path `program` with a clean start:
 /// environment cleared, then `PATH` and `LC_ALL=C` and `env`; stdin `/dev/null`
-/// (the caller may give a file); descriptors >= 3 closed on `exec`. The caller
-/// sets stdout/stderr.
+/// (the caller may give a file); descriptors >= 3 closed on `exec` (marked so in
+/// vigil now, see the module's documentation). The caller sets stdout/stderr.
 pub fn std_command(program: &Path, args: &[impl AsRef<OsStr>], env: &[(&str, &str)]) -> std::process::Command {
     let mut c = std::process::Command::new(program);
     c.args(args).env_clear().env("PATH", CHILD_PATH).env("LC_ALL", "C");
@@ -61,14 +69,7 @@ pub fn std_command(program: &Path, args: &[impl AsRef<OsStr>], env: &[(&str, &st
         c.env(k, v);
     }
     c.stdin(Stdio::null());
-    // SAFETY: the closure only makes raw system calls (close_range, fcntl,
-    // getrlimit), which are async-signal-safe, and allocates nothing.
-    unsafe {
-        c.pre_exec(|| {
-            cloexec_from_3();
-            Ok(())
-        });
-    }
+    cloexec_from_3();
     c
 }
 
@@ -190,10 +191,12 @@ pub fn site_code(argv: &[String], writable: &[&Path]) -> Result<tokio::process::
     Ok(c)
 }
 
-/// Mark every descriptor from 3 up close-on-exec (`close_range`, else one by one).
+/// Mark every descriptor of this process from 3 up close-on-exec (`close_range`, else one
+/// by one). vigil never means a child to inherit one: a child's stdio is given by `dup2`,
+/// which clears the flag on 0, 1 and 2 only.
 fn cloexec_from_3() {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 4;
-    // SAFETY: close_range only changes descriptor flags of this (forked) process.
+    // SAFETY: close_range only changes descriptor flags of this process.
     let r = unsafe { libc::syscall(libc::SYS_close_range, 3 as libc::c_uint, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC) };
     if r == 0 {
         return;
@@ -254,19 +257,28 @@ mod tests {
         // A descriptor opened without close-on-exec, as a library or a careless caller might.
         let f = std::fs::File::open("/etc/hostname").unwrap();
         let fd = f.as_raw_fd();
+        // Without the spawner a child sees it (the attack is real). The flag is cleared in
+        // the child itself: another test's spawn may mark this process's descriptors meanwhile.
+        let mut plain = std::process::Command::new(sh());
+        plain.args(["-c", &format!("readlink /proc/self/fd/{fd}")]);
+        // SAFETY: fcntl on a descriptor number is async-signal-safe.
+        unsafe {
+            plain.pre_exec(move || {
+                libc::fcntl(fd, libc::F_SETFD, 0);
+                Ok(())
+            });
+        }
+        assert_eq!(String::from_utf8_lossy(&plain.output().unwrap().stdout).trim(), "/etc/hostname");
         // SAFETY: clearing FD_CLOEXEC on our own open descriptor.
         assert_eq!(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }, 0);
-        // Without the spawner the child sees it (the attack is real)...
-        let plain =
-            std::process::Command::new(sh()).args(["-c", &format!("readlink /proc/self/fd/{fd}")]).output().unwrap();
-        assert_eq!(String::from_utf8_lossy(&plain.stdout).trim(), "/etc/hostname");
-        // ...through it, the child has nothing from 3 up but what `ls` opens itself.
-        let out = std_command(&sh(), &["-c", &format!("readlink /proc/self/fd/{fd}; ls -l /proc/self/fd/")], &[])
-            .stderr(Stdio::null())
-            .output()
-            .unwrap();
+        // Through the spawner, the child has nothing from 3 up but what `ls` opens itself...
+        let mut cmd = std_command(&sh(), &["-c", &format!("readlink /proc/self/fd/{fd}; ls -l /proc/self/fd/")], &[]);
+        let out = cmd.stderr(Stdio::null()).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(!text.contains("/etc/hostname"), "{text}");
+        // ...because making the command marked vigil's own descriptor close-on-exec.
+        // SAFETY: F_GETFD on our own open descriptor.
+        assert_eq!(unsafe { libc::fcntl(fd, libc::F_GETFD) } & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
         drop(f);
     }
 
