@@ -175,10 +175,17 @@ impl Drop for Worker {
         }
         if let Ok(mut c) = self.shared.child.lock() {
             let _ = c.kill();
-            let _ = c.wait();
         }
         // Now, not when the reader thread lets go of `shared`: vigil may have exited by then.
         let _ = std::fs::remove_dir_all(self.shared.scratch.path());
+        // Reaped on a thread of its own: a killed worker takes a millisecond or two to give its
+        // memory back, which a vigil about to exit need not wait for (init reaps it then).
+        let shared = self.shared.clone();
+        let _ = std::thread::Builder::new().name("vigil worker reaper".into()).spawn(move || {
+            if let Ok(mut c) = shared.child.lock() {
+                let _ = c.wait();
+            }
+        });
     }
 }
 
