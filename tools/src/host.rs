@@ -942,6 +942,41 @@ mod tests {
     }
 
     #[test]
+    fn a_process_is_read_relative_to_the_kernels_procfs_and_an_images_proc_through_the_hardened_reader() {
+        // The live root's /proc is the kernel's: this very process, read by one name at a time.
+        let live = Host::live();
+        let proc = live.kernel_proc().expect("/proc is procfs here");
+        let me = live.process(Some(&proc), std::process::id()).unwrap();
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+        assert_eq!(me.read("comm").unwrap(), comm.as_bytes());
+        assert_eq!(me.read("cmdline").unwrap(), std::fs::read("/proc/self/cmdline").unwrap());
+        assert!(me.fd_dir().is_ok());
+        // A name is one component, never a path out of the process's directory.
+        for name in ["../1/comm", "..", "", "fd/0"] {
+            assert!(me.read(name).is_err(), "{name}");
+        }
+        // A process that is gone (above the largest pid Linux hands out) is said to be.
+        assert!(live.process(Some(&proc), 1 << 23).is_none());
+        // An image's /proc is a directory like any other: not procfs, so each file goes through
+        // the hardened reader, and a planted FIFO or symlink is refused, never opened.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("proc/42/fd")).unwrap();
+        let fifo = std::ffi::CString::new(dir.path().join("proc/42/comm").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("proc/42/cmdline")).unwrap();
+        let image = Host::at(dir.path());
+        assert!(image.kernel_proc().is_none());
+        let planted = image.process(image.kernel_proc().as_ref(), 42).unwrap();
+        let p2 = Host::at(dir.path());
+        let r = within(5, move || p2.process(None, 42).unwrap().read("comm"));
+        assert!(matches!(r, Err(HostError::NotRegular { kind: "FIFO (named pipe)", .. })), "{r:?}");
+        // Its symlink resolves inside the image (whose /dev/zero does not exist), never on this machine.
+        assert!(planted.read("cmdline").unwrap_err().is_not_found());
+        assert!(planted.fd_dir().is_ok());
+    }
+
+    #[test]
     fn devices_are_refused_and_links_to_them_stay_in_the_root() {
         let h = Host::live();
         assert!(matches!(h.read("/dev/zero"), Err(HostError::NotRegular { kind: "character device", .. })));
