@@ -38,6 +38,13 @@ pub async fn run(cli: Cli) -> Result<u8> {
         Command::Worker(_) => anyhow::bail!("`__worker` is started by vigil itself, before its runtime"),
         // Makes its own App per request (the request names the root), answering every error on stdout.
         Command::Remote => return crate::fleet::remote::serve(cli.global).await,
+        Command::Tools { action: crate::cli::ToolsAction::Run { name, .. } } => {
+            // What the confined worker will ask the parent for, read while the rest is set up.
+            if !cli.global.no_sandbox && cli.global.root.is_none() {
+                vigil_tools::parent::read_ahead(name);
+            }
+            App::new(cli.global)?
+        }
         _ => App::new(cli.global)?,
     };
     match command {

@@ -7,6 +7,7 @@
 //! worker sends, only the fixed kinds are answered, each checked again here.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use tokio::sync::oneshot;
 
@@ -19,12 +20,38 @@ use crate::tool::Ctx;
 /// needed (the worker, if it asks after all, is answered afresh).
 pub type Early = oneshot::Receiver<Option<Result<FactAnswer, FactError>>>;
 
-/// What the worker will ask for when it runs `tool` on the live `host`, started now, so the
-/// parent reads while the worker starts: `list_open_ports` asks for the listeners and, when one
-/// of them is reachable from other machines, for the firewall's rules; `check_firewall` for the
-/// rules. Each answer is the one [`Fact::answer`] gives; it is used once, by the call that
-/// started it, and only if the worker asks that very fact.
+/// Answers [`read_ahead`] started for a tool, kept for the first [`ahead`] of that tool.
+static READ_AHEAD: Mutex<Option<(String, HashMap<Fact, Early>)>> = Mutex::new(None);
+
+/// [`ahead`] for `tool` on the live host, started as soon as the command line names the tool
+/// (`vigil tools run NAME`), before the configuration is read and the gate is built: the
+/// socket walk is most of `list_open_ports`, so the sooner it starts the sooner the answer.
+/// The first [`ahead`] of the same tool on the live host takes these answers; when no call
+/// comes (the gate refused it) they are dropped unread.
+pub fn read_ahead(tool: &str) {
+    let early = ahead_now(tool, &Host::live());
+    if !early.is_empty()
+        && let Ok(mut kept) = READ_AHEAD.lock()
+    {
+        *kept = Some((tool.to_string(), early));
+    }
+}
+
+/// What the worker will ask for when it runs `tool` on the live `host`, started now (or
+/// taken from [`read_ahead`]), so the parent reads while the worker starts: `list_open_ports`
+/// asks for the listeners and, when one of them is reachable from other machines, for the
+/// firewall's rules; `check_firewall` for the rules. Each answer is the one [`Fact::answer`]
+/// gives; it is used once, by the call that started it, and only if the worker asks that very fact.
 pub fn ahead(tool: &str, host: &Host) -> HashMap<Fact, Early> {
+    let kept = READ_AHEAD.lock().ok().and_then(|mut k| k.take_if(|(t, _)| t == tool && host.is_live()));
+    match kept {
+        Some((_, early)) => early,
+        None => ahead_now(tool, host),
+    }
+}
+
+/// [`ahead`], started now.
+fn ahead_now(tool: &str, host: &Host) -> HashMap<Fact, Early> {
     let mut early = HashMap::new();
     if !host.is_live() || tokio::runtime::Handle::try_current().is_err() {
         return early;
@@ -177,6 +204,29 @@ impl Fact {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn facts_read_ahead_from_the_command_line_serve_the_first_call_of_that_tool_on_the_live_root() {
+        read_ahead("check_firewall");
+        let kept = || READ_AHEAD.lock().unwrap().as_ref().map(|(t, e)| (t.clone(), e.len()));
+        let started = kept().expect("the firewall's commands are under way");
+        assert_eq!(started.0, "check_firewall");
+        // Another tool, or the same one on an audited root, does not take them.
+        assert!(ahead("check_ssh", &Host::live()).is_empty());
+        assert!(ahead("check_firewall", &Host::at("/nonexistent")).is_empty());
+        assert_eq!(kept(), Some(started.clone()));
+        // The call they were read for does, once; they are the answers the worker will ask for.
+        let early = ahead("check_firewall", &Host::live());
+        assert_eq!(early.len(), started.1);
+        assert_eq!(kept(), None);
+        for (program, args) in crate::firewall::first_commands(&Host::live()) {
+            let fact = Fact::command(program, args).unwrap();
+            assert!(early.contains_key(&fact), "{fact:?} was not read ahead");
+        }
+        // Nothing read ahead for a tool that asks nothing.
+        read_ahead("check_ssh");
+        assert_eq!(kept(), None);
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn answers_read_ahead_are_the_facts_the_tool_will_ask_and_only_on_the_live_root() {
