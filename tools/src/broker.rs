@@ -18,6 +18,7 @@
 //! The worker cannot ask the parent to run anything else, read anything else or write
 //! anything but the image archives of that pass, into a directory the parent owns.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -139,6 +140,10 @@ pub enum FactAnswer {
         facts: Box<serde_json::value::RawValue>,
         /// Each listener's socket inode, in the same order.
         inodes: Vec<u64>,
+        /// Each owner's name and command line, once per pid: `facts` leaves them out of its
+        /// listeners (3,000 sockets may be held by 300 processes), the worker puts them back.
+        #[serde(default)]
+        owners: HashMap<u32, (Option<String>, Option<String>)>,
         /// Not-checked findings of the read (e.g. netlink unavailable).
         findings: Vec<Finding>,
     },
@@ -239,7 +244,7 @@ mod tests {
                 Fact::ClockSynchronized => FactAnswer::Clock { synchronized: Some(false) },
                 Fact::Listeners => {
                     let facts = serde_json::value::RawValue::from_string("{}".into()).unwrap();
-                    FactAnswer::Listeners { facts, inodes: Vec::new(), findings: Vec::new() }
+                    FactAnswer::Listeners { facts, inodes: Vec::new(), owners: HashMap::new(), findings: Vec::new() }
                 }
                 Fact::SocketTable => FactAnswer::SocketTable { table: serde_json::json!({}), findings: Vec::new() },
                 Fact::HttpProbe { .. } => FactAnswer::Probe { verdict: "from the parent".into() },

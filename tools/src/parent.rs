@@ -107,11 +107,18 @@ fn ahead_now(tool: &str, host: &Host) -> HashMap<Fact, Early> {
 /// The answer to [`Fact::Listeners`]: [`crate::ports::sockets::listeners_then`] on the parent's
 /// host, `public` told as soon as the table is read.
 fn listeners(host: &Host, public: impl FnOnce(bool)) -> Result<FactAnswer, FactError> {
-    let (facts, findings) =
+    let (mut facts, findings) =
         crate::ports::sockets::listeners_then(host, public).map_err(|e| FactError::Failed { why: e.to_string() })?;
     let inodes = facts.listeners.iter().map(|l| l.inode).collect();
+    let mut owners = HashMap::new();
+    for l in facts.listeners.iter_mut() {
+        if let Some(pid) = l.pid {
+            let (process, command) = (l.process.take(), l.command.take());
+            owners.entry(pid).or_insert((process, command));
+        }
+    }
     let facts = serde_json::value::to_raw_value(&facts).map_err(|e| FactError::Failed { why: e.to_string() })?;
-    Ok(FactAnswer::Listeners { facts, inodes, findings })
+    Ok(FactAnswer::Listeners { facts, inodes, owners, findings })
 }
 
 impl Fact {
@@ -243,11 +250,17 @@ mod tests {
         }
         // The listeners read ahead are the kernel's table with its owners, this test's listener among them.
         match early.remove(&Fact::Listeners).unwrap().await.unwrap().unwrap() {
-            Ok(FactAnswer::Listeners { facts, inodes, .. }) => {
+            Ok(FactAnswer::Listeners { facts, inodes, owners, .. }) => {
                 let facts: crate::ports::PortsFacts = serde_json::from_str(facts.get()).unwrap();
                 assert_eq!(facts.listeners.len(), inodes.len());
                 let mine = facts.listeners.iter().find(|l| l.port == port && l.proto == "tcp").unwrap();
                 assert_eq!(mine.pid, Some(std::process::id()), "{mine:?}");
+                // The owner's name and command line travel once, beside the listeners.
+                assert_eq!((&mine.process, &mine.command), (&None, &None), "{mine:?}");
+                let (name, command) = &owners[&std::process::id()];
+                let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+                assert_eq!(name.as_deref(), Some(comm.trim()));
+                assert!(command.as_deref().is_some_and(|c| !c.is_empty()), "{command:?}");
             }
             other => panic!("{other:?}"),
         }

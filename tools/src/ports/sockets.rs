@@ -164,11 +164,14 @@ pub fn listeners_then(host: &Host, public: impl FnOnce(bool)) -> Result<(PortsFa
         None => listeners_from(host, super::diag::dump, |table| {
             public(table.iter().any(|s| scope_of(s.addr.ip(), s.device.as_deref()) != Scope::Loopback))
         }),
-        Some(Ok(FactAnswer::Listeners { facts, inodes, findings })) => {
+        Some(Ok(FactAnswer::Listeners { facts, inodes, owners, findings })) => {
             let mut facts: PortsFacts = serde_json::from_str(facts.get())
                 .map_err(|e| ToolError::Failed(format!("the parent's socket table does not parse: {e}")))?;
             for (l, inode) in facts.listeners.iter_mut().zip(inodes) {
                 l.inode = inode;
+                if let Some((process, command)) = l.pid.and_then(|pid| owners.get(&pid)) {
+                    (l.process, l.command) = (process.clone(), command.clone());
+                }
             }
             public(facts.listeners.iter().any(|l| l.scope != Scope::Loopback));
             Ok((facts, findings))
