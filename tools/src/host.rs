@@ -185,21 +185,22 @@ pub(crate) struct Process<'h> {
 }
 
 impl Process<'_> {
-    /// Its `fd` directory, opened `O_PATH`.
+    /// Its `fd` directory, opened for listing (and for `readlinkat` of what it lists).
     pub(crate) fn fd_dir(&self) -> Result<std::os::fd::OwnedFd, HostError> {
-        match &self.dir {
-            Some(d) => {
-                inroot::open_in_procfs(d.as_fd(), "fd", true).map_err(|e| HostError::from_io(&self.path("fd"), e))
-            }
-            None => self.host.open_path(&self.path("fd"), true),
-        }
+        let path = self.path("fd");
+        let opened = match &self.dir {
+            Some(d) => inroot::open_in_procfs(d.as_fd(), "fd", inroot::ProcOpen::List),
+            None => inroot::open_listing(&self.host.open_path(&path, true)?),
+        };
+        opened.map_err(|e| HostError::from_io(&path, e))
     }
 
     /// One of its files (`comm`, `cmdline`), whole, up to [`Limit::DEFAULT`].
     pub(crate) fn read(&self, name: &str) -> Result<Vec<u8>, HostError> {
         let Some(d) = &self.dir else { return self.host.read(&self.path(name)) };
         let path = self.path(name);
-        let fd = inroot::open_in_procfs(d.as_fd(), name, false).map_err(|e| HostError::from_io(&path, e))?;
+        let fd = inroot::open_in_procfs(d.as_fd(), name, inroot::ProcOpen::Read)
+            .map_err(|e| HostError::from_io(&path, e))?;
         let mut buf = Vec::new();
         let cap = Limit::DEFAULT.bytes;
         std::fs::File::from(fd).take(cap + 1).read_to_end(&mut buf).map_err(|e| HostError::from_io(&path, e))?;
@@ -582,7 +583,7 @@ impl Host {
     /// image's `/proc`, whatever it holds) each file goes through the hardened reader.
     /// `None` when the process is gone.
     pub(crate) fn process(&self, proc: Option<&std::os::fd::OwnedFd>, pid: u32) -> Option<Process<'_>> {
-        let dir = match proc.map(|p| inroot::open_in_procfs(p.as_fd(), &pid.to_string(), true)) {
+        let dir = match proc.map(|p| inroot::open_in_procfs(p.as_fd(), &pid.to_string(), inroot::ProcOpen::Dir)) {
             None => None,
             Some(Ok(fd)) => Some(fd),
             Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => return None,

@@ -172,13 +172,28 @@ pub(crate) fn on_procfs(fd: BorrowedFd<'_>) -> bool {
     rfs::fstatfs(fd).map(|s| s.f_type == PROC_SUPER_MAGIC).unwrap_or(false)
 }
 
+/// How [`open_in_procfs`] opens a name.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ProcOpen {
+    /// A directory, `O_PATH`, to open names under.
+    Dir,
+    /// A directory, for listing (and `readlinkat` of what it lists).
+    List,
+    /// A file, for reading.
+    Read,
+}
+
 /// `name` (one component, never a symlink followed) under `dir`, a directory of the
-/// kernel's procfs ([`on_procfs`]): `O_PATH` when `path_only`, else for reading.
-pub(crate) fn open_in_procfs(dir: BorrowedFd<'_>, name: &str, path_only: bool) -> io::Result<OwnedFd> {
+/// kernel's procfs ([`on_procfs`]), opened as `how` says.
+pub(crate) fn open_in_procfs(dir: BorrowedFd<'_>, name: &str, how: ProcOpen) -> io::Result<OwnedFd> {
     if name.is_empty() || name.contains('/') || name == ".." {
         return Err(Errno::INVAL.into());
     }
-    let how = if path_only { OFlags::PATH } else { OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY };
+    let how = match how {
+        ProcOpen::Dir => OFlags::PATH | OFlags::DIRECTORY,
+        ProcOpen::List => OFlags::RDONLY | OFlags::DIRECTORY,
+        ProcOpen::Read => OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+    };
     Ok(rfs::openat(dir, name, how | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?)
 }
 
@@ -215,11 +230,15 @@ pub(crate) fn reopen_for_read(
     Ok(file)
 }
 
+/// A directory (an `O_PATH` descriptor) opened again for listing.
+pub(crate) fn open_listing(dirfd: &OwnedFd) -> io::Result<OwnedFd> {
+    Ok(rfs::openat(dirfd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?)
+}
+
 /// The names in a directory (an `O_PATH` descriptor), as raw bytes.
 pub(crate) fn list(dirfd: &OwnedFd) -> io::Result<Vec<Vec<u8>>> {
-    let fd = rfs::openat(dirfd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
     let mut out = Vec::new();
-    for e in rfs::Dir::new(fd)? {
+    for e in rfs::Dir::new(open_listing(dirfd)?)? {
         let e = e?;
         let name = e.file_name().to_bytes();
         if name != b"." && name != b".." {

@@ -113,30 +113,26 @@ pub(super) fn socket_inodes(host: &Host, pid: u32) -> HashSet<u64> {
 /// Call `found` with the inode of each socket the process holds. `Some(false)` when
 /// its `fd` directory exists but cannot be read, `None` when the process is gone.
 ///
-/// `ROOT/proc/PID/fd` is opened once (an `O_PATH` descriptor), listed through a
-/// descriptor opened from it, and each link is read relative to it
-/// (`readlinkat`) by the name the listing gave: no path is built or resolved
-/// per descriptor, and nothing is allocated per link.
+/// `ROOT/proc/PID/fd` is opened once, listed, and each link is read relative
+/// to it (`readlinkat`) by the name the listing gave: no path is built or
+/// resolved per descriptor, and nothing is allocated per link.
 fn each_socket(process: &Process<'_>, mut found: impl FnMut(u64)) -> Option<bool> {
-    use rustix::fs::{self as rfs, Mode, OFlags};
-    let at = match process.fd_dir() {
+    use rustix::fs as rfs;
+    let listing = match process.fd_dir() {
         Ok(fd) => fd,
         Err(e) if e.is_not_found() => return None,
         Err(_) => return Some(false),
     };
-    let Ok(list) = rfs::openat(&at, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else {
-        return Some(false);
-    };
-    let Ok(dir) = rfs::Dir::new(list) else {
+    let Ok(mut dir) = rfs::Dir::new(listing) else {
         return Some(false);
     };
     let mut buf = [0u8; 64];
-    for entry in dir {
-        let Ok(entry) = entry else {
+    while let Some(entry) = dir.read() {
+        let (Ok(entry), Ok(at)) = (entry, dir.fd()) else {
             return Some(false);
         };
         // The listing also has `.` and `..`, which are no links: readlinkat fails on them.
-        let Ok(n) = rfs::readlinkat_raw(&at, entry.file_name(), &mut buf[..]) else {
+        let Ok(n) = rfs::readlinkat_raw(at, entry.file_name(), &mut buf[..]) else {
             continue;
         };
         // A target that fills the buffer may be cut short; a socket's never does.
