@@ -73,14 +73,39 @@ fn ahead_now(tool: &str, host: &Host) -> HashMap<Fact, Early> {
     let start = {
         let host = host.clone();
         move |wanted: bool| {
-            for (fact, tx) in firewall {
+            // Not wanted: dropped, and the worker (which asks only if it disagrees) is answered afresh.
+            if !wanted {
+                return;
+            }
+            // The nf_tables `iptables-save`s wait for `nft`, as `firewall::runtime_outputs` does:
+            // when nftables holds no table they are not started, and the worker, reading the same
+            // empty ruleset, does not ask for them.
+            let is_save = |f: &Fact| matches!(f, Fact::Command { program, .. } if crate::firewall::NFT_SAVES.contains(&program.as_str()));
+            let (saves, others): (Vec<_>, Vec<_>) = firewall.into_iter().partition(|(f, _)| is_save(f));
+            let mut saves = Some(saves);
+            let answer = |fact: Fact, tx: oneshot::Sender<_>, host: Host| {
+                tokio::spawn(async move {
+                    let _ = tx.send(Some(fact.answer(&host).await));
+                });
+            };
+            for (fact, tx) in others {
                 let host = host.clone();
-                // Not wanted: dropped, and the worker (which asks only if it disagrees) is answered afresh.
-                if wanted {
-                    tokio::spawn(async move {
-                        let _ = tx.send(Some(fact.answer(&host).await));
-                    });
-                }
+                let after = match &fact {
+                    Fact::Command { program, .. } if program == "nft" => saves.take().unwrap_or_default(),
+                    _ => Vec::new(),
+                };
+                tokio::spawn(async move {
+                    let got = fact.answer(&host).await;
+                    let empty = matches!(&got, Ok(FactAnswer::Command { status: 0, stdout, .. })
+                        if crate::firewall::nft_holds_no_table(stdout));
+                    let _ = tx.send(Some(got));
+                    for (fact, tx) in after.into_iter().filter(|_| !empty) {
+                        answer(fact, tx, host.clone());
+                    }
+                });
+            }
+            for (fact, tx) in saves.into_iter().flatten() {
+                answer(fact, tx, host.clone());
             }
         }
     };

@@ -359,6 +359,45 @@ fn the_evaluator_agrees_with_the_kernel() {
     }
 }
 
+#[test]
+#[cfg_attr(
+    any(
+        vigil_missing = "root",
+        vigil_missing = "ip",
+        vigil_missing = "nft",
+        vigil_missing = "iptables-nft",
+        vigil_missing = "ip6tables-nft"
+    ),
+    ignore = "needs root, ip, nft, iptables-nft, ip6tables-nft (.ci/packages/firewall.txt)"
+)]
+fn the_nf_tables_iptables_saves_are_skipped_only_when_nft_holds_no_table() {
+    vigil_testkit::require(&["root", "ip", "nft", "iptables-nft", "ip6tables-nft"]);
+    let ruleset = |ns: &Netns| ns.run("nft", &["-j", "list", "ruleset"]);
+    // A new namespace: nftables holds no table, and both saves print nothing, as vigil infers
+    // when it does not start them.
+    let ns = Netns::new();
+    assert!(firewall::nft_holds_no_table(&ruleset(&ns)), "{}", ruleset(&ns));
+    for save in firewall::NFT_SAVES {
+        assert_eq!(ns.run(save, &[]).trim(), "", "{save}");
+    }
+    // A rule added through iptables-nft lands in nftables' ip family: nft lists its table, so
+    // the saves run, and the rule is there.
+    ns.run("iptables-nft", &["-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"]);
+    assert!(!firewall::nft_holds_no_table(&ruleset(&ns)));
+    assert!(ns.run("iptables-nft-save", &[]).contains("--dport 22"));
+    // Any table at all, in any family, and they run too.
+    let six = Netns::new();
+    six.run("ip6tables-nft", &["-A", "INPUT", "-p", "tcp", "--dport", "443", "-j", "ACCEPT"]);
+    assert!(!firewall::nft_holds_no_table(&ruleset(&six)));
+    assert!(six.run("ip6tables-nft-save", &[]).contains("--dport 443"));
+    let inet = Netns::new();
+    inet.nft("table inet t {\n chain c {\n type filter hook input priority 0;\n }\n}\n");
+    assert!(!firewall::nft_holds_no_table(&ruleset(&inet)));
+    // Output that is not a ruleset (an error): they run.
+    assert!(!firewall::nft_holds_no_table("Error: Could not process rule: Operation not permitted"));
+    assert!(!firewall::nft_holds_no_table(""));
+}
+
 fn futures_block<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }

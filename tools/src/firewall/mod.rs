@@ -337,15 +337,38 @@ pub fn first_commands(host: &Host) -> [(&'static str, &'static [&'static str]); 
     ]
 }
 
-/// Run the firewall programs of the live host (concurrently, each with a time limit).
+/// The `iptables-save` variants that print nftables' `ip` and `ip6` tables in iptables' words
+/// (not the plain `iptables-save`, which may be the legacy one).
+pub const NFT_SAVES: [&str; 2] = ["iptables-nft-save", "ip6tables-nft-save"];
+
+/// True when `nft -j list ruleset` printed a ruleset without a single table: nftables then
+/// holds nothing, so the [`NFT_SAVES`], which print its tables, would print nothing either and
+/// are not started (each start is a program that loads libnftnl and dumps the same kernel state).
+/// Any table at all, or output that is not a ruleset, and they run.
+pub fn nft_holds_no_table(nft_json: &str) -> bool {
+    nft_json.trim_start().starts_with("{\"nftables\"") && !nft_json.contains("\"table\"")
+}
+
+/// Run the firewall programs of the live host (concurrently, each with a time limit; the
+/// [`NFT_SAVES`] once `nft` has said whether it holds any table).
 pub async fn runtime_outputs(host: &Host) -> RuntimeOutputs {
     let [fwd, nft, ipt4, ipt6, leg4, leg6] = first_commands(host);
     let (ipt_nft, ip6t_nft) = (ipt4.0, ipt6.0);
-    let (fwd, nft, ipt4, ipt6, leg4, leg6) = futures::join!(
+    let nft_then_saves = async {
+        let nft = run_cmd(host, nft.0, nft.1).await;
+        let empty = matches!(&nft, Ok(Some(out)) if nft_holds_no_table(out));
+        let save = |(program, args): (&'static str, &'static [&'static str])| async move {
+            match empty && NFT_SAVES.contains(&program) {
+                true => Ok(Some(String::new())),
+                false => run_cmd(host, program, args).await,
+            }
+        };
+        let (ipt4, ipt6) = futures::join!(save(ipt4), save(ipt6));
+        (nft, ipt4, ipt6)
+    };
+    let (fwd, (nft, ipt4, ipt6), leg4, leg6) = futures::join!(
         host.run(fwd.0, fwd.1, CMD_TIMEOUT),
-        run_cmd(host, nft.0, nft.1),
-        run_cmd(host, ipt4.0, ipt4.1),
-        run_cmd(host, ipt6.0, ipt6.1),
+        nft_then_saves,
         run_cmd(host, leg4.0, leg4.1),
         run_cmd(host, leg6.0, leg6.1),
     );
