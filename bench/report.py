@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import os
+import re
 import statistics
 
 TARGETS = {
@@ -73,6 +74,12 @@ class Results:
         c = c.replace(self.work, "$TMP")
         c = c.replace(self.repo + "/", "")
         return c
+
+
+def interleaved_ratio(note):
+    """vigil's time over `ss`'s, median of the rounds, from bench/ab.py's lines in a note; None without one."""
+    m = re.search(r"(?:^|;)\s*vigil\s.*?ratio-to-ss ([0-9.]+)", note or "")
+    return float(m.group(1)) if m else None
 
 
 def fmt_t(s):
@@ -200,16 +207,22 @@ def main():
         ratio = rl[1] / rv[1]
         head.append(("1. `vigil review --offline` vs `lynis audit system --quick`, same root (/)", "≥ 30× faster",
                      f"**{ratio:,.0f}×** faster ({fmt_t(rv[1])} vs {fmt_t(rl[1])}, medians)", ok(ratio >= TARGETS["lynis_ratio"])))
-    pv, ps = R.time("ports-vigil"), R.time("ports-ss")
-    if pv and ps:
-        ratio = ps[1] / pv[1]
-        head.append(("2. `list_open_ports` vs `ss -tulpn`, 10,000 sockets in 1,000 processes", "no slower than `ss` (≥ 1×)",
-                     f"**{ratio:.2f}×** ({fmt_t(pv[1])} vs {fmt_t(ps[1])})", ok(ratio >= TARGETS["ss_ratio"])))
-    pv3, ps3 = R.time("ports-3k-vigil"), R.time("ports-3k-ss")
-    if pv3 and ps3:
-        ratio = ps3[1] / pv3[1]
-        head.append(("2. `list_open_ports` vs `ss -tulpn`, 3,000 sockets in 300 processes", "no slower than `ss` (≥ 1×)",
-                     f"**{ratio:.2f}×** ({fmt_t(pv3[1])} vs {fmt_t(ps3[1])})", ok(ratio >= TARGETS["ss_ratio"])))
+    for suffix, key, shape in (("", "ports", "10,000 sockets in 1,000 processes"), ("_3k", "ports-3k", "3,000 sockets in 300 processes")):
+        pv, ps = R.time(key + "-vigil"), R.time(key + "-ss")
+        if not (pv and ps):
+            continue
+        # Judged on the interleaved runs when there are some: hyperfine's one-command-then-the-other
+        # order can put the two programs in different phases of a shared machine.
+        inter = interleaved_ratio(n.get("ports_interleaved" + suffix))
+        if inter:
+            ratio = 1 / inter
+            said = (f"**{ratio:.2f}×** (interleaved run by run, vigil takes {inter:.2f}× `ss`'s time, median of "
+                    f"40 rounds; hyperfine medians {fmt_t(pv[1])} vs {fmt_t(ps[1])})")
+        else:
+            ratio = ps[1] / pv[1]
+            said = f"**{ratio:.2f}×** ({fmt_t(pv[1])} vs {fmt_t(ps[1])})"
+        head.append((f"2. `list_open_ports` vs `ss -tulpn`, {shape}", "no slower than `ss` (≥ 1×)", said,
+                     ok(ratio >= TARGETS["ss_ratio"])))
     scale = []
     for key in sorted((k for k in R.commands if k.startswith("scale-")), key=lambda k: int(k.split("-")[1])):
         t, m = R.time(key), R.mem(key)
@@ -307,9 +320,12 @@ def main():
           "children are killed after each shape (and die with the script).\n")
         for suffix, title in (("", "10,000 sockets in 1,000 processes"), ("_3k", "3,000 sockets in 300 processes")):
             w(f"**{title}**\n")
-            for k in ("listeners", "ports_vigil_seen", "ports_ss_seen"):
+            for k in ("listeners", "ports_vigil_seen", "ports_ss_seen", "ports_interleaved"):
                 if k + suffix in n:
-                    w(f"- {k.replace('_', ' ')}: {n[k + suffix]}")
+                    w(f"- {k.replace('_', ' ')}: {' '.join(n[k + suffix].replace(';', ' / ').split())}")
+            if "ports_interleaved" + suffix in n:
+                w("- (interleaved: `bench/ab.py 40`, each program once per round, in turn; the ratio is the median "
+                  "over rounds of vigil's time divided by `ss`'s in the same round)")
             w("")
             key = "ports" + suffix.replace("_", "-")
             table([(key + "-vigil", "vigil"), (key + "-ss", "ss")])
