@@ -6,7 +6,9 @@
 //! 5 is the port someone opened through the firewall and nobody reviewed. On
 //! the live host the runtime rules are read (`ufw status verbose`,
 //! `firewall-cmd`, `nft -j list ruleset`, `iptables-save` in its nf_tables and
-//! legacy variants); on any other root, the files loaded at boot (ufw's
+//! legacy variants, each started only when it can print something: the nf_tables
+//! one when `nft` lists a table, the legacy one when the kernel lists a legacy
+//! table); on any other root, the files loaded at boot (ufw's
 //! `ufw.conf`, `/etc/default/ufw`, `user.rules`; `/etc/nftables.conf`;
 //! `/etc/iptables/rules.v4`). Every backend is parsed into one model
 //! ([`model`]) whose canonical rule lines are kept across reviews with a
