@@ -201,13 +201,8 @@ impl Process<'_> {
         let path = self.path(name);
         let fd = inroot::open_in_procfs(d.as_fd(), name, inroot::ProcOpen::Read)
             .map_err(|e| HostError::from_io(&path, e))?;
-        let mut buf = Vec::new();
-        let cap = Limit::DEFAULT.bytes;
-        std::fs::File::from(fd).take(cap + 1).read_to_end(&mut buf).map_err(|e| HostError::from_io(&path, e))?;
-        if buf.len() as u64 > cap {
-            return Err(HostError::TooLarge { path, size: buf.len() as u64, limit: cap });
-        }
-        Ok(buf)
+        // procfs says size 0 for every file: the cap is met by reading.
+        self.host.read_opened(&path, std::fs::File::from(fd), 0, Limit::DEFAULT)
     }
 
     fn path(&self, name: &str) -> String {
@@ -526,15 +521,21 @@ impl Host {
             return Ok(bytes);
         }
         let (file, meta) = self.open_file(path)?;
+        self.read_opened(path, file, meta.len(), limit)
+    }
+
+    /// `file` (opened for reading by the hardened reader or [`Process::read`]; `size` as
+    /// `fstat` gave it) read up to `limit`; a file over it is noted.
+    fn read_opened(&self, path: &str, file: std::fs::File, size: u64, limit: Limit) -> Result<Vec<u8>, HostError> {
         let too_large = |size: u64| {
             let e = HostError::TooLarge { path: path.to_string(), size, limit: limit.bytes };
             self.note(&e);
             e
         };
-        if meta.len() > limit.bytes && !limit.truncate {
-            return Err(too_large(meta.len()));
+        if size > limit.bytes && !limit.truncate {
+            return Err(too_large(size));
         }
-        let mut buf = Vec::with_capacity(meta.len().min(limit.bytes).min(1 << 20) as usize);
+        let mut buf = Vec::with_capacity(size.min(limit.bytes).min(1 << 20) as usize);
         file.take(limit.bytes.saturating_add(1)).read_to_end(&mut buf).map_err(|e| HostError::from_io(path, e))?;
         if buf.len() as u64 > limit.bytes {
             if !limit.truncate {

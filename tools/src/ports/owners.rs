@@ -30,9 +30,10 @@ pub(super) type Found = (HashMap<u64, u32>, HashMap<u32, Owner>, usize);
 /// been found. Pids are walked in ascending batches spread over a few threads
 /// (the work is syscalls into `/proc`), and each link is read relative to its
 /// open `fd` directory (`readlinkat`), so the kernel resolves one name per
-/// descriptor instead of a whole path. On the kernel's procfs each process's
-/// directory is opened once and its files relative to it ([`Host::process`]).
-pub(super) fn walk_proc(host: &Host, wanted: &OnceLock<HashSet<u64>>) -> Found {
+/// descriptor instead of a whole path. On the kernel's procfs (`proc`, from
+/// [`Host::kernel_proc`]) each process's directory is opened once and its files
+/// relative to it ([`Host::process`]).
+pub(super) fn walk_proc(host: &Host, proc: Option<&OwnedFd>, wanted: &OnceLock<HashSet<u64>>) -> Found {
     const BATCH: usize = 256;
     let mut lowest: HashMap<u64, u32> = HashMap::new();
     let mut owners: HashMap<u32, Owner> = HashMap::new();
@@ -42,8 +43,6 @@ pub(super) fn walk_proc(host: &Host, wanted: &OnceLock<HashSet<u64>>) -> Found {
     };
     let mut pids: Vec<u32> = entries.iter().filter_map(|n| n.parse().ok()).collect();
     pids.sort_unstable();
-    let proc = host.kernel_proc();
-    let proc = proc.as_ref();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
     for batch in pids.chunks(BATCH) {
         let known = wanted.get();

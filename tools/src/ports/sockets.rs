@@ -197,8 +197,9 @@ fn listeners_from(
     seen: impl FnOnce(&[Socket]),
 ) -> Result<(PortsFacts, Vec<Finding>), ToolError> {
     let wanted_cell: OnceLock<HashSet<u64>> = OnceLock::new();
+    let proc = host.kernel_proc();
     let (table, walked) = std::thread::scope(|s| {
-        let walker = s.spawn(|| walk_proc(host, &wanted_cell));
+        let walker = s.spawn(|| walk_proc(host, proc.as_ref(), &wanted_cell));
         let table = read_table(host, dump);
         let wanted = match &table {
             Ok((sockets, _, _)) => {
@@ -213,7 +214,6 @@ fn listeners_from(
     let (sockets, source, findings) = table?;
     let (lowest, mut read, unreadable) = walked.unwrap_or_default();
     // Owners found before the walk knew what it was looking for are read now.
-    let proc = host.kernel_proc();
     for s in &sockets {
         if let Some(pid) = lowest.get(&s.inode) {
             read.entry(*pid).or_insert_with(|| read_owner(host, proc.as_ref(), *pid));
